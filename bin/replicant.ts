@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+import '../node/polyfill.js'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { stat, rename, rm } from 'node:fs/promises'
+import { Command, Option } from 'commander'
+import { DEFAULTS } from '../config/defaults.js'
+import { ReplicantNode, readApiInfo, VERSION } from '../node/replicant-node.js'
+import { ReplicantClient } from '../node/client.js'
+import { loadOrCreateIdentity } from '../node/identity.js'
+import { Store } from '../store/store.js'
+import { isReplicantError } from '../node/errors.js'
+
+const program = new Command()
+program
+  .name('replicant')
+  .description('Peer-to-peer volume replication over libp2p')
+  .version(VERSION)
+  .option('--data <dir>', 'node data directory', DEFAULTS.dataDir)
+  .option('--api-url <url>', 'URL of a running node\'s HTTP API (default: read from --data)')
+  .showHelpAfterError()
+
+async function client (): Promise<ReplicantClient> {
+  const opts = program.opts<{ data: string, apiUrl?: string }>()
+  if (opts.apiUrl !== undefined) return new ReplicantClient(opts.apiUrl)
+  return new ReplicantClient((await readApiInfo(opts.data)).url)
+}
+
+function print (value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
+
+function fmtBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+program.command('init')
+  .description('create a node identity and an empty store in --data')
+  .action(async () => {
+    const { data } = program.opts<{ data: string }>()
+    const id = await loadOrCreateIdentity(data)
+    const store = await Store.open(data)
+    await store.close()
+    process.stdout.write(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}\n`)
+  })
+
+program.command('start')
+  .description('start a node (initialising --data if needed) and its local HTTP API')
+  .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+  .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
+  .option('--http <host:port>', 'alias of --api')
+  .action(async (opts: { listen?: string[], api: string, http?: string }) => {
+    const { data } = program.opts<{ data: string }>()
+    const node = await ReplicantNode.start({ dataDir: data, listen: opts.listen, api: opts.http ?? opts.api })
+    process.stdout.write(`replicant ${VERSION} node started\npeer id: ${node.peerId}\n`)
+    for (const ma of node.multiaddrs()) process.stdout.write(`listening: ${ma}\n`)
+    process.stdout.write(`api: ${node.apiUrl}\n`)
+    if (node.store.foundDirty.length > 0) {
+      process.stdout.write(`warning: volumes not shut down cleanly: ${node.store.foundDirty.join(', ')}\n`)
+    }
+    let stopping = false
+    const shutdown = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      process.stdout.write(`${signal}: stopping\n`)
+      node.stop().then(() => process.exit(0), (err) => { process.stderr.write(`stop failed: ${String(err)}\n`); process.exit(1) })
+    }
+    process.on('SIGINT', () => shutdown('SIGINT'))
+    process.on('SIGTERM', () => shutdown('SIGTERM'))
+  })
+
+const volume = program.command('volume').description('create and inspect volumes')
+volume.command('create <name>')
+  .description('create a volume with this node as its only member')
+  .addOption(new Option('--write-mode <mode>', 'write mode').choices(['all', 'active']).default('active'))
+  .option('--chunk-size <bytes>', 'chunk size, a power of two from 4096 to 1048576', (v) => Number(v))
+  .action(async (name: string, opts: { writeMode: string, chunkSize?: number }) => {
+    const vol = await (await client()).createVolume({ name, writeMode: opts.writeMode, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
+    process.stdout.write(`created volume ${vol.name} (id ${vol.id}, generation ${vol.generation}, write mode ${vol.writeMode})\n`)
+  })
+volume.command('list')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { volumes } = await (await client()).listVolumes()
+    if (opts.json === true) return print(volumes)
+    for (const v of volumes) process.stdout.write(`${v.name}\t${v.id}\tgen ${v.generation}\t${v.writeMode}\t${v.members.length} member(s)\n`)
+  })
+volume.command('info <name>')
+  .option('--json', 'print JSON')
+  .action(async (name: string, opts: { json?: boolean }) => {
+    const v = await (await client()).volumeInfo(name)
+    if (opts.json === true) return print(v)
+    process.stdout.write([
+      `name:        ${v.name}`, `id:          ${v.id}`, `generation:  ${v.generation}`, `write mode:  ${v.writeMode}`,
+      `chunk size:  ${fmtBytes(v.chunkSize)}`, `members:     ${v.members.join(', ')}`, `sequence:    ${v.seq}`,
+      `files:       ${v.files}`, `bytes:       ${v.bytes} (${fmtBytes(v.bytes)})`
+    ].join('\n') + '\n')
+  })
+
+program.command('put <volume> <localfile> <path>')
+  .description('store LOCALFILE (or - for stdin) at PATH in VOLUME')
+  .option('--mode <octal>', 'file mode (default: the local file\'s)')
+  .action(async (vol: string, local: string, path: string, opts: { mode?: string }) => {
+    const c = await client()
+    let rec
+    if (local === '-') {
+      rec = await c.put(vol, path, process.stdin, { mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : undefined })
+    } else {
+      const st = await stat(local)
+      if (!st.isFile()) throw new Error(`${local} is not a regular file`)
+      rec = await c.put(vol, path, createReadStream(local), {
+        size: st.size, mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : st.mode & 0o7777, mtime: st.mtimeMs
+      })
+    }
+    process.stdout.write(`stored ${vol}:${rec.path} (${rec.size} bytes, ${rec.chunks} chunks, seq ${rec.seq})\n`)
+  })
+
+program.command('get <volume> <path>')
+  .description('write the file at PATH in VOLUME to stdout or -o FILE')
+  .option('-o, --output <file>', 'write to FILE (atomically, via a temporary file)')
+  .option('--range <range>', 'HTTP byte range, e.g. bytes=0-1023')
+  .action(async (vol: string, path: string, opts: { output?: string, range?: string }) => {
+    const c = await client()
+    if (opts.output === undefined) {
+      await c.get(vol, path, process.stdout, { range: opts.range })
+      return
+    }
+    const tmp = `${opts.output}.replicant-part`
+    try {
+      await c.get(vol, path, createWriteStream(tmp), { range: opts.range })
+      await rename(tmp, opts.output)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+  })
+
+program.command('ls <volume> [prefix]')
+  .description('list files of VOLUME (under PREFIX)')
+  .option('--json', 'print JSON')
+  .action(async (vol: string, prefix: string | undefined, opts: { json?: boolean }) => {
+    const { files } = await (await client()).list(vol, prefix)
+    if (opts.json === true) return print(files)
+    for (const f of files) {
+      process.stdout.write(`${f.mode.toString(8).padStart(4, '0')}\t${String(f.size).padStart(12)}\t${new Date(f.mtime).toISOString()}\t${f.path}\n`)
+    }
+  })
+
+program.command('rm <volume> <path>')
+  .description('delete the file at PATH (a tombstone that replicates)')
+  .action(async (vol: string, path: string) => {
+    const r = await (await client()).remove(vol, path)
+    process.stdout.write(`removed ${vol}:${r.path} (seq ${r.seq})\n`)
+  })
+
+program.command('status')
+  .description('node, volumes and members')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const s = await (await client()).status()
+    if (opts.json === true) return print(s)
+    const lines = [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map((m: string) => `listen:  ${m}`), 'volumes:']
+    for (const v of s.volumes) {
+      lines.push(`  ${v.name}  gen ${v.generation}  ${v.writeMode}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}  members: ${v.members.join(', ')}`)
+    }
+    process.stdout.write(lines.join('\n') + '\n')
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isReplicantError(err)) {
+    process.stderr.write(`replicant: ${err.message} [${err.code}]\n`)
+  } else {
+    process.stderr.write(`replicant: ${(err as Error)?.message ?? String(err)}\n`)
+  }
+  process.exit(1)
+})

@@ -1,0 +1,96 @@
+import { request, type IncomingMessage } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import { Readable, type Writable } from 'node:stream'
+import { ReplicantError } from './errors.js'
+import { normalizePath } from './paths.js'
+
+export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
+
+/**
+ * A client of a node's HTTP API (the CLI uses it; scripts may too). Errors from the node come
+ * back as ReplicantError with the node's code.
+ */
+export class ReplicantClient {
+  constructor (readonly baseUrl: string) {}
+
+  private async send (method: string, path: string, opts: { body?: Readable | string, headers?: Record<string, string | number> } = {}): Promise<IncomingMessage> {
+    const url = new URL(path, this.baseUrl)
+    return await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(url, { method, headers: opts.headers })
+      req.once('response', resolve)
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') reject(new ReplicantError('NODE_NOT_RUNNING', `no node answers at ${this.baseUrl}`, 503))
+        else reject(err)
+      })
+      if (opts.body === undefined) req.end()
+      else if (typeof opts.body === 'string') req.end(opts.body)
+      else pipeline(opts.body, req).catch(reject)
+    })
+  }
+
+  private async check (res: IncomingMessage): Promise<IncomingMessage> {
+    if (res.statusCode !== undefined && res.statusCode < 400) return res
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    const text = Buffer.concat(parts).toString('utf8')
+    try {
+      const { error } = JSON.parse(text)
+      throw new ReplicantError(error.code, error.message, res.statusCode, error.details)
+    } catch (err) {
+      if (err instanceof ReplicantError) throw err
+      throw new ReplicantError('HTTP_ERROR', `HTTP ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode)
+    }
+  }
+
+  private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.check(await this.send(method, path, body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    return JSON.parse(Buffer.concat(parts).toString('utf8')) as T
+  }
+
+  static filePath (volume: string, path: string): string {
+    // Validated here too: URL resolution would silently fold `.` and `..` segments away.
+    const segs = normalizePath(path).slice(1).split('/').map(encodeURIComponent)
+    return `/v1/volumes/${encodeURIComponent(volume)}/files/${segs.join('/')}`
+  }
+
+  async status (): Promise<any> { return await this.json('GET', '/v1/status') }
+  async listVolumes (): Promise<any> { return await this.json('GET', '/v1/volumes') }
+  async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
+  async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
+  async list (volume: string, prefix?: string): Promise<any> {
+    const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''
+    return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/files${q}`)
+  }
+
+  async remove (volume: string, path: string): Promise<any> { return await this.json('DELETE', ReplicantClient.filePath(volume, path)) }
+
+  async put (volume: string, path: string, body: Readable, opts: ClientPutOptions = {}): Promise<any> {
+    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream' }
+    if (opts.size !== undefined) headers['content-length'] = opts.size
+    if (opts.mode !== undefined) headers['x-replicant-mode'] = opts.mode.toString(8)
+    if (opts.mtime !== undefined) headers['x-replicant-mtime'] = Math.floor(opts.mtime)
+    const res = await this.check(await this.send('PUT', ReplicantClient.filePath(volume, path), { body, headers }))
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+  }
+
+  /** Streams a file (or a byte range of it, `range` as in HTTP: "bytes=0-99") into `out`. */
+  async get (volume: string, path: string, out: Writable, opts: { range?: string } = {}): Promise<{ status: number, headers: IncomingMessage['headers'] }> {
+    const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
+    const res = await this.check(await this.send('GET', ReplicantClient.filePath(volume, path), { headers }))
+    await pipeline(res, out)
+    return { status: res.statusCode ?? 0, headers: res.headers }
+  }
+
+  async open (volume: string, path: string, opts: { range?: string } = {}): Promise<Readable> {
+    const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
+    return await this.check(await this.send('GET', ReplicantClient.filePath(volume, path), { headers }))
+  }
+}
+
+export { Readable }

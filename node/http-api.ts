@@ -1,0 +1,206 @@
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { once } from 'node:events'
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
+import { parseRange } from './http-range.js'
+import { fileView } from './volume-service.js'
+import { logger } from './log.js'
+import type { ReplicantNode } from './replicant-node.js'
+
+const log = logger('http')
+
+/** Largest JSON request body accepted (volume create and other control calls). */
+const MAX_JSON_BODY = 64 * 1024
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void>
+
+interface Route { method: string, pattern: RegExp, handler: Handler }
+
+function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+async function readJson (req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0
+  const parts: Buffer[] = []
+  for await (const part of req) {
+    size += (part as Buffer).byteLength
+    if (size > MAX_JSON_BODY) throw new ReplicantError(Codes.BAD_REQUEST, `request body over ${MAX_JSON_BODY} bytes`, 413)
+    parts.push(part as Buffer)
+  }
+  if (size === 0) return {}
+  try {
+    const body = JSON.parse(Buffer.concat(parts).toString('utf8'))
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object')
+    return body
+  } catch (err) {
+    throw new InvalidInputError(Codes.BAD_REQUEST, `request body is not a JSON object: ${(err as Error).message}`)
+  }
+}
+
+function decodeSegment (s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    throw new InvalidInputError(Codes.BAD_PATH, 'path is not valid percent-encoding')
+  }
+}
+
+function intHeader (req: IncomingMessage, name: string, radix = 10): number | undefined {
+  const v = req.headers[name]
+  if (v === undefined || Array.isArray(v)) return undefined
+  const n = parseInt(v, radix)
+  if (!Number.isSafeInteger(n) || String(n.toString(radix)) !== v.replace(/^0+(?=.)/, '')) {
+    throw new InvalidInputError(Codes.BAD_REQUEST, `header ${name} must be an integer`, { value: v })
+  }
+  return n
+}
+
+/** Streams an async iterable of JSON values as `{"<key>":[...]}`, respecting backpressure. */
+async function sendJsonList (res: ServerResponse, key: string, items: AsyncIterable<unknown>): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  async function * body (): AsyncGenerator<string> {
+    yield `{${JSON.stringify(key)}:[`
+    let first = true
+    for await (const item of items) {
+      yield (first ? '' : ',') + JSON.stringify(item)
+      first = false
+    }
+    yield ']}'
+  }
+  await pipeline(Readable.from(body()), res)
+}
+
+/** The node's local HTTP API; the CLI is one of its clients. */
+export class HttpApi {
+  private readonly server: Server
+  private readonly routes: Route[] = []
+
+  constructor (private readonly node: ReplicantNode) {
+    this.server = createServer((req, res) => { void this.dispatch(req, res) })
+    this.route('GET', /^\/v1\/status$/, async (_req, res) => { sendJson(res, 200, await this.node.status()) })
+    this.route('GET', /^\/v1\/volumes$/, async (_req, res) => {
+      sendJson(res, 200, { volumes: await this.node.listVolumes() })
+    })
+    this.route('POST', /^\/v1\/volumes$/, async (req, res) => {
+      const body = await readJson(req)
+      const vol = await this.node.createVolume(body as never)
+      sendJson(res, 201, vol)
+    })
+    this.route('GET', /^\/v1\/volumes\/([^/]+)$/, async (_req, res, [vol]) => {
+      sendJson(res, 200, await this.node.volumeInfo(decodeSegment(vol)))
+    })
+    this.route('GET', /^\/v1\/volumes\/([^/]+)\/files$/, async (req, res, [vol], url) => {
+      const name = decodeSegment(vol)
+      await this.node.volumes.volume(name) // fail before the 200 header goes out
+      const controller = new AbortController()
+      res.once('close', () => controller.abort())
+      const files = this.node.volumes.listFiles(name, url.searchParams.get('prefix') ?? undefined, controller.signal)
+      await sendJsonList(res, 'files', (async function * () { for await (const f of files) yield fileView(f) })())
+    })
+    const fileRoute = /^\/v1\/volumes\/([^/]+)\/files\/(.+)$/
+    this.route('GET', fileRoute, async (req, res, params) => { await this.getFile(req, res, params, true) })
+    this.route('HEAD', fileRoute, async (req, res, params) => { await this.getFile(req, res, params, false) })
+    this.route('PUT', fileRoute, async (req, res, [vol, path]) => {
+      const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined
+      let received = 0
+      const body = (async function * () {
+        for await (const part of req) { received += (part as Buffer).byteLength; yield part as Uint8Array }
+        // A short body (client gone, proxy cut) must not become a short file.
+        if (declared !== undefined && received !== declared) {
+          throw new InvalidInputError(Codes.BAD_REQUEST, `body ended after ${received} of ${declared} bytes`)
+        }
+      })()
+      const controller = new AbortController()
+      req.once('aborted', () => controller.abort())
+      const rec = await this.node.volumes.putFile(decodeSegment(vol), path.split('/').map(decodeSegment).join('/'), body, {
+        mode: intHeader(req, 'x-replicant-mode', 8),
+        mtime: intHeader(req, 'x-replicant-mtime'),
+        signal: controller.signal
+      })
+      sendJson(res, 201, fileView(rec))
+    })
+    this.route('DELETE', fileRoute, async (_req, res, [vol, path]) => {
+      const rec = await this.node.volumes.removeFile(decodeSegment(vol), path.split('/').map(decodeSegment).join('/'))
+      sendJson(res, 200, { path: rec.path, deleted: true, seq: rec.seq })
+    })
+  }
+
+  private route (method: string, pattern: RegExp, handler: Handler): void {
+    this.routes.push({ method, pattern, handler })
+  }
+
+  private async getFile (req: IncomingMessage, res: ServerResponse, [vol, path]: string[], withBody: boolean): Promise<void> {
+    const name = decodeSegment(vol)
+    const rec = await this.node.volumes.stat(name, path.split('/').map(decodeSegment).join('/'))
+    const range = parseRange(req.headers.range, rec.size)
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+      'last-modified': new Date(rec.mtime).toUTCString(),
+      etag: `"${rec.seq}-${rec.size}"`,
+      'x-replicant-mode': rec.mode.toString(8),
+      'x-replicant-mtime': rec.mtime
+    }
+    if (range !== undefined) {
+      headers['content-range'] = `bytes ${range.start}-${range.end}/${rec.size}`
+      headers['content-length'] = range.end - range.start + 1
+    } else {
+      headers['content-length'] = rec.size
+    }
+    res.writeHead(range !== undefined ? 206 : 200, headers)
+    if (!withBody) { res.end(); return }
+    const controller = new AbortController()
+    res.once('close', () => controller.abort())
+    await pipeline(Readable.from(this.node.volumes.readFile(name, rec, range, controller.signal)), res)
+  }
+
+  private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      // Match on the raw path: URL parsing folds `..` segments, which must reach validation instead.
+      const rawPath = (req.url ?? '/').split('?')[0]
+      let pathMatched = false
+      for (const r of this.routes) {
+        const m = r.pattern.exec(rawPath)
+        if (m === null) continue
+        pathMatched = true
+        if (r.method !== req.method) continue
+        await r.handler(req, res, m.slice(1), url)
+        return
+      }
+      if (pathMatched) throw new ReplicantError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${rawPath}`, 405)
+      throw new NotFoundError('NO_ROUTE', `no route ${req.method} ${rawPath}`)
+    } catch (err) {
+      this.fail(req, res, err)
+    }
+  }
+
+  private fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = isReplicantError(err) ? err : new ReplicantError('INTERNAL', (err as Error)?.message ?? String(err), 500)
+    if (!isReplicantError(err) && (err as NodeJS.ErrnoException)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.error('%s %s failed: %O', req.method, req.url, err)
+    if (res.headersSent) { res.destroy(e); return }
+    // Drain what is left of the request so the client sees the answer, not a reset.
+    req.resume()
+    sendJson(res, e.status, { error: e.toJSON() })
+  }
+
+  async listen (host: string, port: number): Promise<{ host: string, port: number }> {
+    this.server.listen(port, host)
+    await once(this.server, 'listening')
+    const addr = this.server.address()
+    if (addr === null || typeof addr === 'string') throw new Error('HTTP API has no address')
+    return { host: addr.address, port: addr.port }
+  }
+
+  async close (): Promise<void> {
+    if (!this.server.listening) return
+    const closed = once(this.server, 'close')
+    this.server.close()
+    this.server.closeAllConnections()
+    await closed
+  }
+}

@@ -1,0 +1,26 @@
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import type { PrivateKey, ConnectionGater } from '@libp2p/interface'
+
+export interface Libp2pOptions {
+  privateKey: PrivateKey
+  listen: string[]
+  connectionGater?: ConnectionGater
+}
+
+/** TCP + noise + yamux, with identify and ping: every connection is encrypted and authenticated. */
+export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>> {
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ping: ping() },
+    ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {})
+  }) as never
+}

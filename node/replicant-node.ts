@@ -1,0 +1,141 @@
+import './polyfill.js'
+import { writeFile, rm, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Libp2p } from '@libp2p/interface'
+import { Store } from '../store/store.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { createReplicantLibp2p } from './libp2p.js'
+import { HttpApi } from './http-api.js'
+import { VolumeService, type CreateVolumeOptions } from './volume-service.js'
+import { InvalidInputError, ReplicantError, Codes } from './errors.js'
+import { logger } from './log.js'
+import { DEFAULTS } from '../config/defaults.js'
+import type { VolumeRecord } from '../store/records.js'
+
+const log = logger('node')
+
+export const API_FILE = 'api.json'
+export const VERSION = '0.1.0'
+
+export interface NodeOptions {
+  dataDir: string
+  listen?: string[]
+  /** HOST:PORT of the local HTTP API; port 0 picks a free one. false: no HTTP API. */
+  api?: string | false
+}
+
+export interface ApiInfo { url: string, pid: number, peerId: string }
+
+export function parseHostPort (s: string): { host: string, port: number } {
+  const m = /^(.*):(\d+)$/.exec(s)
+  if (m === null) throw new InvalidInputError(Codes.BAD_REQUEST, `expected HOST:PORT, got '${s}'`)
+  const port = Number(m[2])
+  if (port > 65535) throw new InvalidInputError(Codes.BAD_REQUEST, `port out of range in '${s}'`)
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
+}
+
+/** Reads the API address a running node wrote into its data dir. */
+export async function readApiInfo (dataDir: string): Promise<ApiInfo> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, API_FILE), 'utf8')) as ApiInfo
+  } catch {
+    throw new ReplicantError(Codes.NODE_NOT_RUNNING, `no running node found for data dir ${dataDir} (start one with 'replicant start --data ${dataDir}')`, 503)
+  }
+}
+
+/**
+ * One Replicant node: identity, store, libp2p peer and HTTP API. Every role runs in this
+ * class; the CLI, the tests and the topology API all start nodes through start().
+ */
+export class ReplicantNode {
+  readonly dataDir: string
+  readonly store: Store
+  readonly libp2p: Libp2p
+  readonly volumes: VolumeService
+  apiUrl: string | undefined
+  private api: HttpApi | undefined
+  private readonly startedAt = Date.now()
+  private stopping: Promise<void> | undefined
+
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p) {
+    this.dataDir = dataDir
+    this.store = store
+    this.libp2p = libp2p
+    this.volumes = new VolumeService(store, libp2p.peerId.toString())
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+
+  static async start (opts: NodeOptions): Promise<ReplicantNode> {
+    const identity = await loadOrCreateIdentity(opts.dataDir)
+    const store = await Store.open(opts.dataDir)
+    let libp2p: Libp2p | undefined
+    try {
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen] })
+      const node = new ReplicantNode(opts.dataDir, store, libp2p)
+      if (opts.api !== false) {
+        const { host, port } = parseHostPort(opts.api ?? `${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`)
+        node.api = new HttpApi(node)
+        const addr = await node.api.listen(host, port)
+        const h = addr.host.includes(':') ? `[${addr.host}]` : addr.host
+        node.apiUrl = `http://${h}:${addr.port}`
+        const info: ApiInfo = { url: node.apiUrl, pid: process.pid, peerId: node.peerId }
+        await writeFile(join(opts.dataDir, API_FILE), JSON.stringify(info) + '\n')
+      }
+      log('started %s on %o api %s', node.peerId, node.multiaddrs(), node.apiUrl)
+      return node
+    } catch (err) {
+      await Promise.resolve(libp2p?.stop()).catch(() => {})
+      await store.close().catch(() => {})
+      throw err
+    }
+  }
+
+  multiaddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  /** Stops API, peer and store, in that order; clears the dirty flags (clean shutdown). Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.api?.close()
+      if (this.api !== undefined) await rm(join(this.dataDir, API_FILE), { force: true })
+      await this.libp2p.stop()
+      await this.store.close()
+      log('stopped %s', this.peerId)
+    })()
+    await this.stopping
+  }
+
+  async createVolume (body: Partial<CreateVolumeOptions> & { replicas?: unknown }): Promise<VolumeRecord> {
+    if (body.replicas !== undefined) {
+      throw new InvalidInputError(Codes.BAD_REQUEST, 'replicas on other peers need replication, which this node does not run yet')
+    }
+    return await this.volumes.createVolume(body as CreateVolumeOptions)
+  }
+
+  async listVolumes (): Promise<VolumeRecord[]> {
+    return await this.store.listVolumes()
+  }
+
+  async volumeInfo (name: string): Promise<Record<string, unknown>> {
+    const vol = await this.volumes.volume(name)
+    let files = 0
+    let bytes = 0
+    for await (const f of this.volumes.listFiles(name)) { files++; bytes += f.size }
+    return { ...vol, files, bytes }
+  }
+
+  async status (): Promise<Record<string, unknown>> {
+    return {
+      version: VERSION,
+      peerId: this.peerId,
+      multiaddrs: this.multiaddrs(),
+      api: this.apiUrl,
+      dataDir: this.dataDir,
+      uptimeMs: Date.now() - this.startedAt,
+      uncleanShutdown: this.store.foundDirty,
+      volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))
+    }
+  }
+}

@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto'
+import { InvalidInputError, NotFoundError, ReplicantError, Codes } from './errors.js'
+import { fixedChunks, DEFAULT_CHUNK_SIZE, isValidChunkSize } from './chunker.js'
+import { normalizePath, normalizePrefix, validateVolumeName } from './paths.js'
+import { increment } from './version-vector.js'
+import { sha256, hashHex } from '../store/chunk-store.js'
+import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../store/records.js'
+import type { Store } from '../store/store.js'
+
+/** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
+const PUT_BATCH_CHUNKS = 64
+/** Chunks read ahead of the consumer on a get. */
+const READ_AHEAD = 4
+
+export interface CreateVolumeOptions {
+  name: string
+  writeMode?: WriteMode
+  chunkSize?: number
+  members?: string[]
+  id?: string
+  generation?: number
+}
+
+export interface PutOptions {
+  mode?: number
+  mtime?: number
+  signal?: AbortSignal
+}
+
+export interface ReadRange { start: number, end: number } // inclusive end, like HTTP
+
+/**
+ * Where chunk bytes come from on a read. The local store is the first source; replication
+ * wraps it so a member that lacks a chunk fetches it from peers.
+ */
+export type ChunkSource = (volume: VolumeRecord, hash: Uint8Array, length: number, signal?: AbortSignal) => Promise<Uint8Array>
+
+export interface FileView {
+  path: string
+  size: number
+  mode: number
+  mtime: number
+  chunks: number
+  version: Record<string, number>
+  seq: number
+}
+
+export function fileView (rec: FileRecord): FileView {
+  return { path: rec.path, size: rec.size, mode: rec.mode, mtime: rec.mtime, chunks: chunkCount(rec), version: { ...rec.vv }, seq: rec.seq }
+}
+
+/** Local volume and file operations of one node: what the HTTP API and the TS API call. */
+export class VolumeService {
+  chunkSource: ChunkSource
+
+  constructor (private readonly store: Store, private readonly selfId: string) {
+    this.chunkSource = async (volume, hash, length) => {
+      const bytes = await store.chunks.get(hash)
+      if (bytes === undefined) {
+        throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${volume.name}' is not held by this node`, 503, { chunk: hashHex(hash) })
+      }
+      return bytes
+    }
+  }
+
+  async createVolume (opts: CreateVolumeOptions): Promise<VolumeRecord> {
+    const name = validateVolumeName(opts.name)
+    const writeMode = opts.writeMode ?? 'active'
+    if (!WRITE_MODES.includes(writeMode)) {
+      throw new InvalidInputError(Codes.BAD_REQUEST, `write mode must be one of ${WRITE_MODES.join(', ')}`, { writeMode })
+    }
+    const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE
+    if (!isValidChunkSize(chunkSize)) {
+      throw new InvalidInputError(Codes.BAD_REQUEST, 'chunk size must be a power of two from 4 KiB to 1 MiB', { chunkSize })
+    }
+    const members = [...new Set(opts.members ?? [this.selfId])].sort()
+    return await this.store.createVolume({
+      v: RECORD_VERSION,
+      name,
+      id: opts.id ?? randomBytes(16).toString('hex'),
+      generation: opts.generation ?? 1,
+      members,
+      writeMode,
+      chunkSize,
+      createdAt: Date.now(),
+      seq: 0,
+      dirty: false
+    })
+  }
+
+  async volume (name: string): Promise<VolumeRecord> {
+    return await this.store.requireVolume(validateVolumeName(name))
+  }
+
+  /** Streams `source` into the volume at `path`; durable (chunks, then one synced index batch) on return. */
+  async putFile (volName: string, path: string, source: AsyncIterable<Uint8Array>, opts: PutOptions = {}): Promise<FileRecord> {
+    const vol = await this.volume(volName)
+    const p = normalizePath(path)
+    const mode = opts.mode ?? 0o644
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
+    const mtime = opts.mtime ?? Date.now()
+    if (!Number.isSafeInteger(mtime) || mtime < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'mtime must be a non-negative integer (ms)', { mtime })
+    const hashes: Uint8Array[] = []
+    let size = 0
+    let batch: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
+    const flush = async (): Promise<void> => {
+      const have = await this.store.chunks.hasMany(batch.map(c => c.hash))
+      await this.store.chunks.putMany(batch.filter((_, i) => !have[i]))
+      batch = []
+    }
+    for await (const chunk of fixedChunks(source, vol.chunkSize)) {
+      opts.signal?.throwIfAborted()
+      const hash = sha256(chunk)
+      hashes.push(hash)
+      size += chunk.byteLength
+      batch.push({ hash, bytes: chunk })
+      if (batch.length >= PUT_BATCH_CHUNKS) await flush()
+    }
+    await flush()
+    opts.signal?.throwIfAborted()
+    const chunks = Buffer.concat(hashes)
+    const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {
+      const current = await get(p)
+      return [{
+        v: RECORD_VERSION, path: p, size, mode, mtime, chunkSize: vol.chunkSize, chunks,
+        vv: increment(current?.vv ?? {}, this.selfId), deleted: false
+      }]
+    })
+    return rec
+  }
+
+  async stat (volName: string, path: string): Promise<FileRecord> {
+    const vol = await this.volume(volName)
+    const p = normalizePath(path)
+    const rec = await this.store.getFile(vol.name, p)
+    if (rec === undefined || rec.deleted) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in volume '${vol.name}'`, { volume: vol.name, path: p })
+    return rec
+  }
+
+  /** The bytes of `rec` in [range.start, range.end], streamed chunk by chunk with a small read-ahead. */
+  async * readFile (volName: string, rec: FileRecord, range?: ReadRange, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const vol = await this.volume(volName)
+    const start = range?.start ?? 0
+    const end = range?.end ?? rec.size - 1
+    if (rec.size === 0 || end < start) return
+    const first = Math.floor(start / rec.chunkSize)
+    const last = Math.floor(end / rec.chunkSize)
+    const inflight: Array<Promise<Uint8Array>> = []
+    let next = first
+    const fill = (): void => {
+      while (next <= last && inflight.length < READ_AHEAD) {
+        const p = this.chunkSource(vol, chunkHash(rec, next), chunkLength(rec, next), signal)
+        p.catch(() => {}) // surfaced when awaited below; avoid unhandled rejections meanwhile
+        inflight.push(p)
+        next++
+      }
+    }
+    for (let i = first; i <= last; i++) {
+      signal?.throwIfAborted()
+      fill()
+      const bytes = await inflight.shift()!
+      const chunkStart = i * rec.chunkSize
+      const from = Math.max(0, start - chunkStart)
+      const to = Math.min(bytes.byteLength, end - chunkStart + 1)
+      yield bytes.subarray(from, to)
+    }
+  }
+
+  async * listFiles (volName: string, prefix?: string, signal?: AbortSignal): AsyncGenerator<FileRecord> {
+    const vol = await this.volume(volName)
+    for await (const rec of this.store.listFiles(vol.name, normalizePrefix(prefix), { signal })) {
+      if (!rec.deleted) yield rec
+    }
+  }
+
+  /** Deletes by writing a tombstone, so the delete replicates and orders like any write. */
+  async removeFile (volName: string, path: string): Promise<FileRecord> {
+    const vol = await this.volume(volName)
+    const p = normalizePath(path)
+    const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {
+      const current = await get(p)
+      if (current === undefined || current.deleted) {
+        throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in volume '${vol.name}'`, { volume: vol.name, path: p })
+      }
+      return [{
+        v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
+        chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
+      }]
+    })
+    return rec
+  }
+}

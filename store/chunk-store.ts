@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto'
+import type { AbstractSublevel } from 'abstract-level'
+import type { Level } from 'level'
+
+/**
+ * Immutable content-addressed chunk bytes. The one interface behind which the storage choice
+ * (level values, files, packs) lives; see docs/ARCHITECTURE.md for the measured choice.
+ *
+ * Durability contract: put() need not be durable on return; sync() makes every earlier put
+ * durable. The index batch that references chunks is written only after sync().
+ */
+export interface ChunkStore {
+  has: (hash: Uint8Array) => Promise<boolean>
+  hasMany: (hashes: Uint8Array[]) => Promise<boolean[]>
+  get: (hash: Uint8Array) => Promise<Uint8Array | undefined>
+  putMany: (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>) => Promise<void>
+  sync: () => Promise<void>
+  delete: (hashes: Uint8Array[]) => Promise<void>
+  keys: () => AsyncIterable<Uint8Array>
+}
+
+export function sha256 (bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest()
+}
+
+export function hashHex (hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex')
+}
+
+type ChunkSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
+
+/**
+ * Chunks as values in a sublevel of the same level database as the index. Sharing one
+ * write-ahead log means the synced index batch also makes every earlier chunk write durable,
+ * in order, so sync() has nothing left to do.
+ */
+export class LevelChunkStore implements ChunkStore {
+  constructor (private readonly db: ChunkSublevel) {}
+
+  async has (hash: Uint8Array): Promise<boolean> {
+    return (await this.db.has(Buffer.from(hash))) as boolean
+  }
+
+  async hasMany (hashes: Uint8Array[]): Promise<boolean[]> {
+    if (hashes.length === 0) return []
+    return await this.db.hasMany(hashes.map(h => Buffer.from(h))) as boolean[]
+  }
+
+  async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
+    return await this.db.get(Buffer.from(hash)) ?? undefined
+  }
+
+  async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
+    if (chunks.length === 0) return
+    await this.db.batch(chunks.map(c => ({ type: 'put' as const, key: Buffer.from(c.hash), value: c.bytes })))
+  }
+
+  async sync (): Promise<void> {}
+
+  async delete (hashes: Uint8Array[]): Promise<void> {
+    if (hashes.length === 0) return
+    await this.db.batch(hashes.map(h => ({ type: 'del' as const, key: Buffer.from(h) })))
+  }
+
+  async * keys (): AsyncIterable<Uint8Array> {
+    for await (const key of this.db.keys()) yield key as Uint8Array
+  }
+}

@@ -1,0 +1,70 @@
+import * as cborg from 'cborg'
+import { InvalidInputError, Codes } from '../node/errors.js'
+import { isValid as isValidVector } from '../node/version-vector.js'
+import { HASH_BYTES, WRITE_MODES, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
+
+/** Records are stored and sent as CBOR: compact, schemaless on the wire, validated here. */
+export function encode (value: unknown): Uint8Array {
+  return cborg.encode(value)
+}
+
+export function decode (bytes: Uint8Array): unknown {
+  try {
+    return cborg.decode(bytes)
+  } catch (err) {
+    throw new InvalidInputError(Codes.BAD_MESSAGE, `malformed CBOR: ${(err as Error).message}`)
+  }
+}
+
+const isInt = (n: unknown, min = 0): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= min
+const isStr = (s: unknown, max = 4096): s is string => typeof s === 'string' && s.length > 0 && s.length <= max
+
+function bad (what: string, why: string): never {
+  throw new InvalidInputError(Codes.BAD_MESSAGE, `invalid ${what}: ${why}`)
+}
+
+export function asFileRecord (x: unknown): FileRecord {
+  if (x === null || typeof x !== 'object') bad('file record', 'not a map')
+  const r = x as Record<string, unknown>
+  if (!isInt(r.v, 1)) bad('file record', 'version')
+  if (!isStr(r.path) || !r.path.startsWith('/')) bad('file record', 'path')
+  if (!isInt(r.size)) bad('file record', 'size')
+  if (!isInt(r.mode)) bad('file record', 'mode')
+  if (!isInt(r.mtime)) bad('file record', 'mtime')
+  if (!isInt(r.chunkSize, 1)) bad('file record', 'chunkSize')
+  if (!(r.chunks instanceof Uint8Array) || r.chunks.byteLength % HASH_BYTES !== 0) bad('file record', 'chunks')
+  if (!isValidVector(r.vv)) bad('file record', 'version vector')
+  if (typeof r.deleted !== 'boolean') bad('file record', 'deleted')
+  if (!isInt(r.seq)) bad('file record', 'seq')
+  const count = r.chunks.byteLength / HASH_BYTES
+  if (count !== Math.ceil(r.size / r.chunkSize)) bad('file record', 'chunk count does not match size')
+  return {
+    v: r.v, path: r.path, size: r.size, mode: r.mode, mtime: r.mtime, chunkSize: r.chunkSize,
+    chunks: r.chunks, vv: r.vv, deleted: r.deleted, seq: r.seq
+  }
+}
+
+export function asVolumeRecord (x: unknown): VolumeRecord {
+  if (x === null || typeof x !== 'object') bad('volume record', 'not a map')
+  const r = x as Record<string, unknown>
+  if (!isInt(r.v, 1)) bad('volume record', 'version')
+  if (!isStr(r.name, 63)) bad('volume record', 'name')
+  if (typeof r.id !== 'string' || !/^[0-9a-f]{32}$/.test(r.id)) bad('volume record', 'id')
+  if (!isInt(r.generation, 1)) bad('volume record', 'generation')
+  if (!Array.isArray(r.members) || !r.members.every(m => isStr(m, 128))) bad('volume record', 'members')
+  if (!WRITE_MODES.includes(r.writeMode as never)) bad('volume record', 'writeMode')
+  if (!isInt(r.chunkSize, 1)) bad('volume record', 'chunkSize')
+  if (!isInt(r.createdAt)) bad('volume record', 'createdAt')
+  if (!isInt(r.seq)) bad('volume record', 'seq')
+  if (typeof r.dirty !== 'boolean') bad('volume record', 'dirty')
+  return r as unknown as VolumeRecord
+}
+
+export function asPeerRecord (x: unknown): PeerRecord {
+  if (x === null || typeof x !== 'object') bad('peer record', 'not a map')
+  const r = x as Record<string, unknown>
+  if (!isStr(r.peerId, 128)) bad('peer record', 'peerId')
+  if (!Array.isArray(r.addrs) || !r.addrs.every(a => isStr(a, 1024))) bad('peer record', 'addrs')
+  if (!isInt(r.lastSeen)) bad('peer record', 'lastSeen')
+  return r as unknown as PeerRecord
+}

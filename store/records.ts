@@ -1,0 +1,67 @@
+import type { VersionVector } from '../node/version-vector.js'
+
+export type WriteMode = 'all' | 'active'
+export const WRITE_MODES: readonly WriteMode[] = ['all', 'active']
+
+/** Schema version of the records below; bumped when a field changes meaning. */
+export const RECORD_VERSION = 1
+
+export const HASH_BYTES = 32
+
+export interface VolumeRecord {
+  v: number
+  name: string
+  /** 128-bit random id fixed at creation, hex. A replica with another id is foreign. */
+  id: string
+  generation: number
+  /** Peer ids of the replica set, sorted. */
+  members: string[]
+  writeMode: WriteMode
+  chunkSize: number
+  createdAt: number
+  /** The last local change-log sequence number of this volume on this node. */
+  seq: number
+  /** Set before the first write after open, cleared on clean close: found set at start = crash. */
+  dirty: boolean
+}
+
+export interface FileRecord {
+  v: number
+  path: string
+  size: number
+  mode: number
+  mtime: number
+  /** Every chunk but the last holds exactly chunkSize bytes. */
+  chunkSize: number
+  /** Concatenated sha256 hashes of the chunks, HASH_BYTES each. */
+  chunks: Uint8Array
+  vv: VersionVector
+  deleted: boolean
+  /** Local change-log sequence number of the last change to this path on this node. */
+  seq: number
+}
+
+export interface PeerRecord {
+  peerId: string
+  addrs: string[]
+  lastSeen: number
+}
+
+export function chunkCount (rec: Pick<FileRecord, 'chunks'>): number {
+  return rec.chunks.byteLength / HASH_BYTES
+}
+
+export function chunkHash (rec: Pick<FileRecord, 'chunks'>, index: number): Uint8Array {
+  return rec.chunks.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES)
+}
+
+export function * chunkHashes (rec: Pick<FileRecord, 'chunks'>): Generator<Uint8Array> {
+  const n = chunkCount(rec)
+  for (let i = 0; i < n; i++) yield chunkHash(rec, i)
+}
+
+/** Size in bytes of chunk `index` of a file (the last one may be short). */
+export function chunkLength (rec: Pick<FileRecord, 'size' | 'chunkSize'>, index: number): number {
+  const start = index * rec.chunkSize
+  return Math.max(0, Math.min(rec.chunkSize, rec.size - start))
+}

@@ -1,0 +1,318 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import type { AbstractBatchOperation } from 'abstract-level'
+import { ReplicantError, ConflictError, NotFoundError, Codes } from '../node/errors.js'
+import { logger } from '../node/log.js'
+import { LevelChunkStore, type ChunkStore, hashHex } from './chunk-store.js'
+import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from './codec.js'
+import { Mutex } from './mutex.js'
+import { chunkHashes, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
+
+const log = logger('store')
+
+/** A file record before the store assigns its change-log sequence number. */
+export type NewFileRecord = Omit<FileRecord, 'seq'>
+
+/** What a commit callback sees: current records (including earlier ones of the same commit). */
+export interface CommitContext {
+  volume: VolumeRecord
+  get: (path: string) => Promise<FileRecord | undefined>
+  /** Advance a peer's watermark in the same atomic batch as the records. */
+  setWatermark: (peerId: string, seq: number) => void
+}
+
+const SEP = '\x00'
+const END = '\x01'
+const seqKey = (vol: string, seq: number): string => `${vol}${SEP}${seq.toString(16).padStart(16, '0')}`
+
+type Op = AbstractBatchOperation<any, any, any>
+
+/**
+ * The node's store: one level database with one sublevel per concern (see
+ * docs/ARCHITECTURE.md). Index changes go through commitFiles(), serialised by one mutex, and
+ * land as one synced batch: record(s), change-log entries, chunk reference counts, volume seq
+ * and dirty flag, watermark.
+ */
+export class Store {
+  readonly dir: string
+  readonly chunks: ChunkStore
+  /** Volumes whose dirty flag was found set when the store opened: they were not closed cleanly. */
+  readonly foundDirty: string[] = []
+  private readonly db: Level<string, Uint8Array>
+  private readonly volumes
+  private readonly files
+  private readonly changes
+  private readonly refs
+  private readonly peers
+  private readonly watermarks
+  private readonly meta
+  private readonly mutex = new Mutex()
+  private closed = false
+
+  private constructor (dir: string, db: Level<string, Uint8Array>) {
+    this.dir = dir
+    this.db = db
+    this.volumes = db.sublevel<string, Uint8Array>('volumes', { valueEncoding: 'view' })
+    this.files = db.sublevel<string, Uint8Array>('files', { valueEncoding: 'view' })
+    this.changes = db.sublevel<string, string>('changes', { valueEncoding: 'utf8' })
+    this.refs = db.sublevel<Uint8Array, number>('refs', { keyEncoding: 'buffer', valueEncoding: 'json' })
+    this.peers = db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' })
+    this.watermarks = db.sublevel<string, number>('watermarks', { valueEncoding: 'json' })
+    this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'json' })
+    this.chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+  }
+
+  /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
+  static async open (dir: string): Promise<Store> {
+    const path = join(dir, 'store')
+    await mkdir(path, { recursive: true })
+    const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    try {
+      await db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new ReplicantError(Codes.DATA_DIR_LOCKED, `data dir ${dir} is in use by another replicant process`, 409, { dir })
+      }
+      throw err
+    }
+    const store = new Store(dir, db)
+    for await (const value of store.volumes.values()) {
+      const vol = asVolumeRecord(decode(value))
+      if (vol.dirty) store.foundDirty.push(vol.name)
+    }
+    if (store.foundDirty.length > 0) log('volumes not closed cleanly: %o', store.foundDirty)
+    return store
+  }
+
+  get isOpen (): boolean { return !this.closed }
+
+  /** Clears the dirty flag of every volume (a clean close), then closes the database. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    await this.mutex.run(async () => {
+      const ops: Op[] = []
+      for await (const value of this.volumes.values()) {
+        const vol = asVolumeRecord(decode(value))
+        if (vol.dirty) ops.push({ type: 'put', key: vol.name, value: encode({ ...vol, dirty: false }), sublevel: this.volumes })
+      }
+      if (ops.length > 0) await this.db.batch(ops, { sync: true })
+      this.closed = true
+      await this.db.close()
+    })
+  }
+
+  private assertOpen (): void {
+    if (this.closed) throw new ReplicantError(Codes.STORE_CLOSED, 'store is closed', 503)
+  }
+
+  // ---- volumes ----
+
+  async getVolume (name: string): Promise<VolumeRecord | undefined> {
+    this.assertOpen()
+    const value = await this.volumes.get(name)
+    return value === undefined ? undefined : asVolumeRecord(decode(value))
+  }
+
+  async requireVolume (name: string): Promise<VolumeRecord> {
+    const vol = await this.getVolume(name)
+    if (vol === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${name}' on this node`, { volume: name })
+    return vol
+  }
+
+  async listVolumes (): Promise<VolumeRecord[]> {
+    this.assertOpen()
+    const out: VolumeRecord[] = []
+    for await (const value of this.volumes.values()) out.push(asVolumeRecord(decode(value)))
+    return out
+  }
+
+  async createVolume (vol: VolumeRecord): Promise<VolumeRecord> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      if (await this.volumes.has(vol.name)) {
+        throw new ConflictError(Codes.VOLUME_EXISTS, `volume '${vol.name}' already exists`, { volume: vol.name })
+      }
+      await this.db.batch([{ type: 'put', key: vol.name, value: encode(vol), sublevel: this.volumes } as Op], { sync: true })
+      return vol
+    })
+  }
+
+  /** Read-modify-write of a volume record under the commit mutex. */
+  async updateVolume (name: string, fn: (vol: VolumeRecord) => VolumeRecord): Promise<VolumeRecord> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      const next = fn(await this.requireVolume(name))
+      await this.db.batch([{ type: 'put', key: name, value: encode(next), sublevel: this.volumes } as Op], { sync: true })
+      return next
+    })
+  }
+
+  // ---- files ----
+
+  async getFile (vol: string, path: string): Promise<FileRecord | undefined> {
+    this.assertOpen()
+    const value = await this.files.get(`${vol}${SEP}${path}`)
+    return value === undefined ? undefined : asFileRecord(decode(value))
+  }
+
+  /** Records under `prefix` in path order, tombstones included (callers filter). */
+  async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
+    this.assertOpen()
+    const gte = `${vol}${SEP}${prefix}`
+    const lt = prefix === '/' ? `${vol}${END}` : `${vol}${SEP}${prefix}\uffff`
+    for await (const value of this.files.values({ gte, lt, signal: options.signal } as never)) {
+      yield asFileRecord(decode(value))
+    }
+  }
+
+  /**
+   * Records changed after `afterSeq`, in change-log order. Each path appears once, at its
+   * latest change: the log keeps one entry per path (older entries are deleted when a path
+   * changes), so "everything since N" is always complete and never grows past the index.
+   */
+  async * changesSince (vol: string, afterSeq: number, options: { signal?: AbortSignal, batch?: number } = {}): AsyncGenerator<FileRecord> {
+    this.assertOpen()
+    const batchSize = options.batch ?? 256
+    let from = afterSeq
+    while (true) {
+      options.signal?.throwIfAborted()
+      const entries: Array<[string, string]> = []
+      for await (const entry of this.changes.iterator({ gt: seqKey(vol, from), lt: `${vol}${END}`, limit: batchSize })) {
+        entries.push(entry as [string, string])
+      }
+      if (entries.length === 0) return
+      const values = await this.files.getMany(entries.map(([, path]) => `${vol}${SEP}${path}`))
+      for (const value of values) {
+        if (value !== undefined) yield asFileRecord(decode(value))
+      }
+      const lastKey = entries[entries.length - 1][0]
+      from = parseInt(lastKey.slice(vol.length + 1), 16)
+    }
+  }
+
+  /**
+   * The only way the index changes. `decide` sees the volume and current records and returns
+   * the records to write; they get consecutive sequence numbers and land in one synced batch
+   * with their change-log entries, reference counts, the volume's seq and dirty flag, and any
+   * watermark set. Chunks they reference must already be in the chunk store.
+   */
+  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>): Promise<FileRecord[]> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      let volume = await this.requireVolume(volName)
+      const pending = new Map<string, FileRecord>()
+      const watermarkOps: Op[] = []
+      const ctx: CommitContext = {
+        volume,
+        get: async (path) => pending.get(path) ?? await this.getFile(volName, path),
+        setWatermark: (peerId, seq) => {
+          watermarkOps.push({ type: 'put', key: `${volName}${SEP}${peerId}`, value: seq, sublevel: this.watermarks })
+        }
+      }
+      const next = await decide(ctx)
+      if (next.length === 0 && watermarkOps.length === 0) return []
+      await this.chunks.sync()
+      const ops: Op[] = []
+      const refDelta = new Map<string, { hash: Uint8Array, delta: number }>()
+      const addRefs = (rec: FileRecord | undefined, sign: number): void => {
+        if (rec === undefined || rec.deleted) return
+        const seen = new Set<string>()
+        for (const h of chunkHashes(rec)) {
+          const hex = hashHex(h)
+          if (seen.has(hex)) continue
+          seen.add(hex)
+          const entry = refDelta.get(hex) ?? { hash: h, delta: 0 }
+          entry.delta += sign
+          refDelta.set(hex, entry)
+        }
+      }
+      const written: FileRecord[] = []
+      let seq = volume.seq
+      for (const n of next) {
+        const current = await ctx.get(n.path)
+        if (current !== undefined) {
+          ops.push({ type: 'del', key: seqKey(volName, current.seq), sublevel: this.changes })
+        }
+        const rec: FileRecord = { ...n, seq: ++seq }
+        addRefs(current, -1)
+        addRefs(rec, +1)
+        pending.set(rec.path, rec)
+        written.push(rec)
+      }
+      // Only the last record for a path is kept; earlier ones of this commit were superseded.
+      const finals = new Map(written.map(r => [r.path, r]))
+      for (const rec of written) {
+        if (finals.get(rec.path) !== rec) ops.push({ type: 'del', key: seqKey(volName, rec.seq), sublevel: this.changes })
+      }
+      for (const rec of finals.values()) {
+        ops.push({ type: 'put', key: `${volName}${SEP}${rec.path}`, value: encode(rec), sublevel: this.files })
+        ops.push({ type: 'put', key: seqKey(volName, rec.seq), value: rec.path, sublevel: this.changes })
+      }
+      const changed = [...refDelta.values()].filter(e => e.delta !== 0)
+      if (changed.length > 0) {
+        const counts = await this.refs.getMany(changed.map(e => Buffer.from(e.hash)))
+        changed.forEach((e, i) => {
+          const n = (counts[i] ?? 0) + e.delta
+          const key = Buffer.from(e.hash)
+          ops.push(n > 0 ? { type: 'put', key, value: n, sublevel: this.refs } : { type: 'del', key, sublevel: this.refs })
+        })
+      }
+      volume = { ...volume, seq, dirty: true }
+      ops.push({ type: 'put', key: volName, value: encode(volume), sublevel: this.volumes })
+      ops.push(...watermarkOps)
+      await this.db.batch(ops, { sync: true })
+      return [...finals.values()]
+    })
+  }
+
+  async refCount (hash: Uint8Array): Promise<number> {
+    this.assertOpen()
+    return await this.refs.get(Buffer.from(hash)) ?? 0
+  }
+
+  // ---- peers and watermarks ----
+
+  async getWatermark (vol: string, peerId: string): Promise<number> {
+    this.assertOpen()
+    return await this.watermarks.get(`${vol}${SEP}${peerId}`) ?? 0
+  }
+
+  async listWatermarks (vol: string): Promise<Record<string, number>> {
+    this.assertOpen()
+    const out: Record<string, number> = {}
+    for await (const [key, value] of this.watermarks.iterator({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) {
+      out[key.slice(vol.length + 1)] = value
+    }
+    return out
+  }
+
+  async putPeer (peer: PeerRecord): Promise<void> {
+    this.assertOpen()
+    await this.peers.put(peer.peerId, encode(peer))
+  }
+
+  async getPeer (peerId: string): Promise<PeerRecord | undefined> {
+    this.assertOpen()
+    const value = await this.peers.get(peerId)
+    return value === undefined ? undefined : asPeerRecord(decode(value))
+  }
+
+  async listPeers (): Promise<PeerRecord[]> {
+    this.assertOpen()
+    const out: PeerRecord[] = []
+    for await (const value of this.peers.values()) out.push(asPeerRecord(decode(value)))
+    return out
+  }
+
+  async getMeta<T> (key: string): Promise<T | undefined> {
+    this.assertOpen()
+    return await this.meta.get(key) as T | undefined
+  }
+
+  async putMeta (key: string, value: unknown): Promise<void> {
+    this.assertOpen()
+    await this.db.batch([{ type: 'put', key, value, sublevel: this.meta } as Op], { sync: true })
+  }
+}
