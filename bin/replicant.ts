@@ -51,11 +51,12 @@ program.command('init')
 program.command('start')
   .description('start a node (initialising --data if needed) and its local HTTP API')
   .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+  .option('--join <multiaddr>', 'peer to dial at start, ending in /p2p/<peer id> (repeatable); remembered and redialled', collect)
   .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
   .option('--http <host:port>', 'alias of --api')
-  .action(async (opts: { listen?: string[], api: string, http?: string }) => {
+  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string }) => {
     const { data } = program.opts<{ data: string }>()
-    const node = await ReplicantNode.start({ dataDir: data, listen: opts.listen, api: opts.http ?? opts.api })
+    const node = await ReplicantNode.start({ dataDir: data, listen: opts.listen, api: opts.http ?? opts.api, join: opts.join })
     process.stdout.write(`replicant ${VERSION} node started\npeer id: ${node.peerId}\n`)
     for (const ma of node.multiaddrs()) process.stdout.write(`listening: ${ma}\n`)
     process.stdout.write(`api: ${node.apiUrl}\n`)
@@ -75,12 +76,21 @@ program.command('start')
 
 const volume = program.command('volume').description('create and inspect volumes')
 volume.command('create <name>')
-  .description('create a volume with this node as its only member')
+  .description('create a volume; this node and the --replicas peers are its members')
+  .option('--replicas <peerids>', 'comma-separated peer ids of the other members (`self` allowed)')
   .addOption(new Option('--write-mode <mode>', 'write mode').choices(['all', 'active']).default('active'))
   .option('--chunk-size <bytes>', 'chunk size, a power of two from 4096 to 1048576', (v) => Number(v))
-  .action(async (name: string, opts: { writeMode: string, chunkSize?: number }) => {
-    const vol = await (await client()).createVolume({ name, writeMode: opts.writeMode, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) })
+  .action(async (name: string, opts: { writeMode: string, chunkSize?: number, replicas?: string }) => {
+    const vol = await (await client()).createVolume({
+      name,
+      writeMode: opts.writeMode,
+      ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+      ...(opts.replicas !== undefined ? { replicas: opts.replicas.split(',').map(s => s.trim()).filter(s => s !== '') } : {})
+    })
     process.stdout.write(`created volume ${vol.name} (id ${vol.id}, generation ${vol.generation}, write mode ${vol.writeMode})\n`)
+    for (const a of vol.announce ?? []) {
+      process.stdout.write(`  member ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will be created when it is next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
+    }
   })
 volume.command('list')
   .option('--json', 'print JSON')
@@ -157,6 +167,17 @@ program.command('rm <volume> <path>')
     process.stdout.write(`removed ${vol}:${r.path} (seq ${r.seq})\n`)
   })
 
+program.command('peers')
+  .description('connected and known peers')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { peers } = await (await client()).peers()
+    if (opts.json === true) return print(peers)
+    for (const p of peers) {
+      process.stdout.write(`${p.peerId}\t${p.connected ? 'connected' : 'not connected'}\t${p.addrs.join(' ')}\n`)
+    }
+  })
+
 program.command('status')
   .description('node, volumes and members')
   .option('--json', 'print JSON')
@@ -165,7 +186,14 @@ program.command('status')
     if (opts.json === true) return print(s)
     const lines = [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map((m: string) => `listen:  ${m}`), 'volumes:']
     for (const v of s.volumes) {
-      lines.push(`  ${v.name}  gen ${v.generation}  ${v.writeMode}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}  members: ${v.members.join(', ')}`)
+      lines.push(`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`)
+      if (v.lacking.files > 0 || v.lacking.bytes > 0) lines.push(`    still to fetch: ${v.lacking.files} files, ${fmtBytes(v.lacking.bytes)}`)
+      if (v.lacking.refused !== null) lines.push(`    refused: ${v.lacking.refused}`)
+      for (const m of v.memberStates) {
+        const where = m.self ? 'this node' : m.connected ? 'connected' : 'not connected'
+        const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
+        lines.push(`    ${m.peerId}  ${where}  ${progress}`)
+      }
     }
     process.stdout.write(lines.join('\n') + '\n')
   })

@@ -58,6 +58,7 @@ export class ReplicantClient {
   }
 
   async status (): Promise<any> { return await this.json('GET', '/v1/status') }
+  async peers (): Promise<any> { return await this.json('GET', '/v1/peers') }
   async listVolumes (): Promise<any> { return await this.json('GET', '/v1/volumes') }
   async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }

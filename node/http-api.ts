@@ -82,6 +82,7 @@ export class HttpApi {
   constructor (private readonly node: ReplicantNode) {
     this.server = createServer((req, res) => { void this.dispatch(req, res) })
     this.route('GET', /^\/v1\/status$/, async (_req, res) => { sendJson(res, 200, await this.node.status()) })
+    this.route('GET', /^\/v1\/peers$/, async (_req, res) => { sendJson(res, 200, { peers: await this.node.peers.list() }) })
     this.route('GET', /^\/v1\/volumes$/, async (_req, res) => {
       sendJson(res, 200, { volumes: await this.node.listVolumes() })
     })

@@ -2,11 +2,14 @@ import './polyfill.js'
 import { writeFile, rm, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { createReplicantLibp2p } from './libp2p.js'
 import { HttpApi } from './http-api.js'
 import { VolumeService, type CreateVolumeOptions } from './volume-service.js'
+import { PeerManager } from './peer-manager.js'
+import { SyncEngine, type AnnounceResult } from './sync-engine.js'
 import { InvalidInputError, ReplicantError, Codes } from './errors.js'
 import { logger } from './log.js'
 import { DEFAULTS } from '../config/defaults.js'
@@ -22,6 +25,8 @@ export interface NodeOptions {
   listen?: string[]
   /** HOST:PORT of the local HTTP API; port 0 picks a free one. false: no HTTP API. */
   api?: string | false
+  /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
+  join?: string[]
 }
 
 export interface ApiInfo { url: string, pid: number, peerId: string }
@@ -52,6 +57,8 @@ export class ReplicantNode {
   readonly store: Store
   readonly libp2p: Libp2p
   readonly volumes: VolumeService
+  readonly peers: PeerManager
+  readonly sync: SyncEngine
   apiUrl: string | undefined
   private api: HttpApi | undefined
   private readonly startedAt = Date.now()
@@ -62,6 +69,8 @@ export class ReplicantNode {
     this.store = store
     this.libp2p = libp2p
     this.volumes = new VolumeService(store, libp2p.peerId.toString())
+    this.peers = new PeerManager(libp2p, store)
+    this.sync = new SyncEngine(libp2p, store, this.peers)
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
@@ -73,6 +82,8 @@ export class ReplicantNode {
     try {
       libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen] })
       const node = new ReplicantNode(opts.dataDir, store, libp2p)
+      await node.sync.start()
+      await node.peers.start(opts.join ?? [])
       if (opts.api !== false) {
         const { host, port } = parseHostPort(opts.api ?? `${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`)
         node.api = new HttpApi(node)
@@ -100,6 +111,8 @@ export class ReplicantNode {
     this.stopping ??= (async () => {
       await this.api?.close()
       if (this.api !== undefined) await rm(join(this.dataDir, API_FILE), { force: true })
+      this.peers.stop()
+      await this.sync.stop()
       await this.libp2p.stop()
       await this.store.close()
       log('stopped %s', this.peerId)
@@ -107,11 +120,25 @@ export class ReplicantNode {
     await this.stopping
   }
 
-  async createVolume (body: Partial<CreateVolumeOptions> & { replicas?: unknown }): Promise<VolumeRecord> {
+  /**
+   * Creates a volume. `replicas` lists the other member peer ids (`self` may name this node,
+   * which is always a member). Reachable members create it at once, the others when they
+   * are next seen.
+   */
+  async createVolume (body: Partial<CreateVolumeOptions> & { replicas?: unknown }): Promise<VolumeRecord & { announce: AnnounceResult[] }> {
+    const members = [this.peerId]
     if (body.replicas !== undefined) {
-      throw new InvalidInputError(Codes.BAD_REQUEST, 'replicas on other peers need replication, which this node does not run yet')
+      if (!Array.isArray(body.replicas) || !body.replicas.every(r => typeof r === 'string' && r.length > 0)) {
+        throw new InvalidInputError(Codes.BAD_REQUEST, 'replicas must be a list of peer ids')
+      }
+      for (const r of body.replicas as string[]) {
+        if (r === 'self') continue
+        try { peerIdFromString(r) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${r}`) }
+        members.push(r)
+      }
     }
-    return await this.volumes.createVolume(body as CreateVolumeOptions)
+    const vol = await this.volumes.createVolume({ ...(body as CreateVolumeOptions), members })
+    return { ...vol, announce: await this.sync.announce(vol) }
   }
 
   async listVolumes (): Promise<VolumeRecord[]> {
@@ -123,7 +150,7 @@ export class ReplicantNode {
     let files = 0
     let bytes = 0
     for await (const f of this.volumes.listFiles(name)) { files++; bytes += f.size }
-    return { ...vol, files, bytes }
+    return { ...vol, files, bytes, memberStates: await this.sync.members(vol), lacking: this.sync.lacking(vol.name) }
   }
 
   async status (): Promise<Record<string, unknown>> {
@@ -135,6 +162,7 @@ export class ReplicantNode {
       dataDir: this.dataDir,
       uptimeMs: Date.now() - this.startedAt,
       uncleanShutdown: this.store.foundDirty,
+      peers: await this.peers.list(),
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))
     }
   }

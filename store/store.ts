@@ -49,6 +49,8 @@ export class Store {
   private readonly meta
   private readonly mutex = new Mutex()
   private closed = false
+  /** Called after every commit that wrote file records (not for watermark-only commits). */
+  readonly commitListeners = new Set<(volume: VolumeRecord, records: FileRecord[]) => void>()
 
   private constructor (dir: string, db: Level<string, Uint8Array>) {
     this.dir = dir
@@ -161,8 +163,10 @@ export class Store {
   async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
     this.assertOpen()
     const gte = `${vol}${SEP}${prefix}`
-    const lt = prefix === '/' ? `${vol}${END}` : `${vol}${SEP}${prefix}\uffff`
-    for await (const value of this.files.values({ gte, lt, signal: options.signal } as never)) {
+    // Keys under the prefix are contiguous from gte: stop at the first without it. (An upper
+    // bound of `${prefix}\uffff` missed paths with characters at or above U+FFFF.)
+    for await (const [key, value] of this.files.iterator({ gte, lt: `${vol}${END}`, signal: options.signal } as never)) {
+      if (!(key as string).startsWith(gte)) break
       yield asFileRecord(decode(value))
     }
   }
@@ -263,7 +267,13 @@ export class Store {
       ops.push({ type: 'put', key: volName, value: encode(volume), sublevel: this.volumes })
       ops.push(...watermarkOps)
       await this.db.batch(ops, { sync: true })
-      return [...finals.values()]
+      const result = [...finals.values()]
+      if (result.length > 0) {
+        for (const listener of this.commitListeners) {
+          try { listener(volume, result) } catch (err) { log.error('commit listener failed: %O', err) }
+        }
+      }
+      return result
     })
   }
 

@@ -1,0 +1,108 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { wantChunks, BadChunkError } from '../protocols/chunk-protocol.js'
+import { CHUNK_WANT_MAX, CHUNK_REQUESTS_IN_FLIGHT, MAX_BAD_CHUNKS } from '../protocols/constants.js'
+import { ReplicantError, Codes } from './errors.js'
+import { hashHex } from '../store/chunk-store.js'
+import { logger } from './log.js'
+import type { Store } from '../store/store.js'
+import type { VolumeRecord } from '../store/records.js'
+
+const log = logger('fetch')
+
+export interface FetchCounters { chunksReceived: number, bytesReceived: number, badChunks: number, requests: number }
+
+/**
+ * Fetches chunks a node lacks from the members that hold them: want-lists of at most
+ * CHUNK_WANT_MAX hashes, CHUNK_REQUESTS_IN_FLIGHT of them at once (the credit window that
+ * bounds buffered bytes), each chunk verified by the protocol layer and written to the store
+ * as it arrives. A hash a peer lacks, or a request that fails, is retried on the next
+ * candidate peer. A peer that sends MAX_BAD_CHUNKS bad chunks is hung up on and shunned.
+ */
+export class ChunkFetcher {
+  readonly counters: FetchCounters = { chunksReceived: 0, bytesReceived: 0, badChunks: 0, requests: 0 }
+  private readonly badByPeer = new Map<string, number>()
+  private readonly shunnedUntil = new Map<string, number>()
+
+  constructor (private readonly libp2p: Libp2p, private readonly store: Store) {}
+
+  isShunned (peer: string): boolean {
+    const until = this.shunnedUntil.get(peer)
+    return until !== undefined && until > Date.now()
+  }
+
+  /** Makes every hash in `hashes` present in the store, or throws CHUNK_MISSING naming what is lacking. */
+  async fetch (vol: VolumeRecord, hashes: Uint8Array[], peers: string[], signal?: AbortSignal): Promise<void> {
+    const have = await this.store.chunks.hasMany(hashes)
+    let missing = dedupe(hashes.filter((_, i) => !have[i]))
+    const tried: string[] = []
+    for (const peer of peers) {
+      if (missing.length === 0) return
+      if (this.isShunned(peer)) continue
+      tried.push(peer)
+      missing = await this.fetchFrom(vol, peer, missing, signal)
+    }
+    if (missing.length > 0) {
+      throw new ReplicantError(Codes.CHUNK_MISSING, `${missing.length} chunk(s) of volume '${vol.name}' not available from ${tried.length === 0 ? 'any reachable member' : tried.join(', ')}`, 503,
+        { chunks: missing.slice(0, 8).map(hashHex), tried })
+    }
+  }
+
+  /** Asks one peer for `hashes`; returns the ones still missing afterwards. */
+  private async fetchFrom (vol: VolumeRecord, peer: string, hashes: Uint8Array[], signal?: AbortSignal): Promise<Uint8Array[]> {
+    const peerId = peerIdFromString(peer)
+    const batches: Uint8Array[][] = []
+    for (let i = 0; i < hashes.length; i += CHUNK_WANT_MAX) batches.push(hashes.slice(i, i + CHUNK_WANT_MAX))
+    const left: Uint8Array[] = []
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const batch = batches[next++]
+        const got = await this.fetchBatch(vol, peerId, batch, signal)
+        for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(CHUNK_REQUESTS_IN_FLIGHT, batches.length) }, worker))
+    return left
+  }
+
+  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], signal?: AbortSignal): Promise<Set<string>> {
+    const got = new Set<string>()
+    const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
+    this.counters.requests++
+    try {
+      for await (const item of wantChunks(this.libp2p, peer, { volume: vol.name, volumeId: vol.id, hashes: batch }, vol.chunkSize, signal)) {
+        if (item.bytes === undefined) continue
+        pending.push({ hash: item.hash, bytes: item.bytes })
+        got.add(hashHex(item.hash))
+        this.counters.chunksReceived++
+        this.counters.bytesReceived += item.bytes.byteLength
+        if (pending.length >= 16) await this.store.chunks.putMany(pending.splice(0))
+      }
+    } catch (err) {
+      if (err instanceof BadChunkError) this.penalise(peer.toString(), err)
+      else if (signal?.aborted === true) throw err
+      else log('want-list to %p failed: %s', peer, (err as Error).message)
+    } finally {
+      if (pending.length > 0) await this.store.chunks.putMany(pending)
+    }
+    return got
+  }
+
+  private penalise (peer: string, err: BadChunkError): void {
+    this.counters.badChunks++
+    const n = (this.badByPeer.get(peer) ?? 0) + 1
+    this.badByPeer.set(peer, n)
+    log.error('bad chunk from %s (%d of %d allowed): %s', peer, n, MAX_BAD_CHUNKS, err.message)
+    if (n >= MAX_BAD_CHUNKS) {
+      this.shunnedUntil.set(peer, Date.now() + 10 * 60_000)
+      this.badByPeer.delete(peer)
+      void this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {})
+    }
+  }
+}
+
+function dedupe (hashes: Uint8Array[]): Uint8Array[] {
+  const seen = new Set<string>()
+  return hashes.filter(h => { const k = hashHex(h); if (seen.has(k)) return false; seen.add(k); return true })
+}

@@ -1,0 +1,141 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { InvalidInputError, Codes } from './errors.js'
+import { logger } from './log.js'
+import type { Store } from '../store/store.js'
+
+const log = logger('peers')
+
+const REDIAL_TICK_MS = 500
+const BACKOFF_MIN_MS = 500
+const BACKOFF_MAX_MS = 30_000
+const DIAL_TIMEOUT_MS = 10_000
+
+interface DialState { backoff: number, next: number, dialing: boolean }
+
+export interface PeerView { peerId: string, connected: boolean, addrs: string[], lastSeen: number | null, nextRedialInMs: number | null }
+
+/**
+ * Remembers every peer this node meets (in the store, with the addresses it listens on) and
+ * redials the ones that are not connected, with exponential backoff, so a restart or a lost
+ * connection heals without an operator.
+ */
+export class PeerManager {
+  private readonly dialState = new Map<string, DialState>()
+  private timer: NodeJS.Timeout | undefined
+  private readonly controller = new AbortController()
+  /** Peers this node must not talk to (partition injection); never redialled, refused by the gater. */
+  readonly blocked = new Set<string>()
+
+  constructor (private readonly libp2p: Libp2p, private readonly store: Store) {}
+
+  async start (join: string[]): Promise<void> {
+    this.libp2p.addEventListener('peer:identify', (evt) => {
+      const { peerId, listenAddrs } = evt.detail
+      void this.remember(peerId, listenAddrs).catch(err => log.error('remember %p: %s', peerId, err.message))
+    })
+    this.libp2p.addEventListener('peer:connect', (evt) => {
+      this.dialState.delete(evt.detail.toString())
+    })
+    // Known peers go back into libp2p's (in-memory) peer store so dials by id find them.
+    for (const peer of await this.store.listPeers()) {
+      await this.libp2p.peerStore.merge(peerIdFromString(peer.peerId), { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
+    }
+    for (const addr of join) await this.join(addr)
+    this.timer = setInterval(() => { void this.tick() }, REDIAL_TICK_MS)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    this.controller.abort()
+  }
+
+  /** Dials a multiaddr (which must end in /p2p/<peer id>) and remembers it even if the dial fails now. */
+  async join (addr: string): Promise<void> {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(addr)
+    } catch (err) {
+      throw new InvalidInputError(Codes.BAD_REQUEST, `not a multiaddr: ${addr} (${(err as Error).message})`)
+    }
+    const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
+    if (peer === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, `multiaddr ${addr} must end with /p2p/<peer id>`)
+    const transport = multiaddr(addr.slice(0, addr.lastIndexOf('/p2p/')))
+    const existing = await this.store.getPeer(peer)
+    const addrs = [...new Set([transport.toString(), ...(existing?.addrs ?? [])])]
+    await this.store.putPeer({ peerId: peer, addrs, lastSeen: existing?.lastSeen ?? 0 })
+    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: [transport] }).catch(() => {})
+    try {
+      await this.libp2p.dial(ma, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+    } catch (err) {
+      log('join %s failed for now (will retry): %s', addr, (err as Error).message)
+    }
+  }
+
+  private async remember (peerId: PeerId, listenAddrs: Multiaddr[]): Promise<void> {
+    if (!this.store.isOpen) return
+    const id = peerId.toString()
+    const existing = await this.store.getPeer(id)
+    const fresh = listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit'))
+    const addrs = [...new Set([...fresh, ...(existing?.addrs ?? [])])].slice(0, 16)
+    await this.store.putPeer({ peerId: id, addrs, lastSeen: Date.now() })
+  }
+
+  /** Adds addresses learnt from another peer (peer exchange). */
+  async learn (peer: string, addrs: string[]): Promise<void> {
+    if (peer === this.libp2p.peerId.toString() || addrs.length === 0 || !this.store.isOpen) return
+    const existing = await this.store.getPeer(peer)
+    const merged = [...new Set([...(existing?.addrs ?? []), ...addrs])].slice(0, 16)
+    if (existing !== undefined && merged.length === existing.addrs.length) return
+    await this.store.putPeer({ peerId: peer, addrs: merged, lastSeen: existing?.lastSeen ?? 0 })
+    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) }).catch(() => {})
+  }
+
+  isConnected (peer: string): boolean {
+    return this.libp2p.getConnections(peerIdFromString(peer)).length > 0
+  }
+
+  connectedPeers (): string[] {
+    return [...new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))]
+  }
+
+  private async tick (): Promise<void> {
+    if (!this.store.isOpen) return
+    const now = Date.now()
+    for (const peer of await this.store.listPeers().catch(() => [])) {
+      if (this.blocked.has(peer.peerId) || this.isConnected(peer.peerId) || peer.addrs.length === 0) continue
+      const st = this.dialState.get(peer.peerId) ?? { backoff: BACKOFF_MIN_MS, next: 0, dialing: false }
+      this.dialState.set(peer.peerId, st)
+      if (st.dialing || st.next > now) continue
+      st.dialing = true
+      const id = peerIdFromString(peer.peerId)
+      this.libp2p.dial(id, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        .then(() => { this.dialState.delete(peer.peerId); log('redialled %s', peer.peerId) })
+        .catch((err: Error) => {
+          st.dialing = false
+          st.next = Date.now() + st.backoff
+          st.backoff = Math.min(st.backoff * 2, BACKOFF_MAX_MS)
+          log('redial %s failed, next in %d ms: %s', peer.peerId, st.backoff, err.message)
+        })
+    }
+  }
+
+  async list (): Promise<PeerView[]> {
+    const known = await this.store.listPeers()
+    const out = new Map<string, PeerView>()
+    const now = Date.now()
+    for (const p of known) {
+      const st = this.dialState.get(p.peerId)
+      out.set(p.peerId, {
+        peerId: p.peerId, connected: this.isConnected(p.peerId), addrs: p.addrs, lastSeen: p.lastSeen === 0 ? null : p.lastSeen,
+        nextRedialInMs: st !== undefined && !st.dialing ? Math.max(0, st.next - now) : null
+      })
+    }
+    for (const peer of this.connectedPeers()) {
+      if (!out.has(peer)) out.set(peer, { peerId: peer, connected: true, addrs: [], lastSeen: now, nextRedialInMs: null })
+    }
+    return [...out.values()]
+  }
+}

@@ -1,0 +1,30 @@
+/** Every protocol id, limit and timeout of the wire protocols, in one place. */
+export const PROTOCOL_PREFIX = '/replicant'
+export const WIRE_VERSION = 1
+
+export const INDEX_PROTOCOL = `${PROTOCOL_PREFIX}/index/1.0.0`
+export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.0.0`
+export const NOTIFY_PROTOCOL = `${PROTOCOL_PREFIX}/notify/1.0.0`
+export const CONTROL_PROTOCOL = `${PROTOCOL_PREFIX}/control/1.0.0`
+
+/** Largest frame any protocol accepts; a larger length prefix aborts the stream. */
+export const MAX_FRAME_BYTES = 5 * 1024 * 1024
+/** Largest control/notify/request frame (no bulk data). */
+export const MAX_SMALL_FRAME_BYTES = 64 * 1024
+
+/** Index: records per page, and the soft byte budget of one page. */
+export const INDEX_PAGE_RECORDS = 512
+export const INDEX_PAGE_BYTES = 1024 * 1024
+
+/** Chunk: hashes per want-list (one request = one credit), and bytes per response frame. */
+export const CHUNK_WANT_MAX = 64
+export const CHUNK_FRAME_BYTES = 1024 * 1024
+/** Want-list requests in flight per pull: with CHUNK_WANT_MAX this bounds buffered chunk bytes. */
+export const CHUNK_REQUESTS_IN_FLIGHT = 4
+/** Bad chunks (wrong hash or length) a peer may send before it is dropped. */
+export const MAX_BAD_CHUNKS = 3
+
+/** A peer that says nothing for this long on a request is given up on. */
+export const REQUEST_TIMEOUT_MS = 30_000
+export const MAX_INBOUND_STREAMS = 64
+export const MAX_OUTBOUND_STREAMS = 64

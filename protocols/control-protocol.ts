@@ -1,0 +1,75 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { ProtocolError, Codes } from '../node/errors.js'
+import { logger } from '../node/log.js'
+import type { VolumeRecord } from '../store/records.js'
+
+const log = logger('proto:control')
+
+/** The part of a volume record every member shares (seq and dirty are per node). */
+export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt'>
+
+export interface MemberState { volume: string, volumeId: string, seq: number, generation: number, members: string[], state: string }
+
+/**
+ * control: create a volume on a member (idempotent: the same id is fine, another id is
+ * refused), and report a member's state of a volume. One request and one reply per stream.
+ */
+export interface ControlHandlers {
+  ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<{ created: boolean }>
+  memberState: (peer: string, volume: string, volumeId: string) => Promise<MemberState>
+}
+
+export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
+  return { name: vol.name, id: vol.id, generation: vol.generation, members: vol.members, writeMode: vol.writeMode, chunkSize: vol.chunkSize, createdAt: vol.createdAt }
+}
+
+export async function registerControlHandler (libp2p: Libp2p, handlers: ControlHandlers): Promise<void> {
+  await libp2p.handle(CONTROL_PROTOCOL, async (stream, connection) => {
+    const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+    const peer = connection.remotePeer.toString()
+    try {
+      const msg = await framed.read()
+      if (msg.t === 'ensure-volume') {
+        const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
+        await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created })
+      } else if (msg.t === 'state') {
+        const m = msg as Message & { volume: unknown, volumeId: unknown }
+        if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
+        await framed.write({ v: WIRE_VERSION, t: 'state', ...(await handlers.memberState(peer, m.volume, m.volumeId)) })
+      } else {
+        throw new ProtocolError(Codes.BAD_MESSAGE, `unknown control request '${msg.t}'`)
+      }
+      await framed.close()
+    } catch (err) {
+      log('control request from %s failed: %s', peer, (err as Error).message)
+      await framed.write(errorMessage(err)).catch(() => {})
+      await framed.close()
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortSignal): Promise<Message> {
+  const stream = await libp2p.dialProtocol(peer, CONTROL_PROTOCOL, { signal })
+  const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+  try {
+    await framed.write(msg, { signal })
+    const reply = await framed.read({ signal })
+    await framed.close()
+    return reply
+  } catch (err) {
+    framed.abort(err as Error)
+    throw err
+  }
+}
+
+export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<{ created: boolean }> {
+  const reply = expect<Message & { created: boolean }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
+  return { created: reply.created === true }
+}
+
+export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal): Promise<MemberState> {
+  const reply = expect<Message & MemberState>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'state', volume, volumeId }, signal), 'state')
+  return { volume: reply.volume, volumeId: reply.volumeId, seq: reply.seq, generation: reply.generation, members: reply.members, state: reply.state }
+}

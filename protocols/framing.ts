@@ -1,0 +1,123 @@
+import { pipe } from 'it-pipe'
+import * as lp from 'it-length-prefixed'
+import type { Stream } from '@libp2p/interface'
+import { encode, decode } from '../store/codec.js'
+import { ProtocolError, ReplicantError, Codes } from '../node/errors.js'
+import { WIRE_VERSION, REQUEST_TIMEOUT_MS } from './constants.js'
+
+/** Every message on the wire: a version and a type tag, then fields of that type. */
+export interface Message { v: number, t: string, [key: string]: unknown }
+
+/** An error answer any protocol may send instead of its normal reply. */
+export interface ErrorMessage extends Message { t: 'error', code: string, message: string }
+
+export function errorMessage (err: unknown): ErrorMessage {
+  const e = err instanceof ReplicantError ? err : new ProtocolError('INTERNAL', (err as Error)?.message ?? String(err))
+  return { v: WIRE_VERSION, t: 'error', code: e.code, message: e.message }
+}
+
+/**
+ * Length-prefixed CBOR messages over a libp2p 3 stream, with a size cap on every inbound
+ * frame, a timeout on every read, and writes that wait for 'drain' when the stream's
+ * buffer is full (stream.onDrain() is unreliable in @libp2p/utils 7.4.1).
+ */
+export class Framed {
+  private readonly frames: AsyncIterator<{ subarray: () => Uint8Array } | Uint8Array>
+
+  constructor (readonly stream: Stream, readonly maxFrame: number) {
+    this.frames = pipe(stream, (source) => lp.decode(source, { maxDataLength: maxFrame }))[Symbol.asyncIterator]()
+  }
+
+  /** Next message, or undefined at a clean end of stream. */
+  async readOrEnd (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Message | undefined> {
+    const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS
+    let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
+    const guard = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new ProtocolError(Codes.TIMEOUT, `no message from peer within ${timeoutMs} ms`)), timeoutMs)
+      onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'aborted', 499))
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      if (options.signal?.aborted === true) onAbort()
+    })
+    try {
+      const next = await Promise.race([this.frames.next(), guard])
+      if (next.done === true) return undefined
+      const bytes = next.value instanceof Uint8Array ? next.value : next.value.subarray()
+      return asMessage(decode(bytes))
+    } catch (err) {
+      const e = toProtocolError(err, this.maxFrame)
+      this.stream.abort(e)
+      throw e
+    } finally {
+      clearTimeout(timer)
+      if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async read (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Message> {
+    const msg = await this.readOrEnd(options)
+    if (msg === undefined) {
+      const e = new ProtocolError('TRUNCATED', 'stream ended before the expected message')
+      this.stream.abort(e)
+      throw e
+    }
+    if (msg.t === 'error') {
+      const em = msg as ErrorMessage
+      throw new ProtocolError(typeof em.code === 'string' ? em.code : 'REMOTE_ERROR', `peer: ${String(em.message)}`)
+    }
+    return msg
+  }
+
+  async write (msg: Message, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const frame = lp.encode.single(encode(msg))
+    if (this.stream.send(frame)) return
+    await waitForDrain(this.stream, options.signal)
+  }
+
+  async close (): Promise<void> {
+    await this.stream.close().catch(() => {})
+  }
+
+  abort (err: Error): void {
+    this.stream.abort(err)
+  }
+}
+
+function waitForDrain (stream: Stream, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onDrain = (): void => { cleanup(); resolve() }
+    const onClose = (): void => { cleanup(); reject(new ProtocolError('STREAM_CLOSED', 'stream closed while writing')) }
+    const onAbort = (): void => { cleanup(); reject(new ReplicantError(Codes.ABORTED, 'aborted', 499)) }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
+}
+
+function asMessage (x: unknown): Message {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new ProtocolError(Codes.BAD_MESSAGE, 'message is not a map')
+  const m = x as Record<string, unknown>
+  if (typeof m.v !== 'number' || typeof m.t !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'message lacks version or type')
+  if (m.v > WIRE_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `message version ${m.v} is newer than ${WIRE_VERSION}`)
+  return m as Message
+}
+
+function toProtocolError (err: unknown, maxFrame: number): ReplicantError {
+  if (err instanceof ReplicantError) return err
+  const code = (err as { code?: string, name?: string })?.code ?? (err as { name?: string })?.name
+  if (code === 'ERR_MSG_DATA_TOO_LONG' || code === 'InvalidDataLengthError') {
+    return new ProtocolError(Codes.MESSAGE_TOO_LARGE, `frame larger than ${maxFrame} bytes`)
+  }
+  return new ProtocolError(Codes.BAD_MESSAGE, `stream failed: ${(err as Error)?.message ?? String(err)}`)
+}
+
+/** Checks a message's type, throwing a typed error on anything else. */
+export function expect<T extends Message> (msg: Message, t: string): T {
+  if (msg.t !== t) throw new ProtocolError(Codes.BAD_MESSAGE, `expected a '${t}' message, got '${msg.t}'`)
+  return msg as T
+}

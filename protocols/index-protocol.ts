@@ -1,0 +1,103 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { authorize } from './auth.js'
+import { INDEX_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { asFileRecord } from '../store/codec.js'
+import { normalizePath } from '../node/paths.js'
+import { ProtocolError, Codes } from '../node/errors.js'
+import { logger } from '../node/log.js'
+import type { Store } from '../store/store.js'
+import type { FileRecord } from '../store/records.js'
+
+const log = logger('proto:index')
+
+/**
+ * index: "changes of volume V since sequence N" -> one page of file records in change-log
+ * order. One request per stream; the client asks for the next page when it has applied
+ * this one, so a page is the unit of flow control.
+ */
+export interface IndexRequest {
+  volume: string
+  volumeId: string
+  since: number
+  limit?: number
+  /** Ask for the number and bytes of all records since `since` (one extra index scan). */
+  count?: boolean
+}
+
+export interface IndexPage {
+  /** The server's volume seq read before the page was gathered. */
+  head: number
+  records: FileRecord[]
+  /** Seq up to which the client has now seen every change (its next `since`). */
+  last: number
+  more: boolean
+  /** With `count`: live files and their bytes changed since `since`, across all pages. */
+  pending?: { files: number, bytes: number }
+}
+
+export async function registerIndexHandler (libp2p: Libp2p, store: Store): Promise<void> {
+  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => {
+    const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+    try {
+      const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown }>(await framed.read(), 'index-req')
+      const vol = await authorize(store, req.volume, req.volumeId, connection.remotePeer.toString())
+      if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
+      const limit = typeof req.limit === 'number' && req.limit > 0 ? Math.min(req.limit, INDEX_PAGE_RECORDS) : INDEX_PAGE_RECORDS
+      // Head first: every record at or below it is already committed, so `last` may jump to it.
+      const head = (await store.requireVolume(vol.name)).seq
+      const records: FileRecord[] = []
+      let bytes = 0
+      let more = false
+      for await (const rec of store.changesSince(vol.name, req.since, { batch: Math.min(limit, 256) })) {
+        if (records.length >= limit || bytes >= INDEX_PAGE_BYTES) { more = true; break }
+        records.push(rec)
+        bytes += rec.chunks.byteLength + rec.path.length + 128
+      }
+      const last = more ? records[records.length - 1].seq : Math.max(head, records.at(-1)?.seq ?? req.since)
+      let pending: { files: number, bytes: number } | undefined
+      if (req.count === true) {
+        pending = { files: 0, bytes: 0 }
+        for await (const rec of store.changesSince(vol.name, req.since)) {
+          if (rec.deleted) continue
+          pending.files++
+          pending.bytes += rec.size
+        }
+      }
+      await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records, last, more, ...(pending !== undefined ? { pending } : {}) })
+      await framed.close()
+    } catch (err) {
+      log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
+      await framed.write(errorMessage(err)).catch(() => {})
+      await framed.close()
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+export async function fetchIndexPage (libp2p: Libp2p, peer: PeerId, req: IndexRequest, signal?: AbortSignal): Promise<IndexPage> {
+  const stream = await libp2p.dialProtocol(peer, INDEX_PROTOCOL, { signal })
+  const framed = new Framed(stream, MAX_FRAME_BYTES)
+  try {
+    await framed.write({ v: WIRE_VERSION, t: 'index-req', ...req }, { signal })
+    const page = expect<Message & { head: unknown, records: unknown, last: unknown, more: unknown, pending: unknown }>(await framed.read({ signal }), 'index-page')
+    if (!Array.isArray(page.records) || typeof page.head !== 'number' || typeof page.last !== 'number' || typeof page.more !== 'boolean') {
+      throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed index page')
+    }
+    const records = page.records.map(asFileRecord)
+    let prev = req.since
+    for (const r of records) {
+      if (r.seq <= prev) throw new ProtocolError(Codes.BAD_MESSAGE, 'index page records out of order')
+      if (normalizePath(r.path) !== r.path) throw new ProtocolError(Codes.BAD_MESSAGE, `index record has a non-canonical path ${JSON.stringify(r.path)}`)
+      prev = r.seq
+    }
+    if (page.last < prev) throw new ProtocolError(Codes.BAD_MESSAGE, 'index page ends before its last record')
+    await framed.close()
+    const p = page.pending as { files?: unknown, bytes?: unknown } | undefined
+    const pending = typeof p?.files === 'number' && typeof p?.bytes === 'number' ? { files: p.files, bytes: p.bytes } : undefined
+    return { head: page.head, records, last: page.last, more: page.more, ...(pending !== undefined ? { pending } : {}) }
+  } catch (err) {
+    framed.abort(err as Error)
+    throw err
+  }
+}
+

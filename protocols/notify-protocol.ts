@@ -1,0 +1,34 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { Framed, expect, type Message } from './framing.js'
+import { NOTIFY_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { logger } from '../node/log.js'
+
+const log = logger('proto:notify')
+
+/** notify: "volume V is now at sequence N" — one message per stream, no reply. */
+export interface Notice { volume: string, volumeId: string, seq: number }
+
+export async function registerNotifyHandler (libp2p: Libp2p, onNotice: (peer: string, notice: Notice) => void): Promise<void> {
+  await libp2p.handle(NOTIFY_PROTOCOL, async (stream, connection) => {
+    const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+    try {
+      const msg = expect<Message & { volume: unknown, volumeId: unknown, seq: unknown }>(await framed.read(), 'notify')
+      if (typeof msg.volume !== 'string' || typeof msg.volumeId !== 'string' || typeof msg.seq !== 'number' || !Number.isSafeInteger(msg.seq)) {
+        throw new Error('malformed notice')
+      }
+      await framed.close()
+      // Membership is checked by whoever acts on the notice: it only ever triggers a pull.
+      onNotice(connection.remotePeer.toString(), { volume: msg.volume, volumeId: msg.volumeId, seq: msg.seq })
+    } catch (err) {
+      log('bad notice from %p: %s', connection.remotePeer, (err as Error).message)
+      framed.abort(err as Error)
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+export async function sendNotice (libp2p: Libp2p, peer: PeerId, notice: Notice, signal?: AbortSignal): Promise<void> {
+  const stream = await libp2p.dialProtocol(peer, NOTIFY_PROTOCOL, { signal })
+  const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+  await framed.write({ v: WIRE_VERSION, t: 'notify', ...notice }, { signal })
+  await framed.close()
+}
