@@ -4,12 +4,22 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import type { PrivateKey, ConnectionGater } from '@libp2p/interface'
+import type { PrivateKey, ConnectionGater, PeerId } from '@libp2p/interface'
 
 export interface Libp2pOptions {
   privateKey: PrivateKey
   listen: string[]
   connectionGater?: ConnectionGater
+}
+
+/** A gater that refuses, in both directions, every peer in `blocked` (a mutable set). */
+export function blockingGater (blocked: Set<string>): ConnectionGater {
+  const deny = (peerId: PeerId): boolean => blocked.has(peerId.toString())
+  return {
+    denyDialPeer: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny
+  }
 }
 
 /** TCP + noise + yamux, with identify and ping: every connection is encrypted and authenticated. */

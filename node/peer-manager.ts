@@ -25,10 +25,25 @@ export class PeerManager {
   private readonly dialState = new Map<string, DialState>()
   private timer: NodeJS.Timeout | undefined
   private readonly controller = new AbortController()
-  /** Peers this node must not talk to (partition injection); never redialled, refused by the gater. */
-  readonly blocked = new Set<string>()
+  /**
+   * @param blocked peers this node must not talk to (fault injection: a partition). The
+   *   same set backs the connection gater, so they are neither dialled nor accepted.
+   */
+  constructor (private readonly libp2p: Libp2p, private readonly store: Store, readonly blocked: Set<string> = new Set()) {}
 
-  constructor (private readonly libp2p: Libp2p, private readonly store: Store) {}
+  /** Cuts this node off from `peers`: existing connections are closed, new ones refused both ways. */
+  async block (peers: string[]): Promise<void> {
+    for (const p of peers) this.blocked.add(p)
+    await Promise.allSettled(peers.map(async p => { await this.libp2p.hangUp(peerIdFromString(p)) }))
+  }
+
+  /** Lifts a block (all blocks without arguments); the redial loop reconnects. */
+  unblock (peers?: string[]): void {
+    for (const p of peers ?? [...this.blocked]) {
+      this.blocked.delete(p)
+      this.dialState.delete(p)
+    }
+  }
 
   async start (join: string[]): Promise<void> {
     this.libp2p.addEventListener('peer:identify', (evt) => {

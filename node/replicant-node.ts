@@ -5,7 +5,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
-import { createReplicantLibp2p } from './libp2p.js'
+import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from './http-api.js'
 import { VolumeService, type CreateVolumeOptions } from './volume-service.js'
 import { PeerManager } from './peer-manager.js'
@@ -64,12 +64,12 @@ export class ReplicantNode {
   private readonly startedAt = Date.now()
   private stopping: Promise<void> | undefined
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>) {
     this.dataDir = dataDir
     this.store = store
     this.libp2p = libp2p
     this.volumes = new VolumeService(store, libp2p.peerId.toString())
-    this.peers = new PeerManager(libp2p, store)
+    this.peers = new PeerManager(libp2p, store, blocked)
     this.sync = new SyncEngine(libp2p, store, this.peers)
   }
 
@@ -80,8 +80,9 @@ export class ReplicantNode {
     const store = await Store.open(opts.dataDir)
     let libp2p: Libp2p | undefined
     try {
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen] })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p)
+      const blocked = new Set<string>()
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen], connectionGater: blockingGater(blocked) })
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
       if (opts.api !== false) {

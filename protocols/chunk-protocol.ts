@@ -26,15 +26,17 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
     const peer = connection.remotePeer.toString()
     try {
       const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown }>(await framed.read(), 'want')
-      await authorize(store, req.volume, req.volumeId, peer)
+      const vol = await authorize(store, req.volume, req.volumeId, peer)
       if (!Array.isArray(req.hashes) || req.hashes.length > CHUNK_WANT_MAX ||
           !req.hashes.every(h => h instanceof Uint8Array && h.byteLength === HASH_BYTES)) {
         throw new ProtocolError(Codes.BAD_MESSAGE, `want-list must hold 1-${CHUNK_WANT_MAX} sha256 hashes`)
       }
+      // Chunks are shared across volumes in the store: serve only those this volume references.
+      const inVolume = await store.referencedIn(vol.name, req.hashes as Uint8Array[])
       let items: Array<{ h: Uint8Array, d?: Uint8Array }> = []
       let size = 0
-      for (const h of req.hashes as Uint8Array[]) {
-        const d = await store.chunks.get(h)
+      for (const [i, h] of (req.hashes as Uint8Array[]).entries()) {
+        const d = inVolume[i] ? await store.chunks.get(h) : undefined
         items.push(d === undefined ? { h } : { h, d })
         size += d?.byteLength ?? 0
         if (size >= CHUNK_FRAME_BYTES) {

@@ -24,6 +24,8 @@ export interface CommitContext {
 
 const SEP = '\x00'
 const END = '\x01'
+/** Reference counts are kept per (chunk, volume): the hash first, so one chunk's volumes are adjacent. */
+const refKey = (hash: Uint8Array, vol: string): Buffer => Buffer.concat([hash, Buffer.from(vol, 'utf8')])
 const seqKey = (vol: string, seq: number): string => `${vol}${SEP}${seq.toString(16).padStart(16, '0')}`
 
 type Op = AbstractBatchOperation<any, any, any>
@@ -132,6 +134,8 @@ export class Store {
 
   async createVolume (vol: VolumeRecord): Promise<VolumeRecord> {
     this.assertOpen()
+    // A record open() could not decode must never be written (it would brick the store).
+    asVolumeRecord(vol)
     return await this.mutex.run(async () => {
       if (await this.volumes.has(vol.name)) {
         throw new ConflictError(Codes.VOLUME_EXISTS, `volume '${vol.name}' already exists`, { volume: vol.name })
@@ -256,10 +260,11 @@ export class Store {
       }
       const changed = [...refDelta.values()].filter(e => e.delta !== 0)
       if (changed.length > 0) {
-        const counts = await this.refs.getMany(changed.map(e => Buffer.from(e.hash)))
+        const keys = changed.map(e => refKey(e.hash, volName))
+        const counts = await this.refs.getMany(keys)
         changed.forEach((e, i) => {
           const n = (counts[i] ?? 0) + e.delta
-          const key = Buffer.from(e.hash)
+          const key = keys[i]
           ops.push(n > 0 ? { type: 'put', key, value: n, sublevel: this.refs } : { type: 'del', key, sublevel: this.refs })
         })
       }
@@ -277,9 +282,21 @@ export class Store {
     })
   }
 
-  async refCount (hash: Uint8Array): Promise<number> {
+  /** How many live file records reference `hash`, in `volume` or (without it) in all volumes. */
+  async refCount (hash: Uint8Array, volume?: string): Promise<number> {
     this.assertOpen()
-    return await this.refs.get(Buffer.from(hash)) ?? 0
+    if (volume !== undefined) return await this.refs.get(refKey(hash, volume)) ?? 0
+    let n = 0
+    const h = Buffer.from(hash)
+    for await (const count of this.refs.values({ gte: h, lt: Buffer.concat([h, Buffer.from([0xff])]) })) n += count
+    return n
+  }
+
+  /** Which of `hashes` are referenced by a live record of `volume` (what a member may be served). */
+  async referencedIn (volume: string, hashes: Uint8Array[]): Promise<boolean[]> {
+    this.assertOpen()
+    if (hashes.length === 0) return []
+    return await this.refs.hasMany(hashes.map(h => refKey(h, volume)))
   }
 
   // ---- peers and watermarks ----
