@@ -2,6 +2,7 @@
 import '../node/polyfill.js'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat, rename, rm } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import { Command, Option } from 'commander'
 import { DEFAULTS } from '../config/defaults.js'
 import { ReplicantNode, readApiInfo, VERSION } from '../node/replicant-node.js'
@@ -37,6 +38,12 @@ function fmtBytes (n: number): string {
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+function bar (done: number, total: number, width = 24): string {
+  const f = total === 0 ? 1 : Math.min(1, done / total)
+  const n = Math.round(f * width)
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(f * 100).toFixed(1).padStart(5)}%`
+}
 
 program.command('init')
   .description('create a node identity and an empty store in --data')
@@ -92,6 +99,49 @@ volume.command('create <name>')
       process.stdout.write(`  member ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will be created when it is next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
     }
   })
+volume.command('add-replica <name> <peerid>')
+  .description('add a member online; it serves reads at once (a wannabe) while a background copy fills it')
+  .action(async (name: string, peer: string) => {
+    const v = await (await client()).addReplica(name, peer)
+    process.stdout.write(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members\n`)
+    for (const a of v.announce ?? []) {
+      process.stdout.write(`  member ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will learn it when next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
+    }
+  })
+
+volume.command('wait <name>')
+  .description('wait until this node holds the volume in the given state, showing progress')
+  .option('--steady', 'wait for the steady state (the default)')
+  .option('--timeout <seconds>', 'give up after this long (exit 2)', (v) => Number(v))
+  .action(async (name: string, opts: { steady?: boolean, timeout?: number }) => {
+    const c = await client()
+    const started = Date.now()
+    const tty = process.stderr.isTTY === true
+    let lastLine = ''
+    while (true) {
+      const v = await c.volumeInfo(name)
+      if (v.state === 'steady') {
+        if (tty) process.stderr.write('\n')
+        process.stdout.write(`volume ${name} is steady (${v.files} files, ${fmtBytes(v.bytes)})\n`)
+        return
+      }
+      const p = v.progress
+      const line = p === null || p === undefined
+        ? `${name}: ${v.state}, waiting for the index`
+        : `${name}: ${v.state} ${bar(p.bytesDone, p.bytesTotal)} ${fmtBytes(p.bytesDone)}/${fmtBytes(p.bytesTotal)} files ${p.filesDone}/${p.filesTotal}` +
+          `${p.rate !== null ? ` ${fmtBytes(p.rate)}/s` : ''}${p.etaSeconds !== null ? ` eta ${p.etaSeconds}s` : ''}`
+      if (tty) process.stderr.write(`\r${line.padEnd(lastLine.length)}`)
+      else if (line !== lastLine) process.stderr.write(line + '\n')
+      lastLine = line
+      if (opts.timeout !== undefined && Date.now() - started > opts.timeout * 1000) {
+        if (tty) process.stderr.write('\n')
+        process.stderr.write(`replicant: volume ${name} not steady after ${opts.timeout}s [TIMEOUT]\n`)
+        process.exit(2)
+      }
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+  })
+
 volume.command('list')
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
@@ -107,7 +157,8 @@ volume.command('info <name>')
     process.stdout.write([
       `name:        ${v.name}`, `id:          ${v.id}`, `generation:  ${v.generation}`, `write mode:  ${v.writeMode}`,
       `chunk size:  ${fmtBytes(v.chunkSize)}`, `members:     ${v.members.join(', ')}`, `sequence:    ${v.seq}`,
-      `files:       ${v.files}`, `bytes:       ${v.bytes} (${fmtBytes(v.bytes)})`
+      `files:       ${v.files}`, `bytes:       ${v.bytes} (${fmtBytes(v.bytes)})`, `state:       ${v.state}`,
+      ...(v.progress !== null && v.progress !== undefined ? [`progress:    ${fmtBytes(v.progress.bytesDone)} of ${fmtBytes(v.progress.bytesTotal)}, files ${v.progress.filesDone} of ${v.progress.filesTotal}`] : [])
     ].join('\n') + '\n')
   })
 
@@ -140,10 +191,14 @@ program.command('get <volume> <path>')
       return
     }
     const tmp = `${opts.output}.replicant-part`
+    // Ask the node first and create the file only for a good answer: an error (from the node
+    // or from opening the file) then leaves nothing behind and is reported, not thrown unhandled.
+    const res = await c.open(vol, path, { range: opts.range })
     try {
-      await c.get(vol, path, createWriteStream(tmp), { range: opts.range })
+      await pipeline(res, createWriteStream(tmp))
       await rename(tmp, opts.output)
     } catch (err) {
+      res.destroy()
       await rm(tmp, { force: true })
       throw err
     }
@@ -186,11 +241,15 @@ program.command('status')
     if (opts.json === true) return print(s)
     const lines = [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map((m: string) => `listen:  ${m}`), 'volumes:']
     for (const v of s.volumes) {
-      lines.push(`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`)
+      lines.push(`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  ${v.state}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`)
+      if (v.progress !== null && v.progress !== undefined) {
+        const p = v.progress
+        lines.push(`    copy: ${bar(p.bytesDone, p.bytesTotal)} ${fmtBytes(p.bytesDone)}/${fmtBytes(p.bytesTotal)}, files ${p.filesDone}/${p.filesTotal}${p.rate !== null ? `, ${fmtBytes(p.rate)}/s` : ''}${p.etaSeconds !== null ? `, eta ${p.etaSeconds}s` : ''}`)
+      }
       if (v.lacking.files > 0 || v.lacking.bytes > 0) lines.push(`    still to fetch: ${v.lacking.files} files, ${fmtBytes(v.lacking.bytes)}`)
       if (v.lacking.refused !== null) lines.push(`    refused: ${v.lacking.refused}`)
       for (const m of v.memberStates) {
-        const where = m.self ? 'this node' : m.connected ? 'connected' : 'not connected'
+        const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}`
         const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
         lines.push(`    ${m.peerId}  ${where}  ${progress}`)
       }

@@ -12,6 +12,20 @@ const log = logger('fetch')
 
 export interface FetchCounters { chunksReceived: number, bytesReceived: number, badChunks: number, requests: number }
 
+export interface FetchOptions {
+  signal?: AbortSignal
+  /** Hashes per want-list (at most CHUNK_WANT_MAX): smaller keeps a peer's reply queue short. */
+  wantMax?: number
+  /** Want-lists in flight at once. */
+  inFlight?: number
+  /** Extra counters to add this fetch's traffic to (on-demand, background copy, ...). */
+  counters?: FetchCounters
+}
+
+export function newCounters (): FetchCounters {
+  return { chunksReceived: 0, bytesReceived: 0, badChunks: 0, requests: 0 }
+}
+
 /**
  * Fetches chunks a node lacks from the members that hold them: want-lists of at most
  * CHUNK_WANT_MAX hashes, CHUNK_REQUESTS_IN_FLIGHT of them at once (the credit window that
@@ -32,7 +46,7 @@ export class ChunkFetcher {
   }
 
   /** Makes every hash in `hashes` present in the store, or throws CHUNK_MISSING naming what is lacking. */
-  async fetch (vol: VolumeRecord, hashes: Uint8Array[], peers: string[], signal?: AbortSignal): Promise<void> {
+  async fetch (vol: VolumeRecord, hashes: Uint8Array[], peers: string[], opts: FetchOptions = {}): Promise<void> {
     const have = await this.store.chunks.hasMany(hashes)
     let missing = dedupe(hashes.filter((_, i) => !have[i]))
     const tried: string[] = []
@@ -40,7 +54,18 @@ export class ChunkFetcher {
       if (missing.length === 0) return
       if (this.isShunned(peer)) continue
       tried.push(peer)
-      missing = await this.fetchFrom(vol, peer, missing, signal)
+      try {
+        missing = await this.fetchFrom(vol, peer, missing, opts)
+      } catch (err) {
+        if (opts.signal?.aborted === true && !(err instanceof ReplicantError && err.code === Codes.CHUNK_MISSING)) {
+          const reason = opts.signal.reason as { name?: string } | undefined
+          if (reason?.name === 'TimeoutError') {
+            throw new ReplicantError(Codes.TIMEOUT, `timed out fetching ${missing.length} chunk(s) of volume '${vol.name}' (tried ${tried.join(', ')})`, 504,
+              { chunks: missing.slice(0, 8).map(hashHex), tried })
+          }
+        }
+        throw err
+      }
     }
     if (missing.length > 0) {
       throw new ReplicantError(Codes.CHUNK_MISSING, `${missing.length} chunk(s) of volume '${vol.name}' not available from ${tried.length === 0 ? 'any reachable member' : tried.join(', ')}`, 503,
@@ -49,39 +74,45 @@ export class ChunkFetcher {
   }
 
   /** Asks one peer for `hashes`; returns the ones still missing afterwards. */
-  private async fetchFrom (vol: VolumeRecord, peer: string, hashes: Uint8Array[], signal?: AbortSignal): Promise<Uint8Array[]> {
+  private async fetchFrom (vol: VolumeRecord, peer: string, hashes: Uint8Array[], opts: FetchOptions): Promise<Uint8Array[]> {
     const peerId = peerIdFromString(peer)
+    const wantMax = Math.max(1, Math.min(opts.wantMax ?? CHUNK_WANT_MAX, CHUNK_WANT_MAX))
     const batches: Uint8Array[][] = []
-    for (let i = 0; i < hashes.length; i += CHUNK_WANT_MAX) batches.push(hashes.slice(i, i + CHUNK_WANT_MAX))
+    for (let i = 0; i < hashes.length; i += wantMax) batches.push(hashes.slice(i, i + wantMax))
     const left: Uint8Array[] = []
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < batches.length) {
         const batch = batches[next++]
-        const got = await this.fetchBatch(vol, peerId, batch, signal)
+        const got = await this.fetchBatch(vol, peerId, batch, opts)
         for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
       }
     }
-    await Promise.all(Array.from({ length: Math.min(CHUNK_REQUESTS_IN_FLIGHT, batches.length) }, worker))
+    await Promise.all(Array.from({ length: Math.min(opts.inFlight ?? CHUNK_REQUESTS_IN_FLIGHT, batches.length) }, worker))
     return left
   }
 
-  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], signal?: AbortSignal): Promise<Set<string>> {
+  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<Set<string>> {
     const got = new Set<string>()
     const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
-    this.counters.requests++
+    const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
+    for (const c of all) c.requests++
     try {
-      for await (const item of wantChunks(this.libp2p, peer, { volume: vol.name, volumeId: vol.id, hashes: batch }, vol.chunkSize, signal)) {
+      for await (const item of wantChunks(this.libp2p, peer, { volume: vol.name, volumeId: vol.id, hashes: batch }, vol.chunkSize, opts.signal)) {
         if (item.bytes === undefined) continue
         pending.push({ hash: item.hash, bytes: item.bytes })
         got.add(hashHex(item.hash))
-        this.counters.chunksReceived++
-        this.counters.bytesReceived += item.bytes.byteLength
+        for (const c of all) {
+          c.chunksReceived++
+          c.bytesReceived += item.bytes.byteLength
+        }
         if (pending.length >= 16) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {
-      if (err instanceof BadChunkError) this.penalise(peer.toString(), err)
-      else if (signal?.aborted === true) throw err
+      if (err instanceof BadChunkError) {
+        for (const c of all) c.badChunks++
+        this.penalise(peer.toString(), err)
+      } else if (opts.signal?.aborted === true) throw err
       else log('want-list to %p failed: %s', peer, (err as Error).message)
     } finally {
       if (pending.length > 0) await this.store.chunks.putMany(pending)
@@ -90,7 +121,6 @@ export class ChunkFetcher {
   }
 
   private penalise (peer: string, err: BadChunkError): void {
-    this.counters.badChunks++
     const n = (this.badByPeer.get(peer) ?? 0) + 1
     this.badByPeer.set(peer, n)
     log.error('bad chunk from %s (%d of %d allowed): %s', peer, n, MAX_BAD_CHUNKS, err.message)

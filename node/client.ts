@@ -61,6 +61,7 @@ export class ReplicantClient {
   async peers (): Promise<any> { return await this.json('GET', '/v1/peers') }
   async listVolumes (): Promise<any> { return await this.json('GET', '/v1/volumes') }
   async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
+  async addReplica (volume: string, peerId: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/replicas`, { peerId }) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string): Promise<any> {
     const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
 import { parseRange } from './http-range.js'
+import { normalizePrefix } from './paths.js'
 import { fileView } from './volume-service.js'
 import { logger } from './log.js'
 import type { ReplicantNode } from './replicant-node.js'
@@ -17,9 +18,9 @@ type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url
 
 interface Route { method: string, pattern: RegExp, handler: Handler }
 
-function sendJson (res: ServerResponse, status: number, body: unknown): void {
+function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
 
@@ -94,12 +95,18 @@ export class HttpApi {
     this.route('GET', /^\/v1\/volumes\/([^/]+)$/, async (_req, res, [vol]) => {
       sendJson(res, 200, await this.node.volumeInfo(decodeSegment(vol)))
     })
+    this.route('POST', /^\/v1\/volumes\/([^/]+)\/replicas$/, async (req, res, [vol]) => {
+      const body = await readJson(req)
+      sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
+    })
     this.route('GET', /^\/v1\/volumes\/([^/]+)\/files$/, async (req, res, [vol], url) => {
       const name = decodeSegment(vol)
-      await this.node.volumes.volume(name) // fail before the 200 header goes out
+      // Fail before the 200 header goes out: afterwards an error can only cut the connection.
+      await this.node.volumes.volume(name)
+      const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
       const controller = new AbortController()
       res.once('close', () => controller.abort())
-      const files = this.node.volumes.listFiles(name, url.searchParams.get('prefix') ?? undefined, controller.signal)
+      const files = this.node.volumes.listFiles(name, prefix, controller.signal)
       await sendJsonList(res, 'files', (async function * () { for await (const f of files) yield fileView(f) })())
     })
     const fileRoute = /^\/v1\/volumes\/([^/]+)\/files\/(.+)$/
@@ -152,11 +159,19 @@ export class HttpApi {
     } else {
       headers['content-length'] = rec.size
     }
-    res.writeHead(range !== undefined ? 206 : 200, headers)
-    if (!withBody) { res.end(); return }
+    if (!withBody) { res.writeHead(range !== undefined ? 206 : 200, headers); res.end(); return }
     const controller = new AbortController()
     res.once('close', () => controller.abort())
-    await pipeline(Readable.from(this.node.volumes.readFile(name, rec, range, controller.signal)), res)
+    // The first piece is read before the headers go out, so a chunk no member can supply
+    // (a wannabe's read) is a JSON error, not a truncated 200.
+    const body = this.node.volumes.readFile(name, rec, range, controller.signal)
+    const first = await body.next()
+    res.writeHead(range !== undefined ? 206 : 200, headers)
+    async function * rest (): AsyncGenerator<Uint8Array> {
+      if (first.done !== true) yield first.value
+      yield * body
+    }
+    await pipeline(Readable.from(rest()), res)
   }
 
   private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -164,16 +179,16 @@ export class HttpApi {
       const url = new URL(req.url ?? '/', 'http://localhost')
       // Match on the raw path: URL parsing folds `..` segments, which must reach validation instead.
       const rawPath = (req.url ?? '/').split('?')[0]
-      let pathMatched = false
+      const allowed: string[] = []
       for (const r of this.routes) {
         const m = r.pattern.exec(rawPath)
         if (m === null) continue
-        pathMatched = true
+        allowed.push(r.method)
         if (r.method !== req.method) continue
         await r.handler(req, res, m.slice(1), url)
         return
       }
-      if (pathMatched) throw new ReplicantError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${rawPath}`, 405)
+      if (allowed.length > 0) throw new ReplicantError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${rawPath}`, 405, { allow: allowed })
       throw new NotFoundError('NO_ROUTE', `no route ${req.method} ${rawPath}`)
     } catch (err) {
       this.fail(req, res, err)
@@ -186,7 +201,11 @@ export class HttpApi {
     if (res.headersSent) { res.destroy(e); return }
     // Drain what is left of the request so the client sees the answer, not a reset.
     req.resume()
-    sendJson(res, e.status, { error: e.toJSON() })
+    const headers: Record<string, string> = {}
+    // RFC 9110: a 405 lists the allowed methods; a 416 names the current length.
+    if (e.status === 405 && Array.isArray(e.details?.allow)) headers.allow = e.details.allow.join(', ')
+    if (e.status === 416 && typeof e.details?.size === 'number') headers['content-range'] = `bytes */${e.details.size}`
+    sendJson(res, e.status, { error: e.toJSON() }, headers)
   }
 
   async listen (host: string, port: number): Promise<{ host: string, port: number }> {

@@ -29,7 +29,9 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A stream's first window covers one whole chunk reply (CHUNK_WANT_MAX x 64 KiB), so a
+    // request does not wait on window updates; our own credits bound what is in flight.
+    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
     services: { identify: identify(), ping: ping() },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {})
   }) as never

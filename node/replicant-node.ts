@@ -27,6 +27,10 @@ export interface NodeOptions {
   api?: string | false
   /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
   join?: string[]
+  /** How long a read waits for a chunk fetched on demand (default 10 s). */
+  readTimeoutMs?: number
+  /** Want-lists in flight for a wannabe's background copy (default 4). */
+  copyConcurrency?: number
 }
 
 export interface ApiInfo { url: string, pid: number, peerId: string }
@@ -64,13 +68,15 @@ export class ReplicantNode {
   private readonly startedAt = Date.now()
   private stopping: Promise<void> | undefined
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
     this.dataDir = dataDir
     this.store = store
     this.libp2p = libp2p
     this.volumes = new VolumeService(store, libp2p.peerId.toString())
     this.peers = new PeerManager(libp2p, store, blocked)
-    this.sync = new SyncEngine(libp2p, store, this.peers)
+    this.sync = new SyncEngine(libp2p, store, this.peers, { readTimeoutMs: opts.readTimeoutMs, copyConcurrency: opts.copyConcurrency })
+    // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
+    this.volumes.chunkSource = async (vol, hash, _length, signal) => await this.sync.readChunk(vol, hash, signal)
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
@@ -82,7 +88,7 @@ export class ReplicantNode {
     try {
       const blocked = new Set<string>()
       libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen], connectionGater: blockingGater(blocked) })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
       if (opts.api !== false) {
@@ -142,6 +148,13 @@ export class ReplicantNode {
     return { ...vol, announce: await this.sync.announce(vol) }
   }
 
+  /** Adds a member to a volume online; it becomes a wannabe that serves at once. */
+  async addReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
+    if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
+    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId)
+    return { ...vol, announce }
+  }
+
   async listVolumes (): Promise<VolumeRecord[]> {
     return await this.store.listVolumes()
   }
@@ -151,7 +164,8 @@ export class ReplicantNode {
     let files = 0
     let bytes = 0
     for await (const f of this.volumes.listFiles(name)) { files++; bytes += f.size }
-    return { ...vol, files, bytes, memberStates: await this.sync.members(vol), lacking: this.sync.lacking(vol.name) }
+    const progress = vol.state === 'copy' ? this.sync.progress(vol.name) ?? null : null
+    return { ...vol, state: vol.state ?? 'steady', files, bytes, progress, memberStates: await this.sync.members(vol), lacking: this.sync.lacking(vol.name) }
   }
 
   async status (): Promise<Record<string, unknown>> {

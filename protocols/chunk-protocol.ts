@@ -32,22 +32,25 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
         throw new ProtocolError(Codes.BAD_MESSAGE, `want-list must hold 1-${CHUNK_WANT_MAX} sha256 hashes`)
       }
       // Chunks are shared across volumes in the store: serve only those this volume references.
-      const inVolume = await store.referencedIn(vol.name, req.hashes as Uint8Array[])
-      let items: Array<{ h: Uint8Array, d?: Uint8Array }> = []
-      let size = 0
-      for (const [i, h] of (req.hashes as Uint8Array[]).entries()) {
-        const d = inVolume[i] ? await store.chunks.get(h) : undefined
-        items.push(d === undefined ? { h } : { h, d })
-        size += d?.byteLength ?? 0
-        if (size >= CHUNK_FRAME_BYTES) {
-          await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
-          onServed?.(peer, size)
-          items = []
-          size = 0
-        }
+      const hashes = req.hashes as Uint8Array[]
+      const inVolume = await store.referencedIn(vol.name, hashes)
+      // Read in groups of about one frame, the next group while the current one is sent.
+      const group = Math.max(1, Math.floor(CHUNK_FRAME_BYTES / vol.chunkSize))
+      const read = async (from: number): Promise<Array<Uint8Array | undefined>> => {
+        const slice = hashes.slice(from, from + group)
+        const wanted = slice.filter((_, i) => inVolume[from + i])
+        const got = await store.chunks.getMany(wanted)
+        let k = 0
+        return slice.map((_, i) => inVolume[from + i] ? got[k++] : undefined)
       }
-      if (items.length > 0) await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
-      if (size > 0) onServed?.(peer, size)
+      let next = read(0)
+      for (let from = 0; from < hashes.length; from += group) {
+        const data = await next
+        if (from + group < hashes.length) next = read(from + group)
+        const items = data.map((d, i) => d === undefined ? { h: hashes[from + i] } : { h: hashes[from + i], d })
+        await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
+        onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))
+      }
       await framed.write({ v: WIRE_VERSION, t: 'end' })
       await framed.close()
     } catch (err) {

@@ -10,14 +10,31 @@ const log = logger('proto:control')
 /** The part of a volume record every member shares (seq and dirty are per node). */
 export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt'>
 
-export interface MemberState { volume: string, volumeId: string, seq: number, generation: number, members: string[], state: string }
+export interface MemberState {
+  volume: string
+  volumeId: string
+  seq: number
+  generation: number
+  members: string[]
+  state: string
+  /** Progress of a member in `copy`. */
+  progress?: Record<string, number | null>
+  /** Addresses of other members the answering node knows (peer exchange). */
+  addrs?: Record<string, string[]>
+}
 
 /**
  * control: create a volume on a member (idempotent: the same id is fine, another id is
  * refused), and report a member's state of a volume. One request and one reply per stream.
  */
+export interface EnsureResult {
+  created: boolean
+  /** The receiver's descriptor after the call: newer than the caller's if it knew a later generation. */
+  volume?: VolumeDescriptor
+}
+
 export interface ControlHandlers {
-  ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<{ created: boolean }>
+  ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
   memberState: (peer: string, volume: string, volumeId: string) => Promise<MemberState>
 }
 
@@ -33,7 +50,7 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
       const msg = await framed.read()
       if (msg.t === 'ensure-volume') {
         const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
-        await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created })
+        await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
       } else if (msg.t === 'state') {
         const m = msg as Message & { volume: unknown, volumeId: unknown }
         if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
@@ -64,12 +81,20 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortS
   }
 }
 
-export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<{ created: boolean }> {
-  const reply = expect<Message & { created: boolean }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
-  return { created: reply.created === true }
+export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<EnsureResult> {
+  const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
+  return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
 }
 
 export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal): Promise<MemberState> {
   const reply = expect<Message & MemberState>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'state', volume, volumeId }, signal), 'state')
-  return { volume: reply.volume, volumeId: reply.volumeId, seq: reply.seq, generation: reply.generation, members: reply.members, state: reply.state }
+  if (typeof reply.seq !== 'number' || typeof reply.generation !== 'number' || !Array.isArray(reply.members) || typeof reply.state !== 'string') {
+    throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed state reply')
+  }
+  const addrs = reply.addrs !== null && typeof reply.addrs === 'object' ? reply.addrs : undefined
+  const progress = reply.progress !== null && typeof reply.progress === 'object' ? reply.progress : undefined
+  return {
+    volume: reply.volume, volumeId: reply.volumeId, seq: reply.seq, generation: reply.generation, members: reply.members, state: reply.state,
+    ...(addrs !== undefined ? { addrs } : {}), ...(progress !== undefined ? { progress } : {})
+  }
 }

@@ -6,19 +6,32 @@ import { logger } from '../node/log.js'
 const log = logger('proto:notify')
 
 /** notify: "volume V is now at sequence N" — one message per stream, no reply. */
-export interface Notice { volume: string, volumeId: string, seq: number }
+export interface Notice {
+  volume: string
+  volumeId: string
+  seq: number
+  /** The sender's member state of the volume (steady, copy, ...). */
+  state?: string
+  generation?: number
+}
 
 export async function registerNotifyHandler (libp2p: Libp2p, onNotice: (peer: string, notice: Notice) => void): Promise<void> {
   await libp2p.handle(NOTIFY_PROTOCOL, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     try {
-      const msg = expect<Message & { volume: unknown, volumeId: unknown, seq: unknown }>(await framed.read(), 'notify')
+      const msg = expect<Message & { volume: unknown, volumeId: unknown, seq: unknown, state: unknown, generation: unknown }>(await framed.read(), 'notify')
       if (typeof msg.volume !== 'string' || typeof msg.volumeId !== 'string' || typeof msg.seq !== 'number' || !Number.isSafeInteger(msg.seq)) {
         throw new Error('malformed notice')
       }
       await framed.close()
       // Membership is checked by whoever acts on the notice: it only ever triggers a pull.
-      onNotice(connection.remotePeer.toString(), { volume: msg.volume, volumeId: msg.volumeId, seq: msg.seq })
+      onNotice(connection.remotePeer.toString(), {
+        volume: msg.volume,
+        volumeId: msg.volumeId,
+        seq: msg.seq,
+        ...(typeof msg.state === 'string' && msg.state.length <= 32 ? { state: msg.state } : {}),
+        ...(typeof msg.generation === 'number' && Number.isSafeInteger(msg.generation) ? { generation: msg.generation } : {})
+      })
     } catch (err) {
       log('bad notice from %p: %s', connection.remotePeer, (err as Error).message)
       framed.abort(err as Error)

@@ -13,6 +13,7 @@ export interface ChunkStore {
   has: (hash: Uint8Array) => Promise<boolean>
   hasMany: (hashes: Uint8Array[]) => Promise<boolean[]>
   get: (hash: Uint8Array) => Promise<Uint8Array | undefined>
+  getMany: (hashes: Uint8Array[]) => Promise<Array<Uint8Array | undefined>>
   putMany: (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>) => Promise<void>
   sync: () => Promise<void>
   delete: (hashes: Uint8Array[]) => Promise<void>
@@ -48,6 +49,11 @@ export class LevelChunkStore implements ChunkStore {
 
   async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
     return await this.db.get(Buffer.from(hash)) ?? undefined
+  }
+
+  async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
+    if (hashes.length === 0) return []
+    return await this.db.getMany(hashes.map(h => Buffer.from(h))) as Array<Uint8Array | undefined>
   }
 
   async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {

@@ -1,7 +1,7 @@
 import * as cborg from 'cborg'
 import { InvalidInputError, Codes } from '../node/errors.js'
 import { isValid as isValidVector } from '../node/version-vector.js'
-import { HASH_BYTES, WRITE_MODES, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
+import { HASH_BYTES, WRITE_MODES, MEMBER_STATES, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
 
 /** Records are stored and sent as CBOR: compact, schemaless on the wire, validated here. */
 export function encode (value: unknown): Uint8Array {
@@ -57,6 +57,7 @@ export function asVolumeRecord (x: unknown): VolumeRecord {
   if (!isInt(r.createdAt)) bad('volume record', 'createdAt')
   if (!isInt(r.seq)) bad('volume record', 'seq')
   if (typeof r.dirty !== 'boolean') bad('volume record', 'dirty')
+  if (r.state !== undefined && !MEMBER_STATES.includes(r.state as never)) bad('volume record', 'state')
   return r as unknown as VolumeRecord
 }
 

@@ -1,6 +1,14 @@
 import type { VersionVector } from '../node/version-vector.js'
 
 export type WriteMode = 'all' | 'active'
+
+/**
+ * This node's state as a member of a volume: `steady` holds every chunk of the index it knows;
+ * `copy` (a "wannabe") holds the index and serves reads, fetching missing chunks on demand,
+ * while a background copy fills it in.
+ */
+export type MemberStateName = 'steady' | 'copy'
+export const MEMBER_STATES: readonly MemberStateName[] = ['steady', 'copy']
 export const WRITE_MODES: readonly WriteMode[] = ['all', 'active']
 
 /** Schema version of the records below; bumped when a field changes meaning. */
@@ -23,6 +31,8 @@ export interface VolumeRecord {
   seq: number
   /** Set before the first write after open, cleared on clean close: found set at start = crash. */
   dirty: boolean
+  /** This node's member state of the volume (absent in records written before it existed: steady). */
+  state?: MemberStateName
 }
 
 export interface FileRecord {

@@ -5,6 +5,12 @@ import type { AbstractBatchOperation } from 'abstract-level'
 import { ReplicantError, ConflictError, NotFoundError, Codes } from '../node/errors.js'
 import { logger } from '../node/log.js'
 import { LevelChunkStore, type ChunkStore, hashHex } from './chunk-store.js'
+import { PackChunkStore } from './pack-chunk-store.js'
+
+/** Where chunk bytes live: pack files (default; see docs/CHUNKING.md) or values in level. */
+export type ChunkBackend = 'pack' | 'level'
+
+export interface StoreOptions { chunkBackend?: ChunkBackend }
 import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from './codec.js'
 import { Mutex } from './mutex.js'
 import { chunkHashes, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
@@ -38,7 +44,7 @@ type Op = AbstractBatchOperation<any, any, any>
  */
 export class Store {
   readonly dir: string
-  readonly chunks: ChunkStore
+  chunks!: ChunkStore & { close?: () => Promise<void> }
   /** Volumes whose dirty flag was found set when the store opened: they were not closed cleanly. */
   readonly foundDirty: string[] = []
   private readonly db: Level<string, Uint8Array>
@@ -64,11 +70,10 @@ export class Store {
     this.peers = db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' })
     this.watermarks = db.sublevel<string, number>('watermarks', { valueEncoding: 'json' })
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'json' })
-    this.chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
   }
 
   /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
-  static async open (dir: string): Promise<Store> {
+  static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
     const path = join(dir, 'store')
     await mkdir(path, { recursive: true })
     const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -82,6 +87,19 @@ export class Store {
       throw err
     }
     const store = new Store(dir, db)
+    try {
+      // The backend is fixed when a store is first used: a store keeps the one it was made with.
+      const backend = await store.meta.get('chunkBackend') as ChunkBackend | undefined ?? opts.chunkBackend ?? 'pack'
+      if (backend === 'level') {
+        store.chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+      } else {
+        store.chunks = await PackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+      }
+      await store.meta.put('chunkBackend', backend)
+    } catch (err) {
+      await db.close()
+      throw err
+    }
     for await (const value of store.volumes.values()) {
       const vol = asVolumeRecord(decode(value))
       if (vol.dirty) store.foundDirty.push(vol.name)
@@ -101,6 +119,7 @@ export class Store {
         const vol = asVolumeRecord(decode(value))
         if (vol.dirty) ops.push({ type: 'put', key: vol.name, value: encode({ ...vol, dirty: false }), sublevel: this.volumes })
       }
+      await this.chunks.close?.()
       if (ops.length > 0) await this.db.batch(ops, { sync: true })
       this.closed = true
       await this.db.close()

@@ -1,0 +1,101 @@
+import { ReplicantError, Codes } from './errors.js'
+import { hashHex } from '../store/chunk-store.js'
+import { newCounters, type ChunkFetcher, type FetchCounters } from './chunk-fetcher.js'
+import type { Store } from '../store/store.js'
+import type { VolumeRecord } from '../store/records.js'
+
+/** How long a read waits for a chunk this node lacks before it fails with TIMEOUT. */
+export const DEFAULT_READ_TIMEOUT_MS = 10_000
+
+interface InFlight {
+  promise: Promise<Uint8Array>
+  controller: AbortController
+  waiters: number
+  settled: boolean
+}
+
+/**
+ * Chunks for reads: from the store when held, otherwise fetched at once from the members that
+ * hold them (a wannabe's on-demand read). Concurrent readers of one chunk share one fetch,
+ * reference counted: when the last of them gives up, the fetch is cancelled. Every fetch has
+ * a timeout, so a chunk nobody can supply gives a clear error instead of a hang.
+ */
+export class OnDemandReader {
+  readonly counters: FetchCounters & { joined: number, cancelled: number, reads: number } = { ...newCounters(), joined: 0, cancelled: 0, reads: 0 }
+  private readonly inflight = new Map<string, InFlight>()
+
+  constructor (
+    private readonly store: Store,
+    private readonly fetcher: ChunkFetcher,
+    private readonly sources: (vol: VolumeRecord) => string[],
+    readonly timeoutMs = DEFAULT_READ_TIMEOUT_MS
+  ) {}
+
+  /** Fetches in progress for readers; background work yields to them. */
+  get active (): number { return this.inflight.size }
+
+  async get (vol: VolumeRecord, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+    const local = await this.store.chunks.get(hash)
+    if (local !== undefined) return local
+    signal?.throwIfAborted()
+    const key = `${vol.name}\x00${hashHex(hash)}`
+    let entry = this.inflight.get(key)
+    if (entry === undefined) {
+      entry = this.start(vol, hash, key)
+    } else {
+      this.counters.joined++
+    }
+    const e = entry
+    e.waiters++
+    try {
+      return await abortable(e.promise, signal)
+    } finally {
+      e.waiters--
+      if (e.waiters === 0 && !e.settled) {
+        this.counters.cancelled++
+        e.controller.abort(new ReplicantError(Codes.ABORTED, 'every reader of this chunk went away', 499))
+      }
+    }
+  }
+
+  private start (vol: VolumeRecord, hash: Uint8Array, key: string): InFlight {
+    const controller = new AbortController()
+    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(this.timeoutMs)])
+    this.counters.reads++
+    const entry: InFlight = { promise: Promise.resolve(new Uint8Array()), controller, waiters: 0, settled: false }
+    entry.promise = (async () => {
+      try {
+        const sources = this.sources(vol)
+        if (sources.length === 0) {
+          throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`, 503,
+            { chunk: hashHex(hash), tried: [] })
+        }
+        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters })
+        const bytes = await this.store.chunks.get(hash)
+        if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`, 503)
+        return bytes
+      } finally {
+        entry.settled = true
+        this.inflight.delete(key)
+      }
+    })()
+    entry.promise.catch(() => {}) // surfaced to every waiter
+    this.inflight.set(key, entry)
+    return entry
+  }
+}
+
+async function abortable<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return await promise
+  signal.throwIfAborted()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'read aborted', 499))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort!)
+  }
+}
