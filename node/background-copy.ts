@@ -70,8 +70,9 @@ export class BackgroundCopy {
     await Promise.allSettled([...this.runs.values()].map(async r => await r.running))
   }
 
+  /** With concurrency 0 the copy never runs: the member stays a lazy replica that fetches only what is read. */
   kick (volume: string): void {
-    if (this.stopped) return
+    if (this.stopped || this.concurrency <= 0) return
     let run = this.runs.get(volume)
     if (run === undefined) {
       run = { running: undefined, again: false, failures: 0, timer: undefined }

@@ -37,7 +37,7 @@ export class OnDemandReader {
   async get (vol: VolumeRecord, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
     const local = await this.store.chunks.get(hash)
     if (local !== undefined) return local
-    signal?.throwIfAborted()
+    if (signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, 'read aborted', 499)
     const key = `${vol.name}\x00${hashHex(hash)}`
     let entry = this.inflight.get(key)
     if (entry === undefined) {

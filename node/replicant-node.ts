@@ -29,7 +29,7 @@ export interface NodeOptions {
   join?: string[]
   /** How long a read waits for a chunk fetched on demand (default 10 s). */
   readTimeoutMs?: number
-  /** Want-lists in flight for a wannabe's background copy (default 4). */
+  /** Want-lists in flight for a wannabe's background copy (default 4; 0: no background copy, reads only). */
   copyConcurrency?: number
 }
 
