@@ -10,6 +10,8 @@ import { ReplicantClient } from '../node/client.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { Store } from '../store/store.js'
 import { isReplicantError } from '../node/errors.js'
+import { createInterface } from 'node:readline'
+import type { CopyOffer } from '../node/membership.js'
 
 const program = new Command()
 program
@@ -39,6 +41,28 @@ function fmtBytes (n: number): string {
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
+/** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
+function confirmOnStdin (): (offer: CopyOffer) => Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, terminal: false })
+  const lines: string[] = []
+  const waiters: Array<(line: string) => void> = []
+  rl.on('line', (line) => { const w = waiters.shift(); if (w !== undefined) w(line); else lines.push(line) })
+  rl.on('close', () => { for (const w of waiters.splice(0)) w('') })
+  let queue: Promise<unknown> = Promise.resolve()
+  return async (offer) => {
+    const ask = queue.then(async () => {
+      const size = offer.files !== null && offer.bytes !== null ? `${offer.files} files, ${fmtBytes(offer.bytes)}` : 'size unknown'
+      process.stdout.write(`confirm-copy: full copy of volume ${offer.volume} (id ${offer.volumeId}, ${size}) from ${offer.peer} onto this node: ${offer.why}. Proceed? [y/N] \n`)
+      const line = lines.shift() ?? await new Promise<string>(resolve => waiters.push(resolve))
+      const yes = /^y(es)?$/i.test(line.trim())
+      process.stdout.write(`confirm-copy: ${yes ? 'copying' : 'refused; the volume stays offline on this node'} ${offer.volume}\n`)
+      return yes
+    })
+    queue = ask.catch(() => {})
+    return await ask
+  }
+}
+
 function bar (done: number, total: number, width = 24): string {
   const f = total === 0 ? 1 : Math.min(1, done / total)
   const n = Math.round(f * width)
@@ -61,9 +85,26 @@ program.command('start')
   .option('--join <multiaddr>', 'peer to dial at start, ending in /p2p/<peer id> (repeatable); remembered and redialled', collect)
   .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
   .option('--http <host:port>', 'alias of --api')
-  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string }) => {
+  .option('--confirm-copy', 'ask (on stdin) before any full copy onto this node, showing the volume id and size')
+  .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
+  .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
+  .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
+  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean, discardLocal?: boolean | string[], grace?: number }) => {
     const { data } = program.opts<{ data: string }>()
-    const node = await ReplicantNode.start({ dataDir: data, listen: opts.listen, api: opts.http ?? opts.api, join: opts.join })
+    if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
+    const approveCopy = opts.copy === false
+      ? async () => false
+      : opts.confirmCopy === true ? confirmOnStdin() : undefined
+    const node = await ReplicantNode.start({
+      dataDir: data,
+      listen: opts.listen,
+      api: opts.http ?? opts.api,
+      join: opts.join,
+      ...(approveCopy !== undefined ? { approveCopy } : {}),
+      ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
+      ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
+      report: (line) => { process.stdout.write(line + '\n') }
+    })
     process.stdout.write(`replicant ${VERSION} node started\npeer id: ${node.peerId}\n`)
     for (const ma of node.multiaddrs()) process.stdout.write(`listening: ${ma}\n`)
     process.stdout.write(`api: ${node.apiUrl}\n`)
@@ -106,6 +147,16 @@ volume.command('add-replica <name> <peerid>')
     process.stdout.write(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members\n`)
     for (const a of v.announce ?? []) {
       process.stdout.write(`  member ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will learn it when next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
+    }
+  })
+
+volume.command('remove-replica <name> <peerid>')
+  .description('remove a member online; the others go on at a new generation, the removed node stops serving the volume')
+  .action(async (name: string, peer: string) => {
+    const v = await (await client()).removeReplica(name, peer)
+    process.stdout.write(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members\n`)
+    for (const a of v.announce ?? []) {
+      process.stdout.write(`  ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will learn it when next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
     }
   })
 
@@ -248,6 +299,8 @@ program.command('status')
       }
       if (v.lacking.files > 0 || v.lacking.bytes > 0) lines.push(`    still to fetch: ${v.lacking.files} files, ${fmtBytes(v.lacking.bytes)}`)
       if (v.lacking.refused !== null) lines.push(`    refused: ${v.lacking.refused}`)
+      if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
+      for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
       for (const m of v.memberStates) {
         const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}`
         const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
@@ -256,6 +309,8 @@ program.command('status')
     }
     process.stdout.write(lines.join('\n') + '\n')
   })
+
+;(await import('./topology-command.js')).registerTopologyCommands(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isReplicantError(err)) {

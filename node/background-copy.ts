@@ -105,7 +105,7 @@ export class BackgroundCopy {
 
   private async pass (volume: string): Promise<void> {
     const vol = await this.store.getVolume(volume)
-    if (vol === undefined || vol.state !== 'copy') return
+    if (vol === undefined || (vol.state !== 'copy' && vol.state !== 'merge')) return
     const progress = await this.count(vol)
     if (progress.bytesDone === progress.bytesTotal && progress.filesDone === progress.filesTotal) {
       if (this.indexCaughtUp(volume)) {

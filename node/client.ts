@@ -62,11 +62,18 @@ export class ReplicantClient {
   async listVolumes (): Promise<any> { return await this.json('GET', '/v1/volumes') }
   async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
   async addReplica (volume: string, peerId: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/replicas`, { peerId }) }
+  async removeReplica (volume: string, peerId: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/replicas/${encodeURIComponent(peerId)}`) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string): Promise<any> {
     const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''
     return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/files${q}`)
   }
+
+  /** Fault injection: the peers this node refuses (a partition), both ways. */
+  async faults (): Promise<{ blocked: string[] }> { return await this.json('GET', '/v1/faults') }
+  async block (peers: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/block', { peers }) }
+  /** Lifts the block on `peers` (every block without arguments). */
+  async unblock (peers?: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }
 
   async remove (volume: string, path: string): Promise<any> { return await this.json('DELETE', ReplicantClient.filePath(volume, path)) }
 

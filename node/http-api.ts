@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
 import { parseRange } from './http-range.js'
 import { normalizePrefix } from './paths.js'
@@ -84,6 +85,25 @@ export class HttpApi {
     this.server = createServer((req, res) => { void this.dispatch(req, res) })
     this.route('GET', /^\/v1\/status$/, async (_req, res) => { sendJson(res, 200, await this.node.status()) })
     this.route('GET', /^\/v1\/peers$/, async (_req, res) => { sendJson(res, 200, { peers: await this.node.peers.list() }) })
+    // Fault injection (topologies, chaos runs): a partition is a set of blocked peers, refused
+    // both ways by the connection gater, with existing connections hung up.
+    this.route('GET', /^\/v1\/faults$/, async (_req, res) => { sendJson(res, 200, { blocked: [...this.node.peers.blocked].sort() }) })
+    this.route('POST', /^\/v1\/faults\/(block|unblock)$/, async (req, res, [action]) => {
+      const { peers } = await readJson(req)
+      if (peers !== undefined && (!Array.isArray(peers) || !peers.every(p => typeof p === 'string' && p.length > 0 && p.length <= 128))) {
+        throw new InvalidInputError(Codes.BAD_REQUEST, 'peers must be a list of peer ids')
+      }
+      for (const p of (peers ?? []) as string[]) {
+        try { peerIdFromString(p) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${p}`) }
+      }
+      if (action === 'block') {
+        if (peers === undefined || peers.length === 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'block needs a non-empty list of peers')
+        await this.node.peers.block(peers as string[])
+      } else {
+        this.node.peers.unblock(peers as string[] | undefined)
+      }
+      sendJson(res, 200, { blocked: [...this.node.peers.blocked].sort() })
+    })
     this.route('GET', /^\/v1\/volumes$/, async (_req, res) => {
       sendJson(res, 200, { volumes: await this.node.listVolumes() })
     })
@@ -98,6 +118,9 @@ export class HttpApi {
     this.route('POST', /^\/v1\/volumes\/([^/]+)\/replicas$/, async (req, res, [vol]) => {
       const body = await readJson(req)
       sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
+    })
+    this.route('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
+      sendJson(res, 200, await this.node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
     })
     this.route('GET', /^\/v1\/volumes\/([^/]+)\/files$/, async (req, res, [vol], url) => {
       const name = decodeSegment(vol)
@@ -133,7 +156,7 @@ export class HttpApi {
     })
     this.route('DELETE', fileRoute, async (_req, res, [vol, path]) => {
       const rec = await this.node.volumes.removeFile(decodeSegment(vol), path.split('/').map(decodeSegment).join('/'))
-      sendJson(res, 200, { path: rec.path, deleted: true, seq: rec.seq })
+      sendJson(res, 200, { path: rec.path, deleted: true, seq: rec.seq, version: { ...rec.vv } })
     })
   }
 

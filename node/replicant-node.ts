@@ -10,6 +10,7 @@ import { HttpApi } from './http-api.js'
 import { VolumeService, type CreateVolumeOptions } from './volume-service.js'
 import { PeerManager } from './peer-manager.js'
 import { SyncEngine, type AnnounceResult } from './sync-engine.js'
+import type { CopyApproval } from './membership.js'
 import { InvalidInputError, ReplicantError, Codes } from './errors.js'
 import { logger } from './log.js'
 import { DEFAULTS } from '../config/defaults.js'
@@ -31,6 +32,14 @@ export interface NodeOptions {
   readTimeoutMs?: number
   /** Want-lists in flight for a wannabe's background copy (default 4; 0: no background copy, reads only). */
   copyConcurrency?: number
+  /** A member unreachable this long starts a new generation on the others (default 10 min). */
+  graceMs?: number
+  /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
+  approveCopy?: CopyApproval
+  /** Volumes (or all: true) whose foreign replica here may be deleted and fully recopied. */
+  discardLocal?: boolean | string[]
+  /** Operator-facing lines (what --discard-local deletes, refusals); the CLI prints them. */
+  report?: (line: string) => void
 }
 
 export interface ApiInfo { url: string, pid: number, peerId: string }
@@ -74,7 +83,20 @@ export class ReplicantNode {
     this.libp2p = libp2p
     this.volumes = new VolumeService(store, libp2p.peerId.toString())
     this.peers = new PeerManager(libp2p, store, blocked)
-    this.sync = new SyncEngine(libp2p, store, this.peers, { readTimeoutMs: opts.readTimeoutMs, copyConcurrency: opts.copyConcurrency })
+    this.sync = new SyncEngine(libp2p, store, this.peers, {
+      readTimeoutMs: opts.readTimeoutMs,
+      copyConcurrency: opts.copyConcurrency,
+      graceMs: opts.graceMs,
+      approveCopy: opts.approveCopy,
+      discardLocal: opts.discardLocal,
+      report: opts.report
+    })
+    const removedGate = this.volumes.gate
+    this.volumes.gate = (vol) => {
+      removedGate(vol)
+      const why = this.sync.membership.offline.get(vol.name)
+      if (why !== undefined) throw new ReplicantError('VOLUME_OFFLINE', `volume '${vol.name}' is offline on this node: ${why}`, 503, { volume: vol.name })
+    }
     // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
     this.volumes.chunkSource = async (vol, hash, _length, signal) => await this.sync.readChunk(vol, hash, signal)
   }
@@ -148,6 +170,13 @@ export class ReplicantNode {
     return { ...vol, announce: await this.sync.announce(vol) }
   }
 
+  /** Removes a member online; the volume goes on with the others at a new generation. */
+  async removeReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
+    if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
+    const { volume: vol, announce } = await this.sync.removeReplica(volume, peerId)
+    return { ...vol, announce }
+  }
+
   /** Adds a member to a volume online; it becomes a wannabe that serves at once. */
   async addReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
@@ -160,12 +189,20 @@ export class ReplicantNode {
   }
 
   async volumeInfo (name: string): Promise<Record<string, unknown>> {
-    const vol = await this.volumes.volume(name)
-    let files = 0
-    let bytes = 0
-    for await (const f of this.volumes.listFiles(name)) { files++; bytes += f.size }
-    const progress = vol.state === 'copy' ? this.sync.progress(vol.name) ?? null : null
-    return { ...vol, state: vol.state ?? 'steady', files, bytes, progress, memberStates: await this.sync.members(vol), lacking: this.sync.lacking(vol.name) }
+    const vol = await this.store.requireVolume(name)
+    const { files, bytes } = await this.store.volumeSize(vol.name)
+    const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
+    return {
+      ...vol,
+      state: this.sync.localState(vol),
+      files,
+      bytes,
+      progress,
+      damagedChunks: this.sync.damaged.get(vol.name) ?? 0,
+      memberStates: await this.sync.members(vol),
+      decisions: this.sync.membership.decisionsFor(vol.name),
+      lacking: this.sync.lacking(vol.name)
+    }
   }
 
   async status (): Promise<Record<string, unknown>> {

@@ -3,16 +3,15 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { registerIndexHandler, fetchIndexPage } from '../protocols/index-protocol.js'
 import { registerChunkHandler } from '../protocols/chunk-protocol.js'
 import { registerNotifyHandler, sendNotice, type Notice } from '../protocols/notify-protocol.js'
-import { registerControlHandler, requestEnsureVolume, requestMemberState, descriptorOf, type VolumeDescriptor, type MemberState } from '../protocols/control-protocol.js'
-import { authorize } from '../protocols/auth.js'
+import { registerControlHandler } from '../protocols/control-protocol.js'
 import { INDEX_PAGE_RECORDS } from '../protocols/constants.js'
 import { decide } from './reconcile.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
 import { BackgroundCopy, type CopyProgress } from './background-copy.js'
-import { ConflictError, InvalidInputError, NotFoundError, Codes } from './errors.js'
-import { asVolumeRecord } from '../store/codec.js'
-import { RECORD_VERSION, chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
+import { Membership, type MembershipOptions } from './membership.js'
+import { sha256, hashHex } from '../store/chunk-store.js'
+import { chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
 import { logger } from './log.js'
 import type { Store, NewFileRecord } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
@@ -32,7 +31,14 @@ interface PullState {
   lastError: string | undefined
   lastSyncAt: number | undefined
   pending: { files: number, bytes: number } | undefined
+  /** What the running (or last) pull is: a full index comparison, a minicopy, ... */
+  mode: PullMode
+  /** The next run compares the full index (from seq 0), whatever the watermark. */
+  full: boolean
 }
+
+/** copy: full index comparison (a newcomer, or history not known); minicopy: since the watermark; merge: after a crash. */
+export type PullMode = 'sync' | 'minicopy' | 'copy' | 'merge'
 
 export interface MemberView {
   peerId: string
@@ -52,7 +58,7 @@ export interface MemberView {
 
 export interface AnnounceResult { peerId: string, status: 'created' | 'exists' | 'pending' | 'refused', error?: string }
 
-export interface EngineOptions {
+export interface EngineOptions extends MembershipOptions {
   /** Read timeout for chunks fetched on demand. */
   readTimeoutMs?: number
   /** Want-lists in flight for the background copy of a wannabe. */
@@ -74,13 +80,17 @@ export class SyncEngine {
   readonly reader: OnDemandReader
   readonly copy: BackgroundCopy
   private readonly selfId: string
-  /** Volumes in copy state whose index has been pulled to the end from some member. */
+  readonly membership: Membership
+  /** Volumes in copy or merge whose full index has been pulled to the end from some member. */
   private readonly caughtUp = new Set<string>()
+  /** Volumes in merge whose own chunks have been verified since the merge began. */
+  private readonly verified = new Set<string>()
+  /** Chunks found missing or corrupt by the last verification, per volume. */
+  readonly damaged = new Map<string, number>()
   private readonly remoteStates = new Map<string, { state: string, generation: number | null }>()
   private readonly pulls = new Map<string, PullState>()
   private readonly heads = new Map<string, number>()
   private readonly noticeRounds = new Map<string, { running: boolean, again: boolean }>()
-  private readonly refusals = new Map<string, string>()
   private readonly controller = new AbortController()
   private safetyTimer: NodeJS.Timeout | undefined
   private stopped = false
@@ -91,6 +101,19 @@ export class SyncEngine {
     this.reader = new OnDemandReader(store, this.fetcher, vol => this.sources(vol), opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS)
     this.copy = new BackgroundCopy(store, this.fetcher, this.reader, vol => this.sources(vol), vol => this.caughtUp.has(vol),
       async vol => { await this.becomeSteady(vol) }, opts.copyConcurrency ?? 4)
+    this.membership = new Membership(libp2p, store, peers, this, opts)
+  }
+
+  /** Aborted when the engine stops. */
+  get signal (): AbortSignal { return this.controller.signal }
+
+  setRemote (volume: string, peer: string, state: string, generation: number | null, seq?: number): void {
+    this.remoteStates.set(`${volume}\x00${peer}`, { state, generation })
+    if (seq !== undefined) this.heads.set(`${volume}\x00${peer}`, seq)
+  }
+
+  forgetRemote (volume: string, peer: string): void {
+    this.remoteStates.delete(`${volume}\x00${peer}`)
   }
 
   /** Members to fetch chunks from: connected ones, steady members first. */
@@ -111,9 +134,54 @@ export class SyncEngine {
   }
 
   private async becomeSteady (volume: string): Promise<void> {
-    await this.store.updateVolume(volume, v => ({ ...v, state: 'steady' }))
+    await this.store.updateVolume(volume, v => v.state === 'copy' || v.state === 'merge' ? { ...v, state: 'steady' } : v)
     this.caughtUp.delete(volume)
+    this.verified.delete(volume)
     this.announceSeq(volume)
+  }
+
+  /**
+   * Merge after an unclean shutdown: the volume goes to `merge` (persisted, so a crash during
+   * the merge merges again), every watermark is forgotten (the next pull from each member
+   * compares the full index), and every chunk of every live record is read and checked against
+   * its hash; a missing or corrupt one is dropped so the background copy fetches it again.
+   * The volume is steady again when the verification is done, nothing is missing and a full
+   * pull from a member has completed (or there is no other member).
+   */
+  private async merge (volume: string): Promise<void> {
+    await this.store.updateVolume(volume, v => ({ ...v, state: 'merge' }))
+    await this.store.clearWatermarks(volume)
+    let bad = 0
+    let batch: Uint8Array[] = []
+    const check = async (): Promise<void> => {
+      const bytes = await this.store.chunks.getMany(batch)
+      const drop = batch.filter((h, i) => bytes[i] === undefined || Buffer.compare(sha256(bytes[i]!), h) !== 0)
+      if (drop.length > 0) {
+        log.error('merge of %s: %d chunk(s) missing or corrupt, to fetch again: %s', volume, drop.length, drop.slice(0, 4).map(hashHex).join(', '))
+        await this.store.chunks.delete(drop)
+        bad += drop.length
+      }
+      batch = []
+    }
+    const seen = new Set<string>()
+    for await (const rec of this.store.listFiles(volume, '/', { signal: this.controller.signal })) {
+      if (rec.deleted) continue
+      for (const h of chunkHashes(rec)) {
+        const k = hashHex(h)
+        if (seen.has(k)) continue
+        seen.add(k)
+        batch.push(h)
+        if (batch.length >= 64) await check()
+      }
+    }
+    if (batch.length > 0) await check()
+    this.damaged.set(volume, bad)
+    this.verified.add(volume)
+    const vol = await this.store.requireVolume(volume)
+    if (!vol.members.some(m => m !== this.selfId)) this.caughtUp.add(volume)
+    log('merge of %s: verified %d chunks, %d dropped', volume, seen.size, bad)
+    for (const m of vol.members) if (m !== this.selfId && this.peers.isConnected(m)) this.schedulePull(volume, m, 'merge')
+    this.copy.kick(volume)
   }
 
   async start (): Promise<void> {
@@ -121,23 +189,31 @@ export class SyncEngine {
     await registerChunkHandler(this.libp2p, this.store)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
-      ensureVolume: async (peer, desc) => await this.ensureVolume(peer, desc),
-      memberState: async (peer, volume, volumeId) => await this.memberState(peer, volume, volumeId)
+      ensureVolume: async (peer, desc) => await this.membership.ensureVolume(peer, desc),
+      memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
     })
     this.store.commitListeners.add((vol) => { this.announceSeq(vol.name) })
-    this.libp2p.addEventListener('peer:connect', (evt) => { void this.onPeerConnected(evt.detail.toString()) })
+    this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
+    this.membership.start()
     this.safetyTimer = setInterval(() => { void this.pullAllConnected() }, SAFETY_PULL_MS)
     this.safetyTimer.unref()
-    // A copy interrupted by a stop resumes: chunks already held are not fetched again.
     for (const vol of await this.store.listVolumes()) {
-      if (vol.state === 'copy') this.copy.kick(vol.name)
+      if (vol.state === 'removed') continue
+      if (vol.state === 'merge' || (this.store.foundDirty.includes(vol.name) && vol.state !== 'copy')) {
+        // Not shut down cleanly (or a merge itself was interrupted): merge before steady.
+        void this.merge(vol.name).catch(err => log.error('merge of %s failed: %s', vol.name, err.message))
+      } else if (vol.state === 'copy') {
+        // A copy interrupted by a stop resumes: chunks already held are not fetched again.
+        this.copy.kick(vol.name)
+      }
     }
     // Peers already connected (joined before the engine started) get the same greeting.
-    for (const peer of this.peers.connectedPeers()) void this.onPeerConnected(peer)
+    for (const peer of this.peers.connectedPeers()) void this.membership.greet(peer)
   }
 
   async stop (): Promise<void> {
     this.stopped = true
+    this.membership.stop()
     clearInterval(this.safetyTimer)
     this.controller.abort()
     this.copy.stop()
@@ -146,128 +222,16 @@ export class SyncEngine {
     await this.copy.settled()
   }
 
-  // ---- membership ----
-
-  /** Creates the volume on every member that can be reached now; the others get it when next seen. */
   async announce (vol: VolumeRecord): Promise<AnnounceResult[]> {
-    const results: AnnounceResult[] = []
-    await Promise.all(vol.members.filter(m => m !== this.selfId).map(async (member) => {
-      if (!this.peers.isConnected(member)) { results.push({ peerId: member, status: 'pending' }); return }
-      try {
-        const reply = await requestEnsureVolume(this.libp2p, peerIdFromString(member), descriptorOf(vol), AbortSignal.timeout(10_000))
-        results.push({ peerId: member, status: reply.created ? 'created' : 'exists' })
-        if (reply.volume !== undefined) await this.adopt(reply.volume)
-        this.schedulePull(vol.name, member)
-      } catch (err) {
-        results.push({ peerId: member, status: 'refused', error: (err as Error).message })
-      }
-    }))
-    return results
+    return await this.membership.announce(vol)
   }
 
-  private candidateOf (desc: VolumeDescriptor): VolumeRecord {
-    return asVolumeRecord({
-      name: desc?.name, id: desc?.id, generation: desc?.generation, writeMode: desc?.writeMode, chunkSize: desc?.chunkSize, createdAt: desc?.createdAt,
-      members: Array.isArray(desc?.members) ? [...new Set(desc.members)].sort() : desc?.members,
-      v: RECORD_VERSION, seq: 0, dirty: false, state: 'copy'
-    })
-  }
-
-  /**
-   * A member asks this node to hold a volume (at creation, or after add-replica). A volume
-   * new to this node starts in `copy`: it serves at once and fills in by background copy.
-   */
-  private async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<{ created: boolean, volume?: VolumeDescriptor }> {
-    const candidate = this.candidateOf(desc)
-    if (!candidate.members.includes(this.selfId)) throw new InvalidInputError(Codes.BAD_REQUEST, 'this node is not a member of that volume')
-    if (!candidate.members.includes(peer)) throw new InvalidInputError(Codes.BAD_REQUEST, 'only a member may create a volume on another member')
-    const local = await this.store.getVolume(candidate.name)
-    if (local === undefined) {
-      await this.store.createVolume(candidate)
-      log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
-      this.remoteStates.delete(`${candidate.name}\x00${peer}`)
-      this.schedulePull(candidate.name, peer)
-      this.copy.kick(candidate.name)
-      return { created: true, volume: descriptorOf(candidate) }
-    }
-    if (local.id !== candidate.id) {
-      this.refusals.set(candidate.name, `peer ${peer} offered volume id ${candidate.id}, this node holds ${local.id}`)
-      throw new ConflictError('VOLUME_ID_MISMATCH', `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
-    }
-    const current = await this.adopt(desc) ?? local
-    this.schedulePull(local.name, peer)
-    return { created: false, volume: descriptorOf(current) }
-  }
-
-  /** Takes a member's descriptor of a volume if it is of a later generation than ours. */
-  private async adopt (desc: VolumeDescriptor): Promise<VolumeRecord | undefined> {
-    let candidate: VolumeRecord
-    try { candidate = this.candidateOf(desc) } catch { return undefined }
-    const local = await this.store.getVolume(candidate.name)
-    if (local === undefined || local.id !== candidate.id || candidate.generation <= local.generation) return undefined
-    const updated = await this.store.updateVolume(local.name, v => v.generation >= candidate.generation
-      ? v
-      : { ...v, generation: candidate.generation, members: candidate.members })
-    log('volume %s: generation %d, members %o', updated.name, updated.generation, updated.members)
-    // New members are greeted like any peer that connects.
-    for (const m of updated.members) if (m !== this.selfId && !local.members.includes(m) && this.peers.isConnected(m)) void this.onPeerConnected(m)
-    return updated
-  }
-
-  /**
-   * Adds `peer` to the replica set of `volume`, online: a new generation on this node, then
-   * every reachable member (and the newcomer, which starts as a wannabe) is told. Members not
-   * reachable now learn it when they next meet any member.
-   */
   async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
-    const vol = await this.store.getVolume(volume)
-    if (vol === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${volume}' on this node`, { volume })
-    if (!vol.members.includes(this.selfId)) throw new InvalidInputError(Codes.BAD_REQUEST, `this node is not a member of '${volume}'`)
-    if (vol.members.includes(peer)) throw new ConflictError('ALREADY_MEMBER', `${peer} is already a member of '${volume}'`)
-    const updated = await this.store.updateVolume(volume, v => ({ ...v, generation: v.generation + 1, members: [...v.members, peer].sort() }))
-    this.remoteStates.set(`${volume}\x00${peer}`, { state: 'copy', generation: updated.generation })
-    const announce = await this.announce(updated)
-    return { volume: await this.store.requireVolume(volume), announce }
+    return await this.membership.addReplica(volume, peer)
   }
 
-  private async memberState (peer: string, volume: string, volumeId: string): Promise<MemberState & { addrs: Record<string, string[]> }> {
-    const vol = await authorize(this.store, volume, volumeId, peer)
-    const addrs: Record<string, string[]> = {}
-    for (const m of vol.members) {
-      if (m === this.selfId || m === peer) continue
-      const rec = await this.store.getPeer(m)
-      if (rec !== undefined && rec.addrs.length > 0) addrs[m] = rec.addrs
-    }
-    const progress = this.copy.progressOf(vol.name)
-    return {
-      volume: vol.name, volumeId: vol.id, seq: vol.seq, generation: vol.generation, members: vol.members, state: vol.state ?? 'steady', addrs,
-      ...(vol.state === 'copy' && progress !== undefined ? { progress: { filesTotal: progress.filesTotal, filesDone: progress.filesDone, bytesTotal: progress.bytesTotal, bytesDone: progress.bytesDone } } : {})
-    }
-  }
-
-  private async onPeerConnected (peer: string): Promise<void> {
-    if (this.stopped || !this.store.isOpen) return
-    for (const vol of await this.store.listVolumes()) {
-      if (!vol.members.includes(peer) || !vol.members.includes(this.selfId)) continue
-      try {
-        const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)])
-        const reply = await requestEnsureVolume(this.libp2p, peerIdFromString(peer), descriptorOf(vol), signal)
-        if (reply.volume !== undefined) await this.adopt(reply.volume)
-        this.refusals.delete(vol.name)
-        const state: MemberState = await requestMemberState(this.libp2p, peerIdFromString(peer), vol.name, vol.id, signal)
-        this.heads.set(`${vol.name}\x00${peer}`, state.seq)
-        this.remoteStates.set(`${vol.name}\x00${peer}`, { state: state.state, generation: state.generation })
-        for (const [m, addrs] of Object.entries(state.addrs ?? {})) {
-          if (vol.members.includes(m) && Array.isArray(addrs)) await this.peers.learn(m, addrs.filter(a => typeof a === 'string'))
-        }
-        this.schedulePull(vol.name, peer)
-      } catch (err) {
-        if (this.stopped) return
-        log('greeting %s about %s failed: %s', peer, vol.name, (err as Error).message)
-        if ((err as { code?: string }).code === 'VOLUME_ID_MISMATCH') this.refusals.set(vol.name, (err as Error).message)
-      }
-    }
+  async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    return await this.membership.removeReplica(volume, peer)
   }
 
   // ---- notices ----
@@ -276,7 +240,7 @@ export class SyncEngine {
     this.heads.set(`${notice.volume}\x00${peer}`, notice.seq)
     if (notice.state !== undefined) this.remoteStates.set(`${notice.volume}\x00${peer}`, { state: notice.state, generation: notice.generation ?? null })
     void this.store.getVolume(notice.volume).then(vol => {
-      if (vol?.id === notice.volumeId && vol.members.includes(peer)) this.schedulePull(vol.name, peer)
+      if (vol?.id === notice.volumeId && vol.members.includes(peer) && vol.state !== 'removed' && !this.membership.offline.has(vol.name)) this.schedulePull(vol.name, peer)
     }).catch(() => {})
   }
 
@@ -310,35 +274,47 @@ export class SyncEngine {
   private async pullAllConnected (): Promise<void> {
     if (this.stopped || !this.store.isOpen) return
     for (const vol of await this.store.listVolumes().catch(() => [])) {
+      if (vol.state === 'removed' || this.membership.offline.has(vol.name)) continue
       for (const m of vol.members) {
         if (m !== this.selfId && vol.members.includes(this.selfId) && this.peers.isConnected(m)) this.schedulePull(vol.name, m)
       }
     }
   }
 
-  schedulePull (volume: string, peer: string): void {
+  /**
+   * Pulls `peer`'s changes of `volume` (now, or once more after the pull under way). `copy` and
+   * `merge` compare the full index from seq 0; other modes go from the watermark.
+   */
+  schedulePull (volume: string, peer: string, mode: PullMode = 'sync'): void {
     if (this.stopped || peer === this.selfId) return
     const key = `${volume}\x00${peer}`
     let st = this.pulls.get(key)
     if (st === undefined) {
-      st = { running: undefined, again: false, failures: 0, retryTimer: undefined, lastError: undefined, lastSyncAt: undefined, pending: undefined }
+      st = { running: undefined, again: false, failures: 0, retryTimer: undefined, lastError: undefined, lastSyncAt: undefined, pending: undefined, mode, full: false }
       this.pulls.set(key, st)
     }
+    if (mode !== 'sync') st.mode = mode
+    if (mode === 'copy' || mode === 'merge') st.full = true
     if (st.running !== undefined) { st.again = true; return }
     clearTimeout(st.retryTimer)
     st.retryTimer = undefined
     const state = st
     state.running = (async () => {
       try {
+        let fullDone = false
         do {
           state.again = false
-          await this.pull(volume, peer, state)
+          const full = state.full
+          state.full = false
+          await this.pull(volume, peer, state, full)
+          fullDone ||= full
         } while (state.again && !this.stopped)
         const vol = await this.store.getVolume(volume)
-        if (vol?.state === 'copy') {
+        if (vol?.state === 'copy' || (vol?.state === 'merge' && fullDone && this.verified.has(volume))) {
           this.caughtUp.add(volume)
           this.copy.kick(volume)
         }
+        state.mode = 'sync'
         state.failures = 0
         state.lastError = undefined
         state.lastSyncAt = Date.now()
@@ -348,7 +324,7 @@ export class SyncEngine {
         state.lastError = (err as Error).message
         const delay = Math.min(RETRY_MIN_MS * 2 ** (state.failures - 1), RETRY_MAX_MS)
         log('pull %s from %s failed (retry in %d ms): %s', volume, peer, delay, state.lastError)
-        state.retryTimer = setTimeout(() => { if (this.peers.isConnected(peer)) this.schedulePull(volume, peer) }, delay)
+        state.retryTimer = setTimeout(() => { if (this.peers.isConnected(peer)) this.schedulePull(volume, peer, state.mode) }, delay)
         state.retryTimer.unref()
       } finally {
         state.running = undefined
@@ -356,12 +332,13 @@ export class SyncEngine {
     })()
   }
 
-  private async pull (volume: string, peer: string, state: PullState): Promise<void> {
+  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<void> {
     const signal = this.controller.signal
     const vol = await this.store.getVolume(volume)
-    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(this.selfId)) return
+    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') return
+    if (this.membership.offline.has(volume)) return
     const peerId = peerIdFromString(peer)
-    let since = await this.store.getWatermark(volume, peer)
+    let since = full ? 0 : await this.store.getWatermark(volume, peer)
     let first = true
     while (!signal.aborted) {
       const page = await fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since, count: first, limit: INDEX_PAGE_RECORDS }, signal)
@@ -415,7 +392,7 @@ export class SyncEngine {
     const watermarks = await this.store.listWatermarks(vol.name)
     return vol.members.map(m => {
       if (m === this.selfId) {
-        return { peerId: m, self: true, connected: true, state: vol.state ?? 'steady', generation: vol.generation, seq: vol.seq, watermark: null, syncing: false, lastSyncAt: null, lastError: null }
+        return { peerId: m, self: true, connected: true, state: this.localState(vol), generation: vol.generation, seq: vol.seq, watermark: null, syncing: false, lastSyncAt: null, lastError: null }
       }
       const st = this.pulls.get(`${vol.name}\x00${m}`)
       const remote = this.remoteStates.get(`${vol.name}\x00${m}`)
@@ -434,6 +411,21 @@ export class SyncEngine {
     })
   }
 
+  /**
+   * This node's state of a volume as status shows it: the persisted state (steady, copy,
+   * merge, removed), `offline` after a refused full copy, or while a steady member runs a
+   * minicopy or full index comparison, that transient state.
+   */
+  localState (vol: VolumeRecord): string {
+    if (this.membership.offline.has(vol.name)) return 'offline'
+    const persisted = vol.state ?? 'steady'
+    if (persisted !== 'steady') return persisted
+    for (const [key, st] of this.pulls) {
+      if (key.startsWith(`${vol.name}\x00`) && st.running !== undefined && (st.mode === 'minicopy' || st.mode === 'copy')) return st.mode
+    }
+    return 'steady'
+  }
+
   /** What this node still lacks of a volume, summed over the pulls under way, and why it refused a peer. */
   lacking (volume: string): { files: number, bytes: number, refused: string | null } {
     let files = 0
@@ -443,6 +435,6 @@ export class SyncEngine {
       files += st.pending.files
       bytes += st.pending.bytes
     }
-    return { files, bytes, refused: this.refusals.get(volume) ?? null }
+    return { files, bytes, refused: this.membership.refusals.get(volume) ?? this.membership.offline.get(volume) ?? null }
   }
 }

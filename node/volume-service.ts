@@ -52,6 +52,12 @@ export function fileView (rec: FileRecord): FileView {
 /** Local volume and file operations of one node: what the HTTP API and the TS API call. */
 export class VolumeService {
   chunkSource: ChunkSource
+  /** Throws when a volume must not be read or written here (removed, or held offline). */
+  gate: (vol: VolumeRecord) => void = (vol) => {
+    if (vol.state === 'removed') {
+      throw new ReplicantError('VOLUME_REMOVED', `this node was removed from volume '${vol.name}' (generation ${vol.generation}); it no longer serves it`, 410, { volume: vol.name })
+    }
+  }
 
   constructor (private readonly store: Store, private readonly selfId: string) {
     this.chunkSource = async (volume, hash, length) => {
@@ -89,7 +95,9 @@ export class VolumeService {
   }
 
   async volume (name: string): Promise<VolumeRecord> {
-    return await this.store.requireVolume(validateVolumeName(name))
+    const vol = await this.store.requireVolume(validateVolumeName(name))
+    this.gate(vol)
+    return vol
   }
 
   /** Streams `source` into the volume at `path`; durable (chunks, then one synced index batch) on return. */

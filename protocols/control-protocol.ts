@@ -3,12 +3,12 @@ import { Framed, errorMessage, expect, type Message } from './framing.js'
 import { CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
 import { logger } from '../node/log.js'
-import type { VolumeRecord } from '../store/records.js'
+import { genIdOf, type VolumeRecord, type GenerationEntry } from '../store/records.js'
 
 const log = logger('proto:control')
 
 /** The part of a volume record every member shares (seq and dirty are per node). */
-export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt'>
+export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt' | 'genId' | 'history'>
 
 export interface MemberState {
   volume: string
@@ -17,6 +17,12 @@ export interface MemberState {
   generation: number
   members: string[]
   state: string
+  genId?: string
+  history?: GenerationEntry[]
+  /** Lowest seq from which the member's change log is complete. */
+  logFloor?: number
+  /** Live files and bytes of the volume there (only when asked: it costs an index scan). */
+  size?: { files: number, bytes: number }
   /** Progress of a member in `copy`. */
   progress?: Record<string, number | null>
   /** Addresses of other members the answering node knows (peer exchange). */
@@ -35,11 +41,14 @@ export interface EnsureResult {
 
 export interface ControlHandlers {
   ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
-  memberState: (peer: string, volume: string, volumeId: string) => Promise<MemberState>
+  memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
 }
 
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
-  return { name: vol.name, id: vol.id, generation: vol.generation, members: vol.members, writeMode: vol.writeMode, chunkSize: vol.chunkSize, createdAt: vol.createdAt }
+  return {
+    name: vol.name, id: vol.id, generation: vol.generation, members: vol.members, writeMode: vol.writeMode, chunkSize: vol.chunkSize, createdAt: vol.createdAt,
+    genId: genIdOf(vol), history: vol.history ?? []
+  }
 }
 
 export async function registerControlHandler (libp2p: Libp2p, handlers: ControlHandlers): Promise<void> {
@@ -52,9 +61,9 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
         const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
       } else if (msg.t === 'state') {
-        const m = msg as Message & { volume: unknown, volumeId: unknown }
+        const m = msg as Message & { volume: unknown, volumeId: unknown, size: unknown }
         if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
-        await framed.write({ v: WIRE_VERSION, t: 'state', ...(await handlers.memberState(peer, m.volume, m.volumeId)) })
+        await framed.write({ v: WIRE_VERSION, t: 'state', ...(await handlers.memberState(peer, m.volume, m.volumeId, m.size === true)) })
       } else {
         throw new ProtocolError(Codes.BAD_MESSAGE, `unknown control request '${msg.t}'`)
       }
@@ -86,15 +95,23 @@ export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: V
   return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
 }
 
-export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal): Promise<MemberState> {
-  const reply = expect<Message & MemberState>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'state', volume, volumeId }, signal), 'state')
+export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal, withSize = false): Promise<MemberState> {
+  const reply = expect<Message & MemberState>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'state', volume, volumeId, size: withSize }, signal), 'state')
   if (typeof reply.seq !== 'number' || typeof reply.generation !== 'number' || !Array.isArray(reply.members) || typeof reply.state !== 'string') {
     throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed state reply')
   }
   const addrs = reply.addrs !== null && typeof reply.addrs === 'object' ? reply.addrs : undefined
   const progress = reply.progress !== null && typeof reply.progress === 'object' ? reply.progress : undefined
+  const history = Array.isArray(reply.history)
+    ? reply.history.filter(e => e !== null && typeof e === 'object' && typeof e.genId === 'string' && typeof e.generation === 'number')
+    : undefined
+  const size = reply.size !== null && typeof reply.size === 'object' && typeof reply.size.files === 'number' && typeof reply.size.bytes === 'number' ? reply.size : undefined
   return {
     volume: reply.volume, volumeId: reply.volumeId, seq: reply.seq, generation: reply.generation, members: reply.members, state: reply.state,
-    ...(addrs !== undefined ? { addrs } : {}), ...(progress !== undefined ? { progress } : {})
+    ...(addrs !== undefined ? { addrs } : {}), ...(progress !== undefined ? { progress } : {}),
+    ...(typeof reply.genId === 'string' ? { genId: reply.genId } : {}),
+    ...(history !== undefined ? { history } : {}),
+    ...(typeof reply.logFloor === 'number' ? { logFloor: reply.logFloor } : {}),
+    ...(size !== undefined ? { size } : {})
   }
 }

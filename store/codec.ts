@@ -58,6 +58,10 @@ export function asVolumeRecord (x: unknown): VolumeRecord {
   if (!isInt(r.seq)) bad('volume record', 'seq')
   if (typeof r.dirty !== 'boolean') bad('volume record', 'dirty')
   if (r.state !== undefined && !MEMBER_STATES.includes(r.state as never)) bad('volume record', 'state')
+  if (r.genId !== undefined && !isStr(r.genId, 64)) bad('volume record', 'genId')
+  if (r.history !== undefined && (!Array.isArray(r.history) || r.history.length > 64 ||
+      !r.history.every(e => e !== null && typeof e === 'object' && isInt((e as any).generation, 1) && isStr((e as any).genId, 64)))) bad('volume record', 'history')
+  if (r.logFloor !== undefined && !isInt(r.logFloor)) bad('volume record', 'logFloor')
   return r as unknown as VolumeRecord
 }
 

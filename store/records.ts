@@ -7,8 +7,13 @@ export type WriteMode = 'all' | 'active'
  * `copy` (a "wannabe") holds the index and serves reads, fetching missing chunks on demand,
  * while a background copy fills it in.
  */
-export type MemberStateName = 'steady' | 'copy'
-export const MEMBER_STATES: readonly MemberStateName[] = ['steady', 'copy']
+export type MemberStateName = 'steady' | 'copy' | 'merge' | 'removed'
+export const MEMBER_STATES: readonly MemberStateName[] = ['steady', 'copy', 'merge', 'removed']
+
+/** One earlier generation of a volume's replica set. */
+export interface GenerationEntry { generation: number, genId: string }
+/** Generations of history kept per volume. */
+export const HISTORY_LENGTH = 16
 export const WRITE_MODES: readonly WriteMode[] = ['all', 'active']
 
 /** Schema version of the records below; bumped when a field changes meaning. */
@@ -33,6 +38,24 @@ export interface VolumeRecord {
   dirty: boolean
   /** This node's member state of the volume (absent in records written before it existed: steady). */
   state?: MemberStateName
+  /** Random id of the current generation (absent: derived from id and generation). */
+  genId?: string
+  /** Earlier generations, oldest first, at most HISTORY_LENGTH. */
+  history?: GenerationEntry[]
+  /** The lowest seq from which this node's "changes since N" is complete (raised by log compaction). */
+  logFloor?: number
+}
+
+export function genIdOf (vol: Pick<VolumeRecord, 'id' | 'generation' | 'genId'>): string {
+  return vol.genId ?? `${vol.id.slice(0, 16)}-${vol.generation}`
+}
+
+/** Merges generation histories, dropping duplicates and the current one, keeping the newest. */
+export function mergeHistory (current: GenerationEntry, ...lists: Array<GenerationEntry[] | undefined>): GenerationEntry[] {
+  const byId = new Map<string, GenerationEntry>()
+  for (const list of lists) for (const e of list ?? []) byId.set(e.genId, e)
+  byId.delete(current.genId)
+  return [...byId.values()].sort((a, b) => a.generation - b.generation).slice(-HISTORY_LENGTH)
 }
 
 export interface FileRecord {

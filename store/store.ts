@@ -334,6 +334,57 @@ export class Store {
     return out
   }
 
+  /** Forgets every watermark of a volume: the next pull from each peer compares the full index. */
+  async clearWatermarks (vol: string): Promise<void> {
+    this.assertOpen()
+    await this.mutex.run(async () => {
+      const ops: Op[] = []
+      for await (const key of this.watermarks.keys({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) ops.push({ type: 'del', key, sublevel: this.watermarks })
+      if (ops.length > 0) await this.db.batch(ops, { sync: true })
+    })
+  }
+
+  /**
+   * Deletes a volume's replica from this node: its record, file records, change log, reference
+   * counts and watermarks, in one synced batch. Chunk bytes stay until garbage collection.
+   * Returns what was deleted. Only --discard-local calls this.
+   */
+  async deleteVolume (vol: string): Promise<{ files: number, bytes: number }> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      await this.requireVolume(vol)
+      const ops: Op[] = [{ type: 'del', key: vol, sublevel: this.volumes }]
+      let files = 0
+      let bytes = 0
+      const refs = new Map<string, Buffer>()
+      for await (const [key, value] of this.files.iterator({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) {
+        const rec = asFileRecord(decode(value))
+        ops.push({ type: 'del', key, sublevel: this.files })
+        if (rec.deleted) continue
+        files++
+        bytes += rec.size
+        for (const h of chunkHashes(rec)) refs.set(hashHex(h), refKey(h, vol))
+      }
+      for (const key of refs.values()) ops.push({ type: 'del', key, sublevel: this.refs })
+      for await (const key of this.changes.keys({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) ops.push({ type: 'del', key, sublevel: this.changes })
+      for await (const key of this.watermarks.keys({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) ops.push({ type: 'del', key, sublevel: this.watermarks })
+      await this.db.batch(ops, { sync: true })
+      return { files, bytes }
+    })
+  }
+
+  /** Live files and bytes of a volume (an index scan). */
+  async volumeSize (vol: string): Promise<{ files: number, bytes: number }> {
+    let files = 0
+    let bytes = 0
+    for await (const rec of this.listFiles(vol)) {
+      if (rec.deleted) continue
+      files++
+      bytes += rec.size
+    }
+    return { files, bytes }
+  }
+
   async putPeer (peer: PeerRecord): Promise<void> {
     this.assertOpen()
     await this.peers.put(peer.peerId, encode(peer))

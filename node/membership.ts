@@ -1,0 +1,404 @@
+import { randomBytes } from 'node:crypto'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { requestEnsureVolume, requestMemberState, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
+import { authorize } from '../protocols/auth.js'
+import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
+import { ConflictError, InvalidInputError, NotFoundError, Codes } from './errors.js'
+import { asVolumeRecord } from '../store/codec.js'
+import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../store/records.js'
+import { logger } from './log.js'
+import type { Store } from '../store/store.js'
+import type { PeerManager } from './peer-manager.js'
+import type { SyncEngine, AnnounceResult } from './sync-engine.js'
+
+const log = logger('members')
+
+/** Default: a member unreachable this long starts a new generation on the members that remain. */
+export const DEFAULT_GRACE_MS = 10 * 60_000
+const GRACE_CHECK_MS = 2_000
+
+/** What an operator is asked before a full copy onto this node (`start --confirm-copy`). */
+export interface CopyOffer {
+  volume: string
+  volumeId: string
+  peer: string
+  files: number | null
+  bytes: number | null
+  why: string
+}
+
+/** Answers whether a full copy may run; `--no-copy` answers no, `--confirm-copy` asks. */
+export type CopyApproval = (offer: CopyOffer) => Promise<boolean>
+
+export interface MembershipOptions {
+  graceMs?: number
+  approveCopy?: CopyApproval
+  /** Volumes (or all, with true) whose foreign local replica may be discarded and recopied. */
+  discardLocal?: boolean | string[]
+  /** Where operator-facing lines go (what --discard-local deletes, refusals); the CLI prints them. */
+  report?: (line: string) => void
+}
+
+export interface DecisionView { peer: string, decision: string, why: string, at: number }
+
+export function historyOf (vol: VolumeRecord): VolumeHistory {
+  return { volumeId: vol.id, generation: vol.generation, genId: genIdOf(vol), history: vol.history ?? [] }
+}
+
+/** A new generation: fresh random id, the old one pushed onto the history. */
+export function nextGeneration (vol: VolumeRecord, members: string[] = vol.members): VolumeRecord {
+  const current = { generation: vol.generation, genId: genIdOf(vol) }
+  const next = { generation: vol.generation + 1, genId: randomBytes(8).toString('hex') }
+  return { ...vol, generation: next.generation, genId: next.genId, members: [...new Set(members)].sort(), history: mergeHistory(next, vol.history, [current]) }
+}
+
+/**
+ * Who holds a volume, at which generation, and what a member does when it meets another:
+ * create on request (a newcomer starts as a wannabe in `copy`), adopt a later generation,
+ * add and remove members online, start a new generation when a member stays away past the
+ * grace period, and decide on every (re)connect between nothing, minicopy, full copy and
+ * refusal (rejoin-rules.ts, docs/CONSISTENCY.md).
+ */
+export class Membership {
+  readonly decisions = new Map<string, DecisionView>()
+  readonly refusals = new Map<string, string>()
+  /** Volumes held offline on this node (a refused full copy), with the reason. */
+  readonly offline = new Map<string, string>()
+  private readonly lastSeen = new Map<string, number>()
+  private readonly absentCounted = new Map<string, Set<string>>()
+  private readonly startedAt = Date.now()
+  private graceTimer: NodeJS.Timeout | undefined
+  readonly graceMs: number
+
+  constructor (
+    private readonly libp2p: Libp2p,
+    private readonly store: Store,
+    private readonly peers: PeerManager,
+    private readonly engine: SyncEngine,
+    private readonly opts: MembershipOptions = {}
+  ) {
+    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
+  }
+
+  private get selfId (): string { return this.libp2p.peerId.toString() }
+
+  start (): void {
+    this.libp2p.addEventListener('peer:connect', (evt) => { this.lastSeen.set(evt.detail.toString(), Date.now()) })
+    this.libp2p.addEventListener('peer:disconnect', (evt) => { this.lastSeen.set(evt.detail.toString(), Date.now()) })
+    this.graceTimer = setInterval(() => { void this.checkGrace().catch(err => log('grace check failed: %s', err.message)) }, Math.min(GRACE_CHECK_MS, this.graceMs))
+    this.graceTimer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.graceTimer)
+  }
+
+  private candidateOf (desc: VolumeDescriptor, state: VolumeRecord['state']): VolumeRecord {
+    return asVolumeRecord({
+      name: desc?.name, id: desc?.id, generation: desc?.generation, writeMode: desc?.writeMode, chunkSize: desc?.chunkSize, createdAt: desc?.createdAt,
+      members: Array.isArray(desc?.members) ? [...new Set(desc.members)].sort() : desc?.members,
+      genId: desc?.genId, history: Array.isArray(desc?.history) ? desc.history : [],
+      v: RECORD_VERSION, seq: 0, dirty: false, state
+    })
+  }
+
+  private discardAllowed (volume: string): boolean {
+    const d = this.opts.discardLocal
+    return d === true || (Array.isArray(d) && d.includes(volume))
+  }
+
+  // ---- requests from other members ----
+
+  /**
+   * A member asks this node to hold a volume (at creation, after add-replica or remove-replica,
+   * or when it greets us). A volume new here starts in `copy`, unless the operator refuses
+   * full copies. A descriptor of a later generation is adopted; one that no longer lists this
+   * node, sent by a member, marks the local replica `removed`.
+   */
+  async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
+    const candidate = this.candidateOf(desc, 'copy')
+    const local = await this.store.getVolume(candidate.name)
+    if (!candidate.members.includes(this.selfId)) {
+      if (local !== undefined && local.id === candidate.id && local.members.includes(peer) && candidate.generation > local.generation) {
+        const removed = await this.adopt(desc)
+        return { created: false, volume: descriptorOf(removed ?? local) }
+      }
+      throw new InvalidInputError(Codes.BAD_REQUEST, 'this node is not a member of that volume')
+    }
+    if (!candidate.members.includes(peer)) throw new InvalidInputError(Codes.BAD_REQUEST, 'only a member may create a volume on another member')
+    if (local === undefined) {
+      if (this.opts.approveCopy !== undefined) {
+        // Asking may take a person a while: answer now, create once approved.
+        this.offerNewVolume(candidate, peer)
+        return { created: false }
+      }
+      await this.store.createVolume(candidate)
+      log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
+      this.engine.forgetRemote(candidate.name, peer)
+      this.engine.schedulePull(candidate.name, peer, 'copy')
+      this.engine.copy.kick(candidate.name)
+      return { created: true, volume: descriptorOf(candidate) }
+    }
+    if (local.id !== candidate.id) {
+      if (this.discardAllowed(candidate.name)) {
+        const size = await this.store.volumeSize(candidate.name)
+        this.opts.report?.(`--discard-local: deleting this node's replica of volume ${candidate.name} (id ${local.id}): ${size.files} files, ${size.bytes} bytes; it will be fully recopied as id ${candidate.id} from ${peer}`)
+        const gone = await this.store.deleteVolume(candidate.name)
+        log.error('--discard-local: deleted the foreign replica of %s (id %s): %d files, %d bytes; recopying id %s from %s',
+          candidate.name, local.id, gone.files, gone.bytes, candidate.id, peer)
+        this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
+        await this.store.createVolume(candidate)
+        this.engine.schedulePull(candidate.name, peer, 'copy')
+        this.engine.copy.kick(candidate.name)
+        return { created: true, volume: descriptorOf(candidate) }
+      }
+      const why = `peer ${peer} has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged (start with --discard-local to delete this node's replica and copy the peer's)`
+      if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
+      this.refusals.set(candidate.name, why)
+      this.record(candidate.name, peer, 'refused', why)
+      throw new ConflictError('VOLUME_ID_MISMATCH', `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
+    }
+    const current = await this.adopt(desc) ?? local
+    return { created: false, volume: descriptorOf(current) }
+  }
+
+  private readonly offers = new Set<string>()
+
+  private offerNewVolume (candidate: VolumeRecord, peer: string): void {
+    if (this.offers.has(candidate.name)) return
+    this.offers.add(candidate.name)
+    void (async () => {
+      try {
+        const size = await requestMemberState(this.libp2p, peerIdFromString(peer), candidate.name, candidate.id, this.engine.signal, true)
+          .then(s => s.size, () => undefined)
+        const offer: CopyOffer = { volume: candidate.name, volumeId: candidate.id, peer, files: size?.files ?? null, bytes: size?.bytes ?? null, why: 'new member: full copy of the volume' }
+        if (!await this.approve(offer, peer)) return
+        if (await this.store.getVolume(candidate.name) !== undefined) return
+        await this.store.createVolume(candidate)
+        this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
+        this.engine.schedulePull(candidate.name, peer, 'copy')
+        this.engine.copy.kick(candidate.name)
+      } catch (err) {
+        log('offer of %s from %s failed: %s', candidate.name, peer, (err as Error).message)
+      } finally {
+        this.offers.delete(candidate.name)
+      }
+    })()
+  }
+
+  /** Takes a member's descriptor of a volume if it is of a later generation than ours. */
+  async adopt (desc: VolumeDescriptor): Promise<VolumeRecord | undefined> {
+    let candidate: VolumeRecord
+    try { candidate = this.candidateOf(desc, undefined) } catch { return undefined }
+    const local = await this.store.getVolume(candidate.name)
+    if (local === undefined || local.id !== candidate.id || candidate.generation <= local.generation) return undefined
+    const member = candidate.members.includes(this.selfId)
+    const updated = await this.store.updateVolume(local.name, v => {
+      if (v.generation >= candidate.generation) return v
+      const current = { generation: candidate.generation, genId: genIdOf(candidate) }
+      const state = !member ? 'removed' : v.state === 'removed' ? 'steady' : v.state
+      return {
+        ...v, generation: candidate.generation, genId: current.genId, members: candidate.members, state,
+        history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
+      }
+    })
+    log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
+    if (member) {
+      for (const m of updated.members) {
+        if (m !== this.selfId && (!local.members.includes(m) || local.state === 'removed') && this.peers.isConnected(m)) void this.greet(m, updated.name)
+      }
+    }
+    return updated
+  }
+
+  async memberState (peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
+    const vol = await authorize(this.store, volume, volumeId, peer)
+    const addrs: Record<string, string[]> = {}
+    for (const m of vol.members) {
+      if (m === this.selfId || m === peer) continue
+      const rec = await this.store.getPeer(m)
+      if (rec !== undefined && rec.addrs.length > 0) addrs[m] = rec.addrs
+    }
+    const progress = this.engine.copy.progressOf(vol.name)
+    return {
+      volume: vol.name, volumeId: vol.id, seq: vol.seq, generation: vol.generation, members: vol.members,
+      state: this.offline.has(vol.name) ? 'offline' : vol.state ?? 'steady', addrs,
+      genId: genIdOf(vol), history: vol.history ?? [], logFloor: vol.logFloor ?? 0,
+      ...(withSize ? { size: await this.store.volumeSize(vol.name) } : {}),
+      ...(vol.state === 'copy' && progress !== undefined ? { progress: { filesTotal: progress.filesTotal, filesDone: progress.filesDone, bytesTotal: progress.bytesTotal, bytesDone: progress.bytesDone } } : {})
+    }
+  }
+
+  // ---- changes made here ----
+
+  /** Creates or updates the volume on every member that can be reached now; the others learn it when next seen. */
+  async announce (vol: VolumeRecord, alsoTell: string[] = []): Promise<AnnounceResult[]> {
+    const results: AnnounceResult[] = []
+    const targets = [...new Set([...vol.members, ...alsoTell])].filter(m => m !== this.selfId)
+    await Promise.all(targets.map(async (member) => {
+      if (!this.peers.isConnected(member)) { results.push({ peerId: member, status: 'pending' }); return }
+      try {
+        const reply = await requestEnsureVolume(this.libp2p, peerIdFromString(member), descriptorOf(vol), AbortSignal.timeout(10_000))
+        results.push({ peerId: member, status: reply.created ? 'created' : reply.volume === undefined ? 'pending' : 'exists' })
+        if (reply.volume !== undefined) await this.adopt(reply.volume)
+        if (vol.members.includes(member)) this.engine.schedulePull(vol.name, member)
+      } catch (err) {
+        results.push({ peerId: member, status: 'refused', error: (err as Error).message })
+      }
+    }))
+    return results
+  }
+
+  private async requireMember (volume: string): Promise<VolumeRecord> {
+    const vol = await this.store.getVolume(volume)
+    if (vol === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${volume}' on this node`, { volume })
+    if (!vol.members.includes(this.selfId) || vol.state === 'removed') throw new InvalidInputError(Codes.BAD_REQUEST, `this node is not a member of '${volume}'`)
+    return vol
+  }
+
+  /**
+   * Adds `peer` to the replica set of `volume`, online: a new generation on this node, then
+   * every reachable member (and the newcomer, which starts as a wannabe) is told. Members not
+   * reachable now learn it when they next meet any member.
+   */
+  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
+    const vol = await this.requireMember(volume)
+    if (vol.members.includes(peer)) throw new ConflictError('ALREADY_MEMBER', `${peer} is already a member of '${volume}'`)
+    const updated = await this.store.updateVolume(volume, v => nextGeneration(v, [...v.members, peer]))
+    this.engine.setRemote(volume, peer, 'copy', updated.generation)
+    const announce = await this.announce(updated)
+    return { volume: await this.store.requireVolume(volume), announce }
+  }
+
+  /**
+   * Removes `peer` from the replica set, online: a new generation on the members that remain.
+   * The removed node is told (if reachable) and stops serving the volume; it keeps its data,
+   * and if it is added again the rejoin rules decide how it catches up.
+   */
+  async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    const vol = await this.requireMember(volume)
+    if (!vol.members.includes(peer)) throw new NotFoundError('NOT_A_MEMBER', `${peer} is not a member of '${volume}'`)
+    if (vol.members.length === 1) throw new ConflictError('LAST_MEMBER', `${peer} is the only member of '${volume}': a volume needs at least one`)
+    const updated = await this.store.updateVolume(volume, v => {
+      const next = nextGeneration(v, v.members.filter(m => m !== peer))
+      return peer === this.selfId ? { ...next, state: 'removed' } : next
+    })
+    this.engine.forgetRemote(volume, peer)
+    const announce = await this.announce(updated, [peer])
+    log('removed %s from %s: generation %d', peer, volume, updated.generation)
+    return { volume: await this.store.requireVolume(volume), announce }
+  }
+
+  // ---- meeting a member ----
+
+  /**
+   * The greeting when a member connects (or is added): make sure it holds the volume, learn
+   * its state, generation history and log, and decide how this node catches up from it.
+   */
+  async greet (peer: string, only?: string): Promise<void> {
+    if (!this.store.isOpen) return
+    this.lastSeen.set(peer, Date.now())
+    this.absentCounted.forEach(set => set.delete(peer))
+    for (const vol of await this.store.listVolumes()) {
+      if (only !== undefined && vol.name !== only) continue
+      if (!vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') continue
+      try {
+        await this.greetAbout(vol, peer)
+      } catch (err) {
+        log('greeting %s about %s failed: %s', peer, vol.name, (err as Error).message)
+        if ((err as { code?: string }).code === 'VOLUME_ID_MISMATCH') {
+          const why = (err as Error).message
+          this.refusals.set(vol.name, why)
+          this.record(vol.name, peer, 'refused', why)
+        }
+      }
+    }
+  }
+
+  private async greetAbout (vol: VolumeRecord, peer: string): Promise<void> {
+    const signal = AbortSignal.any([this.engine.signal, AbortSignal.timeout(10_000)])
+    const id = peerIdFromString(peer)
+    const reply = await requestEnsureVolume(this.libp2p, id, descriptorOf(vol), signal)
+    const local = (reply.volume !== undefined ? await this.adopt(reply.volume) : undefined) ?? await this.store.requireVolume(vol.name)
+    if (!local.members.includes(this.selfId) || local.state === 'removed') return
+    this.refusals.delete(vol.name)
+    const st = await requestMemberState(this.libp2p, id, vol.name, vol.id, signal)
+    this.engine.setRemote(vol.name, peer, st.state, st.generation, st.seq)
+    for (const [m, addrs] of Object.entries(st.addrs ?? {})) {
+      if (local.members.includes(m) && Array.isArray(addrs)) await this.peers.learn(m, addrs.filter(a => typeof a === 'string'))
+    }
+    if (local.state === 'copy') {
+      this.record(vol.name, peer, 'copy', 'new member (wannabe): full copy, index first')
+      this.engine.schedulePull(vol.name, peer, 'copy')
+      return
+    }
+    if (local.state === 'merge') {
+      this.record(vol.name, peer, 'merge', 'not shut down cleanly: full index reconciliation and local verification')
+      this.engine.schedulePull(vol.name, peer, 'merge')
+      return
+    }
+    const watermark = await this.store.getWatermark(vol.name, peer)
+    const remote: VolumeHistory = { volumeId: st.volumeId, generation: st.generation, genId: st.genId ?? `${st.volumeId.slice(0, 16)}-${st.generation}`, history: st.history ?? [] }
+    const d = decideRejoin(historyOf(local), remote, watermark, { head: st.seq, floor: st.logFloor ?? 0 })
+    if (d.decision === 'copy') {
+      const size = await requestMemberState(this.libp2p, id, vol.name, vol.id, signal, true).then(s => s.size, () => undefined)
+      const offer: CopyOffer = { volume: vol.name, volumeId: vol.id, peer, files: size?.files ?? null, bytes: size?.bytes ?? null, why: d.why }
+      if (!await this.approve(offer, peer)) return
+    }
+    this.record(vol.name, peer, d.decision, d.why)
+    if (d.decision === 'refused') { this.refusals.set(vol.name, d.why); return }
+    if (d.decision === 'nothing') return
+    this.engine.schedulePull(vol.name, peer, d.decision)
+  }
+
+  private async approve (offer: CopyOffer, peer: string): Promise<boolean> {
+    if (this.opts.approveCopy === undefined) return true
+    const ok = await this.opts.approveCopy(offer)
+    if (!ok) {
+      const why = `full copy from ${peer} refused by the operator (${offer.why})`
+      this.offline.set(offer.volume, why)
+      this.record(offer.volume, peer, 'refused', why)
+      log('%s: %s', offer.volume, why)
+    } else {
+      this.offline.delete(offer.volume)
+    }
+    return ok
+  }
+
+  private record (volume: string, peer: string, decision: string, why: string): void {
+    this.decisions.set(`${volume}\x00${peer}`, { peer, decision, why, at: Date.now() })
+  }
+
+  decisionsFor (volume: string): DecisionView[] {
+    return [...this.decisions.entries()].filter(([k]) => k.startsWith(`${volume}\x00`)).map(([, v]) => v)
+  }
+
+  // ---- members that stay away ----
+
+  /**
+   * A member unreachable for longer than the grace period starts a new generation on the
+   * members that remain (membership unchanged), so its return is judged against the history.
+   * One member acts: the one with the smallest peer id among those connected, itself included.
+   */
+  async checkGrace (): Promise<void> {
+    if (!this.store.isOpen) return
+    const now = Date.now()
+    for (const vol of await this.store.listVolumes()) {
+      if (!vol.members.includes(this.selfId) || vol.state === 'removed') continue
+      const counted = this.absentCounted.get(vol.name) ?? new Set<string>()
+      this.absentCounted.set(vol.name, counted)
+      const away = vol.members.filter(m => m !== this.selfId && !this.peers.isConnected(m) && !counted.has(m) &&
+        now - (this.lastSeen.get(m) ?? this.startedAt) > this.graceMs)
+      if (away.length === 0) continue
+      const present = [this.selfId, ...vol.members.filter(m => m !== this.selfId && this.peers.isConnected(m))].sort()
+      for (const m of away) counted.add(m)
+      if (present[0] !== this.selfId) continue
+      const updated = await this.store.updateVolume(vol.name, v => nextGeneration(v))
+      log('volume %s: %o unreachable past %d ms: generation %d', vol.name, away, this.graceMs, updated.generation)
+      for (const m of away) this.record(vol.name, m, 'generation', `unreachable for more than ${Math.round(this.graceMs / 1000)} s: new generation ${updated.generation}`)
+      await this.announce(updated)
+    }
+  }
+}
