@@ -7,3 +7,6 @@ export { VolumeService, type CreateVolumeOptions, type PutOptions, type FileView
 export { ReplicantError, InvalidInputError, NotFoundError, ConflictError, ProtocolError, NotMemberError, Codes } from './errors.js'
 export * as versionVector from './version-vector.js'
 export type { VolumeRecord, FileRecord, WriteMode } from '../store/records.js'
+export { Topology, TopologyError, type TopologyOptions, type TopologyNode, type NodeSpec, type NodeKind, type VolumeSpec, type WaitOptions, type ExitInfo, type TopologyEvent } from './topology.js'
+export { History, conflictBase, type Op, type TreeEntry, type CheckResult, type Violation } from './history.js'
+export { parseTopologyConfig, loadTopologyConfig, startTopologyFromConfig, type TopologyConfig } from './topology-config.js'

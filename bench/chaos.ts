@@ -1,0 +1,79 @@
+/**
+ * `npm run chaos -- --seed S --schedules N`: randomized reliability runs (node/chaos.ts).
+ * Exit code 0 when every schedule passed, 1 otherwise; failing schedules print their replay
+ * command, e.g. `npm run chaos -- --seed S --from 7 --schedules 1 --verbose`.
+ */
+import '../node/polyfill.js'
+import { parseArgs } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { runChaos, formatSummary } from '../node/chaos.js'
+
+const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I] [--nodes MIN-MAX] [--steps MIN-MAX]
+                        [--converge-timeout SECONDS] [--verbose] [--bail] [--json] [--dir DIR]
+  --seed S              seed of the whole run (default: random, printed); schedule I of seed S is
+                        always planned the same way
+  --schedules N         how many schedules (default 10), indexes from --from (default 0)
+  --nodes MIN-MAX       nodes per schedule (default 3-5)
+  --steps MIN-MAX       steps per schedule (default 8-14)
+  --converge-timeout S  a schedule that is not steady this long after healing fails (default 120)
+  --verbose             print each schedule's plan and every step as it runs
+  --bail                stop at the first failing schedule
+  --json                print the summary as JSON at the end
+  --dir DIR             where schedule dirs go (default: the OS temp dir); failed ones are kept`
+
+function range (s: string | undefined, def: [number, number]): [number, number] {
+  if (s === undefined) return def
+  const m = /^(\d+)(?:-(\d+))?$/.exec(s)
+  if (m === null) throw new Error(`expected MIN-MAX, got ${s}`)
+  return [Number(m[1]), Number(m[2] ?? m[1])]
+}
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    schedules: { type: 'string' },
+    from: { type: 'string' },
+    nodes: { type: 'string' },
+    steps: { type: 'string' },
+    'converge-timeout': { type: 'string' },
+    verbose: { type: 'boolean' },
+    bail: { type: 'boolean' },
+    json: { type: 'boolean' },
+    dir: { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  }
+})
+if (values.help === true) {
+  process.stdout.write(USAGE + '\n')
+  process.exit(0)
+}
+const seed = values.seed ?? randomBytes(4).toString('hex')
+const [minNodes, maxNodes] = range(values.nodes, [3, 5])
+const [minSteps, maxSteps] = range(values.steps, [8, 14])
+const schedules = Number(values.schedules ?? 10)
+const from = Number(values.from ?? 0)
+if (!Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps) {
+  process.stderr.write(USAGE + '\n')
+  process.exit(2)
+}
+process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps} (node ${process.version})\n`)
+const summary = await runChaos({
+  seed,
+  schedules,
+  from,
+  minNodes,
+  maxNodes,
+  minSteps,
+  maxSteps,
+  verbose: values.verbose === true,
+  bail: values.bail === true,
+  baseDir: values.dir,
+  convergeTimeoutMs: Number(values['converge-timeout'] ?? 120) * 1000,
+  log: line => { process.stdout.write(line + '\n') }
+})
+process.stdout.write(formatSummary(summary) + '\n')
+if (values.json === true) {
+  const { results, ...rest } = summary
+  process.stdout.write(JSON.stringify({ ...rest, results: results.map(r => ({ ...r, violations: r.violations.length })) }) + '\n')
+}
+process.exit(summary.failed === 0 ? 0 : 1)
