@@ -160,6 +160,14 @@ volume.command('remove-replica <name> <peerid>')
     }
   })
 
+volume.command('compact-log <name>')
+  .description('purge tombstones every other member has applied (or up to --upto SEQ); members further behind then get a full copy')
+  .option('--upto <seq>', 'purge up to this sequence number, even if a member has not applied it', (v) => Number(v))
+  .action(async (name: string, opts: { upto?: number }) => {
+    const r = await (await client()).compactLog(name, opts.upto)
+    process.stdout.write(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})\n`)
+  })
+
 volume.command('wait <name>')
   .description('wait until this node holds the volume in the given state, showing progress')
   .option('--steady', 'wait for the steady state (the default)')

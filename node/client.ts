@@ -63,6 +63,7 @@ export class ReplicantClient {
   async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
   async addReplica (volume: string, peerId: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/replicas`, { peerId }) }
   async removeReplica (volume: string, peerId: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/replicas/${encodeURIComponent(peerId)}`) }
+  async compactLog (volume: string, upto?: number): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/compact`, upto !== undefined ? { upto } : {}) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string): Promise<any> {
     const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''

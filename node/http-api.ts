@@ -119,6 +119,9 @@ export class HttpApi {
       const body = await readJson(req)
       sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
     })
+    this.route('POST', /^\/v1\/volumes\/([^/]+)\/compact$/, async (req, res, [vol]) => {
+      sendJson(res, 200, await this.node.compactLog(decodeSegment(vol), await readJson(req)))
+    })
     this.route('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
       sendJson(res, 200, await this.node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
     })

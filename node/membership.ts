@@ -42,6 +42,15 @@ export interface MembershipOptions {
 
 export interface DecisionView { peer: string, decision: string, why: string, at: number }
 
+/**
+ * Whether descriptor `a` supersedes `b`: a later generation, or the same generation reached
+ * independently (two members bumped at once) with the larger generation id, so that every
+ * member settles on the same one.
+ */
+function later (a: VolumeRecord, b: VolumeRecord): boolean {
+  return a.generation > b.generation || (a.generation === b.generation && genIdOf(a) > genIdOf(b))
+}
+
 export function historyOf (vol: VolumeRecord): VolumeHistory {
   return { volumeId: vol.id, generation: vol.generation, genId: genIdOf(vol), history: vol.history ?? [] }
 }
@@ -192,10 +201,10 @@ export class Membership {
     let candidate: VolumeRecord
     try { candidate = this.candidateOf(desc, undefined) } catch { return undefined }
     const local = await this.store.getVolume(candidate.name)
-    if (local === undefined || local.id !== candidate.id || candidate.generation <= local.generation) return undefined
+    if (local === undefined || local.id !== candidate.id || !later(candidate, local)) return undefined
     const member = candidate.members.includes(this.selfId)
     const updated = await this.store.updateVolume(local.name, v => {
-      if (v.generation >= candidate.generation) return v
+      if (!later(candidate, v)) return v
       const current = { generation: candidate.generation, genId: genIdOf(candidate) }
       const state = !member ? 'removed' : v.state === 'removed' ? 'steady' : v.state
       return {
@@ -365,6 +374,10 @@ export class Membership {
       this.offline.delete(offer.volume)
     }
     return ok
+  }
+
+  recordDecision (volume: string, peer: string, decision: string, why: string): void {
+    this.record(volume, peer, decision, why)
   }
 
   private record (volume: string, peer: string, decision: string, why: string): void {

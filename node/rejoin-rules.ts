@@ -29,8 +29,8 @@ export type Decision = 'nothing' | 'minicopy' | 'copy' | 'refused'
 
 export interface RejoinDecision { decision: Decision, since: number, why: string }
 
-function knows (h: VolumeHistory, genId: string): boolean {
-  return h.genId === genId || h.history.some(e => e.genId === genId)
+function ids (h: VolumeHistory): Set<string> {
+  return new Set([h.genId, ...h.history.map(e => e.genId)])
 }
 
 /**
@@ -43,7 +43,10 @@ export function decideRejoin (local: VolumeHistory, remote: VolumeHistory, water
   if (local.volumeId !== remote.volumeId) {
     return { decision: 'refused', since: 0, why: `unrelated replicas: volume id ${remote.volumeId} is not ${local.volumeId}` }
   }
-  const related = local.genId === remote.genId || knows(local, remote.genId) || knows(remote, local.genId)
+  // Related when the histories meet anywhere: one is an ancestor of the other, or both
+  // descend from a common generation (two members that moved on independently).
+  const mine = ids(local)
+  const related = [...ids(remote)].some(id => mine.has(id))
   if (!related) {
     return { decision: 'copy', since: 0, why: `unknown history: generations ${local.generation} (${local.genId}) and ${remote.generation} (${remote.genId}) share no entry` }
   }

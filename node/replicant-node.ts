@@ -13,6 +13,7 @@ import { SyncEngine, type AnnounceResult } from './sync-engine.js'
 import type { CopyApproval } from './membership.js'
 import { InvalidInputError, ReplicantError, Codes } from './errors.js'
 import { logger } from './log.js'
+import { validateVolumeName } from './paths.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../store/records.js'
 
@@ -170,6 +171,24 @@ export class ReplicantNode {
     return { ...vol, announce: await this.sync.announce(vol) }
   }
 
+  /**
+   * Compacts a volume's change log: purges tombstones every other member has already applied
+   * (from what they asked for), or, with `upto`, everything up to that seq; members further
+   * behind are then given a full copy.
+   */
+  async compactLog (volume: string, body: { upto?: unknown } = {}): Promise<{ purged: number, floor: number, safeUpto: number }> {
+    const vol = await this.volumes.volume(volume)
+    const applied = await this.store.listApplied(vol.name)
+    const others = vol.members.filter(m => m !== this.peerId)
+    const safeUpto = others.length === 0 ? vol.seq : Math.min(...others.map(m => applied[m] ?? 0))
+    let upto = safeUpto
+    if (body.upto !== undefined) {
+      if (typeof body.upto !== 'number' || !Number.isSafeInteger(body.upto) || body.upto < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'upto must be a non-negative integer')
+      upto = body.upto
+    }
+    return { ...await this.store.compactLog(vol.name, upto), safeUpto }
+  }
+
   /** Removes a member online; the volume goes on with the others at a new generation. */
   async removeReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
@@ -189,7 +208,7 @@ export class ReplicantNode {
   }
 
   async volumeInfo (name: string): Promise<Record<string, unknown>> {
-    const vol = await this.store.requireVolume(name)
+    const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
     return {

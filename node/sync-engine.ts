@@ -341,7 +341,19 @@ export class SyncEngine {
     let since = full ? 0 : await this.store.getWatermark(volume, peer)
     let first = true
     while (!signal.aborted) {
-      const page = await fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since, count: first, limit: INDEX_PAGE_RECORDS }, signal)
+      let page
+      try {
+        page = await fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since, count: first, limit: INDEX_PAGE_RECORDS, scan: full }, signal)
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'LOG_COMPACTED') throw err
+        // Our watermark is below what the peer still has: compare the full index instead.
+        log('%s from %s: %s', volume, peer, (err as Error).message)
+        this.membership.recordDecision(volume, peer, 'copy', (err as Error).message)
+        state.mode = 'copy'
+        full = true
+        since = 0
+        continue
+      }
       this.heads.set(`${volume}\x00${peer}`, page.head)
       if (page.pending !== undefined) state.pending = { ...page.pending }
       first = false

@@ -23,6 +23,8 @@ export interface IndexRequest {
   limit?: number
   /** Ask for the number and bytes of all records since `since` (one extra index scan). */
   count?: boolean
+  /** Part of a full scan that started at 0: allowed below the log floor. */
+  scan?: boolean
 }
 
 export interface IndexPage {
@@ -40,9 +42,16 @@ export async function registerIndexHandler (libp2p: Libp2p, store: Store): Promi
   await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     try {
-      const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown }>(await framed.read(), 'index-req')
-      const vol = await authorize(store, req.volume, req.volumeId, connection.remotePeer.toString())
+      const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
+      const peer = connection.remotePeer.toString()
+      const vol = await authorize(store, req.volume, req.volumeId, peer)
       if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
+      // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
+      if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
+        throw new ProtocolError('LOG_COMPACTED', `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
+      }
+      // What a member asks from is what it has applied: compaction may purge below the least of these.
+      if (req.scan !== true) await store.noteApplied(vol.name, peer, req.since)
       const limit = typeof req.limit === 'number' && req.limit > 0 ? Math.min(req.limit, INDEX_PAGE_RECORDS) : INDEX_PAGE_RECORDS
       // Head first: every record at or below it is already committed, so `last` may jump to it.
       const head = (await store.requireVolume(vol.name)).seq

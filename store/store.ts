@@ -55,6 +55,7 @@ export class Store {
   private readonly peers
   private readonly watermarks
   private readonly meta
+  private readonly applied
   private readonly mutex = new Mutex()
   private closed = false
   /** Called after every commit that wrote file records (not for watermark-only commits). */
@@ -70,6 +71,7 @@ export class Store {
     this.peers = db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' })
     this.watermarks = db.sublevel<string, number>('watermarks', { valueEncoding: 'json' })
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'json' })
+    this.applied = db.sublevel<string, number>('applied', { valueEncoding: 'json' })
   }
 
   /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
@@ -332,6 +334,48 @@ export class Store {
       out[key.slice(vol.length + 1)] = value
     }
     return out
+  }
+
+  /** Records how far `peer` has applied this node's change log of `vol` (from its index requests). */
+  async noteApplied (vol: string, peer: string, seq: number): Promise<void> {
+    this.assertOpen()
+    const key = `${vol}${SEP}${peer}`
+    if ((await this.applied.get(key) ?? -1) < seq) await this.applied.put(key, seq)
+  }
+
+  async listApplied (vol: string): Promise<Record<string, number>> {
+    this.assertOpen()
+    const out: Record<string, number> = {}
+    for await (const [key, value] of this.applied.iterator({ gte: `${vol}${SEP}`, lt: `${vol}${END}` })) out[key.slice(vol.length + 1)] = value
+    return out
+  }
+
+  /**
+   * Log compaction: purges tombstones at or below `upto` (their records and change-log
+   * entries) and raises the volume's log floor to `upto`. Below the floor "changes since N"
+   * is no longer complete, so the index protocol refuses it and a member that far behind is
+   * given a full copy instead of a wrong minicopy.
+   */
+  async compactLog (volName: string, upto: number): Promise<{ purged: number, floor: number }> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      const vol = await this.requireVolume(volName)
+      const floor = Math.max(vol.logFloor ?? 0, Math.min(upto, vol.seq))
+      const ops: Op[] = []
+      let purged = 0
+      for await (const [key, path] of this.changes.iterator({ gt: seqKey(volName, 0), lte: seqKey(volName, floor) })) {
+        const value = await this.files.get(`${volName}${SEP}${path}`)
+        if (value === undefined) continue
+        const rec = asFileRecord(decode(value))
+        if (!rec.deleted) continue
+        ops.push({ type: 'del', key, sublevel: this.changes })
+        ops.push({ type: 'del', key: `${volName}${SEP}${path}`, sublevel: this.files })
+        purged++
+      }
+      ops.push({ type: 'put', key: volName, value: encode({ ...vol, logFloor: floor }), sublevel: this.volumes })
+      await this.db.batch(ops, { sync: true })
+      return { purged, floor }
+    })
   }
 
   /** Forgets every watermark of a volume: the next pull from each peer compares the full index. */
