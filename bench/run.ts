@@ -80,6 +80,8 @@ function parseArgs (argv: string[]): { names: string[], flags: Flags } {
 const loadNow = (): string => loadavg()[0].toFixed(2)
 
 function gitCommit (): string {
+  // Set when running from an exported snapshot of a commit (a tree without .git).
+  if (process.env.BENCH_COMMIT !== undefined) return `${process.env.BENCH_COMMIT} (snapshot)`
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
