@@ -56,6 +56,8 @@ if (!Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || 
   process.stderr.write(USAGE + '\n')
   process.exit(2)
 }
+// Interrupted: exiting runs the topology's exit hook, which kills every node still running.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { process.stdout.write(`${sig}: stopping\n`); process.exit(130) })
 process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps} (node ${process.version})\n`)
 const summary = await runChaos({
   seed,

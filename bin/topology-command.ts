@@ -72,7 +72,9 @@ async function stateOf (topo: Topology, file: string, name: string): Promise<Top
   const first = topo.nodes.find(n => n.running)
   if (first !== undefined) {
     for (const v of (await first.client.listVolumes()).volumes as Array<{ name: string, members: string[], writeMode: string }>) {
-      volumes.push({ name: v.name, members: v.members.map(p => topo.nameOf(p) ?? p), writeMode: v.writeMode })
+      const order = topo.names()
+      const names = v.members.map(p => topo.nameOf(p) ?? p).sort((x, y) => (order.indexOf(x) >>> 0) - (order.indexOf(y) >>> 0))
+      volumes.push({ name: v.name, members: names, writeMode: v.writeMode })
     }
   }
   return {

@@ -146,7 +146,7 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
   const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`)
   const paths = rng.shuffle(PATHS).slice(0, rng.int(3, 6))
   const count = rng.int(opts.minSteps ?? 8, opts.maxSteps ?? 14)
-  const partitionAt = rng.chance(0.75) ? rng.int(0, Math.floor(count / 2)) : -1
+  const partitionAt = rng.chance(0.85) ? rng.int(0, Math.floor(count / 2)) : -1
   const killAt = rng.int(1, count - 1)
   const up = new Set(nodes)
   let partitioned = false
@@ -199,6 +199,15 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
       case 'heal': steps.push({ t: 'heal' }); partitioned = false; break
       case 'pause': steps.push({ t: 'pause', ms: rng.int(50, 600) }); break
     }
+  }
+  // Every schedule has at least one kill point.
+  if (!steps.some(s => s.t === 'burst' && s.kill !== undefined)) {
+    if (up.size < 2) {
+      const x = rng.pick(nodes.filter(y => !up.has(y)))
+      up.add(x)
+      steps.push({ t: 'restart', node: x })
+    }
+    steps.push(burst(true))
   }
   return { seed, index, id, nodes, volume: 'chaos', chunkSize: 16 * 1024, steps }
 }

@@ -96,14 +96,22 @@ export function sha256Hex (bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
 
-function describe (op: Op): string {
-  const what = op.kind === 'put' ? `put ${op.path} (${op.size ?? '?'} B, sha256 ${op.sha256?.slice(0, 12) ?? '?'})` : `delete ${op.path}`
-  return `#${op.id} ${what} on ${op.node}${op.version !== undefined ? ` version {${toKey(op.version)}}` : ''}`
-}
-
 export class History {
   private readonly list: Op[] = []
   private nextId = 1
+  private readonly aliases = new Map<string, string>()
+
+  /** Shows `peerId` as `name` in version vectors of messages (a topology registers its nodes). */
+  alias (peerId: string, name: string): void { this.aliases.set(peerId, name) }
+
+  private v (version: VersionVector): string {
+    return `{${Object.keys(version).sort().map(k => `${this.aliases.get(k) ?? k}:${version[k]}`).join(',')}}`
+  }
+
+  private describe (op: Op): string {
+    const what = op.kind === 'put' ? `put ${op.path} (${op.size ?? '?'} B, sha256 ${op.sha256?.slice(0, 12) ?? '?'})` : `delete ${op.path}`
+    return `#${op.id} ${what} on ${op.node}${op.version !== undefined ? ` version ${this.v(op.version)}` : ''}`
+  }
 
   /** Records an operation about to be sent; finish it with ack() or fail(). */
   begin (kind: OpKind, volume: string, path: string, node: string, content?: Uint8Array | string): Op {
@@ -157,13 +165,13 @@ export class History {
       const e = byPath.get(op.path)
       if (e === undefined) {
         if (op.kind === 'put' && !deleted.has(op.path)) {
-          out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${describe(op)} but no longer holds ${op.path}` })
+          out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${this.describe(op)} but no longer holds ${op.path}` })
         }
         continue
       }
       const order = compare(e.version, op.version)
       if (order === 'lesser' || order === 'concurrent') {
-        out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${describe(op)} but now holds version {${toKey(e.version)}} (${order})` })
+        out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${this.describe(op)} but now holds version ${this.v(e.version)} (${order})` })
       }
     }
     return out
@@ -201,7 +209,9 @@ export class History {
       const key = `${v.kind} ${v.message}`
       if (!seen.has(key)) { seen.add(key); violations.push(v) }
     }
-    for (const [name, tree] of trees) {
+    // Identical trees are checked once; diverged ones each, to say which member lost what.
+    const checked = violations.length === 0 ? [[names[0], trees.get(names[0])!] as const] : [...trees]
+    for (const [name, tree] of checked) {
       const holding = new Map<string, Set<string>>() // base path -> sha256s held at it or its conflict copies
       const live = new Map<string, TreeEntry>()
       for (const e of tree) {
@@ -221,7 +231,7 @@ export class History {
         if (cur !== undefined && op.version !== undefined) {
           const order = compare(cur.version, op.version)
           if (order === 'lesser') {
-            once({ kind: 'REGRESSED', path: op.path, op: op.id, message: `${name} holds ${op.path} at version {${toKey(cur.version)}}, older than acknowledged ${describe(op)}` })
+            once({ kind: 'REGRESSED', path: op.path, op: op.id, message: `${name} holds ${op.path} at version ${this.v(cur.version)}, older than acknowledged ${this.describe(op)}` })
           }
         }
         if (op.kind !== 'put') continue
@@ -232,7 +242,7 @@ export class History {
         if (superseded) continue
         const uncertain = others.some(o => (o.status === 'unknown' || o.status === 'pending' || (o.status === 'acked' && o.version === undefined)) && o.startedAt >= op.startedAt)
         if (uncertain) continue
-        once({ kind: 'LOST', path: op.path, op: op.id, message: `${describe(op)} was acknowledged but ${name} holds neither its bytes nor a newer version made knowing it (at ${op.path}: ${cur !== undefined ? `{${toKey(cur.version)}} sha256 ${cur.sha256.slice(0, 12)}` : 'nothing'})` })
+        once({ kind: 'LOST', path: op.path, op: op.id, message: `${this.describe(op)} was acknowledged but ${name} holds neither its bytes nor a newer version made knowing it (at ${op.path}: ${cur !== undefined ? `${this.v(cur.version)} sha256 ${cur.sha256.slice(0, 12)}` : 'nothing'})` })
       }
     }
 

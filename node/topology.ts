@@ -371,7 +371,10 @@ export class Topology {
         const join = connect === 'mesh' ? addrs.filter((_, j) => j !== i) : connect === 'star' && i > 0 ? [addrs[0]] : []
         await n.start(join)
       }))
-      for (const n of nodes) topo.emit('start', n.name, `${n.peerId} ${n.multiaddrs[0] ?? ''}`)
+      for (const n of nodes) {
+        opts.history?.alias(n.peerId, n.name)
+        topo.emit('start', n.name, `${n.peerId} ${n.multiaddrs[0] ?? ''}`)
+      }
       if (connect === 'mesh' && nodes.length > 1) {
         await topo.poll('every node connected to every other', { timeoutMs: opts.startTimeoutMs ?? 60_000 }, async () => {
           for (const n of nodes) {

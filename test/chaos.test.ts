@@ -1,0 +1,147 @@
+import '../node/polyfill.js'
+import test from 'ava'
+import { History, conflictBase, sha256Hex, type TreeEntry } from '../node/history.js'
+import { planSchedule, contentOf, describeStep, runChaos, formatResult, Rng } from '../node/chaos.js'
+import { tmpDir } from './helpers.js'
+
+const A = 'peerA'
+const B = 'peerB'
+
+function entry (path: string, content: string, version: Record<string, number>): TreeEntry {
+  return { path, size: Buffer.byteLength(content), sha256: sha256Hex(content), version }
+}
+
+/** A history with puts acknowledged at the given versions. */
+function put (h: History, path: string, node: string, content: string, version?: Record<string, number>): void {
+  const op = h.begin('put', 'v', path, node, content)
+  if (version !== undefined) h.ack(op, version)
+}
+
+test('conflictBase undoes conflict-copy naming', t => {
+  t.is(conflictBase('/d/a.conflict-0123abcd.txt'), '/d/a.txt')
+  t.is(conflictBase('/d/a.b.conflict-0123abcd.gz'), '/d/a.b.gz')
+  t.is(conflictBase('/g.conflict-deadbeef'), '/g')
+  t.is(conflictBase('/g.conflict-deadbeef.conflict-00000000'), '/g')
+  t.is(conflictBase('/plain.txt'), '/plain.txt')
+  t.is(conflictBase('/x.conflict-nothex1.txt'), '/x.conflict-nothex1.txt')
+})
+
+test('history check: identical trees holding every acknowledged write pass, conflict copies included', t => {
+  const h = new History()
+  put(h, '/doc.txt', 'a', 'from a', { [A]: 1 })
+  put(h, '/doc.txt', 'b', 'from b', { [B]: 1 })
+  const tree = [entry('/doc.txt', 'from b', { [A]: 1, [B]: 1 }), entry('/doc.conflict-0123abcd.txt', 'from a', { [A]: 1 })]
+  const r = h.check('v', new Map([['a', tree], ['b', [...tree].reverse()]]))
+  t.true(r.ok, JSON.stringify(r.violations))
+  t.like(r.stats, { files: 2, conflictCopies: 1, ackedPuts: 2, present: 2, superseded: 0 })
+})
+
+test('history check: a write replaced knowingly is superseded, not lost', t => {
+  const h = new History()
+  put(h, '/f', 'a', 'v1', { [A]: 1 })
+  put(h, '/f', 'b', 'v2', { [A]: 1, [B]: 1 })
+  const r = h.check('v', new Map([['a', [entry('/f', 'v2', { [A]: 1, [B]: 1 })]]]))
+  t.true(r.ok, JSON.stringify(r.violations))
+  t.like(r.stats, { present: 1, superseded: 1 })
+})
+
+test('history check: a lost acknowledged write, bytes never written, diverged trees and a regressed version are each caught', t => {
+  const h = new History()
+  put(h, '/f', 'a', 'v1', { [A]: 1 })
+  put(h, '/f', 'b', 'concurrent', { [B]: 1 })
+  // The conflict copy of v1 is missing: v1 is lost.
+  let r = h.check('v', new Map([['a', [entry('/f', 'concurrent', { [A]: 1, [B]: 1 })]]]))
+  t.deepEqual(r.violations.map(v => v.kind), ['LOST'])
+  t.regex(r.violations[0].message, /put \/f .* on a version \{peerA:1\} was acknowledged/)
+
+  r = h.check('v', new Map([['a', [entry('/f', 'v1', { [A]: 1, [B]: 1 }), entry('/f.conflict-00000000', 'concurrent', { [B]: 1 }), entry('/g', 'never', { [A]: 2 })]]]))
+  t.deepEqual(r.violations.map(v => v.kind), ['NEVER_WRITTEN'])
+  t.regex(r.violations[0].message, /\/g .* which no put to \/g ever wrote/)
+
+  const good = [entry('/f', 'v1', { [A]: 1, [B]: 1 }), entry('/f.conflict-00000000', 'concurrent', { [B]: 1 })]
+  r = h.check('v', new Map([['a', good], ['b', good.slice(0, 1)]]))
+  t.true(r.violations.some(v => v.kind === 'IDENTICAL' && /a and b differ/.test(v.message)))
+
+  const h2 = new History()
+  put(h2, '/f', 'a', 'old', { [A]: 1 })
+  put(h2, '/f', 'a', 'new', { [A]: 2 })
+  r = h2.check('v', new Map([['a', [entry('/f', 'old', { [A]: 1 })]]]))
+  t.true(r.violations.some(v => v.kind === 'REGRESSED'))
+  t.true(r.violations.some(v => v.kind === 'LOST'))
+})
+
+test('history check: deletes and writes of unknown outcome', t => {
+  const h = new History()
+  put(h, '/f', 'a', 'v1', { [A]: 1 })
+  const del = h.begin('delete', 'v', '/f', 'b')
+  h.ack(del, { [A]: 1, [B]: 1 })
+  // Deleted knowingly: absent is right...
+  t.true(h.check('v', new Map([['a', []]])).ok)
+  // ...and the deleted version coming back is a regression.
+  t.true(h.check('v', new Map([['a', [entry('/f', 'v1', { [A]: 1 })]]])).violations.some(v => v.kind === 'REGRESSED'))
+
+  const h2 = new History()
+  put(h2, '/f', 'a', 'v1', { [A]: 1 })
+  const broken = h2.begin('put', 'v', '/f', 'a', 'maybe')
+  h2.fail(broken, new Error('socket hang up'), 'unknown')
+  // A later write whose outcome is unknown may have replaced v1: undecided, not a violation.
+  const r = h2.check('v', new Map([['a', [entry('/f', 'maybe', { [A]: 2 })]]]))
+  t.true(r.ok, JSON.stringify(r.violations))
+  t.is(r.stats.uncertain, 1)
+  // A failed (refused) write cannot have replaced it.
+  const h3 = new History()
+  put(h3, '/f', 'a', 'v1', { [A]: 1 })
+  h3.fail(h3.begin('put', 'v', '/f', 'a', 'refused'), new Error('refused'), 'no')
+  t.false(h3.check('v', new Map([['a', []]])).ok)
+})
+
+test('history: a node that lost what it acknowledged before a kill is caught by checkNodeDurability', t => {
+  const h = new History()
+  put(h, '/f', 'a', 'v1', { [A]: 1 })
+  put(h, '/f', 'a', 'v2', { [A]: 2 })
+  t.deepEqual(h.checkNodeDurability('v', 'a', [entry('/f', 'v2', { [A]: 2 })]), [])
+  t.deepEqual(h.checkNodeDurability('v', 'a', [entry('/f', 'x', { [A]: 2, [B]: 5 })]), [])
+  t.is(h.checkNodeDurability('v', 'a', [entry('/f', 'v1', { [A]: 1 })])[0]?.kind, 'LOST')
+  t.is(h.checkNodeDurability('v', 'a', []).length, 2)
+  t.deepEqual(h.checkNodeDurability('v', 'b', []), [], 'only what that node acknowledged')
+})
+
+test('chaos plans and contents are a pure function of seed and index', t => {
+  const a = planSchedule('replay', 3)
+  const b = planSchedule('replay', 3)
+  t.deepEqual(a, b)
+  t.notDeepEqual(planSchedule('replay', 4), a)
+  t.notDeepEqual(planSchedule('other', 3), a)
+  const firstPut = a.steps.flatMap(s => s.t === 'burst' ? s.writers.flatMap(w => w.ops) : []).find(o => o.kind === 'put')!
+  t.true(contentOf(a, firstPut).equals(contentOf(b, firstPut)))
+  t.is(contentOf(a, firstPut).byteLength, firstPut.size)
+  t.true(a.steps.every(s => describeStep(s).length > 0))
+  // Every plan kills at least one node at a chosen point; most partition.
+  const plans = Array.from({ length: 40 }, (_, i) => planSchedule('survey', i))
+  t.true(plans.every(p => p.steps.some(s => s.t === 'burst' && s.kill !== undefined)))
+  t.true(plans.filter(p => p.steps.some(s => s.t === 'partition')).length >= 20)
+  const r1 = new Rng('x')
+  const r2 = new Rng('x')
+  t.deepEqual(Array.from({ length: 5 }, () => r1.next()), Array.from({ length: 5 }, () => r2.next()))
+})
+
+test('a short chaos run: kill -9 at chosen points, partitions and restarts, and nothing is lost', async t => {
+  t.timeout(240_000)
+  const seed = process.env.CHAOS_SEED ?? 'ci'
+  const plans = [0, 1].map(i => planSchedule(seed, i, { minNodes: 3, maxNodes: 3, minSteps: 6, maxSteps: 8 }))
+  t.true(plans.some(p => p.steps.some(s => s.t === 'partition')), 'the fixed seed includes a partition')
+  const lines: string[] = []
+  const summary = await runChaos({
+    seed, schedules: 2, minNodes: 3, maxNodes: 3, minSteps: 6, maxSteps: 8,
+    baseDir: await tmpDir(t),
+    convergeTimeoutMs: 200_000,
+    log: line => { lines.push(line); t.log(line) }
+  })
+  t.is(summary.failed, 0, lines.join('\n'))
+  t.is(summary.schedules, 2)
+  t.true(summary.killPointsSurvived >= 2)
+  t.true(summary.partitionSchedulesSurvived >= 1)
+  t.true(summary.ackedWrites > 0)
+  t.true(summary.results.every(r => r.stats !== undefined && r.stats.ackedPuts === r.stats.present + r.stats.superseded + r.stats.uncertain))
+  t.regex(formatResult(summary.results[0]), new RegExp(`^schedule ${seed}/0: 3 nodes \\| faults: .*kill -9 .* \\| OK`))
+})
