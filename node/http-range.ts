@@ -7,9 +7,11 @@ import { ReplicantError, Codes } from './errors.js'
  */
 export function parseRange (header: string | undefined, size: number): { start: number, end: number } | undefined {
   if (header === undefined || header === '') return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  // RFC 9110 §14.2: a Range with a unit the server does not know is ignored (whole file).
+  if (!/^\s*bytes=/i.test(header)) return undefined
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim())
   if (m === null) {
-    if (/^bytes=.*,/.test(header)) return undefined
+    if (/^\s*bytes=.*,/i.test(header)) return undefined
     throw new ReplicantError(Codes.BAD_RANGE, `malformed Range header '${header}'`, 416, { size })
   }
   const [, a, b] = m

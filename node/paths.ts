@@ -5,8 +5,8 @@ export const MAX_SEGMENT_BYTES = 255
 
 /**
  * Normalises a file path inside a volume to the form `/a/b/c`. A leading `/` is optional on
- * input; `..`, `.`, empty segments (`a//b`, trailing `/`), NUL and control characters and
- * backslashes are refused, so no path can escape the volume or alias another.
+ * input; `..`, `.`, empty segments (`a//b`, trailing `/`), NUL and control characters, lone
+ * surrogates and backslashes are refused, so no path can escape the volume or alias another.
  */
 export function normalizePath (input: unknown): string {
   if (typeof input !== 'string' || input.length === 0) {
@@ -20,6 +20,11 @@ export function normalizePath (input: unknown): string {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(raw)) {
     throw new InvalidInputError(Codes.BAD_PATH, 'path contains NUL or control characters', { path: JSON.stringify(input) })
+  }
+  // A lone surrogate has no UTF-8 form: it would be stored as U+FFFD, so two different paths
+  // would alias one key (and the record's path would differ from the one asked for).
+  if (/\p{Cs}/u.test(raw)) {
+    throw new InvalidInputError(Codes.BAD_PATH, 'path contains a lone surrogate (not valid Unicode)', { path: JSON.stringify(input) })
   }
   if (raw.includes('\\')) throw new InvalidInputError(Codes.BAD_PATH, 'path contains a backslash', { path: input })
   const segments = raw.split('/')
