@@ -160,14 +160,23 @@ async function phase (s: Samples, key: string, bytes: number, node: NodeProcess 
   if (files !== undefined) s.add(`${key} files/s`, files / sec)
 }
 
+/** --workload large|small: run one of the two (default both). */
+function selectedWorkloads (ctx: SuiteContext): { large: boolean, small: boolean } {
+  const w = ctx.flag('workload')
+  if (w === undefined) return { large: true, small: true }
+  if (w !== 'large' && w !== 'small') throw new Error('--workload must be large or small')
+  return { large: w === 'large', small: w === 'small' }
+}
+
 async function measure (ctx: SuiteContext): Promise<void> {
   const { big, smallCount } = sizes(ctx)
+  const workloads = selectedWorkloads(ctx)
   const s = new Samples()
   let chunkSize = 0
   let peakResettable = false
   for (let rep = 0; rep < ctx.flags.reps; rep++) {
     // One large file: raw write, PUT, raw read, GET, on a fresh node.
-    {
+    if (workloads.large) {
       const rawDir = await ctx.tempDir('raw')
       const dataDir = await ctx.tempDir('node')
       const id = 1_000_000 + rep
@@ -191,7 +200,7 @@ async function measure (ctx: SuiteContext): Promise<void> {
       ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} large: raw write ${last('big raw write')}, put ${last('big put')}, raw read ${last('big raw read')}, get ${last('big get')} MB/s (load ${loadavg()[0].toFixed(1)})`)
     }
     // Many small files.
-    {
+    if (workloads.small) {
       const rawDir = await ctx.tempDir('raw-small')
       const dataDir = await ctx.tempDir('node-small')
       const expected = range(smallCount).map(i => createHash('sha256').update(countedBytes(smallId(rep, i), SMALL_SIZE)).digest('hex'))
@@ -216,6 +225,11 @@ async function measure (ctx: SuiteContext): Promise<void> {
   }
 
   const peakNote = peakResettable ? 'reset before each phase' : 'cumulative: could not reset'
+  if (workloads.large) reportLarge(ctx, s, big, chunkSize, peakNote)
+  if (workloads.small) reportSmall(ctx, s, smallCount, peakNote)
+}
+
+function reportLarge (ctx: SuiteContext, s: Samples, big: number, chunkSize: number, peakNote: string): void {
   const row = (label: string, key: string, base: string): Array<string | number> => [
     label, fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} MB/s`), s.med(`${base} MB/s`)),
     fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} MB/s`))
@@ -234,6 +248,9 @@ async function measure (ctx: SuiteContext): Promise<void> {
       `Node process peak RSS (VmHWM, ${peakNote}): during PUT ${fmtBytes(s.med('big put rss'))}, during GET ${fmtBytes(s.med('big get rss'))}; whole run ${fmtBytes(Math.max(s.med('big put rss'), s.med('big get rss')))}. Store on disk after the PUT: ${fmtBytes(s.med('big store bytes'))} for ${fmtBytes(big)} of data.`
     ]
   })
+}
+
+function reportSmall (ctx: SuiteContext, s: Samples, smallCount: number, peakNote: string): void {
   const srow = (label: string, key: string, base: string): Array<string | number> => [
     label, fmt(s.med(`${key} files/s`)), fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} files/s`), s.med(`${base} files/s`)),
     fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} files/s`))
@@ -258,15 +275,16 @@ async function profile (ctx: SuiteContext): Promise<void> {
   const { big, smallCount } = sizes(ctx)
   const dataBig = await ctx.tempDir('prof-node')
   const dataSmall = await ctx.tempDir('prof-node-small')
-  const hex = sha256Hex(countedStream(1_000_000, big))
-  const expected = range(smallCount).map(i => createHash('sha256').update(countedBytes(smallId(0, i), SMALL_SIZE)).digest('hex'))
-  const phases: Array<{ name: string, dataDir: string, bytes: number, fn: (n: NodeProcess) => Promise<void> }> = [
-    { name: `PUT one ${fmtBytes(big)} file`, dataDir: dataBig, bytes: big, fn: async (n) => { await createVolume(ctx, n); await putBig(n, '/big.bin', 1_000_000, big) } },
-    { name: `GET one ${fmtBytes(big)} file`, dataDir: dataBig, bytes: big, fn: async (n) => { await getBig(n, '/big.bin', hex, big) } },
-    { name: `PUT ${smallCount} x 16 KiB`, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await createVolume(ctx, n); await putSmall(n, 0, smallCount) } },
-    { name: `GET ${smallCount} x 16 KiB`, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await getSmall(n, expected) } }
+  const workloads = selectedWorkloads(ctx)
+  const hex = workloads.large ? sha256Hex(countedStream(1_000_000, big)) : ''
+  const expected = range(workloads.small ? smallCount : 0).map(i => createHash('sha256').update(countedBytes(smallId(0, i), SMALL_SIZE)).digest('hex'))
+  const phases: Array<{ name: string, large: boolean, dataDir: string, bytes: number, fn: (n: NodeProcess) => Promise<void> }> = [
+    { name: `PUT one ${fmtBytes(big)} file`, large: true, dataDir: dataBig, bytes: big, fn: async (n) => { await createVolume(ctx, n); await putBig(n, '/big.bin', 1_000_000, big) } },
+    { name: `GET one ${fmtBytes(big)} file`, large: true, dataDir: dataBig, bytes: big, fn: async (n) => { await getBig(n, '/big.bin', hex, big) } },
+    { name: `PUT ${smallCount} x 16 KiB`, large: false, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await createVolume(ctx, n); await putSmall(n, 0, smallCount) } },
+    { name: `GET ${smallCount} x 16 KiB`, large: false, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await getSmall(n, expected) } }
   ]
-  for (const ph of phases) {
+  for (const ph of phases.filter(p => p.large ? workloads.large : workloads.small)) {
     const profDir = await ctx.tempDir('prof')
     const node = await startNode(ctx, ph.dataDir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
     const from = monotonicMicros()

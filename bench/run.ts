@@ -43,6 +43,7 @@ function usage (): string {
     'suite options:',
     '  local-io:        --chunk-size BYTES (volume chunk size, default: the node\'s),',
     '                   --chunk-backend level|pack (store created with it first; default: the node\'s),',
+    '                   --workload large|small (one of the two workloads; default both),',
     '                   --profile (no timing table: profile the node process with --cpu-prof during',
     '                   PUT and GET, print the top self-time functions)',
     '  chunk-backends:  --backends LIST from level,level-tuned,files-sync-end,files-sync-each,packs,',
