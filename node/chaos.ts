@@ -95,6 +95,8 @@ export interface KillPoint { node: string, afterAcks: number, delayMs: number }
 export type Step =
   | { t: 'burst', writers: Writer[], kill?: KillPoint }
   | { t: 'restart', node: string }
+  /** A kill -9 on its own, `delayMs` after the step before (a heal or restart): lands in catch-up or merge. */
+  | { t: 'kill', node: string, delayMs: number }
   | { t: 'stop', node: string }
   | { t: 'partition', groups: string[][] }
   | { t: 'heal' }
@@ -193,14 +195,31 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
     switch (kind) {
       case 'burst': steps.push(burst(false)); break
       case 'kill': steps.push(burst(true)); break
-      case 'restart': { const x = rng.pick(down); up.add(x); steps.push({ t: 'restart', node: x }); break }
+      case 'restart': {
+        const x = rng.pick(down)
+        up.add(x)
+        steps.push({ t: 'restart', node: x })
+        // Sometimes killed again at once: during its merge after the unclean stop, or its catch-up.
+        if (rng.chance(0.3) && up.size >= 2) { up.delete(x); steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400) }) }
+        break
+      }
       case 'stop': { const x = rng.pick(nodes.filter(y => up.has(y))); up.delete(x); steps.push({ t: 'stop', node: x }); break }
       case 'partition': steps.push({ t: 'partition', groups: split(rng, nodes) }); partitioned = true; break
-      case 'heal': steps.push({ t: 'heal' }); partitioned = false; break
+      case 'heal': {
+        steps.push({ t: 'heal' })
+        partitioned = false
+        // Sometimes a member dies while the groups catch up with each other.
+        if (rng.chance(0.4) && up.size >= 2) {
+          const x = rng.pick(nodes.filter(y => up.has(y)))
+          up.delete(x)
+          steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400) })
+        }
+        break
+      }
       case 'pause': steps.push({ t: 'pause', ms: rng.int(50, 600) }); break
     }
   }
-  // Every schedule has at least one kill point.
+  // Every schedule has at least one kill point in a burst of writes.
   if (!steps.some(s => s.t === 'burst' && s.kill !== undefined)) {
     if (up.size < 2) {
       const x = rng.pick(nodes.filter(y => !up.has(y)))
@@ -229,6 +248,7 @@ export function describeStep (step: Step): string {
     }
     case 'partition': return `partition ${step.groups.map(g => `[${g.join(',')}]`).join(' ')}`
     case 'restart': return `restart ${step.node}`
+    case 'kill': return `kill -9 ${step.node} after ${step.delayMs}ms`
     case 'stop': return `stop ${step.node}`
     case 'heal': return 'heal'
     case 'pause': return `pause ${step.ms}ms`
@@ -305,6 +325,12 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
           result.faults.push(`restart ${step.node}`)
           await durability(step.node)
           break
+        case 'kill':
+          if (step.delayMs > 0) await sleep(step.delayMs)
+          await topo.kill(step.node)
+          result.kills++
+          result.faults.push(`kill -9 ${step.node}+${step.delayMs}ms`)
+          break
         case 'stop': {
           const e = await topo.stop(step.node)
           result.stops++
@@ -318,12 +344,9 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
     // Lift every fault, bring every node back, wait for the steady state, then check.
     vlog('final: heal, restart every node that is down, wait for steady')
     await topo.heal()
-    for (const n of topo.nodes) {
-      if (!n.running) {
-        await topo.restart(n.name)
-        await durability(n.name)
-      }
-    }
+    const down = topo.nodes.filter(n => !n.running).map(n => n.name)
+    await Promise.all(down.map(async n => { await topo!.restart(n) }))
+    for (const n of down) await durability(n)
     const t0 = Date.now()
     await topo.waitForSteady(plan.volume, { timeoutMs: opts.convergeTimeoutMs ?? 120_000 })
     result.convergeMs = Date.now() - t0

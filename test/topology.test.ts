@@ -5,7 +5,7 @@ import { access, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Topology, TopologyError, type TopologyOptions } from '../node/topology.js'
-import { parseTopologyConfig, loadTopologyConfig } from '../node/topology-config.js'
+import { parseTopologyConfig, loadTopologyConfig, startTopologyFromConfig } from '../node/topology-config.js'
 import { ReplicantClient } from '../node/client.js'
 import { tmpDir, runCli, waitFor, sleep, BIN, DIST } from './helpers.js'
 
@@ -57,20 +57,35 @@ test.serial('three process nodes start connected to each other; close stops ever
   t.throws(() => topo.client('n1'), { code: 'NODE_DOWN' })
 })
 
-test.serial('five nodes, two processes and three in-process, share a volume and converge; kill needs a process node', async t => {
-  const topo = await topology(t, { nodes: ['p1', 'p2', { name: 'i1', kind: 'in-process' }, { name: 'i2', kind: 'in-process' }, { name: 'i3', kind: 'in-process' }] })
-  t.is(topo.node('i1').pid, process.pid)
-  t.not(topo.node('p1').pid, process.pid)
-  t.truthy(topo.node('i2').instance)
-  await topo.createVolume('v', { writeMode: 'active' })
+test.serial('config/five-nodes.json as two processes and three in-process nodes: its volumes on their members, converging; kill needs a process node', async t => {
+  const config = await loadTopologyConfig(join(CONFIG, 'five-nodes.json'))
+  config.nodes = config.nodes.map((n, i) => i < 2 ? n : { ...n, kind: 'in-process' })
+  const topo = await startTopologyFromConfig(config)
+  t.teardown(async () => { await topo.close() })
+  t.deepEqual(topo.names(), ['n1', 'n2', 'n3', 'n4', 'n5'])
+  t.not(topo.node('n1').pid, process.pid)
+  t.is(topo.node('n3').pid, process.pid)
+  t.truthy(topo.node('n4').instance)
+  // Every volume of the file is on exactly its members.
+  for (const v of config.volumes) {
+    for (const n of topo.names()) {
+      const { volumes } = await topo.client(n).listVolumes()
+      const held = (volumes as Array<{ name: string, writeMode: string }>).find(x => x.name === v.name)
+      t.is(held !== undefined, v.members.includes(n), `${v.name} on ${n}`)
+      if (held !== undefined) t.is(held.writeMode, v.writeMode ?? 'active')
+    }
+  }
   const data = new Map(topo.names().map(n => [`/from-${n}`, randomBytes(3000)]))
-  await Promise.all(topo.names().map(async n => await topo.write(n, 'v', `/from-${n}`, data.get(`/from-${n}`)!)))
-  const listing = await topo.waitForConvergence('v', { nodes: topo.names() })
+  await Promise.all(topo.names().map(async n => await topo.write(n, 'shared', `/from-${n}`, data.get(`/from-${n}`)!)))
+  const listing = await topo.waitForConvergence('shared')
   t.deepEqual(listing.map(f => f.path), [...data.keys()].sort())
   for (const n of topo.names()) {
-    for (const [p, bytes] of data) t.true((await topo.read(n, 'v', p)).equals(bytes), `${n} reads ${p}`)
+    for (const [p, bytes] of data) t.true((await topo.read(n, 'shared', p)).equals(bytes), `${n} reads ${p}`)
   }
-  await t.throwsAsync(topo.kill('i1'), { code: 'KILL_NEEDS_PROCESS' })
+  await topo.write('n5', 'right', '/r', 'right side')
+  await topo.waitForConvergence('right', { nodes: ['n3', 'n4', 'n5'] })
+  t.is((await topo.read('n3', 'right', '/r')).toString(), 'right side')
+  await t.throwsAsync(topo.kill('n3'), { code: 'KILL_NEEDS_PROCESS' })
   await t.throwsAsync(topo.kill('nope'), { code: 'UNKNOWN_NODE' })
   const exits = await topo.close()
   t.is(exits.size, 5)
