@@ -89,7 +89,9 @@ program.command('start')
   .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
   .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
   .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
-  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean, discardLocal?: boolean | string[], grace?: number }) => {
+  .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
+  .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
+  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean, discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number }) => {
     const { data } = program.opts<{ data: string }>()
     if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
     const approveCopy = opts.copy === false
@@ -103,6 +105,8 @@ program.command('start')
       ...(approveCopy !== undefined ? { approveCopy } : {}),
       ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
       ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
+      ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
+      ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
       report: (line) => { process.stdout.write(line + '\n') }
     })
     process.stdout.write(`replicant ${VERSION} node started\npeer id: ${node.peerId}\n`)
@@ -158,6 +162,15 @@ volume.command('remove-replica <name> <peerid>')
     for (const a of v.announce ?? []) {
       process.stdout.write(`  ${a.peerId}: ${a.status === 'pending' ? 'not reachable now; will learn it when next seen' : a.status}${a.error !== undefined ? ` (${a.error})` : ''}\n`)
     }
+  })
+
+volume.command('set <name>')
+  .description('change a volume setting on every member (a new generation)')
+  .addOption(new Option('--write-mode <mode>', 'all: acknowledged once every member stored it; active: once this member did').choices(['all', 'active']))
+  .action(async (name: string, opts: { writeMode?: string }) => {
+    if (opts.writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
+    const v = await (await client()).setWriteMode(name, opts.writeMode)
+    process.stdout.write(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}\n`)
   })
 
 volume.command('compact-log <name>')
@@ -307,6 +320,7 @@ program.command('status')
       }
       if (v.lacking.files > 0 || v.lacking.bytes > 0) lines.push(`    still to fetch: ${v.lacking.files} files, ${fmtBytes(v.lacking.bytes)}`)
       if (v.lacking.refused !== null) lines.push(`    refused: ${v.lacking.refused}`)
+      if (v.repairing === true) lines.push(`    repairing: an update could not be applied; fetching what is missing${v.repair !== null && v.repair !== undefined ? ` (${v.repair.filesTotal - v.repair.filesDone} file(s) lacking${v.repair.lastError !== null ? `, last error: ${v.repair.lastError}` : ''})` : ''}`)
       if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
       for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
       for (const m of v.memberStates) {

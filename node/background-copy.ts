@@ -53,7 +53,9 @@ export class BackgroundCopy {
     /** Whether the index of `volume` is caught up with a member since it entered copy state. */
     private readonly indexCaughtUp: (volume: string) => boolean,
     private readonly onSteady: (volume: string) => Promise<void>,
-    readonly concurrency = 4
+    readonly concurrency = 4,
+    /** A steady volume that needs chunks fetched (a failed update being repaired). */
+    private readonly repairing: (volume: string) => boolean = () => false
   ) {}
 
   progressOf (volume: string): CopyProgress | undefined {
@@ -72,7 +74,7 @@ export class BackgroundCopy {
 
   /** With concurrency 0 the copy never runs: the member stays a lazy replica that fetches only what is read. */
   kick (volume: string): void {
-    if (this.stopped || this.concurrency <= 0) return
+    if (this.stopped || (this.concurrency <= 0 && !this.repairing(volume))) return
     let run = this.runs.get(volume)
     if (run === undefined) {
       run = { running: undefined, again: false, failures: 0, timer: undefined }
@@ -105,7 +107,7 @@ export class BackgroundCopy {
 
   private async pass (volume: string): Promise<void> {
     const vol = await this.store.getVolume(volume)
-    if (vol === undefined || (vol.state !== 'copy' && vol.state !== 'merge')) return
+    if (vol === undefined || (vol.state !== 'copy' && vol.state !== 'merge' && !this.repairing(volume))) return
     const progress = await this.count(vol)
     if (progress.bytesDone === progress.bytesTotal && progress.filesDone === progress.filesTotal) {
       if (this.indexCaughtUp(volume)) {
@@ -164,7 +166,7 @@ export class BackgroundCopy {
     await this.fetcher.fetch(vol, hashes, this.sources(vol), {
       signal: this.controller.signal,
       wantMax: COPY_WANT_MAX,
-      inFlight: this.reader.active > 0 ? 1 : this.concurrency,
+      inFlight: this.reader.active > 0 ? 1 : Math.max(1, this.concurrency),
       counters: this.counters
     })
     progress.bytesDone = Math.min(progress.bytesTotal, progress.bytesDone + this.counters.bytesReceived - before)

@@ -40,6 +40,12 @@ export class ChunkFetcher {
 
   constructor (private readonly libp2p: Libp2p, private readonly store: Store) {}
 
+  /** Clears a peer's record of bad chunks (an operator who fixed it, or a test). */
+  forgive (peer: string): void {
+    this.badByPeer.delete(peer)
+    this.shunnedUntil.delete(peer)
+  }
+
   isShunned (peer: string): boolean {
     const until = this.shunnedUntil.get(peer)
     return until !== undefined && until > Date.now()

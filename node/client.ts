@@ -64,6 +64,7 @@ export class ReplicantClient {
   async addReplica (volume: string, peerId: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/replicas`, { peerId }) }
   async removeReplica (volume: string, peerId: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/replicas/${encodeURIComponent(peerId)}`) }
   async compactLog (volume: string, upto?: number): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/compact`, upto !== undefined ? { upto } : {}) }
+  async setWriteMode (volume: string, writeMode: string): Promise<any> { return await this.json('PATCH', `/v1/volumes/${encodeURIComponent(volume)}`, { writeMode }) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string): Promise<any> {
     const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''

@@ -119,6 +119,11 @@ export class HttpApi {
       const body = await readJson(req)
       sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
     })
+    this.route('PATCH', /^\/v1\/volumes\/([^/]+)$/, async (req, res, [vol]) => {
+      const body = await readJson(req)
+      if (body.writeMode === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, 'nothing to change: send {"writeMode": "all" | "active"}')
+      sendJson(res, 200, await this.node.setWriteMode(decodeSegment(vol), body.writeMode))
+    })
     this.route('POST', /^\/v1\/volumes\/([^/]+)\/compact$/, async (req, res, [vol]) => {
       sendJson(res, 200, await this.node.compactLog(decodeSegment(vol), await readJson(req)))
     })

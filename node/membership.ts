@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, requestMemberState, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
+import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
 import { authorize } from '../protocols/auth.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, InvalidInputError, NotFoundError, Codes } from './errors.js'
@@ -208,7 +208,7 @@ export class Membership {
       const current = { generation: candidate.generation, genId: genIdOf(candidate) }
       const state = !member ? 'removed' : v.state === 'removed' ? 'steady' : v.state
       return {
-        ...v, generation: candidate.generation, genId: current.genId, members: candidate.members, state,
+        ...v, generation: candidate.generation, genId: current.genId, members: candidate.members, state, writeMode: candidate.writeMode,
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
       }
     })
@@ -246,7 +246,10 @@ export class Membership {
     const results: AnnounceResult[] = []
     const targets = [...new Set([...vol.members, ...alsoTell])].filter(m => m !== this.selfId)
     await Promise.all(targets.map(async (member) => {
-      if (!this.peers.isConnected(member)) { results.push({ peerId: member, status: 'pending' }); return }
+      if (!await this.peers.reach(member, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) {
+        results.push({ peerId: member, status: 'pending' })
+        return
+      }
       try {
         const reply = await requestEnsureVolume(this.libp2p, peerIdFromString(member), descriptorOf(vol), AbortSignal.timeout(10_000))
         results.push({ peerId: member, status: reply.created ? 'created' : reply.volume === undefined ? 'pending' : 'exists' })
@@ -277,6 +280,16 @@ export class Membership {
     if (vol.members.includes(peer)) throw new ConflictError('ALREADY_MEMBER', `${peer} is already a member of '${volume}'`)
     const updated = await this.store.updateVolume(volume, v => nextGeneration(v, [...v.members, peer]))
     this.engine.setRemote(volume, peer, 'copy', updated.generation)
+    const announce = await this.announce(updated)
+    return { volume: await this.store.requireVolume(volume), announce }
+  }
+
+  /** Changes the write mode of a volume: a new generation, told to every member. */
+  async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    if (writeMode !== 'all' && writeMode !== 'active') throw new InvalidInputError(Codes.BAD_REQUEST, 'write mode must be all or active')
+    const vol = await this.requireMember(volume)
+    if (vol.writeMode === writeMode) return { volume: vol, announce: [] }
+    const updated = await this.store.updateVolume(volume, v => ({ ...nextGeneration(v), writeMode }))
     const announce = await this.announce(updated)
     return { volume: await this.store.requireVolume(volume), announce }
   }

@@ -108,6 +108,38 @@ export class PeerManager {
     await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) }).catch(() => {})
   }
 
+  /** Addresses known for `peers` (for peer exchange). */
+  async locate (peers: string[]): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {}
+    for (const p of peers) {
+      const rec = await this.store.getPeer(p)
+      if (rec !== undefined && rec.addrs.length > 0) out[p] = rec.addrs
+    }
+    return out
+  }
+
+  /**
+   * Connects to `peer` if it can: directly when its address is known, otherwise after asking
+   * the connected peers where it is. Returns whether a connection exists afterwards.
+   */
+  async reach (peer: string, ask: (via: string, peers: string[]) => Promise<Record<string, string[]>>): Promise<boolean> {
+    if (this.isConnected(peer)) return true
+    if (this.blocked.has(peer)) return false
+    const known = await this.store.getPeer(peer)
+    if (known === undefined || known.addrs.length === 0) {
+      for (const via of this.connectedPeers()) {
+        const found = await ask(via, [peer]).catch(() => ({} as Record<string, string[]>))
+        if ((found[peer] ?? []).length > 0) { await this.learn(peer, found[peer]); break }
+      }
+    }
+    try {
+      await this.libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(5_000)]) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
   isConnected (peer: string): boolean {
     return this.libp2p.getConnections(peerIdFromString(peer)).length > 0
   }

@@ -41,6 +41,19 @@ export interface NodeOptions {
   discardLocal?: boolean | string[]
   /** Operator-facing lines (what --discard-local deletes, refusals); the CLI prints them. */
   report?: (line: string) => void
+  /** all mode: how long the coordinator waits for every member to prepare (default 30 s). */
+  prepareTimeoutMs?: number
+  /** all mode: a prepared write undecided this long is resolved with its coordinator (default 60 s). */
+  preparedExpiryMs?: number
+  /** Fault injection (also REPLICANT_FAULTS=crash-after-prepare,crash-after-decision,serve-corrupt-chunks). */
+  faults?: NodeFaults
+}
+
+export interface NodeFaults {
+  crashAfterPrepare?: boolean
+  crashAfterDecision?: boolean
+  /** Chunks served to peers are replaced by random bytes (peers must reject them). */
+  serveCorruptChunks?: boolean
 }
 
 export interface ApiInfo { url: string, pid: number, peerId: string }
@@ -78,7 +91,17 @@ export class ReplicantNode {
   private readonly startedAt = Date.now()
   private stopping: Promise<void> | undefined
 
+  /** Live fault switches (tests and chaos runs flip them). */
+  readonly faults: NodeFaults
+
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
+    const env = (process.env.REPLICANT_FAULTS ?? '').split(',')
+    this.faults = {
+      crashAfterPrepare: env.includes('crash-after-prepare'),
+      crashAfterDecision: env.includes('crash-after-decision'),
+      serveCorruptChunks: env.includes('serve-corrupt-chunks'),
+      ...opts.faults
+    }
     this.dataDir = dataDir
     this.store = store
     this.libp2p = libp2p
@@ -90,8 +113,12 @@ export class ReplicantNode {
       graceMs: opts.graceMs,
       approveCopy: opts.approveCopy,
       discardLocal: opts.discardLocal,
-      report: opts.report
+      report: opts.report,
+      prepareTimeoutMs: opts.prepareTimeoutMs,
+      preparedExpiryMs: opts.preparedExpiryMs,
+      faults: this.faults
     })
+    this.volumes.allModeWriter = async (vol, record) => await this.sync.allMode.write(vol, record)
     const removedGate = this.volumes.gate
     this.volumes.gate = (vol) => {
       removedGate(vol)
@@ -189,6 +216,11 @@ export class ReplicantNode {
     return { ...await this.store.compactLog(vol.name, upto), safeUpto }
   }
 
+  async setWriteMode (volume: string, writeMode: unknown): Promise<Record<string, unknown>> {
+    const { volume: vol, announce } = await this.sync.membership.setWriteMode(volume, writeMode as never)
+    return { ...vol, announce }
+  }
+
   /** Removes a member online; the volume goes on with the others at a new generation. */
   async removeReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
@@ -218,6 +250,8 @@ export class ReplicantNode {
       bytes,
       progress,
       damagedChunks: this.sync.damaged.get(vol.name) ?? 0,
+      repairing: this.sync.needsRepair.has(vol.name),
+      ...(this.sync.needsRepair.has(vol.name) ? { repair: this.sync.progress(vol.name) ?? null } : {}),
       memberStates: await this.sync.members(vol),
       decisions: this.sync.membership.decisionsFor(vol.name),
       lacking: this.sync.lacking(vol.name)

@@ -10,6 +10,7 @@ import { ChunkFetcher } from './chunk-fetcher.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
 import { BackgroundCopy, type CopyProgress } from './background-copy.js'
 import { Membership, type MembershipOptions } from './membership.js'
+import { AllModeWrites, type AllModeOptions } from './all-mode-writes.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
 import { logger } from './log.js'
@@ -58,7 +59,7 @@ export interface MemberView {
 
 export interface AnnounceResult { peerId: string, status: 'created' | 'exists' | 'pending' | 'refused', error?: string }
 
-export interface EngineOptions extends MembershipOptions {
+export interface EngineOptions extends MembershipOptions, AllModeOptions {
   /** Read timeout for chunks fetched on demand. */
   readTimeoutMs?: number
   /** Want-lists in flight for the background copy of a wannabe. */
@@ -81,6 +82,9 @@ export class SyncEngine {
   readonly copy: BackgroundCopy
   private readonly selfId: string
   readonly membership: Membership
+  readonly allMode: AllModeWrites
+  /** Steady volumes that failed to fetch chunks of an update: the background copy repairs them. */
+  readonly needsRepair = new Set<string>()
   /** Volumes in copy or merge whose full index has been pulled to the end from some member. */
   private readonly caughtUp = new Set<string>()
   /** Volumes in merge whose own chunks have been verified since the merge began. */
@@ -95,13 +99,17 @@ export class SyncEngine {
   private safetyTimer: NodeJS.Timeout | undefined
   private stopped = false
 
+  private readonly faults: { serveCorruptChunks?: boolean }
+
   constructor (private readonly libp2p: Libp2p, private readonly store: Store, private readonly peers: PeerManager, opts: EngineOptions = {}) {
+    this.faults = opts.faults ?? {}
     this.selfId = libp2p.peerId.toString()
     this.fetcher = new ChunkFetcher(libp2p, store)
     this.reader = new OnDemandReader(store, this.fetcher, vol => this.sources(vol), opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS)
-    this.copy = new BackgroundCopy(store, this.fetcher, this.reader, vol => this.sources(vol), vol => this.caughtUp.has(vol),
-      async vol => { await this.becomeSteady(vol) }, opts.copyConcurrency ?? 4)
+    this.copy = new BackgroundCopy(store, this.fetcher, this.reader, vol => this.sources(vol), vol => this.caughtUp.has(vol) || this.needsRepair.has(vol),
+      async vol => { await this.becomeSteady(vol) }, opts.copyConcurrency ?? 4, vol => this.needsRepair.has(vol))
     this.membership = new Membership(libp2p, store, peers, this, opts)
+    this.allMode = new AllModeWrites(libp2p, store, peers, this.fetcher, this.controller.signal, opts)
   }
 
   /** Aborted when the engine stops. */
@@ -134,6 +142,7 @@ export class SyncEngine {
   }
 
   private async becomeSteady (volume: string): Promise<void> {
+    this.needsRepair.delete(volume)
     await this.store.updateVolume(volume, v => v.state === 'copy' || v.state === 'merge' ? { ...v, state: 'steady' } : v)
     this.caughtUp.delete(volume)
     this.verified.delete(volume)
@@ -186,12 +195,14 @@ export class SyncEngine {
 
   async start (): Promise<void> {
     await registerIndexHandler(this.libp2p, this.store)
-    await registerChunkHandler(this.libp2p, this.store)
+    await registerChunkHandler(this.libp2p, this.store, undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
+      locate: async (_peer, peers) => await this.peers.locate(peers),
       ensureVolume: async (peer, desc) => await this.membership.ensureVolume(peer, desc),
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
     })
+    await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.announceSeq(vol.name) })
     this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
     this.membership.start()
@@ -214,6 +225,7 @@ export class SyncEngine {
   async stop (): Promise<void> {
     this.stopped = true
     this.membership.stop()
+    this.allMode.stop()
     clearInterval(this.safetyTimer)
     this.controller.abort()
     this.copy.stop()
@@ -369,7 +381,16 @@ export class SyncEngine {
       // A wannabe takes the index first and lets the background copy bring the chunks.
       const current = await this.store.requireVolume(volume)
       if (needed.length > 0 && current.state !== 'copy') {
-        await this.fetcher.fetch(current, needed, this.sources(current, peer), { signal })
+        try {
+          await this.fetcher.fetch(current, needed, this.sources(current, peer), { signal })
+        } catch (err) {
+          if (signal.aborted) throw err
+          // A member that cannot apply an update does not stay silently behind: it takes the
+          // new records (so it never serves the stale content as current), marks the volume
+          // for repair, and the background copy fetches what is missing, retrying.
+          log.error('%s: chunks of an update from %s could not be fetched (%s): repairing in the background', volume, peer, (err as Error).message)
+          this.needsRepair.add(volume)
+        }
       }
       await this.store.commitFiles(volume, async (ctx) => {
         const out: NewFileRecord[] = []
@@ -386,6 +407,7 @@ export class SyncEngine {
         ctx.setWatermark(peer, page.last)
         return out
       })
+      if (this.needsRepair.has(volume)) this.copy.kick(volume)
       if (state.pending !== undefined) {
         for (const rec of page.records) {
           if (rec.deleted) continue

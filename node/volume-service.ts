@@ -5,7 +5,7 @@ import { normalizePath, normalizePrefix, validateVolumeName } from './paths.js'
 import { increment } from './version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../store/records.js'
-import type { Store } from '../store/store.js'
+import type { Store, NewFileRecord } from '../store/store.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
 const PUT_BATCH_CHUNKS = 64
@@ -52,6 +52,9 @@ export function fileView (rec: FileRecord): FileView {
 /** Local volume and file operations of one node: what the HTTP API and the TS API call. */
 export class VolumeService {
   chunkSource: ChunkSource
+  /** Commits a write of an `all`-mode volume with other members (prepare/commit on every member). */
+  allModeWriter: ((vol: VolumeRecord, record: NewFileRecord) => Promise<FileRecord>) | undefined
+
   /** Throws when a volume must not be read or written here (removed, or held offline). */
   gate: (vol: VolumeRecord) => void = (vol) => {
     if (vol.state === 'removed') {
@@ -127,6 +130,12 @@ export class VolumeService {
     await flush()
     opts.signal?.throwIfAborted()
     const chunks = Buffer.concat(hashes)
+    if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
+      const current = await this.store.getFile(vol.name, p)
+      return await this.allModeWriter(vol, {
+        v: RECORD_VERSION, path: p, size, mode, mtime, chunkSize: vol.chunkSize, chunks, vv: increment(current?.vv ?? {}, this.selfId), deleted: false
+      })
+    }
     const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {
       const current = await get(p)
       return [{
@@ -185,6 +194,14 @@ export class VolumeService {
   async removeFile (volName: string, path: string): Promise<FileRecord> {
     const vol = await this.volume(volName)
     const p = normalizePath(path)
+    if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
+      const current = await this.store.getFile(vol.name, p)
+      if (current === undefined || current.deleted) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in volume '${vol.name}'`, { volume: vol.name, path: p })
+      return await this.allModeWriter(vol, {
+        v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
+        chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
+      })
+    }
     const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {
       const current = await get(p)
       if (current === undefined || current.deleted) {

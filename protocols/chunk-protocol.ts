@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, errorMessage, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
 import { CHUNK_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
-import { HASH_BYTES } from '../store/records.js'
+import { HASH_BYTES, chunkHashes } from '../store/records.js'
 import { logger } from '../node/log.js'
 import type { Store } from '../store/store.js'
 
@@ -20,7 +21,7 @@ export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Ar
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves chunks from `read` (the local store by default; a wannabe serves what it holds). */
-export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void): Promise<void> {
+export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: { serveCorruptChunks?: boolean }): Promise<void> {
   await libp2p.handle(CHUNK_PROTOCOL, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
@@ -34,6 +35,12 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
       // Chunks are shared across volumes in the store: serve only those this volume references.
       const hashes = req.hashes as Uint8Array[]
       const inVolume = await store.referencedIn(vol.name, hashes)
+      // Chunks of an all-mode write being prepared are served to the members preparing it.
+      if (inVolume.some(x => !x)) {
+        const prepared = new Set<string>()
+        for (const p of await store.listPrepared(vol.name)) for (const h of chunkHashes(p.record)) prepared.add(hashHex(h))
+        hashes.forEach((h, i) => { if (!inVolume[i] && prepared.has(hashHex(h))) inVolume[i] = true })
+      }
       // Read in groups of about one frame, the next group while the current one is sent.
       const group = Math.max(1, Math.floor(CHUNK_FRAME_BYTES / vol.chunkSize))
       const read = async (from: number): Promise<Array<Uint8Array | undefined>> => {
@@ -47,7 +54,9 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
       for (let from = 0; from < hashes.length; from += group) {
         const data = await next
         if (from + group < hashes.length) next = read(from + group)
-        const items = data.map((d, i) => d === undefined ? { h: hashes[from + i] } : { h: hashes[from + i], d })
+        const items = data.map((d, i) => d === undefined
+          ? { h: hashes[from + i] }
+          : { h: hashes[from + i], d: faults?.serveCorruptChunks === true ? randomBytes(d.byteLength) : d })
         await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
         onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))
       }

@@ -6,6 +6,12 @@ export const INDEX_PROTOCOL = `${PROTOCOL_PREFIX}/index/1.0.0`
 export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.0.0`
 export const NOTIFY_PROTOCOL = `${PROTOCOL_PREFIX}/notify/1.0.0`
 export const CONTROL_PROTOCOL = `${PROTOCOL_PREFIX}/control/1.0.0`
+export const WRITE_PROTOCOL = `${PROTOCOL_PREFIX}/write/1.0.0`
+
+/** How long a coordinator waits for every member to prepare an all-mode write. */
+export const PREPARE_TIMEOUT_MS = 30_000
+/** A prepared write left undecided this long is resolved by asking its coordinator (or aborted). */
+export const PREPARED_EXPIRY_MS = 60_000
 
 /** Largest frame any protocol accepts; a larger length prefix aborts the stream. */
 export const MAX_FRAME_BYTES = 5 * 1024 * 1024

@@ -40,6 +40,8 @@ export interface EnsureResult {
 }
 
 export interface ControlHandlers {
+  /** Addresses this node knows for the given peers (peer exchange, so members can find each other). */
+  locate: (peer: string, peers: string[]) => Promise<Record<string, string[]>>
   ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
 }
@@ -60,6 +62,12 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
       if (msg.t === 'ensure-volume') {
         const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
+      } else if (msg.t === 'locate') {
+        const m = msg as Message & { peers: unknown }
+        if (!Array.isArray(m.peers) || m.peers.length > 64 || !m.peers.every(p => typeof p === 'string' && p.length <= 128)) {
+          throw new ProtocolError(Codes.BAD_MESSAGE, 'locate needs a list of at most 64 peer ids')
+        }
+        await framed.write({ v: WIRE_VERSION, t: 'located', addrs: await handlers.locate(peer, m.peers as string[]) })
       } else if (msg.t === 'state') {
         const m = msg as Message & { volume: unknown, volumeId: unknown, size: unknown }
         if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
@@ -114,4 +122,15 @@ export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: 
     ...(typeof reply.logFloor === 'number' ? { logFloor: reply.logFloor } : {}),
     ...(size !== undefined ? { size } : {})
   }
+}
+
+export async function requestLocate (libp2p: Libp2p, peer: PeerId, peers: string[], signal?: AbortSignal): Promise<Record<string, string[]>> {
+  const reply = expect<Message & { addrs: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'locate', peers }, signal), 'located')
+  const out: Record<string, string[]> = {}
+  if (reply.addrs !== null && typeof reply.addrs === 'object') {
+    for (const [p, a] of Object.entries(reply.addrs as Record<string, unknown>)) {
+      if (peers.includes(p) && Array.isArray(a)) out[p] = a.filter((x): x is string => typeof x === 'string' && x.length <= 1024).slice(0, 16)
+    }
+  }
+  return out
 }

@@ -26,6 +26,17 @@ export interface CommitContext {
   get: (path: string) => Promise<FileRecord | undefined>
   /** Advance a peer's watermark in the same atomic batch as the records. */
   setWatermark: (peerId: string, seq: number) => void
+  /** Record an `all`-mode transaction as committed, and drop its prepared record, in the same batch. */
+  settleTx: (txId: string) => void
+}
+
+/** A write of an `all`-mode volume that a member has stored durably but not made visible. */
+export interface PreparedWrite {
+  txId: string
+  volume: string
+  coordinator: string
+  record: NewFileRecord
+  at: number
 }
 
 const SEP = '\x00'
@@ -56,6 +67,8 @@ export class Store {
   private readonly watermarks
   private readonly meta
   private readonly applied
+  private readonly prepared
+  private readonly txlog
   private readonly mutex = new Mutex()
   private closed = false
   /** Called after every commit that wrote file records (not for watermark-only commits). */
@@ -72,6 +85,8 @@ export class Store {
     this.watermarks = db.sublevel<string, number>('watermarks', { valueEncoding: 'json' })
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'json' })
     this.applied = db.sublevel<string, number>('applied', { valueEncoding: 'json' })
+    this.prepared = db.sublevel<string, Uint8Array>('prepared', { valueEncoding: 'view' })
+    this.txlog = db.sublevel<string, string>('txlog', { valueEncoding: 'json' })
   }
 
   /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
@@ -238,6 +253,10 @@ export class Store {
         get: async (path) => pending.get(path) ?? await this.getFile(volName, path),
         setWatermark: (peerId, seq) => {
           watermarkOps.push({ type: 'put', key: `${volName}${SEP}${peerId}`, value: seq, sublevel: this.watermarks })
+        },
+        settleTx: (txId) => {
+          watermarkOps.push({ type: 'put', key: `${volName}${SEP}${txId}`, value: 'commit', sublevel: this.txlog })
+          watermarkOps.push({ type: 'del', key: `${volName}${SEP}${txId}`, sublevel: this.prepared })
         }
       }
       const next = await decide(ctx)
@@ -334,6 +353,56 @@ export class Store {
       out[key.slice(vol.length + 1)] = value
     }
     return out
+  }
+
+  // ---- all-mode transactions ----
+
+  /** Stores a prepared write durably (its chunks must already be in the chunk store). */
+  async putPrepared (p: PreparedWrite): Promise<void> {
+    this.assertOpen()
+    await this.chunks.sync()
+    await this.db.batch([{ type: 'put', key: `${p.volume}${SEP}${p.txId}`, value: encode(p), sublevel: this.prepared } as Op], { sync: true })
+  }
+
+  async getPrepared (vol: string, txId: string): Promise<PreparedWrite | undefined> {
+    this.assertOpen()
+    const v = await this.prepared.get(`${vol}${SEP}${txId}`)
+    if (v === undefined) return undefined
+    const p = decode(v) as PreparedWrite
+    return { ...p, record: asFileRecord({ ...p.record, seq: 0 }) }
+  }
+
+  async deletePrepared (vol: string, txId: string): Promise<void> {
+    this.assertOpen()
+    await this.db.batch([{ type: 'del', key: `${vol}${SEP}${txId}`, sublevel: this.prepared } as Op], { sync: true })
+  }
+
+  async listPrepared (vol?: string): Promise<PreparedWrite[]> {
+    this.assertOpen()
+    const out: PreparedWrite[] = []
+    const range = vol === undefined ? {} : { gte: `${vol}${SEP}`, lt: `${vol}${END}` }
+    for await (const v of this.prepared.values(range)) out.push(decode(v) as PreparedWrite)
+    return out
+  }
+
+  /** Whether an `all`-mode transaction was recorded as committed here. */
+  async txCommitted (vol: string, txId: string): Promise<boolean> {
+    this.assertOpen()
+    return await this.txlog.get(`${vol}${SEP}${txId}`) === 'commit'
+  }
+
+  /** Records a transaction as aborted (so a late commit for it is refused). */
+  async recordAbort (vol: string, txId: string): Promise<void> {
+    this.assertOpen()
+    await this.db.batch([
+      { type: 'put', key: `${vol}${SEP}${txId}`, value: 'abort', sublevel: this.txlog } as Op,
+      { type: 'del', key: `${vol}${SEP}${txId}`, sublevel: this.prepared } as Op
+    ], { sync: true })
+  }
+
+  async txState (vol: string, txId: string): Promise<'commit' | 'abort' | undefined> {
+    this.assertOpen()
+    return await this.txlog.get(`${vol}${SEP}${txId}`) as 'commit' | 'abort' | undefined
   }
 
   /** Records how far `peer` has applied this node's change log of `vol` (from its index requests). */

@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, type TxRef } from '../protocols/write-protocol.js'
+import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.js'
+import { requestLocate } from '../protocols/control-protocol.js'
+import { authorize } from '../protocols/auth.js'
+import { decide } from './reconcile.js'
+import { ReplicantError, Codes } from './errors.js'
+import { chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
+import { logger } from './log.js'
+import type { Store, NewFileRecord, CommitContext } from '../store/store.js'
+import type { PeerManager } from './peer-manager.js'
+import type { ChunkFetcher } from './chunk-fetcher.js'
+
+const log = logger('all-mode')
+
+const EXPIRY_CHECK_MS = 1_000
+
+/** Fault injection for tests and chaos runs (also from REPLICANT_FAULTS in the environment). */
+export interface WriteFaults {
+  /** The coordinator kills its own process after every member prepared, before deciding. */
+  crashAfterPrepare?: boolean
+  /** The coordinator kills its own process after recording its commit, before telling members. */
+  crashAfterDecision?: boolean
+  /** Chunks served to peers are replaced by random bytes (read by the chunk handler). */
+  serveCorruptChunks?: boolean
+}
+
+export interface AllModeOptions {
+  prepareTimeoutMs?: number
+  preparedExpiryMs?: number
+  faults?: WriteFaults
+}
+
+/** Applies an incoming version of a file the way every member does (reconcile.decide). */
+export async function applyIncoming (ctx: CommitContext, record: NewFileRecord): Promise<NewFileRecord[]> {
+  const local = await ctx.get(record.path)
+  const d = decide(local, { ...record, seq: 0 })
+  if (d.kind === 'skip') return []
+  return d.kind === 'apply' ? [d.record] : d.records
+}
+
+/**
+ * Writes of volumes in `all` mode: acknowledged only once every member stored them durably.
+ *
+ * Coordinator (the member that received the write): it stores the chunks, then asks every
+ * other member to `prepare` (fetch what it lacks from the coordinator, store record and chunks
+ * durably but invisibly). If any member fails, is unreachable or does not answer within the
+ * prepare timeout, it sends `abort` to those that prepared and the client gets an error naming
+ * the members that failed. Otherwise it records its decision and commits locally in one synced
+ * batch, then sends `commit` to every member, and only then acknowledges.
+ *
+ * Member: a prepared write nobody decides within the expiry is resolved by asking the
+ * coordinator: `commit` if it recorded a commit, otherwise abort. A coordinator that crashed
+ * before deciding has no record, so every member aborts; one that crashed after deciding
+ * answers `commit` when it is back (and the record also replicates from it), so every member
+ * commits: the resolution is the same on every member.
+ */
+export class AllModeWrites {
+  private timer: NodeJS.Timeout | undefined
+  private readonly prepareTimeoutMs: number
+  private readonly preparedExpiryMs: number
+  private readonly faults: WriteFaults
+  private resolving = false
+
+  constructor (
+    private readonly libp2p: Libp2p,
+    private readonly store: Store,
+    private readonly peers: PeerManager,
+    private readonly fetcher: ChunkFetcher,
+    private readonly signal: AbortSignal,
+    opts: AllModeOptions = {}
+  ) {
+    this.prepareTimeoutMs = opts.prepareTimeoutMs ?? PREPARE_TIMEOUT_MS
+    this.preparedExpiryMs = opts.preparedExpiryMs ?? PREPARED_EXPIRY_MS
+    this.faults = opts.faults ?? {}
+  }
+
+  private get selfId (): string { return this.libp2p.peerId.toString() }
+
+  async start (): Promise<void> {
+    await registerWriteHandler(this.libp2p, {
+      prepare: async (peer, volume, volumeId, txId, record, signal) => { await this.prepare(peer, volume, volumeId, txId, record, signal) },
+      commit: async (peer, volume, volumeId, txId) => { await this.commit(peer, volume, volumeId, txId) },
+      abort: async (peer, volume, volumeId, txId) => {
+        await authorize(this.store, volume, volumeId, peer)
+        await this.store.recordAbort(volume, txId)
+      },
+      status: async (peer, volume, volumeId, txId) => {
+        await authorize(this.store, volume, volumeId, peer)
+        return await this.store.txState(volume, txId) ?? 'unknown'
+      }
+    }, this.prepareTimeoutMs)
+    this.timer = setInterval(() => { void this.resolveExpired() }, Math.min(EXPIRY_CHECK_MS, this.preparedExpiryMs))
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  private async reach (peer: string): Promise<void> {
+    await this.peers.reach(peer, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
+  }
+
+  /** The coordinator's side of one write; returns the committed record. */
+  async write (vol: VolumeRecord, record: NewFileRecord): Promise<FileRecord> {
+    const others = vol.members.filter(m => m !== this.selfId)
+    const tx: TxRef = { volume: vol.name, volumeId: vol.id, txId: randomBytes(16).toString('hex') }
+    // Members not connected are dialled by the prepare itself; one that cannot be reached fails it.
+    const blocked = others.filter(m => this.peers.blocked.has(m))
+    if (blocked.length > 0) {
+      throw new ReplicantError('WRITE_NOT_ACKNOWLEDGED', `write to '${vol.name}' in all mode refused: member(s) not reachable: ${blocked.join(', ')}`, 503,
+        { failed: blocked.map(peerId => ({ peerId, error: 'not reachable' })) })
+    }
+    const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.prepareTimeoutMs)])
+    // The coordinator prepares too: members fetch the new chunks from it, and it serves only
+    // chunks its index or a prepared write references.
+    await this.store.putPrepared({ txId: tx.txId, volume: vol.name, coordinator: this.selfId, record, at: Date.now() })
+    const results = await Promise.allSettled(others.map(async m => {
+      if (!this.peers.isConnected(m)) await this.reach(m)
+      await sendPrepare(this.libp2p, peerIdFromString(m), tx, record, signal)
+    }))
+    const failed = others.map((peerId, i) => ({ peerId, r: results[i] })).filter(x => x.r.status === 'rejected')
+      .map(x => ({ peerId: x.peerId, error: ((x.r as PromiseRejectedResult).reason as Error)?.message ?? 'failed' }))
+    if (failed.length > 0) {
+      await this.store.recordAbort(vol.name, tx.txId)
+      const prepared = others.filter((_, i) => results[i].status === 'fulfilled')
+      await Promise.allSettled(prepared.map(async m => { await sendAbort(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(10_000)) }))
+      throw new ReplicantError('WRITE_NOT_ACKNOWLEDGED', `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, 503, { failed })
+    }
+    if (this.faults.crashAfterPrepare === true) process.kill(process.pid, 'SIGKILL')
+    const [committed] = await this.store.commitFiles(vol.name, async (ctx) => {
+      ctx.settleTx(tx.txId)
+      return await applyIncoming(ctx, record)
+    })
+    if (this.faults.crashAfterDecision === true) process.kill(process.pid, 'SIGKILL')
+    const commits = await Promise.allSettled(others.map(async m => { await sendCommit(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(this.prepareTimeoutMs)) }))
+    commits.forEach((r, i) => {
+      // Decided: a member that missed the commit resolves it by asking, or by replication.
+      if (r.status === 'rejected') log('commit of %s to %s not confirmed: %s', tx.txId, others[i], (r.reason as Error)?.message)
+    })
+    return committed ?? await this.store.getFile(vol.name, record.path) as FileRecord
+  }
+
+  private async prepare (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal): Promise<void> {
+    const vol = await authorize(this.store, volume, volumeId, peer)
+    if (await this.store.txState(vol.name, txId) !== undefined) throw new ReplicantError('TX_DECIDED', `transaction ${txId} was already decided`, 409)
+    if (!record.deleted) {
+      const sources = [peer, ...vol.members.filter(m => m !== peer && m !== this.selfId && this.peers.isConnected(m))]
+      await this.fetcher.fetch(vol, [...chunkHashes(record)], sources, { signal })
+    }
+    await this.store.putPrepared({ txId, volume: vol.name, coordinator: peer, record, at: Date.now() })
+  }
+
+  private async commit (peer: string, volume: string, volumeId: string, txId: string): Promise<void> {
+    await authorize(this.store, volume, volumeId, peer)
+    await this.commitPrepared(volume, txId)
+  }
+
+  private async commitPrepared (volume: string, txId: string): Promise<void> {
+    const p = await this.store.getPrepared(volume, txId)
+    if (p === undefined) {
+      const state = await this.store.txState(volume, txId)
+      if (state === 'commit') return
+      throw new ReplicantError('TX_UNKNOWN', `no prepared write ${txId} here${state === 'abort' ? ' (it was aborted)' : ''}`, 409)
+    }
+    await this.store.commitFiles(volume, async (ctx) => {
+      ctx.settleTx(txId)
+      return await applyIncoming(ctx, p.record)
+    })
+  }
+
+  /** Prepared writes past their expiry: commit if the coordinator recorded a commit, else abort. */
+  private async resolveExpired (): Promise<void> {
+    if (this.resolving || !this.store.isOpen) return
+    this.resolving = true
+    try {
+      const now = Date.now()
+      for (const p of await this.store.listPrepared()) {
+        if (now - p.at < this.preparedExpiryMs) continue
+        const vol = await this.store.getVolume(p.volume)
+        if (vol === undefined) { await this.store.deletePrepared(p.volume, p.txId); continue }
+        let decision: 'commit' | 'abort' | 'unknown' = 'unknown'
+        if (p.coordinator === this.selfId) {
+          // Our own write, undecided: we crashed before deciding (a commit would have removed it).
+          decision = await this.store.txState(p.volume, p.txId) ?? 'unknown'
+        } else if (this.peers.isConnected(p.coordinator)) {
+          decision = await askStatus(this.libp2p, peerIdFromString(p.coordinator), { volume: vol.name, volumeId: vol.id, txId: p.txId }, AbortSignal.timeout(5_000))
+            .catch(() => 'unknown' as const)
+        }
+        if (decision === 'commit') {
+          await this.commitPrepared(p.volume, p.txId)
+          log('prepared write %s of %s: coordinator committed; committed here', p.txId, p.volume)
+        } else {
+          await this.store.recordAbort(p.volume, p.txId)
+          log('prepared write %s of %s expired (%s): aborted', p.txId, p.volume, decision)
+        }
+      }
+    } catch (err) {
+      log('resolving prepared writes failed: %s', (err as Error).message)
+    } finally {
+      this.resolving = false
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { WRITE_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { ProtocolError, Codes } from '../node/errors.js'
+import { asFileRecord } from '../store/codec.js'
+import { normalizePath } from '../node/paths.js'
+import { logger } from '../node/log.js'
+import type { NewFileRecord } from '../store/store.js'
+
+const log = logger('proto:write')
+
+/**
+ * write: the two phases of an `all`-mode write. `prepare` carries the record (the member
+ * fetches the chunks it lacks from the coordinator with the chunk protocol, stores record and
+ * chunks durably but invisibly, and answers `prepared`); `commit` makes it visible; `abort`
+ * drops it; `status` asks a coordinator what it decided. One request and reply per stream.
+ */
+export interface WriteHandlers {
+  prepare: (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal) => Promise<void>
+  commit: (peer: string, volume: string, volumeId: string, txId: string) => Promise<void>
+  abort: (peer: string, volume: string, volumeId: string, txId: string) => Promise<void>
+  status: (peer: string, volume: string, volumeId: string, txId: string) => Promise<'commit' | 'abort' | 'unknown'>
+}
+
+const TX_ID = /^[0-9a-f]{32}$/
+
+export async function registerWriteHandler (libp2p: Libp2p, handlers: WriteHandlers, prepareTimeoutMs: number): Promise<void> {
+  await libp2p.handle(WRITE_PROTOCOL, async (stream, connection) => {
+    const framed = new Framed(stream, MAX_FRAME_BYTES)
+    const peer = connection.remotePeer.toString()
+    try {
+      const msg = await framed.read() as Message & { volume: unknown, volumeId: unknown, txId: unknown, record: unknown }
+      if (typeof msg.volume !== 'string' || typeof msg.volumeId !== 'string' || typeof msg.txId !== 'string' || !TX_ID.test(msg.txId)) {
+        throw new ProtocolError(Codes.BAD_MESSAGE, 'write request needs volume, volumeId and a 128-bit hex txId')
+      }
+      if (msg.t === 'prepare') {
+        const record = asFileRecord({ ...(msg.record as object), seq: 0 })
+        if (normalizePath(record.path) !== record.path) throw new ProtocolError(Codes.BAD_MESSAGE, 'non-canonical path')
+        const { seq: _seq, ...rec } = record
+        await handlers.prepare(peer, msg.volume, msg.volumeId, msg.txId, rec, AbortSignal.timeout(prepareTimeoutMs))
+        await framed.write({ v: WIRE_VERSION, t: 'prepared' })
+      } else if (msg.t === 'commit') {
+        await handlers.commit(peer, msg.volume, msg.volumeId, msg.txId)
+        await framed.write({ v: WIRE_VERSION, t: 'ok' })
+      } else if (msg.t === 'abort') {
+        await handlers.abort(peer, msg.volume, msg.volumeId, msg.txId)
+        await framed.write({ v: WIRE_VERSION, t: 'ok' })
+      } else if (msg.t === 'status') {
+        await framed.write({ v: WIRE_VERSION, t: 'status', decision: await handlers.status(peer, msg.volume, msg.volumeId, msg.txId) })
+      } else {
+        throw new ProtocolError(Codes.BAD_MESSAGE, `unknown write request '${msg.t}'`)
+      }
+      await framed.close()
+    } catch (err) {
+      log('write request from %s failed: %s', peer, (err as Error).message)
+      await framed.write(errorMessage(err)).catch(() => {})
+      await framed.close()
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal: AbortSignal): Promise<Message> {
+  const stream = await libp2p.dialProtocol(peer, WRITE_PROTOCOL, { signal })
+  const framed = new Framed(stream, MAX_FRAME_BYTES)
+  try {
+    await framed.write(msg, { signal })
+    const reply = await framed.read({ signal, timeoutMs: 24 * 3600_000 })
+    await framed.close()
+    return reply
+  } catch (err) {
+    framed.abort(err as Error)
+    throw err
+  }
+}
+
+export interface TxRef { volume: string, volumeId: string, txId: string }
+
+export async function sendPrepare (libp2p: Libp2p, peer: PeerId, tx: TxRef, record: NewFileRecord, signal: AbortSignal): Promise<void> {
+  expect(await call(libp2p, peer, { v: WIRE_VERSION, t: 'prepare', ...tx, record }, signal), 'prepared')
+}
+
+export async function sendCommit (libp2p: Libp2p, peer: PeerId, tx: TxRef, signal: AbortSignal): Promise<void> {
+  expect(await call(libp2p, peer, { v: WIRE_VERSION, t: 'commit', ...tx }, signal), 'ok')
+}
+
+export async function sendAbort (libp2p: Libp2p, peer: PeerId, tx: TxRef, signal: AbortSignal): Promise<void> {
+  expect(await call(libp2p, peer, { v: WIRE_VERSION, t: 'abort', ...tx }, signal), 'ok')
+}
+
+export async function askStatus (libp2p: Libp2p, peer: PeerId, tx: TxRef, signal: AbortSignal): Promise<'commit' | 'abort' | 'unknown'> {
+  const reply = expect<Message & { decision: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'status', ...tx }, signal), 'status')
+  return reply.decision === 'commit' || reply.decision === 'abort' ? reply.decision : 'unknown'
+}
