@@ -256,16 +256,17 @@ program.command('get <volume> <path>')
   .description('write the file at PATH in VOLUME to stdout or -o FILE')
   .option('-o, --output <file>', 'write to FILE (atomically, via a temporary file)')
   .option('--range <range>', 'HTTP byte range, e.g. bytes=0-1023')
-  .action(async (vol: string, path: string, opts: { output?: string, range?: string }) => {
+  .option('--snapshot <name>', 'read the file as the snapshot NAME shows it')
+  .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string }) => {
     const c = await client()
     if (opts.output === undefined) {
-      await c.get(vol, path, process.stdout, { range: opts.range })
+      await c.get(vol, path, process.stdout, { range: opts.range, snapshot: opts.snapshot })
       return
     }
     const tmp = `${opts.output}.replicant-part`
     // Ask the node first and create the file only for a good answer: an error (from the node
     // or from opening the file) then leaves nothing behind and is reported, not thrown unhandled.
-    const res = await c.open(vol, path, { range: opts.range })
+    const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
     try {
       await pipeline(res, createWriteStream(tmp))
       await rename(tmp, opts.output)
@@ -279,8 +280,9 @@ program.command('get <volume> <path>')
 program.command('ls <volume> [prefix]')
   .description('list files of VOLUME (under PREFIX)')
   .option('--json', 'print JSON')
-  .action(async (vol: string, prefix: string | undefined, opts: { json?: boolean }) => {
-    const { files } = await (await client()).list(vol, prefix)
+  .option('--snapshot <name>', 'list the files the snapshot NAME shows')
+  .action(async (vol: string, prefix: string | undefined, opts: { json?: boolean, snapshot?: string }) => {
+    const { files } = await (await client()).list(vol, prefix, { snapshot: opts.snapshot })
     if (opts.json === true) return print(files)
     for (const f of files) {
       process.stdout.write(`${f.mode.toString(8).padStart(4, '0')}\t${String(f.size).padStart(12)}\t${new Date(f.mtime).toISOString()}\t${f.path}\n`)
@@ -292,6 +294,26 @@ program.command('rm <volume> <path>')
   .action(async (vol: string, path: string) => {
     const r = await (await client()).remove(vol, path)
     process.stdout.write(`removed ${vol}:${r.path} (seq ${r.seq})\n`)
+  })
+
+const snapshot = program.command('snapshot').description('frozen, read-only views of a volume')
+snapshot.command('create <volume> [name]')
+  .description('take a snapshot (constant time: nothing is copied; later writes keep the versions it shows)')
+  .action(async (vol: string, name: string | undefined) => {
+    const s = await (await client()).createSnapshot(vol, name)
+    process.stdout.write(`snapshot ${s.name} of ${vol} at seq ${s.seq}\n`)
+  })
+snapshot.command('list <volume>')
+  .option('--json', 'print JSON')
+  .action(async (vol: string, opts: { json?: boolean }) => {
+    const { snapshots } = await (await client()).listSnapshots(vol)
+    if (opts.json === true) return print(snapshots)
+    for (const s of snapshots) process.stdout.write(`${s.name}\tseq ${s.seq}\t${new Date(s.createdAt).toISOString()}\n`)
+  })
+snapshot.command('delete <volume> <name>')
+  .action(async (vol: string, name: string) => {
+    const r = await (await client()).deleteSnapshot(vol, name)
+    process.stdout.write(`deleted snapshot ${name} of ${vol} (${r.versionsReleased} kept version(s) released)\n`)
   })
 
 program.command('peers')

@@ -65,9 +65,15 @@ export class ReplicantClient {
   async removeReplica (volume: string, peerId: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/replicas/${encodeURIComponent(peerId)}`) }
   async compactLog (volume: string, upto?: number): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/compact`, upto !== undefined ? { upto } : {}) }
   async setWriteMode (volume: string, writeMode: string): Promise<any> { return await this.json('PATCH', `/v1/volumes/${encodeURIComponent(volume)}`, { writeMode }) }
+  async createSnapshot (volume: string, name?: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`, name !== undefined ? { name } : {}) }
+  async listSnapshots (volume: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`) }
+  async deleteSnapshot (volume: string, name: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/snapshots/${encodeURIComponent(name)}`) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
-  async list (volume: string, prefix?: string): Promise<any> {
-    const q = prefix !== undefined ? `?prefix=${encodeURIComponent(prefix)}` : ''
+  async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
+    const params = new URLSearchParams()
+    if (prefix !== undefined) params.set('prefix', prefix)
+    if (opts.snapshot !== undefined) params.set('snapshot', opts.snapshot)
+    const q = params.size > 0 ? `?${params.toString()}` : ''
     return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/files${q}`)
   }
 
@@ -91,16 +97,18 @@ export class ReplicantClient {
   }
 
   /** Streams a file (or a byte range of it, `range` as in HTTP: "bytes=0-99") into `out`. */
-  async get (volume: string, path: string, out: Writable, opts: { range?: string } = {}): Promise<{ status: number, headers: IncomingMessage['headers'] }> {
+  async get (volume: string, path: string, out: Writable, opts: { range?: string, snapshot?: string } = {}): Promise<{ status: number, headers: IncomingMessage['headers'] }> {
     const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
-    const res = await this.check(await this.send('GET', ReplicantClient.filePath(volume, path), { headers }))
+    const q = opts.snapshot !== undefined ? `?snapshot=${encodeURIComponent(opts.snapshot)}` : ''
+    const res = await this.check(await this.send('GET', ReplicantClient.filePath(volume, path) + q, { headers }))
     await pipeline(res, out)
     return { status: res.statusCode ?? 0, headers: res.headers }
   }
 
-  async open (volume: string, path: string, opts: { range?: string } = {}): Promise<Readable> {
+  async open (volume: string, path: string, opts: { range?: string, snapshot?: string } = {}): Promise<Readable> {
     const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
-    return await this.check(await this.send('GET', ReplicantClient.filePath(volume, path), { headers }))
+    const q = opts.snapshot !== undefined ? `?snapshot=${encodeURIComponent(opts.snapshot)}` : ''
+    return await this.check(await this.send('GET', ReplicantClient.filePath(volume, path) + q, { headers }))
   }
 }
 

@@ -119,6 +119,21 @@ export class HttpApi {
       const body = await readJson(req)
       sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
     })
+    this.route('GET', /^\/v1\/volumes\/([^/]+)\/snapshots$/, async (_req, res, [vol]) => {
+      const v = await this.node.volumes.volume(decodeSegment(vol))
+      sendJson(res, 200, { snapshots: await this.node.store.listSnapshots(v.name) })
+    })
+    this.route('POST', /^\/v1\/volumes\/([^/]+)\/snapshots$/, async (req, res, [vol]) => {
+      const body = await readJson(req)
+      if (body.name !== undefined && typeof body.name !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'name must be a string')
+      const snap = await this.node.volumes.createSnapshot(decodeSegment(vol), body.name as string | undefined)
+      // Nothing is copied at creation: the work done does not grow with the volume.
+      sendJson(res, 201, { ...snap, recordsCopied: 0 })
+    })
+    this.route('DELETE', /^\/v1\/volumes\/([^/]+)\/snapshots\/([^/]+)$/, async (_req, res, [vol, name]) => {
+      const v = await this.node.volumes.volume(decodeSegment(vol))
+      sendJson(res, 200, { name: decodeSegment(name), ...await this.node.store.deleteSnapshot(v.name, decodeSegment(name)) })
+    })
     this.route('PATCH', /^\/v1\/volumes\/([^/]+)$/, async (req, res, [vol]) => {
       const body = await readJson(req)
       if (body.writeMode === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, 'nothing to change: send {"writeMode": "all" | "active"}')
@@ -137,12 +152,14 @@ export class HttpApi {
       const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
       const controller = new AbortController()
       res.once('close', () => controller.abort())
-      const files = this.node.volumes.listFiles(name, prefix, controller.signal)
+      const snapshot = url.searchParams.get('snapshot')
+      if (snapshot !== null) await this.node.store.getSnapshot(name, snapshot)
+      const files = snapshot !== null ? this.node.volumes.listFilesAt(name, snapshot, prefix) : this.node.volumes.listFiles(name, prefix, controller.signal)
       await sendJsonList(res, 'files', (async function * () { for await (const f of files) yield fileView(f) })())
     })
     const fileRoute = /^\/v1\/volumes\/([^/]+)\/files\/(.+)$/
-    this.route('GET', fileRoute, async (req, res, params) => { await this.getFile(req, res, params, true) })
-    this.route('HEAD', fileRoute, async (req, res, params) => { await this.getFile(req, res, params, false) })
+    this.route('GET', fileRoute, async (req, res, params, url) => { await this.getFile(req, res, params, true, url) })
+    this.route('HEAD', fileRoute, async (req, res, params, url) => { await this.getFile(req, res, params, false, url) })
     this.route('PUT', fileRoute, async (req, res, [vol, path]) => {
       const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined
       let received = 0
@@ -172,9 +189,11 @@ export class HttpApi {
     this.routes.push({ method, pattern, handler })
   }
 
-  private async getFile (req: IncomingMessage, res: ServerResponse, [vol, path]: string[], withBody: boolean): Promise<void> {
+  private async getFile (req: IncomingMessage, res: ServerResponse, [vol, path]: string[], withBody: boolean, url: URL): Promise<void> {
     const name = decodeSegment(vol)
-    const rec = await this.node.volumes.stat(name, path.split('/').map(decodeSegment).join('/'))
+    const filePath = path.split('/').map(decodeSegment).join('/')
+    const snapshot = url.searchParams.get('snapshot')
+    const rec = snapshot !== null ? await this.node.volumes.statAt(name, snapshot, filePath) : await this.node.volumes.stat(name, filePath)
     const range = parseRange(req.headers.range, rec.size)
     const headers: Record<string, string | number> = {
       'content-type': 'application/octet-stream',

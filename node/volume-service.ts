@@ -5,7 +5,7 @@ import { normalizePath, normalizePrefix, validateVolumeName } from './paths.js'
 import { increment } from './version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../store/records.js'
-import type { Store, NewFileRecord } from '../store/store.js'
+import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
 const PUT_BATCH_CHUNKS = 64
@@ -181,6 +181,35 @@ export class VolumeService {
       const to = Math.min(bytes.byteLength, end - chunkStart + 1)
       yield bytes.subarray(from, to)
     }
+  }
+
+  // ---- snapshots ----
+
+  async createSnapshot (volName: string, name?: string): Promise<SnapshotRecord> {
+    const vol = await this.volume(volName)
+    const snapName = name === undefined || name === '' ? new Date().toISOString().replace(/[:.]/g, '-').toLowerCase() : name
+    try {
+      validateVolumeName(snapName)
+    } catch {
+      throw new InvalidInputError('BAD_SNAPSHOT_NAME', 'snapshot name must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit', { name: snapName })
+    }
+    return await this.store.createSnapshot(vol.name, snapName)
+  }
+
+  /** A file as a snapshot shows it. */
+  async statAt (volName: string, snapshot: string, path: string): Promise<FileRecord> {
+    const vol = await this.volume(volName)
+    const snap = await this.store.getSnapshot(vol.name, snapshot)
+    const p = normalizePath(path)
+    const rec = await this.store.getFileAt(vol.name, p, snap.seq)
+    if (rec === undefined) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in snapshot '${snapshot}' of volume '${vol.name}'`, { volume: vol.name, path: p, snapshot })
+    return rec
+  }
+
+  async * listFilesAt (volName: string, snapshot: string, prefix?: string): AsyncGenerator<FileRecord> {
+    const vol = await this.volume(volName)
+    const snap = await this.store.getSnapshot(vol.name, snapshot)
+    yield * this.store.listFilesAt(vol.name, snap.seq, normalizePrefix(prefix))
   }
 
   async * listFiles (volName: string, prefix?: string, signal?: AbortSignal): AsyncGenerator<FileRecord> {

@@ -30,6 +30,9 @@ export interface CommitContext {
   settleTx: (txId: string) => void
 }
 
+/** A frozen, read-only view of a volume at one change-log sequence number. */
+export interface SnapshotRecord { volume: string, name: string, seq: number, createdAt: number }
+
 /** A write of an `all`-mode volume that a member has stored durably but not made visible. */
 export interface PreparedWrite {
   txId: string
@@ -43,6 +46,7 @@ const SEP = '\x00'
 const END = '\x01'
 /** Reference counts are kept per (chunk, volume): the hash first, so one chunk's volumes are adjacent. */
 const refKey = (hash: Uint8Array, vol: string): Buffer => Buffer.concat([hash, Buffer.from(vol, 'utf8')])
+const versionKey = (vol: string, path: string, seq: number): string => `${vol}${SEP}${path}${SEP}${seq.toString(16).padStart(16, '0')}`
 const seqKey = (vol: string, seq: number): string => `${vol}${SEP}${seq.toString(16).padStart(16, '0')}`
 
 type Op = AbstractBatchOperation<any, any, any>
@@ -69,6 +73,12 @@ export class Store {
   private readonly applied
   private readonly prepared
   private readonly txlog
+  private readonly snapshots
+  private readonly versions
+  /** Per volume, the seq of its newest snapshot: versions at or below it are kept on overwrite. */
+  private readonly maxSnapshotSeq = new Map<string, number>()
+  /** Work counters (tests assert on work done rather than time). */
+  readonly counters = { versionsSaved: 0 }
   private readonly mutex = new Mutex()
   private closed = false
   /** Called after every commit that wrote file records (not for watermark-only commits). */
@@ -87,6 +97,8 @@ export class Store {
     this.applied = db.sublevel<string, number>('applied', { valueEncoding: 'json' })
     this.prepared = db.sublevel<string, Uint8Array>('prepared', { valueEncoding: 'view' })
     this.txlog = db.sublevel<string, string>('txlog', { valueEncoding: 'json' })
+    this.snapshots = db.sublevel<string, SnapshotRecord>('snapshots', { valueEncoding: 'json' })
+    this.versions = db.sublevel<string, Uint8Array>('versions', { valueEncoding: 'view' })
   }
 
   /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
@@ -122,6 +134,9 @@ export class Store {
       if (vol.dirty) store.foundDirty.push(vol.name)
     }
     if (store.foundDirty.length > 0) log('volumes not closed cleanly: %o', store.foundDirty)
+    for await (const snap of store.snapshots.values()) {
+      store.maxSnapshotSeq.set(snap.volume, Math.max(store.maxSnapshotSeq.get(snap.volume) ?? -1, snap.seq))
+    }
     return store
   }
 
@@ -279,12 +294,19 @@ export class Store {
       const written: FileRecord[] = []
       let seq = volume.seq
       for (const n of next) {
+        const fromThisCommit = pending.has(n.path)
         const current = await ctx.get(n.path)
         if (current !== undefined) {
           ops.push({ type: 'del', key: seqKey(volName, current.seq), sublevel: this.changes })
         }
         const rec: FileRecord = { ...n, seq: ++seq }
-        addRefs(current, -1)
+        if (current !== undefined && !fromThisCommit && current.seq <= (this.maxSnapshotSeq.get(volName) ?? -1)) {
+          // Copy-on-write: a snapshot still shows this version; keep it (and its chunk refs).
+          ops.push({ type: 'put', key: versionKey(volName, current.path, current.seq), value: encode({ rec: current, supersededAt: rec.seq }), sublevel: this.versions })
+          this.counters.versionsSaved++
+        } else {
+          addRefs(current, -1)
+        }
         addRefs(rec, +1)
         pending.set(rec.path, rec)
         written.push(rec)
@@ -353,6 +375,100 @@ export class Store {
       out[key.slice(vol.length + 1)] = value
     }
     return out
+  }
+
+  // ---- snapshots ----
+
+  /**
+   * Takes a snapshot: records the volume's current seq, nothing else (constant time, whatever
+   * the volume's size). From then on commitFiles keeps each version the snapshot can see when
+   * it is overwritten or deleted (copy-on-write), with its chunk references.
+   */
+  async createSnapshot (volName: string, name: string): Promise<SnapshotRecord> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      const vol = await this.requireVolume(volName)
+      const key = `${volName}${SEP}${name}`
+      if (await this.snapshots.get(key) !== undefined) throw new ConflictError('SNAPSHOT_EXISTS', `volume '${volName}' already has a snapshot '${name}'`)
+      const snap: SnapshotRecord = { volume: volName, name, seq: vol.seq, createdAt: Date.now() }
+      await this.db.batch([{ type: 'put', key, value: snap, sublevel: this.snapshots } as Op], { sync: true })
+      this.maxSnapshotSeq.set(volName, Math.max(this.maxSnapshotSeq.get(volName) ?? -1, snap.seq))
+      return snap
+    })
+  }
+
+  async listSnapshots (volName: string): Promise<SnapshotRecord[]> {
+    this.assertOpen()
+    const out: SnapshotRecord[] = []
+    for await (const v of this.snapshots.values({ gte: `${volName}${SEP}`, lt: `${volName}${END}` })) out.push(v)
+    return out.sort((a, b) => a.seq - b.seq || a.name.localeCompare(b.name))
+  }
+
+  async getSnapshot (volName: string, name: string): Promise<SnapshotRecord> {
+    this.assertOpen()
+    const snap = await this.snapshots.get(`${volName}${SEP}${name}`)
+    if (snap === undefined) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `volume '${volName}' has no snapshot '${name}'`, { volume: volName, snapshot: name })
+    return snap
+  }
+
+  /** Deletes a snapshot and the kept versions no other snapshot needs (releasing their chunk references). */
+  async deleteSnapshot (volName: string, name: string): Promise<{ versionsReleased: number }> {
+    this.assertOpen()
+    return await this.mutex.run(async () => {
+      await this.getSnapshot(volName, name)
+      const rest = (await this.listSnapshots(volName)).filter(s => s.name !== name)
+      const ops: Op[] = [{ type: 'del', key: `${volName}${SEP}${name}`, sublevel: this.snapshots }]
+      const release = new Map<string, { key: Buffer, n: number }>()
+      let released = 0
+      for await (const [key, value] of this.versions.iterator({ gte: `${volName}${SEP}`, lt: `${volName}${END}` })) {
+        const { rec, supersededAt } = decode(value) as { rec: FileRecord, supersededAt: number }
+        if (rest.some(s => rec.seq <= s.seq && s.seq < supersededAt)) continue
+        ops.push({ type: 'del', key, sublevel: this.versions })
+        released++
+        if (rec.deleted) continue
+        const seen = new Set<string>()
+        for (const h of chunkHashes(asFileRecord(rec))) {
+          const hex = hashHex(h)
+          if (seen.has(hex)) continue
+          seen.add(hex)
+          const e = release.get(hex) ?? { key: refKey(h, volName), n: 0 }
+          e.n++
+          release.set(hex, e)
+        }
+      }
+      const entries = [...release.values()]
+      const counts = await this.refs.getMany(entries.map(e => e.key))
+      entries.forEach((e, i) => {
+        const n = (counts[i] ?? 0) - e.n
+        ops.push(n > 0 ? { type: 'put', key: e.key, value: n, sublevel: this.refs } : { type: 'del', key: e.key, sublevel: this.refs })
+      })
+      await this.db.batch(ops, { sync: true })
+      this.maxSnapshotSeq.set(volName, rest.reduce((m, s) => Math.max(m, s.seq), -1))
+      return { versionsReleased: released }
+    })
+  }
+
+  /** The version of `path` a snapshot at `seq` shows (undefined: absent or deleted then). */
+  async getFileAt (volName: string, path: string, seq: number): Promise<FileRecord | undefined> {
+    this.assertOpen()
+    const cur = await this.getFile(volName, path)
+    if (cur !== undefined && cur.seq <= seq) return cur.deleted ? undefined : cur
+    for await (const value of this.versions.values({ gte: `${volName}${SEP}${path}${SEP}`, lt: `${volName}${SEP}${path}${SEP}\uffff`, reverse: true })) {
+      const { rec, supersededAt } = decode(value) as { rec: FileRecord, supersededAt: number }
+      if (rec.seq <= seq && seq < supersededAt) {
+        const r = asFileRecord(rec)
+        return r.deleted ? undefined : r
+      }
+    }
+    return undefined
+  }
+
+  /** The files a snapshot at `seq` shows under `prefix`, in path order. */
+  async * listFilesAt (volName: string, seq: number, prefix = '/'): AsyncGenerator<FileRecord> {
+    for await (const cur of this.listFiles(volName, prefix)) {
+      const rec = cur.seq <= seq ? (cur.deleted ? undefined : cur) : await this.getFileAt(volName, cur.path, seq)
+      if (rec !== undefined) yield rec
+    }
   }
 
   // ---- all-mode transactions ----
@@ -437,6 +553,10 @@ export class Store {
         if (value === undefined) continue
         const rec = asFileRecord(decode(value))
         if (!rec.deleted) continue
+        // A snapshot may still show an earlier version of this path: keep its tombstone.
+        let kept = false
+        for await (const _ of this.versions.keys({ gte: `${volName}${SEP}${path}${SEP}`, lt: `${volName}${SEP}${path}${SEP}\uffff`, limit: 1 })) kept = true
+        if (kept) continue
         ops.push({ type: 'del', key, sublevel: this.changes })
         ops.push({ type: 'del', key: `${volName}${SEP}${path}`, sublevel: this.files })
         purged++
