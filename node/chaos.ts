@@ -19,6 +19,9 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Topology } from './topology.js'
 import { History, type CheckStats, type TreeEntry, type Violation } from './history.js'
+import { Store } from '../store/store.js'
+import { sha256, hashHex } from '../store/chunk-store.js'
+import { chunkHashes } from '../store/records.js'
 
 // ---- seeded PRNG (xmur3 seeding, sfc32 generator: small, fast, identical on every platform) ----
 
@@ -363,6 +366,12 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
       for (const [n, e] of exits) {
         if (e.code !== 0) result.violations.push({ kind: 'UNCLEAN_STOP', message: `final stop of ${n} ended with code ${String(e.code)} signal ${String(e.signal)}` })
       }
+      // Once stopped, every member's own store must hold every chunk of its tree.
+      if (result.stats !== undefined) {
+        for (const n of topo.nodes) {
+          result.violations.push(...await checkLocalChunks(n.name, n.dataDir, plan.volume).catch(err => [{ kind: 'ERROR' as const, message: `local check of ${n.name}: ${(err as Error).message}` }]))
+        }
+      }
     }
   }
   const c = history.counts(plan.volume)
@@ -372,6 +381,30 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
   if (result.ok || opts.keepFailed === false) await rm(dir, { recursive: true, force: true, maxRetries: 3 })
   else result.dir = dir
   return result
+}
+
+/**
+ * Opens a stopped node's store and checks that it holds, locally, every chunk of every live
+ * file of `volume`, with the right hash: a steady member holds its data, it does not merely
+ * know where to fetch it (reads through the API would fetch a missing chunk from a peer).
+ */
+export async function checkLocalChunks (node: string, dataDir: string, volume: string): Promise<Violation[]> {
+  const store = await Store.open(dataDir)
+  const out: Violation[] = []
+  try {
+    for await (const rec of store.listFiles(volume)) {
+      if (rec.deleted) continue
+      const hashes = [...chunkHashes(rec)]
+      const bytes = await store.chunks.getMany(hashes)
+      const bad = hashes.filter((h, i) => bytes[i] === undefined || Buffer.compare(sha256(bytes[i]!), h) !== 0)
+      if (bad.length > 0) {
+        out.push({ kind: 'MISSING_CHUNK', path: rec.path, message: `${node} lists ${rec.path} but lacks ${bad.length} of its ${hashes.length} chunks locally (first ${hashHex(bad[0]).slice(0, 12)})` })
+      }
+    }
+  } finally {
+    await store.close()
+  }
+  return out
 }
 
 async function runBurst (topo: Topology, plan: Plan, step: Extract<Step, { t: 'burst' }>, result: ScheduleResult): Promise<void> {

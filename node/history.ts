@@ -58,8 +58,12 @@ export interface Op {
 /** One file of a member's final tree. */
 export interface TreeEntry { path: string, size: number, sha256: string, version: VersionVector }
 
-/** The four rules above; ERROR and UNCLEAN_STOP are raised by runners (a step failed; a clean stop did not exit 0). */
-export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'ERROR' | 'UNCLEAN_STOP'
+/**
+ * The four rules above; runners add MISSING_CHUNK (a member's own store lacks a chunk of its
+ * tree), ERROR (a step failed, or the volume never became steady) and UNCLEAN_STOP (a clean
+ * stop did not exit 0).
+ */
+export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'MISSING_CHUNK' | 'ERROR' | 'UNCLEAN_STOP'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 
