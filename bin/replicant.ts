@@ -316,6 +316,32 @@ snapshot.command('delete <volume> <name>')
     process.stdout.write(`deleted snapshot ${name} of ${vol} (${r.versionsReleased} kept version(s) released)\n`)
   })
 
+program.command('dump <volume>')
+  .description('write a portable, checksummed archive of a snapshot (full, or incremental with --since)')
+  .requiredOption('--snapshot <name>', 'the snapshot to dump')
+  .option('--since <snapshot>', 'incremental: only what changed since this earlier snapshot')
+  .requiredOption('-o, --output <file>', 'the dump file (written atomically)')
+  .action(async (vol: string, opts: { snapshot: string, since?: string, output: string }) => {
+    const tmp = `${opts.output}.replicant-part`
+    try {
+      await (await client()).dump(vol, opts.snapshot, createWriteStream(tmp), opts.since)
+      await rename(tmp, opts.output)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    const { size } = await stat(opts.output)
+    process.stdout.write(`dumped ${vol} snapshot ${opts.snapshot}${opts.since !== undefined ? ` since ${opts.since}` : ''} to ${opts.output} (${fmtBytes(size)})\n`)
+  })
+
+program.command('restore <file>')
+  .description('restore a dump: a full one creates the volume (same id), an incremental one applies on its base')
+  .action(async (file: string) => {
+    const st = await stat(file)
+    const r = await (await client()).restore(createReadStream(file), st.size)
+    process.stdout.write(`restored ${r.volume} (id ${r.volumeId}) ${r.incremental ? 'incremental ' : ''}snapshot ${r.snapshot} at seq ${r.seq}: ${r.files} files, ${r.deletes} deletes, ${r.chunks} chunks\n`)
+  })
+
 program.command('peers')
   .description('connected and known peers')
   .option('--json', 'print JSON')

@@ -68,6 +68,22 @@ export class ReplicantClient {
   async createSnapshot (volume: string, name?: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`, name !== undefined ? { name } : {}) }
   async listSnapshots (volume: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`) }
   async deleteSnapshot (volume: string, name: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/snapshots/${encodeURIComponent(name)}`) }
+  /** Streams a dump of `snapshot` (incremental since `since`) into `out`. */
+  async dump (volume: string, snapshot: string, out: Writable, since?: string): Promise<void> {
+    const q = new URLSearchParams({ snapshot, ...(since !== undefined ? { since } : {}) })
+    const res = await this.check(await this.send('GET', `/v1/volumes/${encodeURIComponent(volume)}/dump?${q.toString()}`))
+    await pipeline(res, out)
+  }
+
+  async restore (body: Readable, size?: number): Promise<any> {
+    const headers: Record<string, string | number> = { 'content-type': 'application/vnd.replicant.dump' }
+    if (size !== undefined) headers['content-length'] = size
+    const res = await this.check(await this.send('POST', '/v1/restore', { body, headers }))
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+  }
+
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
     const params = new URLSearchParams()

@@ -5,6 +5,10 @@ import { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
 import { parseRange } from './http-range.js'
+import { writeDump, restoreDump, tempName } from './dump.js'
+import { createWriteStream } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { normalizePrefix } from './paths.js'
 import { fileView } from './volume-service.js'
 import { logger } from './log.js'
@@ -118,6 +122,34 @@ export class HttpApi {
     this.route('POST', /^\/v1\/volumes\/([^/]+)\/replicas$/, async (req, res, [vol]) => {
       const body = await readJson(req)
       sendJson(res, 200, await this.node.addReplica(decodeSegment(vol), body.peerId))
+    })
+    this.route('GET', /^\/v1\/volumes\/([^/]+)\/dump$/, async (_req, res, [vol], url) => {
+      const v = await this.node.volumes.volume(decodeSegment(vol))
+      const snapName = url.searchParams.get('snapshot')
+      if (snapName === null) throw new InvalidInputError(Codes.BAD_REQUEST, 'a dump needs ?snapshot=NAME')
+      const snap = await this.node.store.getSnapshot(v.name, snapName)
+      const since = url.searchParams.get('since')
+      const base = since !== null ? await this.node.store.getSnapshot(v.name, since) : undefined
+      const body = writeDump(this.node.store, v, snap, base, this.node.peerId)
+      const first = await body.next()
+      res.writeHead(200, { 'content-type': 'application/vnd.replicant.dump', 'content-disposition': `attachment; filename="${v.name}-${snap.name}.dump"` })
+      async function * rest (): AsyncGenerator<Uint8Array> {
+        if (first.done !== true) yield first.value
+        yield * body
+      }
+      await pipeline(Readable.from(rest()), res)
+    })
+    this.route('POST', /^\/v1\/restore$/, async (req, res) => {
+      // Spooled to disk first: restore reads the file twice (verify, then apply), in constant memory.
+      const dir = join(this.node.dataDir, 'tmp')
+      await mkdir(dir, { recursive: true })
+      const file = join(dir, tempName())
+      try {
+        await pipeline(req, createWriteStream(file))
+        sendJson(res, 200, await restoreDump(this.node.store, file))
+      } finally {
+        await rm(file, { force: true })
+      }
     })
     this.route('GET', /^\/v1\/volumes\/([^/]+)\/snapshots$/, async (_req, res, [vol]) => {
       const v = await this.node.volumes.volume(decodeSegment(vol))

@@ -214,8 +214,10 @@ export class Membership {
     })
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (member) {
+      // Greet the members that are new to us; all of them if we have just become a member.
+      const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
       for (const m of updated.members) {
-        if (m !== this.selfId && (!local.members.includes(m) || local.state === 'removed') && this.peers.isConnected(m)) void this.greet(m, updated.name)
+        if (m !== this.selfId && (!wasMember || !local.members.includes(m)) && this.peers.isConnected(m)) void this.greet(m, updated.name)
       }
     }
     return updated

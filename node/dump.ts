@@ -1,0 +1,242 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import * as lp from 'it-length-prefixed'
+import { ReplicantError, InvalidInputError, Codes } from './errors.js'
+import { encode, decode, asFileRecord } from '../store/codec.js'
+import { hashHex, sha256 } from '../store/chunk-store.js'
+import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../store/records.js'
+import { normalizePath, validateVolumeName } from './paths.js'
+import { applyIncoming } from './all-mode-writes.js'
+import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
+
+/**
+ * Dump files: a portable archive of a snapshot of a volume, full or incremental since another
+ * snapshot. Layout: the 8-byte magic, then length-prefixed CBOR frames: one `header`, then
+ * `chunk` frames (every chunk the files need, each once) and `file` / `delete` frames, then an
+ * `end` frame holding the counts and the sha256 of every byte before it. Restore reads the
+ * whole file once to check that trailer before it touches the store, then applies it.
+ */
+export const DUMP_MAGIC = Buffer.from('RPLDUMP\n')
+export const DUMP_VERSION = 1
+/** Largest frame a dump may hold (a chunk of at most 1 MiB plus its header, or a big record). */
+const MAX_DUMP_FRAME = 8 * 1024 * 1024
+
+export interface DumpHeader {
+  v: number
+  t: 'header'
+  volume: {
+    name: string
+    id: string
+    generation: number
+    genId: string
+    history: GenerationEntry[]
+    members: string[]
+    writeMode: VolumeRecord['writeMode']
+    chunkSize: number
+    createdAt: number
+  }
+  snapshot: { name: string, seq: number }
+  base: { name: string, seq: number } | null
+  /** The peer whose change log the snapshot's seq counts in. */
+  source: string
+  createdAt: number
+}
+
+export interface DumpStats { files: number, deletes: number, chunks: number, bytes: number }
+
+function frame (msg: unknown): Uint8Array {
+  return lp.encode.single(encode(msg)).subarray()
+}
+
+/**
+ * The dump of `snap` (incremental from `base` when given) as a byte stream: constant memory
+ * apart from the set of chunk hashes already written (32 bytes a chunk).
+ */
+export async function * writeDump (store: Store, vol: VolumeRecord, snap: SnapshotRecord, base: SnapshotRecord | undefined, source: string, stats: DumpStats = { files: 0, deletes: 0, chunks: 0, bytes: 0 }): AsyncGenerator<Uint8Array> {
+  if (base !== undefined && base.seq > snap.seq) throw new InvalidInputError(Codes.BAD_REQUEST, `base snapshot '${base.name}' is newer than '${snap.name}'`)
+  const hash = createHash('sha256')
+  const out = (b: Uint8Array): Uint8Array => { hash.update(b); stats.bytes += b.byteLength; return b }
+  const header: DumpHeader = {
+    v: DUMP_VERSION,
+    t: 'header',
+    volume: { name: vol.name, id: vol.id, generation: vol.generation, genId: genIdOf(vol), history: vol.history ?? [], members: vol.members, writeMode: vol.writeMode, chunkSize: vol.chunkSize, createdAt: vol.createdAt },
+    snapshot: { name: snap.name, seq: snap.seq },
+    base: base === undefined ? null : { name: base.name, seq: base.seq },
+    source,
+    createdAt: Date.now()
+  }
+  yield out(DUMP_MAGIC)
+  yield out(frame(header))
+  const written = new Set<string>()
+  for await (const cur of store.listFiles(vol.name)) {
+    const rec = cur.seq <= snap.seq ? (cur.deleted ? undefined : cur) : await store.getFileAt(vol.name, cur.path, snap.seq)
+    const old = base === undefined ? undefined : await store.getFileAt(vol.name, cur.path, base.seq)
+    if (rec === undefined) {
+      if (old !== undefined) {
+        stats.deletes++
+        yield out(frame({ t: 'delete', path: cur.path, vv: cur.vv }))
+      }
+      continue
+    }
+    if (old !== undefined && old.seq === rec.seq) continue // unchanged since the base
+    const baseChunks = new Set(old === undefined ? [] : [...chunkHashes(old)].map(hashHex))
+    for (const h of chunkHashes(rec)) {
+      const hex = hashHex(h)
+      if (written.has(hex) || baseChunks.has(hex)) continue
+      const d = await store.chunks.get(h)
+      if (d === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hex} of ${rec.path} is not held by this node: it cannot dump it`, 503)
+      written.add(hex)
+      stats.chunks++
+      yield out(frame({ t: 'chunk', h, d }))
+    }
+    stats.files++
+    const { seq: _seq, ...record } = rec
+    yield out(frame({ t: 'file', rec: record }))
+  }
+  yield lp.encode.single(encode({ t: 'end', files: stats.files, deletes: stats.deletes, chunks: stats.chunks, sha256: hash.digest() })).subarray()
+}
+
+async function * frames (path: string): AsyncGenerator<{ msg: Record<string, unknown>, raw: Uint8Array }> {
+  const stream = createReadStream(path)
+  let first = true
+  let magic = Buffer.alloc(0)
+  async function * body (): AsyncGenerator<Uint8Array> {
+    for await (const piece of stream) {
+      let b = piece as Buffer
+      if (first) {
+        magic = Buffer.concat([magic, b])
+        if (magic.byteLength < DUMP_MAGIC.byteLength) continue
+        if (!magic.subarray(0, DUMP_MAGIC.byteLength).equals(DUMP_MAGIC)) throw new ReplicantError('BAD_DUMP', 'not a Replicant dump file (bad magic)', 400)
+        b = magic.subarray(DUMP_MAGIC.byteLength)
+        first = false
+      }
+      yield b
+    }
+    if (first) throw new ReplicantError('BAD_DUMP', 'dump file is truncated (no header)', 400)
+  }
+  try {
+    for await (const f of lp.decode(body(), { maxDataLength: MAX_DUMP_FRAME })) {
+      const raw = f.subarray()
+      let msg: unknown
+      try { msg = decode(raw) } catch { throw new ReplicantError('BAD_DUMP', 'dump file is corrupted (a frame is not valid CBOR)', 400) }
+      if (msg === null || typeof msg !== 'object') throw new ReplicantError('BAD_DUMP', 'dump file is corrupted (a frame is not a map)', 400)
+      yield { msg: msg as Record<string, unknown>, raw }
+    }
+  } catch (err) {
+    if (err instanceof ReplicantError) throw err
+    throw new ReplicantError('BAD_DUMP', `dump file is corrupted or truncated: ${(err as Error).message}`, 400)
+  }
+}
+
+/** Reads a whole dump once and checks its framing, trailer checksum and counts; returns its header. */
+export async function verifyDump (path: string): Promise<{ header: DumpHeader, stats: DumpStats }> {
+  const hash = createHash('sha256').update(DUMP_MAGIC)
+  let header: DumpHeader | undefined
+  const stats: DumpStats = { files: 0, deletes: 0, chunks: 0, bytes: 0 }
+  let ended = false
+  for await (const { msg, raw } of frames(path)) {
+    if (ended) throw new ReplicantError('BAD_DUMP', 'dump file has data after its end', 400)
+    if (msg.t === 'end') {
+      const sum = msg.sha256
+      if (!(sum instanceof Uint8Array) || Buffer.compare(sum, hash.digest()) !== 0) throw new ReplicantError('BAD_DUMP', 'dump file checksum does not match: it is corrupted', 400)
+      if (msg.files !== stats.files || msg.chunks !== stats.chunks || msg.deletes !== stats.deletes) throw new ReplicantError('BAD_DUMP', 'dump file counts do not match its content', 400)
+      ended = true
+      continue
+    }
+    hash.update(lp.encode.single(raw).subarray())
+    if (header === undefined) {
+      if (msg.t !== 'header' || msg.v !== DUMP_VERSION) throw new ReplicantError('BAD_DUMP', `unsupported dump (version ${String(msg.v)})`, 400)
+      header = msg as unknown as DumpHeader
+      validateVolumeName(header.volume?.name)
+      continue
+    }
+    if (msg.t === 'chunk') {
+      if (!(msg.h instanceof Uint8Array) || !(msg.d instanceof Uint8Array) || Buffer.compare(sha256(msg.d), msg.h) !== 0) {
+        throw new ReplicantError('BAD_DUMP', 'dump file holds a chunk whose bytes do not match its hash', 400)
+      }
+      stats.chunks++
+    } else if (msg.t === 'file') {
+      const rec = asFileRecord({ ...(msg.rec as object), seq: 0 })
+      if (normalizePath(rec.path) !== rec.path) throw new ReplicantError('BAD_DUMP', 'dump file holds a bad path', 400)
+      stats.files++
+    } else if (msg.t === 'delete') {
+      stats.deletes++
+    } else {
+      throw new ReplicantError('BAD_DUMP', `dump file holds an unknown frame '${String(msg.t)}'`, 400)
+    }
+  }
+  if (header === undefined || !ended) throw new ReplicantError('BAD_DUMP', 'dump file is truncated (no end frame)', 400)
+  return { header, stats }
+}
+
+export interface RestoreResult { volume: string, volumeId: string, snapshot: string, seq: number, incremental: boolean, files: number, deletes: number, chunks: number }
+
+/**
+ * Restores a verified dump: a full dump creates the volume (same id, generation and history;
+ * this node keeps the source's seq as its watermark, so joining later is a minicopy); an
+ * incremental one applies on top of the snapshot it was taken from, and only there.
+ */
+export async function restoreDump (store: Store, path: string): Promise<RestoreResult> {
+  const { header } = await verifyDump(path)
+  const hv = header.volume
+  const existing = await store.getVolume(hv.name)
+  const marker = `restored:${hv.name}`
+  if (header.base === null) {
+    if (existing !== undefined) throw new ReplicantError('VOLUME_EXISTS', `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`, 409)
+    await store.createVolume({
+      v: RECORD_VERSION, name: hv.name, id: hv.id, generation: hv.generation, genId: hv.genId, history: hv.history,
+      members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: 'steady'
+    })
+  } else {
+    if (existing === undefined || existing.id !== hv.id) throw new ReplicantError('BASE_MISMATCH', `incremental dump of '${hv.name}' needs that volume (id ${hv.id}) restored here first`, 409)
+    const last = await store.getMeta<{ id: string, snapshot: string, seq: number }>(marker)
+    if (last === undefined || last.id !== hv.id || last.seq !== header.base.seq || last.snapshot !== header.base.name) {
+      throw new ReplicantError('BASE_MISMATCH', `incremental dump is based on snapshot '${header.base.name}' (seq ${header.base.seq}); this node holds ${last === undefined ? 'no restored snapshot' : `'${last.snapshot}' (seq ${last.seq})`} of '${hv.name}'`, 409)
+    }
+  }
+  let files: NewFileRecord[] = []
+  let chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
+  const result: RestoreResult = { volume: hv.name, volumeId: hv.id, snapshot: header.snapshot.name, seq: header.snapshot.seq, incremental: header.base !== null, files: 0, deletes: 0, chunks: 0 }
+  const flush = async (): Promise<void> => {
+    await store.chunks.putMany(chunks)
+    chunks = []
+    const batch = files
+    files = []
+    if (batch.length === 0) return
+    await store.commitFiles(hv.name, async (ctx) => {
+      const out: NewFileRecord[] = []
+      for (const r of batch) out.push(...await applyIncoming(ctx, r))
+      return out
+    })
+  }
+  for await (const { msg } of frames(path)) {
+    if (msg.t === 'chunk') {
+      chunks.push({ hash: msg.h as Uint8Array, bytes: msg.d as Uint8Array })
+      result.chunks++
+      if (chunks.length >= 64) await flush()
+    } else if (msg.t === 'file') {
+      const { seq: _seq, ...rec } = asFileRecord({ ...(msg.rec as object), seq: 0 })
+      files.push(rec)
+      result.files++
+      if (files.length >= 256) await flush()
+    } else if (msg.t === 'delete') {
+      await flush()
+      const p = String(msg.path)
+      await store.commitFiles(hv.name, async ({ get }) => {
+        const cur = await get(p)
+        if (cur === undefined || cur.deleted) return []
+        return [{ ...cur, size: 0, chunks: new Uint8Array(0), deleted: true, vv: msg.vv as FileRecord['vv'], mtime: Date.now() }]
+      })
+      result.deletes++
+    }
+  }
+  await flush()
+  // The source's change log is applied up to the snapshot's seq: a later join is a minicopy.
+  await store.commitFiles(hv.name, async (ctx) => { ctx.setWatermark(header.source, header.snapshot.seq); return [] })
+  await store.putMeta(marker, { id: hv.id, snapshot: header.snapshot.name, seq: header.snapshot.seq })
+  return result
+}
+
+export function tempName (): string {
+  return `restore-${randomBytes(6).toString('hex')}.dump`
+}
