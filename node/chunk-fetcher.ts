@@ -10,6 +10,9 @@ import type { VolumeRecord } from '../store/records.js'
 
 const log = logger('fetch')
 
+/** Verified chunks written to the store per batch (one positional writev and one level batch). */
+const PUT_BATCH = 32
+
 export interface FetchCounters { chunksReceived: number, bytesReceived: number, badChunks: number, requests: number }
 
 export interface FetchOptions {
@@ -112,7 +115,7 @@ export class ChunkFetcher {
           c.chunksReceived++
           c.bytesReceived += item.bytes.byteLength
         }
-        if (pending.length >= 16) await this.store.chunks.putMany(pending.splice(0))
+        if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {
       if (err instanceof BadChunkError) {

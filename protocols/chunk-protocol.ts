@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, errorMessage, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
-import { CHUNK_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
+import { encode, decode } from '../store/codec.js'
 import { HASH_BYTES, chunkHashes } from '../store/records.js'
 import { logger } from '../node/log.js'
 import type { Store } from '../store/store.js'
@@ -22,7 +23,53 @@ export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves chunks from `read` (the local store by default; a wannabe serves what it holds). */
 export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: { serveCorruptChunks?: boolean }): Promise<void> {
-  await libp2p.handle(CHUNK_PROTOCOL, async (stream, connection) => {
+  await serveChunks(libp2p, CHUNK_PROTOCOL, true, store, onServed, faults)
+  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, store, onServed, faults)
+}
+
+/**
+ * A binary chunks frame (chunk/1.1.0): byte 0 is BINARY_CHUNKS (0x00, which no CBOR map starts
+ * with, so 'end' and 'error' messages stay plain CBOR on the same stream), then the header
+ * length (u32 big-endian), the CBOR header `{v, t: 'chunks', items: [{h, n?}]}` (n: the byte
+ * length of a chunk that follows; no n: not held), then the bytes of every held chunk, in order.
+ */
+const BINARY_CHUNKS = 0x00
+
+export function encodeChunksFrame (items: Array<{ h: Uint8Array, d?: Uint8Array }>): Uint8Array[] {
+  const header = encode({ v: WIRE_VERSION, t: 'chunks', items: items.map(i => i.d === undefined ? { h: i.h } : { h: i.h, n: i.d.byteLength }) })
+  const head = new Uint8Array(5 + header.byteLength)
+  head[0] = BINARY_CHUNKS
+  new DataView(head.buffer).setUint32(1, header.byteLength)
+  head.set(header, 5)
+  return [head, ...items.flatMap(i => i.d === undefined ? [] : [i.d])]
+}
+
+/** Items of a binary chunks frame; the bytes are views into `frame` (no copy). */
+export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: unknown }> {
+  if (frame.byteLength < 5) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame too short')
+  const headerLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1)
+  if (5 + headerLength > frame.byteLength) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame header runs past the frame')
+  const header = decode(frame.subarray(5, 5 + headerLength)) as { v?: unknown, t?: unknown, items?: unknown }
+  if (header === null || typeof header !== 'object' || typeof header.v !== 'number' || header.t !== 'chunks') throw new ProtocolError(Codes.BAD_MESSAGE, 'bad chunks frame header')
+  if (header.v > WIRE_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `message version ${header.v} is newer than ${WIRE_VERSION}`)
+  if (!Array.isArray(header.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')
+  let off = 5 + headerLength
+  const out = (header.items as Array<{ h?: unknown, n?: unknown }>).map(item => {
+    if (item === null || typeof item !== 'object') throw new ProtocolError(Codes.BAD_MESSAGE, 'bad chunks frame item')
+    if (item.n === undefined) return { h: item.h }
+    if (typeof item.n !== 'number' || !Number.isSafeInteger(item.n) || item.n < 0 || off + item.n > frame.byteLength) {
+      throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk length runs past the frame')
+    }
+    const d = frame.subarray(off, off + item.n)
+    off += item.n
+    return { h: item.h, d }
+  })
+  if (off !== frame.byteLength) throw new ProtocolError(Codes.BAD_MESSAGE, 'trailing bytes after the chunks of a frame')
+  return out
+}
+
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: { serveCorruptChunks?: boolean }): Promise<void> {
+  await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
     try {
@@ -57,7 +104,8 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
         const items = data.map((d, i) => d === undefined
           ? { h: hashes[from + i] }
           : { h: hashes[from + i], d: faults?.serveCorruptChunks === true ? randomBytes(d.byteLength) : d })
-        await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
+        if (binary) await framed.writeFrame(encodeChunksFrame(items))
+        else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
         onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))
       }
       await framed.write({ v: WIRE_VERSION, t: 'end' })
@@ -68,6 +116,26 @@ export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServ
       await framed.close()
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+/** Peers known to speak only chunk/1.0.0 (CBOR-wrapped chunks). */
+const v1Only = new Set<string>()
+
+/**
+ * Opens a chunk stream: chunk/1.1.0 alone (one protocol, so libp2p can negotiate it without
+ * an extra round trip), falling back to 1.0.0 for a peer that lacks it (remembered).
+ */
+async function dialChunks (libp2p: Libp2p, peer: PeerId, signal?: AbortSignal): Promise<Awaited<ReturnType<Libp2p['dialProtocol']>>> {
+  const key = peer.toString()
+  if (!v1Only.has(key)) {
+    try {
+      return await libp2p.dialProtocol(peer, CHUNK_PROTOCOL, { signal })
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'UnsupportedProtocolError') throw err
+      v1Only.add(key)
+    }
+  }
+  return await libp2p.dialProtocol(peer, CHUNK_PROTOCOL_V1_0, { signal })
 }
 
 export class BadChunkError extends ProtocolError {
@@ -85,17 +153,25 @@ export class BadChunkError extends ProtocolError {
 export async function * wantChunks (libp2p: Libp2p, peer: PeerId, req: WantRequest, maxChunk: number, signal?: AbortSignal): AsyncGenerator<ChunkItem> {
   if (req.hashes.length === 0) return
   if (req.hashes.length > CHUNK_WANT_MAX) throw new RangeError(`at most ${CHUNK_WANT_MAX} hashes per want-list`)
-  const stream = await libp2p.dialProtocol(peer, CHUNK_PROTOCOL, { signal })
+  const stream = await dialChunks(libp2p, peer, signal)
   const framed = new Framed(stream, MAX_FRAME_BYTES)
   const wanted = new Set(req.hashes.map(hashHex))
   try {
     await framed.write({ v: WIRE_VERSION, t: 'want', volume: req.volume, volumeId: req.volumeId, hashes: req.hashes }, { signal })
     while (true) {
-      const msg = await framed.read({ signal })
-      if (msg.t === 'end') break
-      const frame = expect<Message & { items: unknown }>(msg, 'chunks')
-      if (!Array.isArray(frame.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')
-      for (const item of frame.items as Array<{ h?: unknown, d?: unknown }>) {
+      let items: Array<{ h?: unknown, d?: unknown }>
+      const raw = await framed.readFrameOrEnd({ signal })
+      if (raw !== undefined && raw.byteLength > 0 && raw[0] === BINARY_CHUNKS) {
+        items = decodeChunksFrame(raw)
+      } else {
+        // 'end', 'error', or a CBOR-wrapped chunks frame (chunk/1.0.0).
+        const msg = await framed.decodeMessage(raw)
+        if (msg.t === 'end') break
+        const frame = expect<Message & { items: unknown }>(msg, 'chunks')
+        if (!Array.isArray(frame.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')
+        items = frame.items as Array<{ h?: unknown, d?: unknown }>
+      }
+      for (const item of items) {
         if (!(item.h instanceof Uint8Array) || !wanted.delete(hashHex(item.h))) {
           throw new ProtocolError(Codes.BAD_MESSAGE, 'peer sent a chunk that was not asked for')
         }

@@ -3,7 +3,9 @@ export const PROTOCOL_PREFIX = '/replicant'
 export const WIRE_VERSION = 1
 
 export const INDEX_PROTOCOL = `${PROTOCOL_PREFIX}/index/1.0.0`
-export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.0.0`
+/** 1.1.0: chunk bytes travel raw after a small CBOR header (binary frames); 1.0.0: CBOR-wrapped, still served. */
+export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.1.0`
+export const CHUNK_PROTOCOL_V1_0 = `${PROTOCOL_PREFIX}/chunk/1.0.0`
 export const NOTIFY_PROTOCOL = `${PROTOCOL_PREFIX}/notify/1.0.0`
 export const CONTROL_PROTOCOL = `${PROTOCOL_PREFIX}/control/1.0.0`
 export const WRITE_PROTOCOL = `${PROTOCOL_PREFIX}/write/1.0.0`

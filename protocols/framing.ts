@@ -30,6 +30,22 @@ export class Framed {
 
   /** Next message, or undefined at a clean end of stream. */
   async readOrEnd (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Message | undefined> {
+    const bytes = await this.readFrameOrEnd(options)
+    if (bytes === undefined) return undefined
+    try {
+      return asMessage(decode(bytes))
+    } catch (err) {
+      const e = toProtocolError(err, this.maxFrame)
+      this.stream.abort(e)
+      throw e
+    }
+  }
+
+  /**
+   * The next frame's bytes, undecoded (protocols with binary frames decode them), or undefined
+   * at a clean end of stream. A frame that arrived in one piece is returned without a copy.
+   */
+  async readFrameOrEnd (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Uint8Array | undefined> {
     const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
@@ -42,8 +58,7 @@ export class Framed {
     try {
       const next = await Promise.race([this.frames.next(), guard])
       if (next.done === true) return undefined
-      const bytes = next.value instanceof Uint8Array ? next.value : next.value.subarray()
-      return asMessage(decode(bytes))
+      return next.value instanceof Uint8Array ? next.value : next.value.subarray()
     } catch (err) {
       const e = toProtocolError(err, this.maxFrame)
       this.stream.abort(e)
@@ -55,7 +70,19 @@ export class Framed {
   }
 
   async read (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Message> {
-    const msg = await this.readOrEnd(options)
+    return await this.decodeMessage(await this.readFrameOrEnd(options))
+  }
+
+  /** What read() makes of a frame from readFrameOrEnd(): a message, or a typed error (end of stream, error reply, bad CBOR). */
+  async decodeMessage (bytes: Uint8Array | undefined): Promise<Message> {
+    let msg: Message | undefined
+    try {
+      msg = bytes === undefined ? undefined : asMessage(decode(bytes))
+    } catch (err) {
+      const e = toProtocolError(err, this.maxFrame)
+      this.stream.abort(e)
+      throw e
+    }
     if (msg === undefined) {
       const e = new ProtocolError('TRUNCATED', 'stream ended before the expected message')
       this.stream.abort(e)
@@ -74,6 +101,18 @@ export class Framed {
     await waitForDrain(this.stream, options.signal)
   }
 
+  /**
+   * One frame made of `parts` (sent as they are, without concatenating them into one buffer
+   * first), waiting for 'drain' if the stream's buffer is full.
+   */
+  async writeFrame (parts: Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    const length = parts.reduce((n, p) => n + p.byteLength, 0)
+    let ok = this.stream.send(varint(length))
+    for (const p of parts) ok = this.stream.send(p)
+    if (ok) return
+    await waitForDrain(this.stream, options.signal)
+  }
+
   async close (): Promise<void> {
     await this.stream.close().catch(() => {})
   }
@@ -81,6 +120,14 @@ export class Framed {
   abort (err: Error): void {
     this.stream.abort(err)
   }
+}
+
+/** Unsigned LEB128, the length prefix it-length-prefixed reads. */
+function varint (n: number): Uint8Array {
+  const out: number[] = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  out.push(n)
+  return Uint8Array.from(out)
 }
 
 function waitForDrain (stream: Stream, signal?: AbortSignal): Promise<void> {

@@ -7,6 +7,10 @@ import type { ChunkStore } from './chunk-store.js'
 
 /** A pack is closed to appends once it reaches this size, and a new one started. */
 export const PACK_TARGET_BYTES = 64 * 1024 * 1024
+/** Bytes appended after which an fdatasync starts in the background (sync() still makes it durable). */
+const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024
+/** Largest single read getMany makes of adjacent chunks. */
+const MAX_COALESCED_READ = 4 * 1024 * 1024
 /** Open pack files kept for reads. */
 const MAX_OPEN_PACKS = 64
 
@@ -46,6 +50,9 @@ export class PackChunkStore implements ChunkStore {
   private readonly writes = new Set<Promise<unknown>>()
   private readonly syncMutex = new Mutex()
   private rolling: Promise<void> | undefined
+  /** Bytes appended since the last fdatasync was started, and the background one under way. */
+  private unsynced = 0
+  private background: Promise<void> | undefined
 
   private constructor (private readonly dir: string, private readonly loc: LocSublevel) {}
 
@@ -81,8 +88,29 @@ export class PackChunkStore implements ChunkStore {
 
   async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
     if (hashes.length === 0) return []
-    const locs = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
-    return await Promise.all(locs.map(async l => l === undefined ? undefined : await this.read(decodeLoc(l))))
+    const raw = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
+    const locs = raw.map(l => l === undefined ? undefined : decodeLoc(l))
+    const out: Array<Uint8Array | undefined> = new Array(hashes.length).fill(undefined)
+    // Chunks that lie back to back in one pack (a file written or fetched in order) are read
+    // with one read and handed out as views of it: far fewer reads than one per chunk.
+    const order = locs.map((_, i) => i).filter(i => locs[i] !== undefined)
+      .sort((x, y) => locs[x]!.pack - locs[y]!.pack || locs[x]!.offset - locs[y]!.offset)
+    const runs: number[][] = []
+    for (const i of order) {
+      const run = runs[runs.length - 1]
+      const prev = run?.[run.length - 1]
+      const l = locs[i]!
+      if (run !== undefined && prev !== undefined && locs[prev]!.pack === l.pack && locs[prev]!.offset + locs[prev]!.length === l.offset &&
+          l.offset + l.length - locs[run[0]]!.offset <= MAX_COALESCED_READ) run.push(i)
+      else runs.push([i])
+    }
+    await Promise.all(runs.map(async run => {
+      const first = locs[run[0]]!
+      const last = locs[run[run.length - 1]]!
+      const buf = await this.read({ pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset })
+      for (const i of run) out[i] = buf.subarray(locs[i]!.offset - first.offset, locs[i]!.offset - first.offset + locs[i]!.length)
+    }))
+    return out
   }
 
   private async read ({ pack, offset, length }: { pack: number, offset: number, length: number }): Promise<Uint8Array> {
@@ -130,12 +158,16 @@ export class PackChunkStore implements ChunkStore {
       locs.push({ key: Buffer.from(c.hash), value: encodeLoc(active.id, off, c.bytes.byteLength) })
       off += c.bytes.byteLength
     }
-    const body = chunks.length === 1 ? chunks[0].bytes : Buffer.concat(chunks.map(c => c.bytes), total)
+    // One positional writev of every chunk: no concatenated copy of the batch.
     const write = (async () => {
-      let done = 0
+      const { bytesWritten } = await active.fh.writev(chunks.map(c => c.bytes), start)
+      if (bytesWritten >= total) return
+      // A short write (rare): the rest, from where it stopped.
+      const body = Buffer.concat(chunks.map(c => c.bytes), total)
+      let done = bytesWritten
       while (done < total) {
-        const { bytesWritten } = await active.fh.write(body, done, total - done, start + done)
-        done += bytesWritten
+        const r = await active.fh.write(body, done, total - done, start + done)
+        done += r.bytesWritten
       }
     })()
     this.writes.add(write)
@@ -146,6 +178,14 @@ export class PackChunkStore implements ChunkStore {
       this.writes.delete(write)
     }
     await this.loc.batch(locs.map(l => ({ type: 'put' as const, key: l.key, value: l.value })))
+    // Large transfers: flush written packs in the background as they grow, so the sync() at
+    // commit finds little left to write (the disk works while the network does).
+    this.unsynced += total
+    if (this.unsynced >= BACKGROUND_SYNC_BYTES && this.background === undefined) {
+      this.unsynced = 0
+      const handles = [...this.dirty]
+      this.background = Promise.all(handles.map(async fh => { await fh.datasync() })).then(() => {}, () => {}).finally(() => { this.background = undefined })
+    }
     if (active.size >= PACK_TARGET_BYTES && this.active === active && this.rolling === undefined) {
       this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
       await this.rolling
@@ -156,6 +196,8 @@ export class PackChunkStore implements ChunkStore {
   async sync (): Promise<void> {
     await this.syncMutex.run(async () => {
       await Promise.allSettled([...this.writes])
+      await this.background
+      this.unsynced = 0
       const handles = [...this.dirty]
       this.dirty.clear()
       await Promise.all(handles.map(async fh => { await fh.datasync() }))
