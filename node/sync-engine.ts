@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { registerIndexHandler, fetchIndexPage } from '../protocols/index-protocol.js'
 import { registerChunkHandler } from '../protocols/chunk-protocol.js'
 import { registerNotifyHandler, sendNotice, type Notice } from '../protocols/notify-protocol.js'
-import { registerControlHandler } from '../protocols/control-protocol.js'
+import { registerControlHandler, requestMemberState } from '../protocols/control-protocol.js'
 import { INDEX_PAGE_RECORDS } from '../protocols/constants.js'
 import { decide } from './reconcile.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
@@ -242,6 +242,13 @@ export class SyncEngine {
     return await this.membership.addReplica(volume, peer)
   }
 
+  /** A member's own report of its state of a volume (asked now). */
+  async remoteState (vol: VolumeRecord, peer: string): Promise<{ state: string, progress?: Record<string, number | null> }> {
+    const st = await requestMemberState(this.libp2p, peerIdFromString(peer), vol.name, vol.id, AbortSignal.timeout(5_000))
+    this.setRemote(vol.name, peer, st.state, st.generation, st.seq)
+    return { state: st.state, ...(st.progress !== undefined ? { progress: st.progress } : {}) }
+  }
+
   async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     return await this.membership.removeReplica(volume, peer)
   }
@@ -352,11 +359,15 @@ export class SyncEngine {
     const peerId = peerIdFromString(peer)
     let since = full ? 0 : await this.store.getWatermark(volume, peer)
     let first = true
+    // The next index page is asked for while this one's chunks are fetched and committed.
+    let prefetched: ReturnType<typeof fetchIndexPage> | undefined
     while (!signal.aborted) {
       let page
       try {
-        page = await fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since, count: first, limit: INDEX_PAGE_RECORDS, scan: full }, signal)
+        page = await (prefetched ?? fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since, count: first, limit: INDEX_PAGE_RECORDS, scan: full }, signal))
+        prefetched = undefined
       } catch (err) {
+        prefetched = undefined
         if ((err as { code?: string }).code !== 'LOG_COMPACTED') throw err
         // Our watermark is below what the peer still has: compare the full index instead.
         log('%s from %s: %s', volume, peer, (err as Error).message)
@@ -367,6 +378,10 @@ export class SyncEngine {
         continue
       }
       this.heads.set(`${volume}\x00${peer}`, page.head)
+      if (page.more) {
+        prefetched = fetchIndexPage(this.libp2p, peerId, { volume, volumeId: vol.id, since: page.last, count: false, limit: INDEX_PAGE_RECORDS, scan: full }, signal)
+        prefetched.catch(() => {})
+      }
       if (page.pending !== undefined) state.pending = { ...page.pending }
       first = false
       // Decide once outside the commit to learn which chunks to fetch; decide again inside it.
