@@ -21,6 +21,8 @@ export interface StartOptions {
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
   nodeArgs?: string[]
   env?: NodeJS.ProcessEnv
+  /** Extra `replicant start` arguments, e.g. ['--join', MULTIADDR]. */
+  startArgs?: string[]
 }
 
 export class NodeProcess {
@@ -43,7 +45,7 @@ export class NodeProcess {
 
   static async start (opts: StartOptions): Promise<NodeProcess> {
     const args = [...(opts.nodeArgs ?? []), BIN, 'start', '--data', opts.dataDir,
-      '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...(opts.startArgs ?? [])]
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
     const log = { text: '' }
     const keep = (b: Buffer): void => { log.text = (log.text + b.toString('utf8')).slice(-OUTPUT_KEEP) }
@@ -73,8 +75,8 @@ export class NodeProcess {
     }
   }
 
-  /** Peak (VmHWM) and current RSS of the node process. */
-  async memory (): Promise<{ peakRss: number, rss: number }> {
+  /** Peak (VmHWM) and current RSS of the node process, current split into anonymous and file pages. */
+  async memory (): Promise<{ peakRss: number, rss: number, rssAnon: number, rssFile: number }> {
     return await procMemory(this.pid)
   }
 

@@ -12,12 +12,14 @@ import { makeContext, runCleanups, fmtBytes, type Flags, type ResultTable, type 
 import { localIo } from './local-io.js'
 import { chunking } from './chunking.js'
 import { chunkBackends } from './chunk-backends.js'
+import { replication } from './replication.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
   localIo,
   chunking,
-  chunkBackends
+  chunkBackends,
+  replication
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */

@@ -221,6 +221,48 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
+  /**
+   * Moves a volume's replica from one member to another, online: adds `to` (a wannabe that
+   * serves at once), waits until it is steady, then removes `from`. Reads and writes through
+   * the other members never stop. Idempotent, so an interrupted move is resumed by running it
+   * again; `abandon` removes `to` instead, leaving the volume as it was on `from`.
+   */
+  async moveVolume (volume: string, from: unknown, to: unknown, opts: { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: Record<string, unknown>) => void } = {}): Promise<Record<string, unknown>> {
+    if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
+    if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
+    let vol = await this.volumes.volume(volume)
+    const report = (phase: string, extra: Record<string, unknown> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
+    if (opts.abandon === true) {
+      if (vol.members.includes(to) && vol.members.includes(from)) {
+        await this.sync.removeReplica(volume, to)
+        report('abandoned', { removed: to })
+      } else {
+        report('abandoned', { removed: null })
+      }
+      return { ...(await this.store.requireVolume(volume)), phase: 'abandoned' }
+    }
+    if (!vol.members.includes(from)) {
+      if (vol.members.includes(to)) return { ...vol, phase: 'done' }
+      throw new InvalidInputError(Codes.BAD_REQUEST, `${from} is not a member of '${volume}'`)
+    }
+    if (!vol.members.includes(to)) {
+      report('adding')
+      vol = (await this.sync.addReplica(volume, to)).volume
+    }
+    report('copying')
+    while (true) {
+      opts.signal?.throwIfAborted()
+      const state = await this.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
+      report('copying', { state: state.state, progress: state.progress ?? null })
+      if (state.state === 'steady') break
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+    report('removing')
+    const removed = await this.sync.removeReplica(volume, from)
+    report('done')
+    return { ...removed.volume, phase: 'done' }
+  }
+
   /** Removes a member online; the volume goes on with the others at a new generation. */
   async removeReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
@@ -268,6 +310,8 @@ export class ReplicantNode {
       uptimeMs: Date.now() - this.startedAt,
       uncleanShutdown: this.store.foundDirty,
       peers: await this.peers.list(),
+      // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
+      fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))
     }
   }
