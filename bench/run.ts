@@ -13,13 +13,19 @@ import { localIo } from './local-io.js'
 import { chunking } from './chunking.js'
 import { chunkBackends } from './chunk-backends.js'
 import { replication } from './replication.js'
+import { wannabe } from './wannabe.js'
+import { minicopy } from './minicopy.js'
+import { writeModes } from './write-modes.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
   localIo,
   chunking,
   chunkBackends,
-  replication
+  replication,
+  wannabe,
+  minicopy,
+  writeModes
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
