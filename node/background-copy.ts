@@ -166,8 +166,10 @@ export class BackgroundCopy {
     await this.fetcher.fetch(vol, hashes, this.sources(vol), {
       signal: this.controller.signal,
       wantMax: COPY_WANT_MAX,
-      inFlight: this.reader.active > 0 ? 1 : Math.max(1, this.concurrency),
-      counters: this.counters
+      inFlight: Math.max(1, this.concurrency),
+      counters: this.counters,
+      // Readers first: while on-demand fetches wait, at most one copy want-list is sent at a time.
+      yieldWhile: () => this.reader.active > 0
     })
     progress.bytesDone = Math.min(progress.bytesTotal, progress.bytesDone + this.counters.bytesReceived - before)
     this.updateRate(progress)

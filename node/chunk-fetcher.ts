@@ -23,7 +23,18 @@ export interface FetchOptions {
   inFlight?: number
   /** Extra counters to add this fetch's traffic to (on-demand, background copy, ...). */
   counters?: FetchCounters
+  /**
+   * Background work: while this returns true (readers are waiting), no new want-list is sent
+   * except by one worker, and that one only after waiting up to YIELD_MAX_MS; so at most one
+   * want-list of bulk traffic is queued ahead of a reader's want on the connection.
+   */
+  yieldWhile?: () => boolean
 }
+
+/** How long the one remaining background worker waits for readers before sending its next want-list. */
+const YIELD_MAX_MS = 100
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 export function newCounters (): FetchCounters {
   return { chunksReceived: 0, bytesReceived: 0, badChunks: 0, requests: 0 }
@@ -90,14 +101,19 @@ export class ChunkFetcher {
     for (let i = 0; i < hashes.length; i += wantMax) batches.push(hashes.slice(i, i + wantMax))
     const left: Uint8Array[] = []
     let next = 0
-    const worker = async (): Promise<void> => {
+    const worker = async (k: number): Promise<void> => {
       while (next < batches.length) {
+        if (opts.yieldWhile !== undefined) {
+          const start = Date.now()
+          while (opts.yieldWhile() && opts.signal?.aborted !== true && (k > 0 || Date.now() - start < YIELD_MAX_MS)) await sleep(2)
+          if (next >= batches.length) break
+        }
         const batch = batches[next++]
         const got = await this.fetchBatch(vol, peerId, batch, opts)
         for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
       }
     }
-    await Promise.all(Array.from({ length: Math.min(opts.inFlight ?? CHUNK_REQUESTS_IN_FLIGHT, batches.length) }, worker))
+    await Promise.all(Array.from({ length: Math.min(opts.inFlight ?? CHUNK_REQUESTS_IN_FLIGHT, batches.length) }, (_, k) => worker(k)))
     return left
   }
 
