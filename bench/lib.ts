@@ -211,14 +211,18 @@ export async function resetPeakRss (pid: number): Promise<boolean> {
   }
 }
 
-/** Fields of /proc/<pid>/status in bytes (VmHWM = peak RSS, VmRSS = current). */
-export async function procMemory (pid: number): Promise<{ peakRss: number, rss: number }> {
+/**
+ * Fields of /proc/<pid>/status in bytes: VmHWM = peak RSS, VmRSS = current, split into RssAnon
+ * (heap, buffers: what the process allocated) and RssFile (file pages mapped into the process,
+ * e.g. LevelDB's mmap-ed tables: page cache, reclaimable, but counted in RSS and VmHWM).
+ */
+export async function procMemory (pid: number): Promise<{ peakRss: number, rss: number, rssAnon: number, rssFile: number }> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8')
   const kb = (field: string): number => {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
     return m === null ? NaN : Number(m[1]) * 1024
   }
-  return { peakRss: kb('VmHWM'), rss: kb('VmRSS') }
+  return { peakRss: kb('VmHWM'), rss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile') }
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; stops taking items after a failure and rethrows it. */

@@ -18,6 +18,8 @@
  * sha256 of every byte computed inline by the client in both (so both pay the same hashing
  * cost, ~1.5 GB/s on one core). Expected hashes are computed before the clock starts.
  * Page cache is warm for both reads (the files were just written; caches are not dropped).
+ * --chunk-size and --chunk-backend (comma lists) compare node configurations: each runs on its
+ * own fresh node in every repetition, in rotating order, against the same baselines.
  * Also recorded per phase: CPU seconds per GB (this process + the node process, from
  * /proc/<pid>/stat; steadier than MB/s when other work loads the machine) and the node's peak
  * RSS (VmHWM, reset through /proc/<pid>/clear_refs before each phase).
@@ -47,27 +49,43 @@ function sizes (ctx: SuiteContext): Sizes {
 }
 
 /**
- * Starts a node on `dataDir`. With --chunk-backend, the store is first created with that chunk
- * backend (a store keeps the backend it was made with), so both backends can be compared
- * end to end; without it the node uses its default.
+ * One node configuration under test: the volume's chunk size and the store's chunk backend,
+ * each the node's default when undefined. --chunk-size and --chunk-backend take comma lists;
+ * every combination runs in every repetition, so they are compared under the same conditions.
  */
-async function startNode (ctx: SuiteContext, dataDir: string, nodeArgs: string[] = []): Promise<NodeProcess> {
-  const backend = ctx.flag('chunk-backend')
-  if (typeof backend === 'string') {
-    const store = await Store.open(dataDir, { chunkBackend: backend as ChunkBackend })
+interface Variant { label: string, chunkSize?: number, backend?: ChunkBackend }
+
+function variants (ctx: SuiteContext): Variant[] {
+  const list = (name: string): Array<string | undefined> => {
+    const v = ctx.flag(name)
+    return typeof v === 'string' ? v.split(',') : [undefined]
+  }
+  const out: Variant[] = []
+  for (const cs of list('chunk-size')) {
+    for (const backend of list('chunk-backend')) {
+      if (backend !== undefined && backend !== 'pack' && backend !== 'level') throw new Error('--chunk-backend takes pack and/or level')
+      const chunkSize = cs === undefined ? undefined : Number(cs)
+      const label = [chunkSize !== undefined ? `${fmtBytes(chunkSize)} chunks` : '', backend !== undefined ? `${backend} backend` : ''].filter(x => x !== '').join(', ')
+      out.push({ label: label === '' ? 'node defaults' : label, chunkSize, backend: backend as ChunkBackend | undefined })
+    }
+  }
+  return out
+}
+
+/**
+ * Starts a node on `dataDir`. For a variant with a backend, the store is first created with it
+ * (a store keeps the backend it was made with); otherwise the node uses its default.
+ */
+async function startNode (dataDir: string, variant: Variant, nodeArgs: string[] = []): Promise<NodeProcess> {
+  if (variant.backend !== undefined) {
+    const store = await Store.open(dataDir, { chunkBackend: variant.backend })
     await store.close()
   }
   return await NodeProcess.start({ dataDir, nodeArgs })
 }
 
-function backendLabel (ctx: SuiteContext): string {
-  const b = ctx.flag('chunk-backend')
-  return typeof b === 'string' ? `chunk backend ${b}` : 'node\'s default chunk backend'
-}
-
-async function createVolume (ctx: SuiteContext, node: NodeProcess): Promise<number> {
-  const cs = ctx.flag('chunk-size')
-  const vol = await node.client.createVolume({ name: VOLUME, ...(typeof cs === 'string' ? { chunkSize: Number(cs) } : {}) })
+async function createVolume (node: NodeProcess, variant: Variant): Promise<number> {
+  const vol = await node.client.createVolume({ name: VOLUME, ...(variant.chunkSize !== undefined ? { chunkSize: variant.chunkSize } : {}) })
   return vol.chunkSize as number
 }
 
@@ -154,10 +172,23 @@ async function phase (s: Samples, key: string, bytes: number, node: NodeProcess 
   const nodeCpu0 = node !== undefined ? await procCpuSeconds(node.pid) : 0
   const cpu0 = selfCpuSeconds()
   const { s: sec } = await timed(fn)
-  const cpu = selfCpuSeconds() - cpu0 + (node !== undefined ? await procCpuSeconds(node.pid) - nodeCpu0 : 0)
+  const selfCpu = selfCpuSeconds() - cpu0
+  const nodeCpu = node !== undefined ? await procCpuSeconds(node.pid) - nodeCpu0 : 0
   s.add(`${key} MB/s`, mbps(bytes, sec))
-  s.add(`${key} cpu`, cpu / (bytes / 1e9))
+  s.add(`${key} cpu`, (selfCpu + nodeCpu) / (bytes / 1e9))
+  if (node !== undefined) s.add(`${key} node cpu`, nodeCpu / (bytes / 1e9))
   if (files !== undefined) s.add(`${key} files/s`, files / sec)
+}
+
+function addMemory (s: Samples, key: string, m: { peakRss: number, rssAnon: number, rssFile: number }): void {
+  s.add(`${key} rss`, m.peakRss)
+  s.add(`${key} anon`, m.rssAnon)
+  s.add(`${key} file`, m.rssFile)
+}
+
+/** "peak P (at the end: anonymous A + mapped files F)" for the phase `key`. */
+function memoryNote (s: Samples, key: string): string {
+  return `${fmtBytes(s.med(`${key} rss`))} (at its end: ${fmtBytes(s.med(`${key} anon`))} anonymous + ${fmtBytes(s.med(`${key} file`))} mapped file pages)`
 }
 
 /** --workload large|small: run one of the two (default both). */
@@ -171,103 +202,107 @@ function selectedWorkloads (ctx: SuiteContext): { large: boolean, small: boolean
 async function measure (ctx: SuiteContext): Promise<void> {
   const { big, smallCount } = sizes(ctx)
   const workloads = selectedWorkloads(ctx)
+  const vs = variants(ctx)
   const s = new Samples()
-  let chunkSize = 0
+  const chunkSizes = new Map<string, number>()
   let peakResettable = false
   for (let rep = 0; rep < ctx.flags.reps; rep++) {
-    // One large file: raw write, PUT, raw read, GET, on a fresh node.
+    // Each repetition starts with another variant, so outside load does not favour one.
+    const order = vs.map((_, i) => vs[(i + rep) % vs.length])
+    // One large file: raw write, then per variant a fresh node: PUT, GET; then raw read.
     if (workloads.large) {
       const rawDir = await ctx.tempDir('raw')
-      const dataDir = await ctx.tempDir('node')
       const id = 1_000_000 + rep
       const hex = sha256Hex(countedStream(id, big))
-      const node = await startNode(ctx, dataDir)
-      chunkSize = await createVolume(ctx, node)
       const rawFile = join(rawDir, 'big.bin')
       await phase(s, 'big raw write', big, undefined, async () => { await rawWriteBig(rawFile, id, big) })
-      await resetPeakRss(node.pid)
-      await phase(s, 'big put', big, node, async () => { await putBig(node, '/big.bin', id, big) })
-      s.add('big put rss', (await node.memory()).peakRss)
+      for (const v of order) {
+        const dataDir = await ctx.tempDir('node')
+        const node = await startNode(dataDir, v)
+        chunkSizes.set(v.label, await createVolume(node, v))
+        await resetPeakRss(node.pid)
+        await phase(s, `big put ${v.label}`, big, node, async () => { await putBig(node, '/big.bin', id, big) })
+        addMemory(s, `big put ${v.label}`, await node.memory())
+        peakResettable = await resetPeakRss(node.pid)
+        await phase(s, `big get ${v.label}`, big, node, async () => { await getBig(node, '/big.bin', hex, big) })
+        addMemory(s, `big get ${v.label}`, await node.memory())
+        await node.stop()
+        s.add(`big store bytes ${v.label}`, (await diskUsage(dataDir)).allocated)
+        await rm(dataDir, { recursive: true, force: true })
+      }
       await phase(s, 'big raw read', big, undefined, async () => { check('raw read', await hashStream(createReadStream(rawFile, { highWaterMark: MiB })), hex, big) })
-      peakResettable = await resetPeakRss(node.pid)
-      await phase(s, 'big get', big, node, async () => { await getBig(node, '/big.bin', hex, big) })
-      s.add('big get rss', (await node.memory()).peakRss)
-      await node.stop()
-      s.add('big store bytes', (await diskUsage(dataDir)).allocated)
       await rm(rawDir, { recursive: true, force: true })
-      await rm(dataDir, { recursive: true, force: true })
       const last = (k: string): string => fmt(s.all(`${k} MB/s`)[rep])
-      ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} large: raw write ${last('big raw write')}, put ${last('big put')}, raw read ${last('big raw read')}, get ${last('big get')} MB/s (load ${loadavg()[0].toFixed(1)})`)
+      ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} large: raw write ${last('big raw write')}, ${vs.map(v => `[${v.label}] put ${last(`big put ${v.label}`)} get ${last(`big get ${v.label}`)}`).join(', ')}, raw read ${last('big raw read')} MB/s (load ${loadavg()[0].toFixed(1)})`)
     }
-    // Many small files.
+    // Many small files: the same shape.
     if (workloads.small) {
       const rawDir = await ctx.tempDir('raw-small')
-      const dataDir = await ctx.tempDir('node-small')
       const expected = range(smallCount).map(i => createHash('sha256').update(countedBytes(smallId(rep, i), SMALL_SIZE)).digest('hex'))
-      const node = await startNode(ctx, dataDir)
-      await createVolume(ctx, node)
       const bytes = smallCount * SMALL_SIZE
       await phase(s, 'small raw write', bytes, undefined, async () => { await rawWriteSmall(rawDir, rep, smallCount) }, smallCount)
-      await resetPeakRss(node.pid)
-      await phase(s, 'small put', bytes, node, async () => { await putSmall(node, rep, smallCount) }, smallCount)
-      s.add('small put rss', (await node.memory()).peakRss)
+      for (const v of order) {
+        const dataDir = await ctx.tempDir('node-small')
+        const node = await startNode(dataDir, v)
+        chunkSizes.set(v.label, await createVolume(node, v))
+        await resetPeakRss(node.pid)
+        await phase(s, `small put ${v.label}`, bytes, node, async () => { await putSmall(node, rep, smallCount) }, smallCount)
+        addMemory(s, `small put ${v.label}`, await node.memory())
+        await resetPeakRss(node.pid)
+        await phase(s, `small get ${v.label}`, bytes, node, async () => { await getSmall(node, expected) }, smallCount)
+        addMemory(s, `small get ${v.label}`, await node.memory())
+        await node.stop()
+        s.add(`small store bytes ${v.label}`, (await diskUsage(dataDir)).allocated)
+        await rm(dataDir, { recursive: true, force: true })
+      }
       await phase(s, 'small raw read', bytes, undefined, async () => { await rawReadSmall(rawDir, expected) }, smallCount)
-      await resetPeakRss(node.pid)
-      await phase(s, 'small get', bytes, node, async () => { await getSmall(node, expected) }, smallCount)
-      s.add('small get rss', (await node.memory()).peakRss)
-      await node.stop()
-      s.add('small store bytes', (await diskUsage(dataDir)).allocated)
       await rm(rawDir, { recursive: true, force: true })
-      await rm(dataDir, { recursive: true, force: true })
       const last = (k: string): string => fmt(s.all(`${k} files/s`)[rep])
-      ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} small: raw write ${last('small raw write')}, put ${last('small put')}, raw read ${last('small raw read')}, get ${last('small get')} files/s (load ${loadavg()[0].toFixed(1)})`)
+      ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} small: raw write ${last('small raw write')}, ${vs.map(v => `[${v.label}] put ${last(`small put ${v.label}`)} get ${last(`small get ${v.label}`)}`).join(', ')}, raw read ${last('small raw read')} files/s (load ${loadavg()[0].toFixed(1)})`)
     }
   }
 
   const peakNote = peakResettable ? 'reset before each phase' : 'cumulative: could not reset'
-  if (workloads.large) reportLarge(ctx, s, big, chunkSize, peakNote)
-  if (workloads.small) reportSmall(ctx, s, smallCount, peakNote)
-}
-
-function reportLarge (ctx: SuiteContext, s: Samples, big: number, chunkSize: number, peakNote: string): void {
-  const row = (label: string, key: string, base: string): Array<string | number> => [
-    label, fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} MB/s`), s.med(`${base} MB/s`)),
-    fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} MB/s`))
-  ]
-  ctx.table({
-    title: `local-io: one ${fmtBytes(big)} file, volume chunk size ${fmtBytes(chunkSize)}, ${backendLabel(ctx)} (median of ${ctx.flags.reps})`,
-    columns: ['operation', 'MB/s', 'vs baseline', 'CPU s/GB', 'CPU vs baseline', 'runs (MB/s)'],
-    rows: [
-      row('raw write, fsync at end (baseline)', 'big raw write', 'big raw write'),
-      row('PUT via HTTP API (201 = durable)', 'big put', 'big raw write'),
-      row('raw read + sha256 (baseline)', 'big raw read', 'big raw read'),
-      row('GET via HTTP API + sha256', 'big get', 'big raw read')
-    ],
-    notes: [
-      'MB/s = 10^6 B/s, wall clock. CPU s/GB = CPU seconds (user + system, all threads) of the benchmark process plus, for PUT/GET, the node process, per 10^9 bytes.',
-      `Node process peak RSS (VmHWM, ${peakNote}): during PUT ${fmtBytes(s.med('big put rss'))}, during GET ${fmtBytes(s.med('big get rss'))}; whole run ${fmtBytes(Math.max(s.med('big put rss'), s.med('big get rss')))}. Store on disk after the PUT: ${fmtBytes(s.med('big store bytes'))} for ${fmtBytes(big)} of data.`
+  const cs = (v: Variant): string => `${v.label}${v.chunkSize === undefined ? `, ${fmtBytes(chunkSizes.get(v.label) ?? 0)} chunks` : ''}`
+  if (workloads.large) {
+    const row = (label: string, key: string, base: string): Array<string | number> => [
+      label, fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} MB/s`), s.med(`${base} MB/s`)),
+      s.has(`${key} node cpu`) ? fmt(s.med(`${key} node cpu`)) : '-',
+      fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} MB/s`))
     ]
-  })
-}
-
-function reportSmall (ctx: SuiteContext, s: Samples, smallCount: number, peakNote: string): void {
-  const srow = (label: string, key: string, base: string): Array<string | number> => [
-    label, fmt(s.med(`${key} files/s`)), fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} files/s`), s.med(`${base} files/s`)),
-    fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} files/s`))
-  ]
-  ctx.table({
-    title: `local-io: ${smallCount} files x ${fmtBytes(SMALL_SIZE)}, ${IN_FLIGHT} requests in flight, ${backendLabel(ctx)} (median of ${ctx.flags.reps})`,
-    columns: ['operation', 'files/s', 'MB/s', 'vs baseline', 'CPU s/GB', 'CPU vs baseline', 'runs (files/s)'],
-    rows: [
-      srow('raw write, fsync each file (baseline)', 'small raw write', 'small raw write'),
-      srow('PUT via HTTP API (201 = durable)', 'small put', 'small raw write'),
-      srow('raw readFile + sha256 (baseline)', 'small raw read', 'small raw read'),
-      srow('GET via HTTP API + sha256', 'small get', 'small raw read')
-    ],
-    notes: [
-      `Node process peak RSS (VmHWM, ${peakNote}): during PUTs ${fmtBytes(s.med('small put rss'))}, during GETs ${fmtBytes(s.med('small get rss'))}. Store on disk: ${fmtBytes(s.med('small store bytes'))} for ${fmtBytes(smallCount * SMALL_SIZE)} of data.`
+    ctx.table({
+      title: `local-io: one ${fmtBytes(big)} file (median of ${ctx.flags.reps})`,
+      columns: ['operation', 'MB/s', 'vs baseline', 'node CPU s/GB', 'all CPU s/GB', 'CPU vs baseline', 'runs (MB/s)'],
+      rows: [
+        row('raw write, fsync at end (baseline)', 'big raw write', 'big raw write'),
+        ...vs.map(v => row(`PUT via HTTP API (201 = durable) [${cs(v)}]`, `big put ${v.label}`, 'big raw write')),
+        row('raw read + sha256 (baseline)', 'big raw read', 'big raw read'),
+        ...vs.map(v => row(`GET via HTTP API + sha256 [${cs(v)}]`, `big get ${v.label}`, 'big raw read'))
+      ],
+      notes: [
+        'MB/s = 10^6 B/s, wall clock. CPU s/GB: CPU seconds (user + system, all threads) per 10^9 bytes, of the node process, and of node + benchmark process (all CPU; the baselines have only the latter).',
+        ...vs.map(v => `[${v.label}] node peak RSS (VmHWM, ${peakNote}): during PUT ${memoryNote(s, `big put ${v.label}`)}, during GET ${memoryNote(s, `big get ${v.label}`)}. Store on disk after the PUT: ${fmtBytes(s.med(`big store bytes ${v.label}`))} for ${fmtBytes(big)} of data.`)
+      ]
+    })
+  }
+  if (workloads.small) {
+    const row = (label: string, key: string, base: string): Array<string | number> => [
+      label, fmt(s.med(`${key} files/s`)), fmt(s.med(`${key} MB/s`)), ratio(s.med(`${key} files/s`), s.med(`${base} files/s`)),
+      s.has(`${key} node cpu`) ? fmt(s.med(`${key} node cpu`)) : '-',
+      fmt(s.med(`${key} cpu`)), ratio(s.med(`${key} cpu`), s.med(`${base} cpu`)), runsOf(s.all(`${key} files/s`))
     ]
-  })
+    ctx.table({
+      title: `local-io: ${smallCount} files x ${fmtBytes(SMALL_SIZE)}, ${IN_FLIGHT} requests in flight (median of ${ctx.flags.reps})`,
+      columns: ['operation', 'files/s', 'MB/s', 'vs baseline', 'node CPU s/GB', 'all CPU s/GB', 'CPU vs baseline', 'runs (files/s)'],
+      rows: [
+        row('raw write, fsync each file (baseline)', 'small raw write', 'small raw write'),
+        ...vs.map(v => row(`PUT via HTTP API (201 = durable) [${cs(v)}]`, `small put ${v.label}`, 'small raw write')),
+        row('raw readFile + sha256 (baseline)', 'small raw read', 'small raw read'),
+        ...vs.map(v => row(`GET via HTTP API + sha256 [${cs(v)}]`, `small get ${v.label}`, 'small raw read'))
+      ],
+      notes: vs.map(v => `[${v.label}] node peak RSS (VmHWM, ${peakNote}): during PUTs ${memoryNote(s, `small put ${v.label}`)}, during GETs ${memoryNote(s, `small get ${v.label}`)}. Store on disk: ${fmtBytes(s.med(`small store bytes ${v.label}`))} for ${fmtBytes(smallCount * SMALL_SIZE)} of data.`)
+    })
+  }
 }
 
 /** --profile: no timing table; the node runs with --cpu-prof, one process per phase. */
@@ -276,17 +311,18 @@ async function profile (ctx: SuiteContext): Promise<void> {
   const dataBig = await ctx.tempDir('prof-node')
   const dataSmall = await ctx.tempDir('prof-node-small')
   const workloads = selectedWorkloads(ctx)
+  const [variant] = variants(ctx)
   const hex = workloads.large ? sha256Hex(countedStream(1_000_000, big)) : ''
   const expected = range(workloads.small ? smallCount : 0).map(i => createHash('sha256').update(countedBytes(smallId(0, i), SMALL_SIZE)).digest('hex'))
   const phases: Array<{ name: string, large: boolean, dataDir: string, bytes: number, fn: (n: NodeProcess) => Promise<void> }> = [
-    { name: `PUT one ${fmtBytes(big)} file`, large: true, dataDir: dataBig, bytes: big, fn: async (n) => { await createVolume(ctx, n); await putBig(n, '/big.bin', 1_000_000, big) } },
+    { name: `PUT one ${fmtBytes(big)} file`, large: true, dataDir: dataBig, bytes: big, fn: async (n) => { await createVolume(n, variant); await putBig(n, '/big.bin', 1_000_000, big) } },
     { name: `GET one ${fmtBytes(big)} file`, large: true, dataDir: dataBig, bytes: big, fn: async (n) => { await getBig(n, '/big.bin', hex, big) } },
-    { name: `PUT ${smallCount} x 16 KiB`, large: false, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await createVolume(ctx, n); await putSmall(n, 0, smallCount) } },
+    { name: `PUT ${smallCount} x 16 KiB`, large: false, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await createVolume(n, variant); await putSmall(n, 0, smallCount) } },
     { name: `GET ${smallCount} x 16 KiB`, large: false, dataDir: dataSmall, bytes: smallCount * SMALL_SIZE, fn: async (n) => { await getSmall(n, expected) } }
   ]
   for (const ph of phases.filter(p => p.large ? workloads.large : workloads.small)) {
     const profDir = await ctx.tempDir('prof')
-    const node = await startNode(ctx, ph.dataDir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
+    const node = await startNode(ph.dataDir, variant, ['--cpu-prof', `--cpu-prof-dir=${profDir}`])
     const from = monotonicMicros()
     const { s } = await timed(async () => { await ph.fn(node) })
     const to = monotonicMicros()
@@ -296,7 +332,7 @@ async function profile (ctx: SuiteContext): Promise<void> {
     const inWindow = profile.startTime <= from && from - profile.startTime < 600e6
     const sum = summarise(profile, 20, inWindow ? { from, to } : undefined)
     ctx.table({
-      title: `profile of the node process: ${ph.name} (${fmt(mbps(ph.bytes, s))} MB/s under the profiler; ${inWindow ? 'samples during the phase only' : 'whole process lifetime'}: node busy ${fmt(sum.totalMs / 1000)} s, idle ${fmt(sum.idleMs / 1000)} s of ${fmt(s)} s)`,
+      title: `profile of the node process [${variant.label}]: ${ph.name} (${fmt(mbps(ph.bytes, s))} MB/s under the profiler; ${inWindow ? 'samples during the phase only' : 'whole process lifetime'}: node busy ${fmt(sum.totalMs / 1000)} s, idle ${fmt(sum.idleMs / 1000)} s of ${fmt(s)} s)`,
       columns: ['self time: function', 'where', 'ms', '% of busy'],
       rows: sum.functions.map(f => [f.name, f.where, fmt(f.ms, 0), fmt(f.pct, 1)])
     })

@@ -10,7 +10,7 @@
  */
 import { KiB, MiB, Samples, fmt, fmtBytes, mbps, ratio, resetPeakRss, type Suite, type SuiteContext } from './lib.js'
 import { VOLUME, monotonicMicros, baselines, fetchedBytes, lastFullSync, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
-import { procMemory } from './lib.js'
+import { procMemory, procCpuSeconds } from './lib.js'
 
 interface Sizes { bigCount: number, bigSize: number, smallCount: number }
 
@@ -41,6 +41,8 @@ async function run (ctx: SuiteContext): Promise<void> {
     await putFiles(a, 'big/', sz.bigCount, sz.bigSize, 2)
     await resetPeakRss(a.pid); await resetPeakRss(b.pid)
     const fetched0 = (await fetchedBytes(b)).bytesReceived
+    const cpu = async (): Promise<number> => await procCpuSeconds(a.pid) + await procCpuSeconds(b.pid)
+    let c0 = await cpu()
     let t0 = performance.now()
     const w0 = monotonicMicros()
     await a.client.unblock(); await b.client.unblock()
@@ -48,22 +50,25 @@ async function run (ctx: SuiteContext): Promise<void> {
     const window = { from: w0, to: monotonicMicros() }
     const bigS = (performance.now() - t0) / 1000
     s.add('bigS', bigS)
+    s.add('bigCpu', await cpu() - c0)
     s.add('bigRssA', (await procMemory(a.pid)).peakRss)
     s.add('bigRssB', (await procMemory(b.pid)).peakRss)
     s.add('bigWire', (await fetchedBytes(b)).bytesReceived - fetched0)
-    ctx.log(`  rep ${r + 1}: (a) ${sz.bigCount} x ${fmtBytes(sz.bigSize)} in ${fmt(bigS)} s = ${fmt(mbps(bigBytes, bigS))} MB/s; peak RSS A/B ${await peakRss([a, b])} MiB`)
+    ctx.log(`  rep ${r + 1}: (a) ${sz.bigCount} x ${fmtBytes(sz.bigSize)} in ${fmt(bigS)} s = ${fmt(mbps(bigBytes, bigS))} MB/s, CPU A+B ${fmt(s.all('bigCpu')[r])} s; peak RSS A/B ${await peakRss([a, b])} MiB`)
     // (b) small files
     await a.client.block([b.peerId]); await b.client.block([a.peerId])
     await putFiles(a, 'small/', sz.smallCount, SMALL, 8, 1000)
     await resetPeakRss(a.pid); await resetPeakRss(b.pid)
+    c0 = await cpu()
     t0 = performance.now()
     await a.client.unblock(); await b.client.unblock()
     await waitConverged(b, sz.bigCount + sz.smallCount, { pollMs: 100 })
     const smallS = (performance.now() - t0) / 1000
     s.add('smallS', smallS)
+    s.add('smallCpu', await cpu() - c0)
     s.add('smallRssA', (await procMemory(a.pid)).peakRss)
     s.add('smallRssB', (await procMemory(b.pid)).peakRss)
-    ctx.log(`  rep ${r + 1}: (b) ${sz.smallCount} x 16 KiB in ${fmt(smallS)} s = ${fmt(sz.smallCount / smallS, 0)} files/s; peak RSS A/B ${await peakRss([a, b])} MiB`)
+    ctx.log(`  rep ${r + 1}: (b) ${sz.smallCount} x 16 KiB in ${fmt(smallS)} s = ${fmt(sz.smallCount / smallS, 0)} files/s, CPU A+B ${fmt(s.all('smallCpu')[r])} s; peak RSS A/B ${await peakRss([a, b])} MiB`)
     await a.stop(); await b.stop()
     if (profile) await printProfiles(ctx, ['A (serving)', 'B (pulling)'], profileDirs, 25, window)
   }
@@ -72,14 +77,14 @@ async function run (ctx: SuiteContext): Promise<void> {
   lastFullSync.label = `replication (a) ${sz.bigCount} x ${fmtBytes(sz.bigSize)}`
   ctx.table({
     title: `replication A -> B, time to converged and durable on B (median of ${reps})`,
-    columns: ['workload', 's', 'MB/s', 'vs TCP', 'vs libp2p', 'peak RSS A MiB', 'peak RSS B MiB', 'chunk bytes received'],
+    columns: ['workload', 's', 'MB/s', 'vs TCP', 'vs libp2p', 'CPU s A+B', 'peak RSS A MiB', 'peak RSS B MiB', 'chunk bytes received'],
     rows: [
-      [`(a) ${sz.bigCount} x ${fmtBytes(sz.bigSize)}`, fmt(s.med('bigS')), fmt(bigMBs), ratio(bigMBs, base.tcpMBs), ratio(bigMBs, base.libp2pMBs),
+      [`(a) ${sz.bigCount} x ${fmtBytes(sz.bigSize)}`, fmt(s.med('bigS')), fmt(bigMBs), ratio(bigMBs, base.tcpMBs), ratio(bigMBs, base.libp2pMBs), fmt(s.med('bigCpu')),
         fmt(s.med('bigRssA') / MiB, 0), fmt(s.med('bigRssB') / MiB, 0), fmtBytes(s.med('bigWire'))],
       [`(b) ${sz.smallCount} x 16 KiB`, fmt(s.med('smallS')), fmt(mbps(sz.smallCount * SMALL, s.med('smallS'))), ratio(mbps(sz.smallCount * SMALL, s.med('smallS')), base.tcpMBs),
-        ratio(mbps(sz.smallCount * SMALL, s.med('smallS')), base.libp2pMBs), fmt(s.med('smallRssA') / MiB, 0), fmt(s.med('smallRssB') / MiB, 0), '-'],
-      ['baseline: raw loopback TCP', '-', fmt(base.tcpMBs), '1.00x', ratio(base.tcpMBs, base.libp2pMBs), '-', '-', '-'],
-      ['baseline: libp2p+noise+yamux, 1 stream', '-', fmt(base.libp2pMBs), ratio(base.libp2pMBs, base.tcpMBs), '1.00x', '-', '-', '-']
+        ratio(mbps(sz.smallCount * SMALL, s.med('smallS')), base.libp2pMBs), fmt(s.med('smallCpu')), fmt(s.med('smallRssA') / MiB, 0), fmt(s.med('smallRssB') / MiB, 0), '-'],
+      ['baseline: raw loopback TCP', '-', fmt(base.tcpMBs), '1.00x', ratio(base.tcpMBs, base.libp2pMBs), '-', '-', '-', '-'],
+      ['baseline: libp2p+noise+yamux, 1 stream', '-', fmt(base.libp2pMBs), ratio(base.libp2pMBs, base.tcpMBs), '1.00x', '-', '-', '-', '-']
     ],
     notes: ['Goals (issue 3): (a) >= 350 MB/s; (b) < 5 s; peak RSS < 200 MiB per node. MB/s = 10^6 B/s.',
       'Clock: from lifting the partition (A and B unblock each other) to B listing every file with state steady and nothing lacking; it includes the redial (<= 0.5 s backoff).']
