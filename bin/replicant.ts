@@ -181,6 +181,28 @@ volume.command('compact-log <name>')
     process.stdout.write(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})\n`)
   })
 
+volume.command('move <name>')
+  .description('move a replica online: add --to (serves at once), wait until it is steady, remove --from; run again to resume')
+  .requiredOption('--from <peerid>', 'the member to move away from')
+  .requiredOption('--to <peerid>', 'the node to move to')
+  .option('--abandon', 'give up an interrupted move: remove --to, the volume stays as it was on --from')
+  .action(async (name: string, opts: { from: string, to: string, abandon?: boolean }) => {
+    const tty = process.stderr.isTTY === true
+    let lastLine = ''
+    const r = await (await client()).move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true }, (p) => {
+      const pr = p.progress
+      const line = p.phase === 'copying' && pr !== null && pr !== undefined && typeof pr.bytesTotal === 'number'
+        ? `move ${name}: copying to ${opts.to.slice(-8)} ${bar(pr.bytesDone, pr.bytesTotal)} files ${pr.filesDone}/${pr.filesTotal}`
+        : `move ${name}: ${p.phase}${p.state !== undefined ? ` (${opts.to.slice(-8)} is ${p.state})` : ''}`
+      if (line === lastLine) return
+      if (tty) process.stderr.write(`\r${line.padEnd(lastLine.length)}`)
+      else process.stderr.write(line + '\n')
+      lastLine = line
+    })
+    if (tty) process.stderr.write('\n')
+    process.stdout.write(`volume ${name}: move ${r.phase}; members ${r.members.join(', ')}, generation ${r.generation}\n`)
+  })
+
 volume.command('wait <name>')
   .description('wait until this node holds the volume in the given state, showing progress')
   .option('--steady', 'wait for the steady state (the default)')

@@ -84,6 +84,26 @@ export class ReplicantClient {
     return JSON.parse(Buffer.concat(parts).toString('utf8'))
   }
 
+  /** Runs a volume move on the node, calling `onProgress` for each progress line. */
+  async move (volume: string, body: { from: string, to: string, abandon?: boolean }, onProgress: (p: any) => void = () => {}): Promise<any> {
+    const res = await this.check(await this.send('POST', `/v1/volumes/${encodeURIComponent(volume)}/move`, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
+    let buf = ''
+    let last: any
+    for await (const piece of res) {
+      buf += (piece as Buffer).toString('utf8')
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buf.slice(0, nl))
+        buf = buf.slice(nl + 1)
+        if (line.progress !== undefined) onProgress(line.progress)
+        else last = line
+      }
+    }
+    if (last?.error !== undefined) throw new ReplicantError(last.error.code, last.error.message, 500, last.error.details)
+    if (last?.result === undefined) throw new ReplicantError('MOVE_INTERRUPTED', 'the node stopped answering before the move finished: run it again to resume, or with --abandon', 502)
+    return last.result
+  }
+
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
     const params = new URLSearchParams()

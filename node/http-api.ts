@@ -139,6 +139,25 @@ export class HttpApi {
       }
       await pipeline(Readable.from(rest()), res)
     })
+    this.route('POST', /^\/v1\/volumes\/([^/]+)\/move$/, async (req, res, [vol]) => {
+      const body = await readJson(req)
+      await this.node.volumes.volume(decodeSegment(vol))
+      // Progress as NDJSON lines while the move runs; the last line is the result (or an error).
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      const controller = new AbortController()
+      res.once('close', () => controller.abort())
+      try {
+        const result = await this.node.moveVolume(decodeSegment(vol), body.from, body.to, {
+          abandon: body.abandon === true,
+          signal: controller.signal,
+          onProgress: (p) => { res.write(JSON.stringify({ progress: p }) + '\n') }
+        })
+        res.end(JSON.stringify({ result }) + '\n')
+      } catch (err) {
+        const e = isReplicantError(err) ? err : new ReplicantError('INTERNAL', (err as Error).message, 500)
+        res.end(JSON.stringify({ error: e.toJSON() }) + '\n')
+      }
+    })
     this.route('POST', /^\/v1\/restore$/, async (req, res) => {
       // Spooled to disk first: restore reads the file twice (verify, then apply), in constant memory.
       const dir = join(this.node.dataDir, 'tmp')

@@ -217,7 +217,11 @@ export class Membership {
       // Greet the members that are new to us; all of them if we have just become a member.
       const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
       for (const m of updated.members) {
-        if (m !== this.selfId && (!wasMember || !local.members.includes(m)) && this.peers.isConnected(m)) void this.greet(m, updated.name)
+        if (m === this.selfId || (wasMember && local.members.includes(m))) continue
+        // A member we are not connected to is located through our peers and dialled; the
+        // connection itself triggers the greeting.
+        if (this.peers.isConnected(m)) void this.greet(m, updated.name)
+        else void this.peers.reach(m, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
       }
     }
     return updated

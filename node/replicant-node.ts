@@ -251,7 +251,7 @@ export class ReplicantNode {
     }
     report('copying')
     while (true) {
-      opts.signal?.throwIfAborted()
+      if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`, 499)
       const state = await this.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
       report('copying', { state: state.state, progress: state.progress ?? null })
       if (state.state === 'steady') break
