@@ -364,6 +364,14 @@ program.command('restore <file>')
     process.stdout.write(`restored ${r.volume} (id ${r.volumeId}) ${r.incremental ? 'incremental ' : ''}snapshot ${r.snapshot} at seq ${r.seq}: ${r.files} files, ${r.deletes} deletes, ${r.chunks} chunks\n`)
   })
 
+program.command('gc')
+  .description('delete chunks nothing references (live files, snapshots, prepared writes, writes in progress)')
+  .option('--young <seconds>', 'leave chunks written in the last SECONDS (default 600) for a later run', (v) => Number(v))
+  .action(async (opts: { young?: number }) => {
+    const r = await (await client()).gc(opts.young)
+    process.stdout.write(`gc: scanned ${r.scanned} chunks, deleted ${r.deleted}, kept ${r.kept} (${r.ms} ms); packs ${fmtBytes(r.disk.packBytes)}, index ${fmtBytes(r.disk.indexBytes)}\n`)
+  })
+
 program.command('peers')
   .description('connected and known peers')
   .option('--json', 'print JSON')
@@ -381,7 +389,8 @@ program.command('status')
   .action(async (opts: { json?: boolean }) => {
     const s = await (await client()).status()
     if (opts.json === true) return print(s)
-    const lines = [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map((m: string) => `listen:  ${m}`), 'volumes:']
+    const lines = [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map((m: string) => `listen:  ${m}`),
+      ...(s.disk !== undefined ? [`disk:    chunk packs ${fmtBytes(s.disk.packBytes)}, index ${fmtBytes(s.disk.indexBytes)}`] : []), 'volumes:']
     for (const v of s.volumes) {
       lines.push(`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  ${v.state}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`)
       if (v.progress !== null && v.progress !== undefined) {

@@ -104,6 +104,7 @@ export class ReplicantClient {
     return last.result
   }
 
+  async gc (youngSeconds?: number): Promise<any> { return await this.json('POST', '/v1/gc', youngSeconds !== undefined ? { youngSeconds } : {}) }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
     const params = new URLSearchParams()

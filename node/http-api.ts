@@ -158,6 +158,9 @@ export class HttpApi {
         res.end(JSON.stringify({ error: e.toJSON() }) + '\n')
       }
     })
+    this.route('POST', /^\/v1\/gc$/, async (req, res) => {
+      sendJson(res, 200, await this.node.collectGarbage(await readJson(req)))
+    })
     this.route('POST', /^\/v1\/restore$/, async (req, res) => {
       // Spooled to disk first: restore reads the file twice (verify, then apply), in constant memory.
       const dir = join(this.node.dataDir, 'tmp')

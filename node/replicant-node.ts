@@ -1,5 +1,5 @@
 import './polyfill.js'
-import { writeFile, rm, readFile } from 'node:fs/promises'
+import { writeFile, rm, readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -300,6 +300,26 @@ export class ReplicantNode {
     }
   }
 
+  /** Chunk garbage collection (see Store.collectGarbage). */
+  async collectGarbage (body: { youngSeconds?: unknown } = {}): Promise<Record<string, unknown>> {
+    const youngMs = typeof body.youngSeconds === 'number' && body.youngSeconds >= 0 ? body.youngSeconds * 1000 : undefined
+    const started = Date.now()
+    const r = await this.store.collectGarbage({ ...(youngMs !== undefined ? { youngMs } : {}) })
+    return { ...r, ms: Date.now() - started, disk: await this.diskUsage() }
+  }
+
+  /** Bytes of chunk pack files and of the index database on disk. */
+  async diskUsage (): Promise<{ packBytes: number, indexBytes: number }> {
+    const size = async (dir: string): Promise<number> => {
+      let n = 0
+      for (const f of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (f.isFile()) n += (await stat(join(dir, f.name)).catch(() => ({ size: 0 }))).size
+      }
+      return n
+    }
+    return { packBytes: await size(join(this.dataDir, 'chunks')), indexBytes: await size(join(this.dataDir, 'store')) }
+  }
+
   async status (): Promise<Record<string, unknown>> {
     return {
       version: VERSION,
@@ -310,6 +330,7 @@ export class ReplicantNode {
       uptimeMs: Date.now() - this.startedAt,
       uncleanShutdown: this.store.foundDirty,
       peers: await this.peers.list(),
+      disk: await this.diskUsage(),
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))

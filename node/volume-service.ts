@@ -116,6 +116,8 @@ export class VolumeService {
     let batch: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
     const flush = async (): Promise<void> => {
       const have = await this.store.chunks.hasMany(batch.map(c => c.hash))
+      // Chunks already stored are not rewritten: keep them from garbage collection until we commit.
+      this.store.touchChunks(batch.filter((_, i) => have[i]).map(c => c.hash))
       await this.store.chunks.putMany(batch.filter((_, i) => !have[i]))
       batch = []
     }
