@@ -7,8 +7,6 @@ import type { ChunkStore } from './chunk-store.js'
 
 /** A pack is closed to appends once it reaches this size, and a new one started. */
 export const PACK_TARGET_BYTES = 64 * 1024 * 1024
-/** Bytes appended after which an fdatasync starts in the background (sync() still makes it durable). */
-const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024
 /** Largest single read getMany makes of adjacent chunks. */
 const MAX_COALESCED_READ = 4 * 1024 * 1024
 /** Open pack files kept for reads. */
@@ -50,9 +48,6 @@ export class PackChunkStore implements ChunkStore {
   private readonly writes = new Set<Promise<unknown>>()
   private readonly syncMutex = new Mutex()
   private rolling: Promise<void> | undefined
-  /** Bytes appended since the last fdatasync was started, and the background one under way. */
-  private unsynced = 0
-  private background: Promise<void> | undefined
 
   private constructor (private readonly dir: string, private readonly loc: LocSublevel) {}
 
@@ -178,14 +173,6 @@ export class PackChunkStore implements ChunkStore {
       this.writes.delete(write)
     }
     await this.loc.batch(locs.map(l => ({ type: 'put' as const, key: l.key, value: l.value })))
-    // Large transfers: flush written packs in the background as they grow, so the sync() at
-    // commit finds little left to write (the disk works while the network does).
-    this.unsynced += total
-    if (this.unsynced >= BACKGROUND_SYNC_BYTES && this.background === undefined) {
-      this.unsynced = 0
-      const handles = [...this.dirty]
-      this.background = Promise.all(handles.map(async fh => { await fh.datasync() })).then(() => {}, () => {}).finally(() => { this.background = undefined })
-    }
     if (active.size >= PACK_TARGET_BYTES && this.active === active && this.rolling === undefined) {
       this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
       await this.rolling
@@ -196,8 +183,6 @@ export class PackChunkStore implements ChunkStore {
   async sync (): Promise<void> {
     await this.syncMutex.run(async () => {
       await Promise.allSettled([...this.writes])
-      await this.background
-      this.unsynced = 0
       const handles = [...this.dirty]
       this.dirty.clear()
       await Promise.all(handles.map(async fh => { await fh.datasync() }))
