@@ -245,7 +245,7 @@ async function measure (ctx: SuiteContext): Promise<void> {
         const dataDir = await ctx.tempDir('node-small')
         const node = await startNode(dataDir, v)
         chunkSizes.set(v.label, await createVolume(node, v))
-        await resetPeakRss(node.pid)
+        peakResettable = await resetPeakRss(node.pid)
         await phase(s, `small put ${v.label}`, bytes, node, async () => { await putSmall(node, rep, smallCount) }, smallCount)
         addMemory(s, `small put ${v.label}`, await node.memory())
         await resetPeakRss(node.pid)
