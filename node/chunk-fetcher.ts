@@ -105,7 +105,8 @@ export class ChunkFetcher {
       while (next < batches.length) {
         if (opts.yieldWhile !== undefined) {
           const start = Date.now()
-          while (opts.yieldWhile() && opts.signal?.aborted !== true && (k > 0 || Date.now() - start < YIELD_MAX_MS)) await sleep(2)
+          // A waiting worker also stops waiting once the others have taken every batch.
+          while (next < batches.length && opts.yieldWhile() && opts.signal?.aborted !== true && (k > 0 || Date.now() - start < YIELD_MAX_MS)) await sleep(2)
           if (next >= batches.length) break
         }
         const batch = batches[next++]
