@@ -294,9 +294,15 @@ export class SyncEngine {
     if (this.stopped || !this.store.isOpen) return
     for (const vol of await this.store.listVolumes().catch(() => [])) {
       if (vol.state === 'removed' || this.membership.offline.has(vol.name)) continue
+      // A volume still in merge (or copy) that has not completed a full pull since it got there
+      // asks for one again: the one scheduled by a greeting may have been missed.
+      const mode = (vol.state === 'merge' && this.verified.has(vol.name)) || vol.state === 'copy'
+        ? (this.caughtUp.has(vol.name) ? 'sync' : vol.state)
+        : 'sync'
       for (const m of vol.members) {
-        if (m !== this.selfId && vol.members.includes(this.selfId) && this.peers.isConnected(m)) this.schedulePull(vol.name, m)
+        if (m !== this.selfId && vol.members.includes(this.selfId) && this.peers.isConnected(m)) this.schedulePull(vol.name, m, mode)
       }
+      if (vol.state === 'merge' || vol.state === 'copy') this.copy.kick(vol.name)
     }
   }
 
