@@ -400,6 +400,7 @@ export class SyncEngine {
         }
       }
       // A wannabe takes the index first and lets the background copy bring the chunks.
+      let repair = false
       const current = await this.store.requireVolume(volume)
       if (needed.length > 0 && current.state !== 'copy') {
         try {
@@ -410,7 +411,7 @@ export class SyncEngine {
           // new records (so it never serves the stale content as current), marks the volume
           // for repair, and the background copy fetches what is missing, retrying.
           log.error('%s: chunks of an update from %s could not be fetched (%s): repairing in the background', volume, peer, (err as Error).message)
-          this.needsRepair.add(volume)
+          repair = true
         }
       }
       await this.store.commitFiles(volume, async (ctx) => {
@@ -428,6 +429,8 @@ export class SyncEngine {
         ctx.setWatermark(peer, page.last)
         return out
       })
+      // Marked only once the new records are committed: 'repairing' never shows while the old version is still current.
+      if (repair) this.needsRepair.add(volume)
       if (this.needsRepair.has(volume)) this.copy.kick(volume)
       if (state.pending !== undefined) {
         for (const rec of page.records) {
