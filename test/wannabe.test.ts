@@ -7,6 +7,8 @@ import { chunkHashes } from '../store/records.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 const MiB = 1024 * 1024
+/** Read timeout for tests that are not about timeouts: a busy machine must not fail them. */
+const SLOW_OK = 120_000
 
 /** Streams a file of a node through sha256. */
 async function digest (node: ReplicantNode, volume: string, path: string): Promise<string> {
@@ -36,7 +38,7 @@ test('a member added to a volume with 200 MiB in 1,000 files serves reads at onc
     const data = randomBytes(40 * 1024 + i)
     await a.volumes.putFile('photos', `/small/${String(i).padStart(3, '0')}`, bytes(data))
   }
-  const b = await startNode(t, { api: '127.0.0.1:0', join: [a.multiaddrs()[0]] })
+  const b = await startNode(t, { api: '127.0.0.1:0', join: [a.multiaddrs()[0]], readTimeoutMs: SLOW_OK })
   const added = await a.sync.addReplica('photos', b.peerId)
   t.is(added.volume.generation, 2, 'a membership change is a new generation')
   t.deepEqual(added.announce.map(x => x.status), ['created'])
@@ -67,7 +69,7 @@ test('a Range read of the last MiB of a 128 MiB file fetches only the chunks tha
   await a.createVolume({ name: 'r' })
   const src = randomSource(128 * MiB)
   const rec = await a.volumes.putFile('r', '/movie.bin', src.source)
-  const b = await startNode(t, { api: '127.0.0.1:0', join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  const b = await startNode(t, { api: '127.0.0.1:0', join: [a.multiaddrs()[0]], copyConcurrency: 0, readTimeoutMs: SLOW_OK })
   await a.sync.addReplica('r', b.peerId)
   await waitFor(async () => await hasFile(b, 'r', '/movie.bin'))
   const start = 127 * MiB
@@ -93,7 +95,7 @@ test('two concurrent reads of one file fetch each chunk once', async t => {
   await a.createVolume({ name: 'c' })
   const data = randomBytes(40 * 65536 + 123)
   const rec = await a.volumes.putFile('c', '/f', bytes(data))
-  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0, readTimeoutMs: SLOW_OK })
   await a.sync.addReplica('c', b.peerId)
   await waitFor(async () => await hasFile(b, 'c', '/f'))
   const [x, y] = await Promise.all([read(b, 'c', '/f'), read(b, 'c', '/f')])
@@ -108,7 +110,7 @@ test('a read that gives up cancels a fetch no other reader waits for', async t =
   const a = await startNode(t, { api: false })
   await a.createVolume({ name: 'x' })
   const rec = await a.volumes.putFile('x', '/f', bytes(randomBytes(8 * 65536)))
-  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0, readTimeoutMs: SLOW_OK })
   await a.sync.addReplica('x', b.peerId)
   await waitFor(async () => await hasFile(b, 'x', '/f'))
   const vol = await b.store.requireVolume('x')
