@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
@@ -112,8 +112,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
       await framed.close()
     } catch (err) {
       log('want from %s failed: %s', peer, (err as Error).message)
-      await framed.write(errorMessage(err)).catch(() => {})
-      await framed.close()
+      await answerError(framed, err)
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }

@@ -1,5 +1,5 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { Framed, expect, request, answerError, type Message } from './framing.js'
 import { CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
 import { logger } from '../node/log.js'
@@ -78,24 +78,13 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
       await framed.close()
     } catch (err) {
       log('control request from %s failed: %s', peer, (err as Error).message)
-      await framed.write(errorMessage(err)).catch(() => {})
-      await framed.close()
+      await answerError(framed, err)
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
 async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortSignal): Promise<Message> {
-  const stream = await libp2p.dialProtocol(peer, CONTROL_PROTOCOL, { signal })
-  const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
-  try {
-    await framed.write(msg, { signal })
-    const reply = await framed.read({ signal })
-    await framed.close()
-    return reply
-  } catch (err) {
-    framed.abort(err as Error)
-    throw err
-  }
+  return await request(libp2p, peer, CONTROL_PROTOCOL, msg, { maxFrame: MAX_SMALL_FRAME_BYTES, signal })
 }
 
 export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<EnsureResult> {

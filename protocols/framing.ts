@@ -1,6 +1,6 @@
 import { pipe } from 'it-pipe'
 import * as lp from 'it-length-prefixed'
-import type { Stream } from '@libp2p/interface'
+import type { Stream, Libp2p, PeerId } from '@libp2p/interface'
 import { encode, decode } from '../store/codec.js'
 import { ProtocolError, ReplicantError, Codes } from '../node/errors.js'
 import { WIRE_VERSION, REQUEST_TIMEOUT_MS } from './constants.js'
@@ -167,4 +167,25 @@ function toProtocolError (err: unknown, maxFrame: number): ReplicantError {
 export function expect<T extends Message> (msg: Message, t: string): T {
   if (msg.t !== t) throw new ProtocolError(Codes.BAD_MESSAGE, `expected a '${t}' message, got '${msg.t}'`)
   return msg as T
+}
+
+/** One request and its reply on a fresh stream of `protocol`; the stream is aborted on any error. */
+export async function request (libp2p: Libp2p, peer: PeerId, protocol: string, msg: Message, opts: { maxFrame: number, signal?: AbortSignal, timeoutMs?: number }): Promise<Message> {
+  const stream = await libp2p.dialProtocol(peer, protocol, { signal: opts.signal })
+  const framed = new Framed(stream, opts.maxFrame)
+  try {
+    await framed.write(msg, { signal: opts.signal })
+    const reply = await framed.read({ signal: opts.signal, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) })
+    await framed.close()
+    return reply
+  } catch (err) {
+    framed.abort(err as Error)
+    throw err
+  }
+}
+
+/** A request handler's failure: sent back to the peer as an error message, then the stream closes. */
+export async function answerError (framed: Framed, err: unknown): Promise<void> {
+  await framed.write(errorMessage(err)).catch(() => {})
+  await framed.close()
 }

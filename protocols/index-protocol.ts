@@ -1,5 +1,5 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
 import { INDEX_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { asFileRecord } from '../store/codec.js'
@@ -77,8 +77,7 @@ export async function registerIndexHandler (libp2p: Libp2p, store: Store): Promi
       await framed.close()
     } catch (err) {
       log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
-      await framed.write(errorMessage(err)).catch(() => {})
-      await framed.close()
+      await answerError(framed, err)
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }

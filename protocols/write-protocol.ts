@@ -1,5 +1,5 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, errorMessage, expect, type Message } from './framing.js'
+import { Framed, expect, request, answerError, type Message } from './framing.js'
 import { WRITE_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../node/errors.js'
 import { asFileRecord } from '../store/codec.js'
@@ -53,24 +53,13 @@ export async function registerWriteHandler (libp2p: Libp2p, handlers: WriteHandl
       await framed.close()
     } catch (err) {
       log('write request from %s failed: %s', peer, (err as Error).message)
-      await framed.write(errorMessage(err)).catch(() => {})
-      await framed.close()
+      await answerError(framed, err)
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
 async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal: AbortSignal): Promise<Message> {
-  const stream = await libp2p.dialProtocol(peer, WRITE_PROTOCOL, { signal })
-  const framed = new Framed(stream, MAX_FRAME_BYTES)
-  try {
-    await framed.write(msg, { signal })
-    const reply = await framed.read({ signal, timeoutMs: 24 * 3600_000 })
-    await framed.close()
-    return reply
-  } catch (err) {
-    framed.abort(err as Error)
-    throw err
-  }
+  return await request(libp2p, peer, WRITE_PROTOCOL, msg, { maxFrame: MAX_FRAME_BYTES, signal, timeoutMs: 24 * 3600_000 })
 }
 
 export interface TxRef { volume: string, volumeId: string, txId: string }
