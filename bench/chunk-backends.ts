@@ -1,7 +1,7 @@
 /**
  * chunk-backends: where chunk bytes should live.
  *
- * For chunk sizes 16 KiB and 64 KiB, 1 GiB (--full; default 256 MiB, --quick 64 MiB: level's write
+ * For chunk sizes 16 KiB and 64 KiB, 1 GiB (--full; default 128 MiB, --quick 64 MiB: level's write
  * rate falls as its database grows, so 1 GiB is the figure to quote) of unique data is written the
  * way VolumeService.putFile writes it (node/chunker.ts fixedChunks, sha256 per chunk, then per
  * batch of 64 chunks hasMany + putMany of the missing ones), then ChunkStore.sync() and one
@@ -158,7 +158,7 @@ export const chunkBackends: Suite = {
   name: 'chunk-backends',
   description: 'chunk bytes in level vs one file per chunk vs pack files: write, read, random read, disk space',
   async run (ctx: SuiteContext) {
-    const total = ctx.pick({ quick: 64 * MiB, standard: 256 * MiB, full: GiB })
+    const total = ctx.pick({ quick: 64 * MiB, standard: 128 * MiB, full: GiB })
     const sel = ctx.flag('backends')
     const backends = typeof sel === 'string' ? sel.split(',') as BackendName[] : ctx.flags.scale === 'full' ? [...BACKENDS] : DEFAULT_BACKENDS
     for (const b of backends) if (!BACKENDS.includes(b)) throw new Error(`unknown backend ${b}; one of ${BACKENDS.join(', ')}`)
