@@ -399,10 +399,13 @@ export class SyncEngine {
           if (!r.deleted) needed.push(...chunkHashes(r))
         }
       }
-      // A wannabe takes the index first and lets the background copy bring the chunks.
+      // A wannabe takes the index first and lets the background copy bring the chunks. Once it
+      // holds the full index, it fetches later updates before committing them, as a steady
+      // member does: otherwise a copy under continuous writes chases new files and never ends.
       let repair = false
       const current = await this.store.requireVolume(volume)
-      if (needed.length > 0 && current.state !== 'copy') {
+      const inline = current.state !== 'copy' || (!full && this.caughtUp.has(volume))
+      if (needed.length > 0 && inline) {
         try {
           await this.fetcher.fetch(current, needed, this.sources(current, peer), { signal })
         } catch (err) {

@@ -20,11 +20,20 @@ test('volume move under continuous writes: the target ends holding everything, n
       const data = randomBytes(5000 + i)
       await b.volumes.putFile('mv', `/live/${i}`, bytes(data))
       acked.set(`/live/${i}`, createHash('sha256').update(data).digest('hex'))
-      await new Promise(resolve => setTimeout(resolve, 20))
+      await new Promise(resolve => setTimeout(resolve, 2))
     }
   })()
   const phases: string[] = []
-  const result = await a.moveVolume('mv', a.peerId, c.peerId, { onProgress: p => { if (phases.at(-1) !== p.phase) phases.push(p.phase as string) } })
+  const started = Date.now()
+  let lastSeen = ''
+  const result = await a.moveVolume('mv', a.peerId, c.peerId, {
+    onProgress: p => {
+      if (phases.at(-1) !== p.phase) phases.push(p.phase as string)
+      // What the move waited on, when it changed: a slow run shows where the time went.
+      const seen = `${p.phase as string} ${String(p.state ?? '')} ${JSON.stringify(p.progress ?? null)}`
+      if (seen !== lastSeen) { t.log(`${Date.now() - started} ms: ${seen}`); lastSeen = seen }
+    }
+  })
   stop = true
   await writer
   t.deepEqual(phases, ['adding', 'copying', 'removing', 'done'])

@@ -106,6 +106,23 @@ test('two concurrent reads of one file fetch each chunk once', async t => {
   t.true(b.sync.reader.counters.joined > 0, 'the second reader joined fetches under way')
 })
 
+test('a wannabe that holds the full index fetches later updates before committing them, so its copy cannot chase new writes', async t => {
+  const a = await startNode(t, { api: false })
+  await a.createVolume({ name: 'u' })
+  const old = await a.volumes.putFile('u', '/old', bytes(randomBytes(8 * 65536)))
+  // No background copy: whatever b holds, it fetched while applying an update.
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0, readTimeoutMs: SLOW_OK })
+  await a.sync.addReplica('u', b.peerId)
+  await waitFor(async () => await hasFile(b, 'u', '/old'))
+  // The full pull has ended (so b has the whole index) when nothing is being pulled from a.
+  await waitFor(async () => (await b.sync.members(await b.store.requireVolume('u'))).find(m => m.peerId === a.peerId)?.syncing === false ? true : undefined)
+  const fresh = await a.volumes.putFile('u', '/fresh', bytes(randomBytes(5 * 65536)))
+  await waitFor(async () => await hasFile(b, 'u', '/fresh'))
+  t.true((await b.store.chunks.hasMany([...chunkHashes(fresh)])).every(Boolean), 'the update arrived with its chunks')
+  t.false((await b.store.chunks.hasMany([...chunkHashes(old)])).some(Boolean), 'the old file is still left to the copy')
+  t.is(await stateOf(b, 'u'), 'copy')
+})
+
 test('a read that gives up cancels a fetch no other reader waits for', async t => {
   const a = await startNode(t, { api: false })
   await a.createVolume({ name: 'x' })
