@@ -6,6 +6,7 @@ import { increment } from './version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../store/records.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
+import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
 const PUT_BATCH_CHUNKS = 64
@@ -125,6 +126,10 @@ export class VolumeService {
       opts.signal?.throwIfAborted()
       const hash = sha256(chunk)
       hashes.push(hash)
+      // A record's chunk list has a ceiling (it must cross the wire and sit in one index value).
+      if (hashes.length * 32 > MAX_CHUNK_LIST_BYTES) {
+        throw new ReplicantError(Codes.FILE_TOO_LARGE, `file over ${MAX_CHUNK_LIST_BYTES / 32} chunks of ${vol.chunkSize} bytes (${(MAX_CHUNK_LIST_BYTES / 32) * vol.chunkSize} bytes): too large for one record`, 413, { path: p })
+      }
       size += chunk.byteLength
       batch.push({ hash, bytes: chunk })
       if (batch.length >= PUT_BATCH_CHUNKS) await flush()

@@ -2,7 +2,9 @@
 export const PROTOCOL_PREFIX = '/replicant'
 export const WIRE_VERSION = 1
 
-export const INDEX_PROTOCOL = `${PROTOCOL_PREFIX}/index/1.0.0`
+/** 1.1.0: records with long chunk lists travel split (record-parts.ts); 1.0.0: whole records only, still served. */
+export const INDEX_PROTOCOL = `${PROTOCOL_PREFIX}/index/1.1.0`
+export const INDEX_PROTOCOL_V1_0 = `${PROTOCOL_PREFIX}/index/1.0.0`
 /** 1.1.0: chunk bytes travel raw after a small CBOR header (binary frames); 1.0.0: CBOR-wrapped, still served. */
 export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.1.0`
 export const CHUNK_PROTOCOL_V1_0 = `${PROTOCOL_PREFIX}/chunk/1.0.0`
@@ -19,6 +21,15 @@ export const PREPARED_EXPIRY_MS = 60_000
 export const MAX_FRAME_BYTES = 5 * 1024 * 1024
 /** Largest control/notify/request frame (no bulk data). */
 export const MAX_SMALL_FRAME_BYTES = 64 * 1024
+
+/**
+ * A chunk list longer than this travels after its message in parts of CHUNK_LIST_PART_BYTES
+ * (8,192 chunks: a 512 MiB file at 64 KiB chunks). No record's list may exceed
+ * MAX_CHUNK_LIST_BYTES (2 Mi chunks: 128 GiB at 64 KiB chunks); a larger file is refused at write.
+ */
+export const INLINE_CHUNK_LIST_BYTES = 256 * 1024
+export const CHUNK_LIST_PART_BYTES = 1024 * 1024
+export const MAX_CHUNK_LIST_BYTES = 64 * 1024 * 1024
 
 /** Index: records per page, and the soft byte budget of one page. */
 export const INDEX_PAGE_RECORDS = 512

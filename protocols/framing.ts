@@ -170,11 +170,13 @@ export function expect<T extends Message> (msg: Message, t: string): T {
 }
 
 /** One request and its reply on a fresh stream of `protocol`; the stream is aborted on any error. */
-export async function request (libp2p: Libp2p, peer: PeerId, protocol: string, msg: Message, opts: { maxFrame: number, signal?: AbortSignal, timeoutMs?: number }): Promise<Message> {
+export async function request (libp2p: Libp2p, peer: PeerId, protocol: string, msg: Message, opts: { maxFrame: number, signal?: AbortSignal, timeoutMs?: number, trailer?: Uint8Array[] }): Promise<Message> {
   const stream = await libp2p.dialProtocol(peer, protocol, { signal: opts.signal })
   const framed = new Framed(stream, opts.maxFrame)
   try {
     await framed.write(msg, { signal: opts.signal })
+    // Raw frames that belong to the message (split chunk lists, record-parts.ts).
+    for (const part of opts.trailer ?? []) await framed.writeFrame([part], { signal: opts.signal })
     const reply = await framed.read({ signal: opts.signal, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) })
     await framed.close()
     return reply

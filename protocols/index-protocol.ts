@@ -1,7 +1,8 @@
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
-import { INDEX_PROTOCOL, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { splitRecords, writeParts, readChunkLists } from './record-parts.js'
+import { INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, INLINE_CHUNK_LIST_BYTES, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { asFileRecord } from '../store/codec.js'
 import { normalizePath } from '../node/paths.js'
 import { ProtocolError, Codes } from '../node/errors.js'
@@ -39,58 +40,68 @@ export interface IndexPage {
 }
 
 export async function registerIndexHandler (libp2p: Libp2p, store: Store): Promise<void> {
-  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => {
-    const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
-    try {
-      const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
-      const peer = connection.remotePeer.toString()
-      const vol = await authorize(store, req.volume, req.volumeId, peer)
-      if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
-      // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
-      if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
-        throw new ProtocolError('LOG_COMPACTED', `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
-      }
-      // What a member asks from is what it has applied: compaction may purge below the least of these.
-      if (req.scan !== true) await store.noteApplied(vol.name, peer, req.since)
-      const limit = typeof req.limit === 'number' && req.limit > 0 ? Math.min(req.limit, INDEX_PAGE_RECORDS) : INDEX_PAGE_RECORDS
-      // Head first: every record at or below it is already committed, so `last` may jump to it.
-      const head = (await store.requireVolume(vol.name)).seq
-      const records: FileRecord[] = []
-      let bytes = 0
-      let more = false
-      for await (const rec of store.changesSince(vol.name, req.since, { batch: Math.min(limit, 256) })) {
-        if (records.length >= limit || bytes >= INDEX_PAGE_BYTES) { more = true; break }
-        records.push(rec)
-        bytes += rec.chunks.byteLength + rec.path.length + 128
-      }
-      const last = more ? records[records.length - 1].seq : Math.max(head, records.at(-1)?.seq ?? req.since)
-      let pending: { files: number, bytes: number } | undefined
-      if (req.count === true) {
-        pending = { files: 0, bytes: 0 }
-        for await (const rec of store.changesSince(vol.name, req.since)) {
-          if (rec.deleted) continue
-          pending.files++
-          pending.bytes += rec.size
-        }
-      }
-      await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records, last, more, ...(pending !== undefined ? { pending } : {}) })
-      await framed.close()
-    } catch (err) {
-      log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
-      await answerError(framed, err)
+  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(store, stream, connection, true) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(store, stream, connection, false) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+}
+
+/** One index request; `splitOk` is false for 1.0.0 clients, which cannot take split records. */
+async function answerIndex (store: Store, stream: Stream, connection: Connection, splitOk: boolean): Promise<void> {
+  const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+  try {
+    const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
+    const peer = connection.remotePeer.toString()
+    const vol = await authorize(store, req.volume, req.volumeId, peer)
+    if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
+    // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
+    if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
+      throw new ProtocolError('LOG_COMPACTED', `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
     }
-  }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+    // What a member asks from is what it has applied: compaction may purge below the least of these.
+    if (req.scan !== true) await store.noteApplied(vol.name, peer, req.since)
+    const limit = typeof req.limit === 'number' && req.limit > 0 ? Math.min(req.limit, INDEX_PAGE_RECORDS) : INDEX_PAGE_RECORDS
+    // Head first: every record at or below it is already committed, so `last` may jump to it.
+    const head = (await store.requireVolume(vol.name)).seq
+    const records: FileRecord[] = []
+    let bytes = 0
+    let more = false
+    for await (const rec of store.changesSince(vol.name, req.since, { batch: Math.min(limit, 256) })) {
+      if (records.length >= limit || bytes >= INDEX_PAGE_BYTES) { more = true; break }
+      records.push(rec)
+      bytes += rec.chunks.byteLength + rec.path.length + 128
+    }
+    const last = more ? records[records.length - 1].seq : Math.max(head, records.at(-1)?.seq ?? req.since)
+    let pending: { files: number, bytes: number } | undefined
+    if (req.count === true) {
+      pending = { files: 0, bytes: 0 }
+      for await (const rec of store.changesSince(vol.name, req.since)) {
+        if (rec.deleted) continue
+        pending.files++
+        pending.bytes += rec.size
+      }
+    }
+    const wire = splitRecords(records)
+    if (!splitOk && wire.split.length > 0) {
+      throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `${records[wire.split[0].i].path} has a chunk list over ${INLINE_CHUNK_LIST_BYTES} bytes, which ${INDEX_PROTOCOL_V1_0} cannot carry: upgrade this member`)
+    }
+    await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records: wire.records, last, more, ...(wire.split.length > 0 ? { split: wire.split } : {}), ...(pending !== undefined ? { pending } : {}) })
+    await writeParts(framed, wire.parts)
+    await framed.close()
+  } catch (err) {
+    log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
+    await answerError(framed, err)
+  }
 }
 
 export async function fetchIndexPage (libp2p: Libp2p, peer: PeerId, req: IndexRequest, signal?: AbortSignal): Promise<IndexPage> {
-  const stream = await libp2p.dialProtocol(peer, INDEX_PROTOCOL, { signal })
+  const stream = await libp2p.dialProtocol(peer, [INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0], { signal })
   const framed = new Framed(stream, MAX_FRAME_BYTES)
   try {
     await framed.write({ v: WIRE_VERSION, t: 'index-req', ...req }, { signal })
-    const page = expect<Message & { head: unknown, records: unknown, last: unknown, more: unknown, pending: unknown }>(await framed.read({ signal }), 'index-page')
+    const page = expect<Message & { head: unknown, records: unknown, last: unknown, more: unknown, pending: unknown, split: unknown }>(await framed.read({ signal }), 'index-page')
     if (!Array.isArray(page.records) || typeof page.head !== 'number' || typeof page.last !== 'number' || typeof page.more !== 'boolean') {
       throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed index page')
     }
+    await readChunkLists(framed, page.records, page.split, signal)
     const records = page.records.map(asFileRecord)
     let prev = req.since
     for (const r of records) {

@@ -5,6 +5,7 @@ import { ProtocolError, Codes } from '../node/errors.js'
 import { asFileRecord } from '../store/codec.js'
 import { normalizePath } from '../node/paths.js'
 import { logger } from '../node/log.js'
+import { splitRecords, readChunkLists } from './record-parts.js'
 import type { NewFileRecord } from '../store/store.js'
 
 const log = logger('proto:write')
@@ -29,11 +30,12 @@ export async function registerWriteHandler (libp2p: Libp2p, handlers: WriteHandl
     const framed = new Framed(stream, MAX_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
     try {
-      const msg = await framed.read() as Message & { volume: unknown, volumeId: unknown, txId: unknown, record: unknown }
+      const msg = await framed.read() as Message & { volume: unknown, volumeId: unknown, txId: unknown, record: unknown, split: unknown }
       if (typeof msg.volume !== 'string' || typeof msg.volumeId !== 'string' || typeof msg.txId !== 'string' || !TX_ID.test(msg.txId)) {
         throw new ProtocolError(Codes.BAD_MESSAGE, 'write request needs volume, volumeId and a 128-bit hex txId')
       }
       if (msg.t === 'prepare') {
+        await readChunkLists(framed, [msg.record], msg.split)
         const record = asFileRecord({ ...(msg.record as object), seq: 0 })
         if (normalizePath(record.path) !== record.path) throw new ProtocolError(Codes.BAD_MESSAGE, 'non-canonical path')
         const { seq: _seq, ...rec } = record
@@ -58,14 +60,16 @@ export async function registerWriteHandler (libp2p: Libp2p, handlers: WriteHandl
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
-async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal: AbortSignal): Promise<Message> {
-  return await request(libp2p, peer, WRITE_PROTOCOL, msg, { maxFrame: MAX_FRAME_BYTES, signal, timeoutMs: 24 * 3600_000 })
+async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal: AbortSignal, trailer?: Uint8Array[]): Promise<Message> {
+  return await request(libp2p, peer, WRITE_PROTOCOL, msg, { maxFrame: MAX_FRAME_BYTES, signal, timeoutMs: 24 * 3600_000, ...(trailer !== undefined ? { trailer } : {}) })
 }
 
 export interface TxRef { volume: string, volumeId: string, txId: string }
 
 export async function sendPrepare (libp2p: Libp2p, peer: PeerId, tx: TxRef, record: NewFileRecord, signal: AbortSignal): Promise<void> {
-  expect(await call(libp2p, peer, { v: WIRE_VERSION, t: 'prepare', ...tx, record }, signal), 'prepared')
+  const wire = splitRecords([record])
+  const msg = { v: WIRE_VERSION, t: 'prepare', ...tx, record: wire.records[0], ...(wire.split.length > 0 ? { split: wire.split } : {}) }
+  expect(await call(libp2p, peer, msg, signal, wire.parts), 'prepared')
 }
 
 export async function sendCommit (libp2p: Libp2p, peer: PeerId, tx: TxRef, signal: AbortSignal): Promise<void> {

@@ -12,7 +12,7 @@ import { fetchIndexPage } from '../protocols/index-protocol.js'
 import { wantChunks } from '../protocols/chunk-protocol.js'
 import { requestMemberState } from '../protocols/control-protocol.js'
 import { Framed } from '../protocols/framing.js'
-import { INDEX_PROTOCOL, CHUNK_PROTOCOL, NOTIFY_PROTOCOL, CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES } from '../protocols/constants.js'
+import { INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, CHUNK_PROTOCOL, NOTIFY_PROTOCOL, CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_FRAME_BYTES } from '../protocols/constants.js'
 import { encode } from '../store/codec.js'
 import { chunkHashes } from '../store/records.js'
 import { sha256Hex } from './helpers.js'
@@ -147,4 +147,46 @@ test('a chunk with the wrong hash is rejected and fetched from another member; a
   t.is(served, before, 'a shunned peer is not asked')
   await converged([a, c], 'w', tr => tr.length === 1)
   t.deepEqual(await read(c, 'w', '/data'), data)
+})
+
+test('a lying split chunk list in an index page is refused with a typed error; a 1.0.0 client is told a long record needs an upgrade', async t => {
+  const liar = await rawPeer(t)
+  const client = await rawPeer(t)
+  // The liar answers every index request with the page the test sets, then what follows it.
+  let answer: { page: Record<string, unknown>, after: Uint8Array[] } = { page: {}, after: [] }
+  await liar.handle(INDEX_PROTOCOL, async (stream) => {
+    const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+    await framed.read()
+    await framed.write({ v: WIRE_VERSION, t: 'index-page', head: 1, last: 1, more: false, ...answer.page })
+    for (const part of answer.after) await framed.writeFrame([part])
+    await framed.close()
+  })
+  await client.dial(liar.getMultiaddrs()[0])
+  const rec = { v: 1, path: '/f', size: 4096 * 9000, mode: 0o644, mtime: 1, chunkSize: 4096, chunks: new Uint8Array(0), vv: {}, deleted: false, seq: 1 }
+  const ask = async (): Promise<string | undefined> => await errorCode(fetchIndexPage(client, liar.peerId, { volume: 'v', volumeId: '0'.repeat(32), since: 0 }))
+  answer = { page: { records: [rec], split: [{ i: 0, bytes: 2 ** 40 }] }, after: [] }
+  t.is(await ask(), 'MESSAGE_TOO_LARGE', 'a list over the limit is refused before anything is allocated')
+  answer = { page: { records: [rec], split: [{ i: 3, bytes: 9000 * 32 }] }, after: [] }
+  t.is(await ask(), 'BAD_MESSAGE', 'a split entry naming no record')
+  answer = { page: { records: [rec], split: [{ i: 0, bytes: 9000 * 32 }] }, after: [randomBytes(1000)] }
+  t.is(await ask(), 'TRUNCATED', 'the stream ends inside the list')
+  answer = { page: { records: [rec], split: [{ i: 0, bytes: 9000 * 32 }] }, after: [randomBytes(9000 * 32 + 32)] }
+  t.is(await ask(), 'BAD_MESSAGE', 'a part longer than announced')
+  answer = { page: { records: [rec], split: [{ i: 0, bytes: 8000 * 32 }] }, after: [randomBytes(8000 * 32)] }
+  t.is(await ask(), 'BAD_MESSAGE', 'a list whose count does not match the size fails validation')
+  answer = { page: { records: [rec], split: [{ i: 0, bytes: 9000 * 32 }] }, after: [randomBytes(5000 * 32), randomBytes(4000 * 32)] }
+  const ok = await fetchIndexPage(client, liar.peerId, { volume: 'v', volumeId: '0'.repeat(32), since: 0 })
+  t.is(ok.records[0].chunks.byteLength, 9000 * 32, 'an honest split list in two parts is put back together')
+
+  // A node holding a long record answers an index/1.0.0 client with a clear error, not a broken page.
+  const [a] = await cluster(t, 1)
+  const vol = await a.createVolume({ name: 'long', chunkSize: 4096, replicas: [client.peerId.toString()] })
+  await a.volumes.putFile('long', '/f', bytes(randomBytes(4096 * 9000)))
+  await client.dial(multiaddr(a.multiaddrs()[0]))
+  const stream = await client.dialProtocol(peerIdFromString(a.peerId), INDEX_PROTOCOL_V1_0)
+  const framed = new Framed(stream, MAX_FRAME_BYTES)
+  await framed.write({ v: WIRE_VERSION, t: 'index-req', volume: 'long', volumeId: vol.id, since: 0 })
+  const err = await t.throwsAsync(framed.read())
+  t.is((err as { code?: string }).code, 'MESSAGE_TOO_LARGE')
+  t.regex(err!.message, /upgrade this member/)
 })
