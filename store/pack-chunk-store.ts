@@ -246,15 +246,15 @@ export class PackChunkStore implements ChunkStore {
     this.dirty.add(active.fh)
     try {
       await write
+      this.writes.delete(write)
+      if (active.size >= this.targetBytes && this.active === active && this.rolling === undefined) {
+        this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
+        await this.rolling
+      }
     } catch (err) {
+      this.writes.delete(write)
       this.release(active.id)
       throw err
-    } finally {
-      this.writes.delete(write)
-    }
-    if (active.size >= this.targetBytes && this.active === active && this.rolling === undefined) {
-      this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
-      await this.rolling
     }
     return { pack: active.id, locs }
   }
