@@ -365,7 +365,7 @@ program.command('restore <file>')
   })
 
 program.command('gc')
-  .description('delete chunks nothing references (live files, snapshots, prepared writes, writes in progress)')
+  .description('delete chunks nothing references (live files, snapshots, prepared writes, writes in progress), then repack mostly dead pack files to give their space back')
   .option('--young <seconds>', 'leave chunks written in the last SECONDS (default 600) for a later run', (v) => Number(v))
   .option('--no-repack', 'only delete chunks: leave pack files as they are (their space is given back by a later gc)')
   .action(async (opts: { young?: number, repack: boolean }) => {

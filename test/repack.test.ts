@@ -2,13 +2,15 @@ import '../node/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { startNode, tmpDir, httpRequest, runCli, sha256Hex, FIXTURES } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
 import { Store } from '../store/store.js'
 import { chunkHashes } from '../store/records.js'
+import { sha256 } from '../store/chunk-store.js'
+import { PackTruncatedError } from '../node/errors.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 /*
@@ -256,4 +258,20 @@ test('the level chunk backend has no packs: repack does nothing', async t => {
   t.teardown(async () => { await store.close() })
   t.deepEqual(await store.repack(), { packsRewritten: 0, packsRemoved: 0, bytesCopied: 0, bytesFreed: 0 })
   t.deepEqual((await store.collectGarbage({ youngMs: 0 })).repack, { packsRewritten: 0, packsRemoved: 0, bytesCopied: 0, bytesFreed: 0 })
+})
+
+test('a chunk whose bytes a crash lost (location past the end of its pack) keeps its location and its pack; the rest moves', async t => {
+  const a = await startSmallPacks(t)
+  await writeFiles(a, 'r', 3) // pack 1: f0, f1, f2 (f2 at 4 to 6 chunks)
+  await a.volumes.removeFile('r', '/f0')
+  await a.volumes.removeFile('r', '/f1')
+  // As if the pack's tail was never synced before a crash: f2's second chunk is cut short.
+  await truncate(join(a.dataDir, 'chunks', packFile(1)), 5 * CHUNK + 100)
+  const [whole, cut] = [...chunkHashes((await a.store.getFile('r', '/f2'))!)]
+
+  const r = await a.store.collectGarbage({ youngMs: 0 })
+  t.deepEqual(r.repack, { packsRewritten: 0, packsRemoved: 0, bytesCopied: CHUNK, bytesFreed: -CHUNK })
+  t.true((await packs(a.dataDir)).has(packFile(1)), 'the pack the cut chunk is located in stays')
+  t.deepEqual(Buffer.from(sha256(Buffer.from((await a.store.chunks.get(whole))!))), Buffer.from(whole), 'the readable chunk (copied: bytesCopied) reads intact')
+  await t.throwsAsync(a.store.chunks.get(cut), { instanceOf: PackTruncatedError })
 })
