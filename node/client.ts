@@ -104,7 +104,9 @@ export class ReplicantClient {
     return last.result
   }
 
-  async gc (youngSeconds?: number): Promise<any> { return await this.json('POST', '/v1/gc', youngSeconds !== undefined ? { youngSeconds } : {}) }
+  async gc (youngSeconds?: number, opts: { repack?: boolean } = {}): Promise<any> {
+    return await this.json('POST', '/v1/gc', { ...(youngSeconds !== undefined ? { youngSeconds } : {}), ...(opts.repack !== undefined ? { repack: opts.repack } : {}) })
+  }
   async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
   async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
     const params = new URLSearchParams()

@@ -55,6 +55,14 @@ export class NotMemberError extends ReplicantError {
   }
 }
 
+/** A chunk's location points past the end of its pack (bytes never synced before a crash). */
+export class PackTruncatedError extends ReplicantError {
+  constructor (pack: number, offset: number, length: number) {
+    super('PACK_TRUNCATED', `pack ${pack} is shorter than a chunk located in it (offset ${offset}, length ${length})`, 500, { pack, offset, length })
+    this.name = 'PackTruncatedError'
+  }
+}
+
 export const Codes = {
   BAD_PATH: 'BAD_PATH',
   BAD_VOLUME_NAME: 'BAD_VOLUME_NAME',
@@ -72,7 +80,8 @@ export const Codes = {
   FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   HASH_MISMATCH: 'HASH_MISMATCH',
   TIMEOUT: 'TIMEOUT',
-  ABORTED: 'ABORTED'
+  ABORTED: 'ABORTED',
+  PACK_TRUNCATED: 'PACK_TRUNCATED'
 } as const
 
 export function isReplicantError (err: unknown): err is ReplicantError {

@@ -45,6 +45,8 @@ export interface NodeOptions {
   prepareTimeoutMs?: number
   /** all mode: a prepared write undecided this long is resolved with its coordinator (default 60 s). */
   preparedExpiryMs?: number
+  /** Size at which a chunk pack file is rolled (default 64 MiB; tests use small packs). */
+  packTargetBytes?: number
   /** Fault injection (also REPLICANT_FAULTS=crash-after-prepare,crash-after-decision,serve-corrupt-chunks). */
   faults?: NodeFaults
 }
@@ -133,7 +135,7 @@ export class ReplicantNode {
 
   static async start (opts: NodeOptions): Promise<ReplicantNode> {
     const identity = await loadOrCreateIdentity(opts.dataDir)
-    const store = await Store.open(opts.dataDir)
+    const store = await Store.open(opts.dataDir, opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {})
     let libp2p: Libp2p | undefined
     try {
       const blocked = new Set<string>()
@@ -300,15 +302,19 @@ export class ReplicantNode {
     }
   }
 
-  /** Chunk garbage collection (see Store.collectGarbage). */
-  async collectGarbage (body: { youngSeconds?: unknown } = {}): Promise<Record<string, unknown>> {
+  /**
+   * Chunk garbage collection, then a repack of mostly dead packs unless `repack: false` (see
+   * Store.collectGarbage). The answer keeps scanned/deleted/kept/ms/disk and adds `repack`.
+   */
+  async collectGarbage (body: { youngSeconds?: unknown, repack?: unknown } = {}): Promise<Record<string, unknown>> {
     const youngMs = typeof body.youngSeconds === 'number' && body.youngSeconds >= 0 ? body.youngSeconds * 1000 : undefined
+    if (body.repack !== undefined && typeof body.repack !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'repack must be true or false')
     const started = Date.now()
-    const r = await this.store.collectGarbage({ ...(youngMs !== undefined ? { youngMs } : {}) })
+    const r = await this.store.collectGarbage({ ...(youngMs !== undefined ? { youngMs } : {}), repack: body.repack !== false })
     return { ...r, ms: Date.now() - started, disk: await this.diskUsage() }
   }
 
-  /** Bytes of chunk pack files and of the index database on disk. */
+  /** Bytes of chunk pack files (unlinked packs no longer count) and of the index database on disk. */
   async diskUsage (): Promise<{ packBytes: number, indexBytes: number }> {
     const size = async (dir: string): Promise<number> => {
       let n = 0

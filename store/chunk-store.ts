@@ -18,7 +18,25 @@ export interface ChunkStore {
   sync: () => Promise<void>
   delete: (hashes: Uint8Array[]) => Promise<void>
   keys: () => AsyncIterable<Uint8Array>
+  /** Gives the disk space of deleted chunks back (pack files); backends without packs omit it. */
+  repack?: (opts?: RepackOptions) => Promise<RepackResult>
 }
+
+export interface RepackOptions {
+  /** Rewrite a pack when its live bytes are below this fraction of its size (default 0.5). */
+  liveBelow?: number
+  /** Checked between copy batches: an abort leaves every not yet emptied pack in place. */
+  signal?: AbortSignal
+}
+
+/**
+ * What a repack did. packsRemoved counts every pack file unlinked, packsRewritten those of
+ * them whose live chunks were copied out first; bytesFreed is the net drop of pack bytes
+ * (bytes of the unlinked packs minus bytesCopied).
+ */
+export interface RepackResult { packsRewritten: number, packsRemoved: number, bytesCopied: number, bytesFreed: number }
+
+export const noRepack = (): RepackResult => ({ packsRewritten: 0, packsRemoved: 0, bytesCopied: 0, bytesFreed: 0 })
 
 export function sha256 (bytes: Uint8Array): Uint8Array {
   return createHash('sha256').update(bytes).digest()

@@ -1,9 +1,13 @@
-import { open, readdir, mkdir, type FileHandle } from 'node:fs/promises'
+import { open, readdir, mkdir, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
 import { Mutex } from './mutex.js'
-import type { ChunkStore } from './chunk-store.js'
+import { noRepack, type ChunkStore, type RepackOptions, type RepackResult } from './chunk-store.js'
+import { PackTruncatedError } from '../node/errors.js'
+import { logger } from '../node/log.js'
+
+const log = logger('packs')
 
 /** A pack is closed to appends once it reaches this size, and a new one started. */
 export const PACK_TARGET_BYTES = 64 * 1024 * 1024
@@ -11,10 +15,31 @@ export const PACK_TARGET_BYTES = 64 * 1024 * 1024
 const MAX_COALESCED_READ = 4 * 1024 * 1024
 /** Open pack files kept for reads. */
 const MAX_OPEN_PACKS = 64
+/** Live bytes a repack copies per batch (read, append, fsync, switch): bounds its memory. */
+const REPACK_BATCH_BYTES = 4 * 1024 * 1024
+/** ...and chunks per batch, so that tiny chunks do not make one huge level batch. */
+const REPACK_BATCH_CHUNKS = 4096
+/** How long a dropped read handle stays open for reads that already hold it. */
+const CLOSE_DELAY_MS = 10_000
 
 type LocSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
+interface Loc { pack: number, offset: number, length: number }
+
+/** Where a repack may be stopped by a test (kill -9): after the copy is synced, after the switch. */
+export type RepackPoint = 'copied' | 'switched'
+
+export interface PackStoreOptions {
+  /** Size at which a pack is rolled (default PACK_TARGET_BYTES; tests use small packs). */
+  targetBytes?: number
+  /** Test hook only: awaited at each RepackPoint (a crash test pauses there and is killed). */
+  repackHook?: (point: RepackPoint) => Promise<void>
+}
 
 const packName = (id: number): string => `pack-${String(id).padStart(8, '0')}.dat`
+const packId = (file: string): number | undefined => {
+  const m = /^pack-(\d+)\.dat$/.exec(file)
+  return m === null ? undefined : Number(m[1])
+}
 
 function encodeLoc (pack: number, offset: number, length: number): Buffer {
   const b = Buffer.allocUnsafe(16)
@@ -25,9 +50,34 @@ function encodeLoc (pack: number, offset: number, length: number): Buffer {
   return b
 }
 
-function decodeLoc (b: Uint8Array): { pack: number, offset: number, length: number } {
+function decodeLoc (b: Uint8Array): Loc {
   const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
   return { pack: v.readUInt32BE(0), offset: v.readUIntBE(4, 6), length: v.readUInt32BE(12) }
+}
+
+/**
+ * Indexes of `locs` grouped into runs that lie back to back in one pack, each at most
+ * MAX_COALESCED_READ bytes: one read per run instead of one per chunk.
+ */
+function coalesce (locs: Array<Loc | undefined>): number[][] {
+  const order = locs.map((_, i) => i).filter(i => locs[i] !== undefined)
+    .sort((x, y) => locs[x]!.pack - locs[y]!.pack || locs[x]!.offset - locs[y]!.offset)
+  const runs: number[][] = []
+  for (const i of order) {
+    const run = runs[runs.length - 1]
+    const prev = run?.[run.length - 1]
+    const l = locs[i]!
+    if (run !== undefined && prev !== undefined && locs[prev]!.pack === l.pack && locs[prev]!.offset + locs[prev]!.length === l.offset &&
+        l.offset + l.length - locs[run[0]]!.offset <= MAX_COALESCED_READ) run.push(i)
+    else runs.push([i])
+  }
+  return runs
+}
+
+/** A read that failed because its pack was repacked away (file unlinked, or its handle closed). */
+const packGone = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code
+  return code === 'ENOENT' || code === 'EBADF'
 }
 
 /**
@@ -39,22 +89,31 @@ function decodeLoc (b: Uint8Array): { pack: number, offset: number, length: numb
  *
  * After a crash, a location may point at bytes that were never synced (another commit's
  * synced batch can carry it first); the merge after an unclean shutdown verifies chunks
- * against their hashes. Deleted chunks leave dead bytes in their pack until a repack.
+ * against their hashes. Deleted chunks leave dead bytes in their pack until repack() copies
+ * the live chunks of mostly dead packs forward and unlinks them.
  */
 export class PackChunkStore implements ChunkStore {
   private active: { id: number, fh: FileHandle, size: number } | undefined
   private readonly readers = new Map<number, Promise<FileHandle>>()
   private readonly dirty = new Set<FileHandle>()
   private readonly writes = new Set<Promise<unknown>>()
+  /** Appends per pack whose locations are not written yet: such a pack is never repacked. */
+  private readonly inflight = new Map<number, number>()
   private readonly syncMutex = new Mutex()
+  /** Serialises location deletes with repack's compare-and-switch (a delete is never undone). */
+  private readonly locMutex = new Mutex()
+  private readonly repackMutex = new Mutex()
   private rolling: Promise<void> | undefined
+  private readonly targetBytes: number
 
-  private constructor (private readonly dir: string, private readonly loc: LocSublevel) {}
+  private constructor (private readonly dir: string, private readonly loc: LocSublevel, private readonly opts: PackStoreOptions) {
+    this.targetBytes = opts.targetBytes ?? PACK_TARGET_BYTES
+  }
 
-  static async open (dir: string, loc: LocSublevel): Promise<PackChunkStore> {
+  static async open (dir: string, loc: LocSublevel, opts: PackStoreOptions = {}): Promise<PackChunkStore> {
     await mkdir(dir, { recursive: true })
-    const store = new PackChunkStore(dir, loc)
-    const ids = (await readdir(dir)).map(f => /^pack-(\d+)\.dat$/.exec(f)?.[1]).filter((x): x is string => x !== undefined).map(Number)
+    const store = new PackChunkStore(dir, loc, opts)
+    const ids = (await readdir(dir)).map(packId).filter((x): x is number => x !== undefined)
     const last = ids.length > 0 ? Math.max(...ids) : 0
     // Appends always go to a fresh pack after open: a crashed pack's tail is never written over.
     await store.startPack(last + 1)
@@ -77,29 +136,37 @@ export class PackChunkStore implements ChunkStore {
   }
 
   async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
-    const l = await this.loc.get(Buffer.from(hash))
-    return l === undefined ? undefined : await this.read(decodeLoc(l))
+    return await this.retryIfRepacked(async () => {
+      const l = await this.loc.get(Buffer.from(hash))
+      return l === undefined ? undefined : await this.read(decodeLoc(l))
+    })
   }
 
   async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
     if (hashes.length === 0) return []
-    const raw = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
-    const locs = raw.map(l => l === undefined ? undefined : decodeLoc(l))
-    const out: Array<Uint8Array | undefined> = new Array(hashes.length).fill(undefined)
-    // Chunks that lie back to back in one pack (a file written or fetched in order) are read
-    // with one read and handed out as views of it: far fewer reads than one per chunk.
-    const order = locs.map((_, i) => i).filter(i => locs[i] !== undefined)
-      .sort((x, y) => locs[x]!.pack - locs[y]!.pack || locs[x]!.offset - locs[y]!.offset)
-    const runs: number[][] = []
-    for (const i of order) {
-      const run = runs[runs.length - 1]
-      const prev = run?.[run.length - 1]
-      const l = locs[i]!
-      if (run !== undefined && prev !== undefined && locs[prev]!.pack === l.pack && locs[prev]!.offset + locs[prev]!.length === l.offset &&
-          l.offset + l.length - locs[run[0]]!.offset <= MAX_COALESCED_READ) run.push(i)
-      else runs.push([i])
+    return await this.retryIfRepacked(async () => {
+      const raw = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
+      return await this.readLocs(raw.map(l => l === undefined ? undefined : decodeLoc(l)))
+    })
+  }
+
+  /**
+   * A location looked up just before a repack switched it may name a pack unlinked since:
+   * the second look-up finds the chunk's new place (the switch precedes the unlink).
+   */
+  private async retryIfRepacked<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!packGone(err)) throw err
+      return await fn()
     }
-    await Promise.all(runs.map(async run => {
+  }
+
+  /** Chunks that lie back to back in one pack are read with one read and handed out as views of it. */
+  private async readLocs (locs: Array<Loc | undefined>): Promise<Array<Uint8Array | undefined>> {
+    const out: Array<Uint8Array | undefined> = new Array(locs.length).fill(undefined)
+    await Promise.all(coalesce(locs).map(async run => {
       const first = locs[run[0]]!
       const last = locs[run[run.length - 1]]!
       const buf = await this.read({ pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset })
@@ -108,13 +175,13 @@ export class PackChunkStore implements ChunkStore {
     return out
   }
 
-  private async read ({ pack, offset, length }: { pack: number, offset: number, length: number }): Promise<Uint8Array> {
+  private async read ({ pack, offset, length }: Loc): Promise<Uint8Array> {
     const fh = await this.reader(pack)
     const buf = Buffer.allocUnsafe(length)
     let done = 0
     while (done < length) {
       const { bytesRead } = await fh.read(buf, done, length - done, offset + done)
-      if (bytesRead === 0) throw new Error(`pack ${pack} is shorter than a chunk located in it`)
+      if (bytesRead === 0) throw new PackTruncatedError(pack, offset, length)
       done += bytesRead
     }
     return buf
@@ -124,11 +191,9 @@ export class PackChunkStore implements ChunkStore {
     let fh = this.readers.get(pack)
     if (fh === undefined) {
       if (this.readers.size >= MAX_OPEN_PACKS) {
-        for (const [id, old] of this.readers) {
+        for (const id of this.readers.keys()) {
           if (id === this.active?.id) continue
-          this.readers.delete(id)
-          // Reads still using the handle finish first: close it a little later.
-          setTimeout(() => { void old.then(async h => { if (!this.dirty.has(h)) await h.close() }).catch(() => {}) }, 10_000).unref()
+          this.dropReader(id)
           break
         }
       }
@@ -139,43 +204,77 @@ export class PackChunkStore implements ChunkStore {
     return await fh
   }
 
+  /** Forgets a pack's read handle; reads still using it finish first, so it is closed a little later. */
+  private dropReader (pack: number): void {
+    const old = this.readers.get(pack)
+    if (old === undefined) return
+    this.readers.delete(pack)
+    setTimeout(() => { void old.then(async h => { if (!this.dirty.has(h)) await h.close() }).catch(() => {}) }, CLOSE_DELAY_MS).unref()
+  }
+
   async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
     if (chunks.length === 0) return
+    const { pack, locs } = await this.append(chunks.map(c => c.bytes))
+    try {
+      await this.loc.batch(chunks.map((c, i) => ({ type: 'put' as const, key: Buffer.from(c.hash), value: locs[i] })))
+    } finally {
+      this.release(pack)
+    }
+  }
+
+  /**
+   * Appends chunk bytes to the active pack (rolling it when full) and returns their encoded
+   * locations. The pack counts as in flight until release(pack): the caller writes the
+   * locations first, so a repack never takes a pack whose locations are still to come.
+   */
+  private async append (chunks: Uint8Array[]): Promise<{ pack: number, locs: Buffer[] }> {
     while (this.rolling !== undefined) await this.rolling
     const active = this.active!
-    // Reserve the region synchronously: concurrent putMany calls get disjoint offsets.
+    // Reserve the region synchronously: concurrent appends get disjoint offsets.
     const start = active.size
-    const total = chunks.reduce((n, c) => n + c.bytes.byteLength, 0)
+    const total = chunks.reduce((n, c) => n + c.byteLength, 0)
     active.size += total
-    const locs: Array<{ key: Buffer, value: Buffer }> = []
+    this.inflight.set(active.id, (this.inflight.get(active.id) ?? 0) + 1)
+    const locs: Buffer[] = []
     let off = start
     for (const c of chunks) {
-      locs.push({ key: Buffer.from(c.hash), value: encodeLoc(active.id, off, c.bytes.byteLength) })
-      off += c.bytes.byteLength
+      locs.push(encodeLoc(active.id, off, c.byteLength))
+      off += c.byteLength
     }
-    // One positional writev of every chunk: no concatenated copy of the batch.
-    const write = (async () => {
-      const { bytesWritten } = await active.fh.writev(chunks.map(c => c.bytes), start)
-      if (bytesWritten >= total) return
-      // A short write (rare): the rest, from where it stopped.
-      const body = Buffer.concat(chunks.map(c => c.bytes), total)
-      let done = bytesWritten
-      while (done < total) {
-        const r = await active.fh.write(body, done, total - done, start + done)
-        done += r.bytesWritten
-      }
-    })()
+    const write = this.writeAt(active.fh, chunks, start, total)
     this.writes.add(write)
     this.dirty.add(active.fh)
     try {
       await write
-    } finally {
       this.writes.delete(write)
+      if (active.size >= this.targetBytes && this.active === active && this.rolling === undefined) {
+        this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
+        await this.rolling
+      }
+    } catch (err) {
+      this.writes.delete(write)
+      this.release(active.id)
+      throw err
     }
-    await this.loc.batch(locs.map(l => ({ type: 'put' as const, key: l.key, value: l.value })))
-    if (active.size >= PACK_TARGET_BYTES && this.active === active && this.rolling === undefined) {
-      this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
-      await this.rolling
+    return { pack: active.id, locs }
+  }
+
+  private release (pack: number): void {
+    const n = (this.inflight.get(pack) ?? 1) - 1
+    if (n > 0) this.inflight.set(pack, n)
+    else this.inflight.delete(pack)
+  }
+
+  /** One positional writev of every chunk: no concatenated copy of the batch. */
+  private async writeAt (fh: FileHandle, chunks: Uint8Array[], start: number, total: number): Promise<void> {
+    const { bytesWritten } = await fh.writev(chunks, start)
+    if (bytesWritten >= total) return
+    // A short write (rare): the rest, from where it stopped.
+    const body = Buffer.concat(chunks, total)
+    let done = bytesWritten
+    while (done < total) {
+      const r = await fh.write(body, done, total - done, start + done)
+      done += r.bytesWritten
     }
   }
 
@@ -191,11 +290,170 @@ export class PackChunkStore implements ChunkStore {
 
   async delete (hashes: Uint8Array[]): Promise<void> {
     if (hashes.length === 0) return
-    await this.loc.batch(hashes.map(h => ({ type: 'del' as const, key: Buffer.from(h) })))
+    await this.locMutex.run(async () => {
+      await this.loc.batch(hashes.map(h => ({ type: 'del' as const, key: Buffer.from(h) })))
+    })
   }
 
   async * keys (): AsyncIterable<Uint8Array> {
     for await (const key of this.loc.keys()) yield key as Uint8Array
+  }
+
+  // ---- repack ----
+
+  /**
+   * Gives back the space of deleted chunks. Sealed packs (not the active one, no appends in
+   * flight) with no live chunk are unlinked; those whose live bytes are below `liveBelow` of
+   * their size have their live chunks copied to the active pack, in batches of about 4 MiB:
+   * copy, fsync, switch the locations (one synced batch, compare-and-set), and only when every
+   * batch is through, unlink. A crash before a switch leaves dead bytes in the new pack; after
+   * it, a dead old pack; the next repack removes either. Callers serialise it with GC.
+   */
+  async repack (opts: RepackOptions = {}): Promise<RepackResult> {
+    return await this.repackMutex.run(async () => {
+      const result = noRepack()
+      // A pack about to be unlinked must not be left in `dirty` (its handle is closed later).
+      await this.sync()
+      const sealed = await this.sealedPacks()
+      if (sealed.size === 0) return result
+      const live = await this.liveBytes(sealed, opts.signal)
+      const liveBelow = opts.liveBelow ?? 0.5
+      const dead: number[] = []
+      const sparse = new Set<number>()
+      for (const [id, size] of sealed) {
+        const l = live.get(id) ?? 0
+        if (l === 0) dead.push(id)
+        else if (l < liveBelow * size) sparse.add(id)
+      }
+      // The scan ran after the packs were sealed: no location can point into `dead` any more.
+      for (const id of dead) await this.removePack(id, sealed.get(id)!, result)
+      if (sparse.size === 0) return result
+      const stuck = await this.moveLive(sparse, result, opts.signal)
+      await this.opts.repackHook?.('switched')
+      for (const id of sparse) {
+        if (stuck.has(id)) continue
+        await this.removePack(id, sealed.get(id)!, result)
+        result.packsRewritten++
+      }
+      result.bytesFreed -= result.bytesCopied
+      return result
+    })
+  }
+
+  /** Pack files no append can reach any more, with their sizes. */
+  private async sealedPacks (): Promise<Map<number, number>> {
+    const activeId = this.active!.id
+    const out = new Map<number, number>()
+    for (const file of await readdir(this.dir)) {
+      const id = packId(file)
+      if (id === undefined || id >= activeId || this.inflight.has(id)) continue
+      const st = await stat(join(this.dir, file)).catch(() => undefined)
+      if (st !== undefined) out.set(id, st.size)
+    }
+    return out
+  }
+
+  /** Live bytes per pack of `packs`: one streaming scan of the locations. */
+  private async liveBytes (packs: Map<number, number>, signal?: AbortSignal): Promise<Map<number, number>> {
+    const live = new Map<number, number>()
+    let n = 0
+    for await (const value of this.loc.values()) {
+      if (++n % 4096 === 0) signal?.throwIfAborted()
+      const l = decodeLoc(value)
+      if (packs.has(l.pack)) live.set(l.pack, (live.get(l.pack) ?? 0) + l.length)
+    }
+    return live
+  }
+
+  /**
+   * Copies every chunk located in `from` to the active pack, batch by batch. Returns the packs
+   * that must stay: a chunk there could not be read whole (a crash lost bytes its location
+   * names), so it keeps its location and its pack until the merge drops or refetches it.
+   */
+  private async moveLive (from: Set<number>, result: RepackResult, signal?: AbortSignal): Promise<Set<number>> {
+    const stuck = new Set<number>()
+    let batch: Array<{ key: Buffer, old: Buffer }> = []
+    let bytes = 0
+    // Level iterators read a snapshot: the switches made meanwhile are not seen again.
+    for await (const [key, value] of this.loc.iterator()) {
+      const l = decodeLoc(value)
+      if (!from.has(l.pack)) continue
+      batch.push({ key: Buffer.from(key as Uint8Array), old: Buffer.from(value) })
+      bytes += l.length
+      if (bytes >= REPACK_BATCH_BYTES || batch.length >= REPACK_BATCH_CHUNKS) {
+        signal?.throwIfAborted()
+        await this.moveBatch(batch, stuck, result)
+        batch = []
+        bytes = 0
+      }
+    }
+    if (batch.length > 0) await this.moveBatch(batch, stuck, result)
+    return stuck
+  }
+
+  /** One repack batch: read, append, fsync (packs and directory), then switch the locations. */
+  private async moveBatch (batch: Array<{ key: Buffer, old: Buffer }>, stuck: Set<number>, result: RepackResult): Promise<void> {
+    const bytes = await this.readForRepack(batch.map(e => decodeLoc(e.old)), stuck)
+    const moving = batch.filter((_, i) => bytes[i] !== undefined)
+    if (moving.length === 0) return
+    const { pack, locs } = await this.append(bytes.filter((b): b is Uint8Array => b !== undefined))
+    try {
+      result.bytesCopied += locs.reduce((n, l) => n + decodeLoc(l).length, 0)
+      await this.sync()
+      await this.syncDir()
+      await this.opts.repackHook?.('copied')
+      await this.switchLocations(moving.map((e, i) => ({ ...e, next: locs[i] })))
+    } finally {
+      this.release(pack)
+    }
+  }
+
+  /** Coalesced reads of a batch; a chunk that cannot be read whole marks its pack as stuck. */
+  private async readForRepack (locs: Loc[], stuck: Set<number>): Promise<Array<Uint8Array | undefined>> {
+    try {
+      return await this.readLocs(locs)
+    } catch (err) {
+      if (!(err instanceof PackTruncatedError)) throw err
+    }
+    // Rare (a crash lost unsynced bytes): chunk by chunk, to keep every readable one.
+    return await Promise.all(locs.map(async l => {
+      try {
+        return await this.read(l)
+      } catch (err) {
+        if (!(err instanceof PackTruncatedError)) throw err
+        log.error('repack: %s; pack %d kept', err.message, l.pack)
+        stuck.add(l.pack)
+        return undefined
+      }
+    }))
+  }
+
+  /**
+   * Points each chunk at its copy, in one synced batch, unless its location changed since it
+   * was read (deleted by GC's caller or the merge, or put again): that change wins.
+   */
+  private async switchLocations (entries: Array<{ key: Buffer, old: Buffer, next: Buffer }>): Promise<void> {
+    await this.locMutex.run(async () => {
+      const now = await this.loc.getMany(entries.map(e => e.key))
+      const ops = entries.filter((e, i) => now[i] !== undefined && e.old.equals(now[i]!))
+        .map(e => ({ type: 'put' as const, key: e.key, value: e.next }))
+      // classic-level honours `sync`; the sublevel type does not list it.
+      if (ops.length > 0) await this.loc.batch(ops, { sync: true } as never)
+    })
+  }
+
+  /** A new pack's directory entry must be durable before any location moves into it. */
+  private async syncDir (): Promise<void> {
+    const fh = await open(this.dir, 'r')
+    try { await fh.sync() } finally { await fh.close() }
+  }
+
+  private async removePack (id: number, size: number, result: RepackResult): Promise<void> {
+    await unlink(join(this.dir, packName(id))).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
+    // Unlinked first, dropped second: a reader opening it meanwhile is dropped too, never cached.
+    this.dropReader(id)
+    result.packsRemoved++
+    result.bytesFreed += size
   }
 
   async close (): Promise<void> {

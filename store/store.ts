@@ -4,13 +4,22 @@ import { Level } from 'level'
 import type { AbstractBatchOperation } from 'abstract-level'
 import { ReplicantError, ConflictError, NotFoundError, Codes } from '../node/errors.js'
 import { logger } from '../node/log.js'
-import { LevelChunkStore, type ChunkStore, hashHex } from './chunk-store.js'
-import { PackChunkStore } from './pack-chunk-store.js'
+import { LevelChunkStore, type ChunkStore, type RepackOptions, type RepackResult, hashHex, noRepack } from './chunk-store.js'
+import { PackChunkStore, type RepackPoint } from './pack-chunk-store.js'
 
 /** Where chunk bytes live: pack files (default; see docs/CHUNKING.md) or values in level. */
 export type ChunkBackend = 'pack' | 'level'
 
-export interface StoreOptions { chunkBackend?: ChunkBackend }
+export interface StoreOptions {
+  chunkBackend?: ChunkBackend
+  /** Pack size at which a new pack is started (default 64 MiB; tests use small packs). */
+  packTargetBytes?: number
+  /** Test hook only: awaited at each repack crash point (a kill -9 test pauses there). */
+  repackHook?: (point: RepackPoint) => Promise<void>
+}
+
+/** What collectGarbage did: the chunks it deleted, then the repack that gave their space back. */
+export interface GcResult { scanned: number, deleted: number, kept: number, repack: RepackResult }
 import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from './codec.js'
 import { Mutex } from './mutex.js'
 import { chunkHashes, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
@@ -80,6 +89,10 @@ export class Store {
   /** Work counters (tests assert on work done rather than time). */
   readonly counters = { versionsSaved: 0 }
   private readonly mutex = new Mutex()
+  /** GC and repack, one at a time (taken before `mutex` wherever both are held). */
+  private readonly maintenance = new Mutex()
+  /** Aborted by close(): a repack in progress stops at its next batch. */
+  private readonly closing = new AbortController()
   private closed = false
   /** Called after every commit that wrote file records (not for watermark-only commits). */
   readonly commitListeners = new Set<(volume: VolumeRecord, records: FileRecord[]) => void>()
@@ -122,7 +135,10 @@ export class Store {
       if (backend === 'level') {
         store.chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
       } else {
-        store.chunks = await PackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+        store.chunks = await PackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never, {
+          ...(opts.packTargetBytes !== undefined ? { targetBytes: opts.packTargetBytes } : {}),
+          ...(opts.repackHook !== undefined ? { repackHook: opts.repackHook } : {})
+        })
       }
       await store.meta.put('chunkBackend', backend)
       store.trackYoungChunks()
@@ -146,7 +162,9 @@ export class Store {
   /** Clears the dirty flag of every volume (a clean close), then closes the database. */
   async close (): Promise<void> {
     if (this.closed) return
-    await this.mutex.run(async () => {
+    this.closing.abort()
+    await this.maintenance.run(async () => await this.mutex.run(async () => {
+      if (this.closed) return
       const ops: Op[] = []
       for await (const value of this.volumes.values()) {
         const vol = asVolumeRecord(decode(value))
@@ -156,7 +174,7 @@ export class Store {
       if (ops.length > 0) await this.db.batch(ops, { sync: true })
       this.closed = true
       await this.db.close()
-    })
+    }))
   }
 
   private assertOpen (): void {
@@ -372,33 +390,62 @@ export class Store {
    * written in the last `youngMs` are left for a later run, so a put or fetch whose index batch
    * has not landed yet keeps its chunks. Deletion goes in small batches of unreferenced chunks
    * only, so a crash in the middle loses nothing still referenced; a rerun finishes the job.
-   * It drops the chunks' locations; pack files give the space back when repacked (not built).
+   * It drops the chunks' locations; then (unless `repack: false`) a repack gives the pack
+   * space back.
    */
-  async collectGarbage (opts: { youngMs?: number, signal?: AbortSignal } = {}): Promise<{ scanned: number, deleted: number, kept: number }> {
+  async collectGarbage (opts: { youngMs?: number, signal?: AbortSignal, repack?: boolean | RepackOptions } = {}): Promise<GcResult> {
     this.assertOpen()
-    const youngMs = opts.youngMs ?? 10 * 60_000
-    return await this.mutex.run(async () => {
-      const referenced = new Set<string>()
-      for await (const key of this.refs.keys()) referenced.add(Buffer.from(key as Uint8Array).subarray(0, 32).toString('hex'))
-      for (const p of await this.listPrepared()) for (const h of chunkHashes(p.record)) referenced.add(hashHex(h))
-      const now = Date.now()
-      for (const [hex, at] of this.young) {
-        if (now - at < youngMs) referenced.add(hex)
-        else this.young.delete(hex)
-      }
-      let scanned = 0
-      let deleted = 0
-      let batch: Uint8Array[] = []
-      for await (const key of this.chunks.keys()) {
-        opts.signal?.throwIfAborted()
-        scanned++
-        if (referenced.has(hashHex(key))) continue
-        batch.push(Buffer.from(key))
-        if (batch.length >= 256) { await this.chunks.delete(batch); deleted += batch.length; batch = [] }
-      }
-      if (batch.length > 0) { await this.chunks.delete(batch); deleted += batch.length }
-      return { scanned, deleted, kept: scanned - deleted }
+    return await this.maintenance.run(async () => {
+      this.assertOpen()
+      const marked = await this.mutex.run(async () => await this.deleteUnreferenced(opts.youngMs ?? 10 * 60_000, opts.signal))
+      const repack = opts.repack === false ? noRepack() : await this.runRepack({ ...(typeof opts.repack === 'object' ? opts.repack : {}), signal: opts.signal })
+      return { ...marked, repack }
     })
+  }
+
+  /** GC's mark and sweep (the caller holds the commit mutex). */
+  private async deleteUnreferenced (youngMs: number, signal?: AbortSignal): Promise<{ scanned: number, deleted: number, kept: number }> {
+    const referenced = new Set<string>()
+    for await (const key of this.refs.keys()) referenced.add(Buffer.from(key as Uint8Array).subarray(0, 32).toString('hex'))
+    for (const p of await this.listPrepared()) for (const h of chunkHashes(p.record)) referenced.add(hashHex(h))
+    const now = Date.now()
+    for (const [hex, at] of this.young) {
+      if (now - at < youngMs) referenced.add(hex)
+      else this.young.delete(hex)
+    }
+    let scanned = 0
+    let deleted = 0
+    let batch: Uint8Array[] = []
+    for await (const key of this.chunks.keys()) {
+      signal?.throwIfAborted()
+      scanned++
+      if (referenced.has(hashHex(key))) continue
+      batch.push(Buffer.from(key))
+      if (batch.length >= 256) { await this.chunks.delete(batch); deleted += batch.length; batch = [] }
+    }
+    if (batch.length > 0) { await this.chunks.delete(batch); deleted += batch.length }
+    return { scanned, deleted, kept: scanned - deleted }
+  }
+
+  /**
+   * Gives the pack space of deleted chunks back (see PackChunkStore.repack; nothing to do for
+   * the level backend). It runs under the GC lock, so GC and repack never interleave, but not
+   * under the commit mutex: it changes no record or reference, only chunk locations, each
+   * switched compare-and-set after its copy is synced, so writes go on during a repack that
+   * may copy for minutes. close() stops it at its next batch.
+   */
+  async repack (opts: RepackOptions = {}): Promise<RepackResult> {
+    this.assertOpen()
+    return await this.maintenance.run(async () => {
+      this.assertOpen()
+      return await this.runRepack(opts)
+    })
+  }
+
+  private async runRepack (opts: RepackOptions): Promise<RepackResult> {
+    if (this.chunks.repack === undefined) return noRepack()
+    const signal = opts.signal === undefined ? this.closing.signal : AbortSignal.any([opts.signal, this.closing.signal])
+    return await this.chunks.repack({ ...opts, signal })
   }
 
   /** How many live file records reference `hash`, in `volume` or (without it) in all volumes. */
