@@ -8,6 +8,7 @@ import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecor
 import { normalizePath, validateVolumeName } from './paths.js'
 import { applyIncoming } from './all-mode-writes.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
+import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 
 /**
  * Dump files: a portable archive of a snapshot of a volume, full or incremental since another
@@ -18,8 +19,11 @@ import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
  */
 export const DUMP_MAGIC = Buffer.from('RPLDUMP\n')
 export const DUMP_VERSION = 1
-/** Largest frame a dump may hold (a chunk of at most 1 MiB plus its header, or a big record). */
-const MAX_DUMP_FRAME = 8 * 1024 * 1024
+/**
+ * Largest frame a dump may hold: a chunk of at most 1 MiB plus its header, or a file record,
+ * whose chunk list may be up to MAX_CHUNK_LIST_BYTES (the ceiling every write enforces).
+ */
+const MAX_DUMP_FRAME = MAX_CHUNK_LIST_BYTES + 1024 * 1024
 
 export interface DumpHeader {
   v: number
