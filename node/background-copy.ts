@@ -123,10 +123,13 @@ export class BackgroundCopy {
       const have = await this.store.chunks.hasMany(hashes)
       const missing = hashes.filter((_, i) => !have[i])
       if (missing.length === 0) continue
-      round.push(...missing)
-      if (round.length >= ROUND_CHUNKS) {
-        await this.fetchRound(vol, round, progress)
-        round = []
+      // A long file is cut into rounds too (and no spread: 100k+ hashes overflow the stack).
+      for (const h of missing) {
+        round.push(h)
+        if (round.length >= ROUND_CHUNKS) {
+          await this.fetchRound(vol, round, progress)
+          round = []
+        }
       }
     }
     if (round.length > 0) await this.fetchRound(vol, round, progress)

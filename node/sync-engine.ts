@@ -396,7 +396,8 @@ export class SyncEngine {
         const d = decide(await this.store.getFile(volume, rec.path), rec)
         if (d.kind === 'skip') continue
         for (const r of d.kind === 'apply' ? [d.record] : d.records) {
-          if (!r.deleted) needed.push(...chunkHashes(r))
+          // One push per hash: spreading a long file's list (100k+ chunks) overflows the stack.
+          if (!r.deleted) for (const h of chunkHashes(r)) needed.push(h)
         }
       }
       // A wannabe takes the index first and lets the background copy bring the chunks. Once it

@@ -114,7 +114,7 @@ export class PackChunkStore implements ChunkStore {
     await mkdir(dir, { recursive: true })
     const store = new PackChunkStore(dir, loc, opts)
     const ids = (await readdir(dir)).map(packId).filter((x): x is number => x !== undefined)
-    const last = ids.length > 0 ? Math.max(...ids) : 0
+    const last = ids.reduce((m, id) => Math.max(m, id), 0)
     // Appends always go to a fresh pack after open: a crashed pack's tail is never written over.
     await store.startPack(last + 1)
     return store
