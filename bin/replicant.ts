@@ -5,10 +5,8 @@ import { stat, rename, rm } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Command, Option } from 'commander'
 import { DEFAULTS } from '../config/defaults.js'
-import { ReplicantNode, readApiInfo, VERSION } from '../node/replicant-node.js'
+import { readApiInfo, VERSION } from '../node/api-info.js'
 import { ReplicantClient } from '../node/client.js'
-import { loadOrCreateIdentity } from '../node/identity.js'
-import { Store } from '../store/store.js'
 import { isReplicantError } from '../node/errors.js'
 import { createInterface } from 'node:readline'
 import type { CopyOffer } from '../node/membership.js'
@@ -73,6 +71,9 @@ program.command('init')
   .description('create a node identity and an empty store in --data')
   .action(async () => {
     const { data } = program.opts<{ data: string }>()
+    // Node modules (libp2p, level) load only for init and start: client commands start fast.
+    const { loadOrCreateIdentity } = await import('../node/identity.js')
+    const { Store } = await import('../store/store.js')
     const id = await loadOrCreateIdentity(data)
     const store = await Store.open(data)
     await store.close()
@@ -97,6 +98,7 @@ program.command('start')
     const approveCopy = opts.copy === false
       ? async () => false
       : opts.confirmCopy === true ? confirmOnStdin() : undefined
+    const { ReplicantNode } = await import('../node/replicant-node.js')
     const node = await ReplicantNode.start({
       dataDir: data,
       listen: opts.listen,

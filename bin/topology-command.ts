@@ -15,8 +15,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
-import { loadTopologyConfig, startTopologyFromConfig } from '../node/topology-config.js'
-import { TopologyError, type Topology } from '../node/topology.js'
+import { TopologyError } from '../node/topology-error.js'
+import type { Topology } from '../node/topology.js'
 
 export const STATE_FILE = 'topology.json'
 export const DEFAULT_TOPOLOGY_DIR = '.topology'
@@ -90,6 +90,8 @@ async function stateOf (topo: Topology, file: string, name: string): Promise<Top
 
 async function up (file: string, opts: { dir: string, fresh?: boolean, json?: boolean }): Promise<void> {
   const dir = resolve(opts.dir)
+  // Loaded here, not at the top: every other command starts without libp2p.
+  const { loadTopologyConfig, startTopologyFromConfig } = await import('../node/topology-config.js')
   const config = await loadTopologyConfig(file)
   const previous = await readState(dir)
   if (previous !== undefined) {

@@ -6,7 +6,7 @@ import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.j
 import { requestLocate } from '../protocols/control-protocol.js'
 import { authorize } from '../protocols/auth.js'
 import { decide } from './reconcile.js'
-import { ReplicantError, Codes } from './errors.js'
+import { ReplicantError } from './errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
 import { logger } from './log.js'
 import type { Store, NewFileRecord, CommitContext } from '../store/store.js'

@@ -1,5 +1,5 @@
 import './polyfill.js'
-import { writeFile, rm, readFile, readdir, stat } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -17,10 +17,11 @@ import { validateVolumeName } from './paths.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../store/records.js'
 
+import { writeApiInfo, removeApiInfo, VERSION } from './api-info.js'
+
 const log = logger('node')
 
-export const API_FILE = 'api.json'
-export const VERSION = '0.1.0'
+export { API_FILE, VERSION, readApiInfo, type ApiInfo } from './api-info.js'
 
 export interface NodeOptions {
   dataDir: string
@@ -58,7 +59,6 @@ export interface NodeFaults {
   serveCorruptChunks?: boolean
 }
 
-export interface ApiInfo { url: string, pid: number, peerId: string }
 
 export function parseHostPort (s: string): { host: string, port: number } {
   const m = /^(.*):(\d+)$/.exec(s)
@@ -66,15 +66,6 @@ export function parseHostPort (s: string): { host: string, port: number } {
   const port = Number(m[2])
   if (port > 65535) throw new InvalidInputError(Codes.BAD_REQUEST, `port out of range in '${s}'`)
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
-}
-
-/** Reads the API address a running node wrote into its data dir. */
-export async function readApiInfo (dataDir: string): Promise<ApiInfo> {
-  try {
-    return JSON.parse(await readFile(join(dataDir, API_FILE), 'utf8')) as ApiInfo
-  } catch {
-    throw new ReplicantError(Codes.NODE_NOT_RUNNING, `no running node found for data dir ${dataDir} (start one with 'replicant start --data ${dataDir}')`, 503)
-  }
 }
 
 /**
@@ -149,8 +140,7 @@ export class ReplicantNode {
         const addr = await node.api.listen(host, port)
         const h = addr.host.includes(':') ? `[${addr.host}]` : addr.host
         node.apiUrl = `http://${h}:${addr.port}`
-        const info: ApiInfo = { url: node.apiUrl, pid: process.pid, peerId: node.peerId }
-        await writeFile(join(opts.dataDir, API_FILE), JSON.stringify(info) + '\n')
+        await writeApiInfo(opts.dataDir, { url: node.apiUrl, pid: process.pid, peerId: node.peerId })
       }
       log('started %s on %o api %s', node.peerId, node.multiaddrs(), node.apiUrl)
       return node
@@ -169,7 +159,7 @@ export class ReplicantNode {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       await this.api?.close()
-      if (this.api !== undefined) await rm(join(this.dataDir, API_FILE), { force: true })
+      if (this.api !== undefined) await removeApiInfo(this.dataDir)
       this.peers.stop()
       await this.sync.stop()
       await this.libp2p.stop()

@@ -29,7 +29,8 @@ import { once } from 'node:events'
 import { ReplicantNode, API_FILE, type ApiInfo } from './replicant-node.js'
 import { ReplicantClient } from './client.js'
 import { loadOrCreateIdentity } from './identity.js'
-import { ReplicantError, isReplicantError } from './errors.js'
+import { isReplicantError } from './errors.js'
+import { TopologyError } from './topology-error.js'
 import { sha256Hex, type History, type TreeEntry } from './history.js'
 import { toKey, type VersionVector } from './version-vector.js'
 import type { FileView } from './volume-service.js'
@@ -97,12 +98,7 @@ export interface WaitOptions {
   intervalMs?: number
 }
 
-export class TopologyError extends ReplicantError {
-  constructor (code: string, message: string, details?: Record<string, unknown>) {
-    super(code, message, 500, details)
-    this.name = 'TopologyError'
-  }
-}
+export { TopologyError }
 
 /** dist/bin/replicant.js, next to this module's folder. */
 export const DEFAULT_BIN = fileURLToPath(new URL('../bin/replicant.js', import.meta.url))
