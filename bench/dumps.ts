@@ -34,7 +34,7 @@ import { loadavg } from 'node:os'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { KiB, MiB, Samples, fmt, fmtBytes, mbps, now, pool, procCpuSeconds, ratio, selfCpuSeconds, type Suite, type SuiteContext } from './lib.js'
+import { KiB, MiB, Samples, fmt, fmtBytes, mbps, median, now, pool, procCpuSeconds, ratio, selfCpuSeconds, type Suite, type SuiteContext } from './lib.js'
 import { VOLUME, fetchedBytes, monotonicMicros, printProfiles, putFiles, waitConnected } from './cluster.js'
 import { countedBytes, countedStream } from './data.js'
 import { NodeProcess } from './node-proc.js'
@@ -274,27 +274,30 @@ async function run (ctx: SuiteContext): Promise<void> {
 
   const raw = s.med('rawMBs')
   const runs = (name: string, digits?: number): string => s.all(name).map(x => fmt(x, digits)).join(' / ')
+  // Same-run ratios: each repetition's figure over that repetition's baseline, then the median.
+  const perRun = (name: string, base: string): number[] => s.all(name).map((x, i) => x / s.all(base)[i])
+  const sameRun = (name: string, base: string): string => `${fmt(median(perRun(name, base)), 2)}x (${perRun(name, base).map(x => fmt(x, 2)).join(' / ')})`
   ctx.table({
     title: `dump and restore of ${fmtBytes(total)} (${files} files; dump file ${fmtBytes(dumpSize)}), median of ${reps}`,
-    columns: ['operation', 's', 'MB/s', 'vs raw copy', 'node CPU s', 'client CPU s', 'runs (MB/s)'],
+    columns: ['operation', 's', 'MB/s', 'vs raw copy: median of same-run ratios (each run)', 'node CPU s', 'client CPU s', 'runs (MB/s)'],
     rows: [
-      ['dump to a file, fsync (A)', fmt(s.med('dumpS'), 2), fmt(s.med('dumpMBs')), ratio(s.med('dumpMBs'), raw), fmt(s.med('dumpCpuA')), fmt(s.med('dumpCpuClient')), runs('dumpMBs')],
-      ['restore on a fresh node (C)', fmt(s.med('restoreS'), 2), fmt(s.med('restoreMBs')), ratio(s.med('restoreMBs'), raw), fmt(s.med('restoreCpuC')), fmt(s.med('restoreCpuClient')), runs('restoreMBs')],
+      ['dump to a file, fsync (A)', fmt(s.med('dumpS'), 2), fmt(s.med('dumpMBs')), sameRun('dumpMBs', 'rawMBs'), fmt(s.med('dumpCpuA')), fmt(s.med('dumpCpuClient')), runs('dumpMBs')],
+      ['restore on a fresh node (C)', fmt(s.med('restoreS'), 2), fmt(s.med('restoreMBs')), sameRun('restoreMBs', 'rawMBs'), fmt(s.med('restoreCpuC')), fmt(s.med('restoreCpuClient')), runs('restoreMBs')],
       ['  of which upload + spool (until the file is read)', fmt(s.med('uploadS'), 2), '-', '-', '-', '-', runs('uploadS', 2) + ' s'],
       ['baseline: raw copy of the dump file, fsync', fmt(dumpSize / 1e6 / raw, 2), fmt(raw), '1.00x', '-', '-', runs('rawMBs')]
     ],
-    notes: ['MB/s = dump file bytes / wall-clock s (10^6 B/s). Ratios are of medians; in every run the three were measured within a minute or two of each other, on the same disk. Node CPU: user + system s of the node process; client CPU: of the benchmark process (the client side of the CLI).',
+    notes: ['MB/s = dump file bytes / wall-clock s (10^6 B/s). Ratios: each run\'s figure over the same run\'s raw copy (measured right after the dump, same disk), median over runs. Node CPU: user + system s of the node process; client CPU: of the benchmark process (the client side of the CLI).',
       'Dump: from the GET to the fsync of the file. Restore: from the first byte sent to the reply (the node spools the upload to its disk, verifies it, then applies it).']
   })
   const seeded = s.med('seededS')
   const full = s.med('fullS')
   ctx.table({
     title: `join after ${fmtBytes(changed)} changed (${fmt(100 * changed / total, 2)}% of ${fmtBytes(total)}): member seeded from the dump vs full copy, median of ${reps}`,
-    columns: ['joiner', 's', 'chunk bytes received', 'received / changed', 'decision', 'runs (s)'],
+    columns: ['joiner', 's', 'chunk bytes received', 'received / changed', 'decision', 'runs (s) / same-run ratios'],
     rows: [
       ['C, restored from the dump of s0', fmt(seeded, 2), fmtBytes(s.med('seededBytes')), ratio(s.med('seededBytes'), changed), [...decisions.seeded].join(' | '), runs('seededS', 2)],
       ['D, fresh (full copy)', fmt(full, 2), fmtBytes(s.med('fullBytes')), ratio(s.med('fullBytes'), changed), [...decisions.full].join(' | '), runs('fullS', 2)],
-      ['seeded / full', `${fmt(100 * seeded / full, 1)}%`, `${fmt(100 * s.med('seededBytes') / s.med('fullBytes'), 2)}%`, '-', '-', '-']
+      ['seeded / full (same-run ratios: median, each run)', `${fmt(100 * median(perRun('seededS', 'fullS')), 1)}%`, `${fmt(100 * median(perRun('seededBytes', 'fullBytes')), 2)}%`, '-', '-', perRun('seededS', 'fullS').map(x => `${fmt(100 * x, 1)}%`).join(' / ')]
     ],
     notes: [`Clock: from add-replica on A to the joiner steady, lacking nothing, with its watermark for A at A's seq. Chunk bytes C received before its add-replica (should be 0): ${runs('preJoinBytesC', 0)}.`,
       `Checked in every run, outside the clock: the joiner's listing equals A's and all ${expected.size} files it serves have the generator's sha256.`]
