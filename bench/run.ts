@@ -16,6 +16,7 @@ import { replication } from './replication.js'
 import { wannabe } from './wannabe.js'
 import { minicopy } from './minicopy.js'
 import { writeModes } from './write-modes.js'
+import { dumps } from './dumps.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -25,7 +26,8 @@ const SUITES: Suite[] = [
   replication,
   wannabe,
   minicopy,
-  writeModes
+  writeModes,
+  dumps
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
@@ -56,7 +58,9 @@ function usage (): string {
     '                   --profile (no timing table: profile the node process with --cpu-prof during',
     '                   PUT and GET, print the top self-time functions)',
     '  chunk-backends:  --backends LIST from level,level-tuned,files-sync-end,files-sync-each,packs,',
-    '                   store-packs (default: level,files-sync-end,packs,store-packs; all with --full)'
+    '                   store-packs (default: level,files-sync-end,packs,store-packs; all with --full)',
+    '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
+    '                   restore spend their time)'
   ].join('\n')
 }
 
