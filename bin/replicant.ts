@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import '../node/polyfill.js'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat, rename, rm } from 'node:fs/promises'
+import { stat, rename, rm, open } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Command, Option } from 'commander'
 import { DEFAULTS } from '../config/defaults.js'
@@ -349,6 +349,9 @@ program.command('dump <volume>')
     const tmp = `${opts.output}.replicant-part`
     try {
       await (await client()).dump(vol, opts.snapshot, createWriteStream(tmp), opts.since)
+      // Durable before it takes the final name: a crash never leaves a torn file under it.
+      const fh = await open(tmp, 'r+')
+      try { await fh.sync() } finally { await fh.close() }
       await rename(tmp, opts.output)
     } catch (err) {
       await rm(tmp, { force: true })
