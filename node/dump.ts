@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import * as lp from 'it-length-prefixed'
 import { ReplicantError, InvalidInputError, Codes } from './errors.js'
 import { encode, decode, asFileRecord } from '../store/codec.js'
@@ -124,8 +125,7 @@ export async function * writeDump (store: Store, vol: VolumeRecord, snap: Snapsh
   yield lp.encode.single(encode({ t: 'end', files: stats.files, deletes: stats.deletes, chunks: stats.chunks, sha256: hash.digest() })).subarray()
 }
 
-async function * frames (path: string): AsyncGenerator<{ msg: Record<string, unknown>, raw: Uint8Array }> {
-  const stream = createReadStream(path)
+async function * frames (stream: AsyncIterable<Uint8Array>): AsyncGenerator<{ msg: Record<string, unknown>, raw: Uint8Array }> {
   let first = true
   let magic = Buffer.alloc(0)
   async function * body (): AsyncGenerator<Uint8Array> {
@@ -156,13 +156,16 @@ async function * frames (path: string): AsyncGenerator<{ msg: Record<string, unk
   }
 }
 
-/** Reads a whole dump once and checks its framing, trailer checksum and counts; returns its header. */
-export async function verifyDump (path: string): Promise<{ header: DumpHeader, stats: DumpStats }> {
+/**
+ * Reads a whole dump once (a file, or any byte stream: the HTTP upload is checked while it is
+ * spooled) and checks its framing, every chunk's hash, the trailer checksum and the counts.
+ */
+export async function verifyDump (source: string | AsyncIterable<Uint8Array>): Promise<{ header: DumpHeader, stats: DumpStats }> {
   const hash = createHash('sha256').update(DUMP_MAGIC)
   let header: DumpHeader | undefined
   const stats: DumpStats = { files: 0, deletes: 0, chunks: 0, bytes: 0 }
   let ended = false
-  for await (const { msg, raw } of frames(path)) {
+  for await (const { msg, raw } of frames(typeof source === 'string' ? createReadStream(source) : source)) {
     if (ended) throw new ReplicantError('BAD_DUMP', 'dump file has data after its end', 400)
     if (msg.t === 'end') {
       const sum = msg.sha256
@@ -205,8 +208,9 @@ export interface RestoreResult { volume: string, volumeId: string, snapshot: str
  * this node keeps the source's seq as its watermark, so joining later is a minicopy); an
  * incremental one applies on top of the snapshot it was taken from, and only there.
  */
-export async function restoreDump (store: Store, path: string): Promise<RestoreResult> {
-  const { header } = await verifyDump(path)
+export async function restoreDump (store: Store, path: string, verified?: DumpHeader): Promise<RestoreResult> {
+  // `verified`: the caller checked this very file already (verifyDump), so it is read once more, not twice.
+  const header = verified ?? (await verifyDump(path)).header
   const hv = header.volume
   const existing = await store.getVolume(hv.name)
   const marker = `restored:${hv.name}`
@@ -238,7 +242,7 @@ export async function restoreDump (store: Store, path: string): Promise<RestoreR
       return out
     })
   }
-  for await (const { msg } of frames(path)) {
+  for await (const { msg } of frames(createReadStream(path))) {
     if (msg.t === 'chunk') {
       chunks.push({ hash: msg.h as Uint8Array, bytes: msg.d as Uint8Array })
       result.chunks++
@@ -268,4 +272,23 @@ export async function restoreDump (store: Store, path: string): Promise<RestoreR
 
 export function tempName (): string {
   return `restore-${randomBytes(6).toString('hex')}.dump`
+}
+
+/**
+ * Writes each piece of `source` to `fh` before passing it on: spool and verify in one pass.
+ * A consumer that stops early (a bad dump) does not end the source: `drain()` reads the rest,
+ * so an HTTP client still uploading gets the error reply rather than a reset connection.
+ */
+export function spooled (source: AsyncIterable<Uint8Array>, fh: FileHandle): { pieces: AsyncGenerator<Uint8Array>, drain: () => Promise<void> } {
+  const it = source[Symbol.asyncIterator]()
+  async function * pieces (): AsyncGenerator<Uint8Array> {
+    while (true) {
+      const next = await it.next()
+      if (next.done === true) return
+      await fh.write(next.value)
+      yield next.value
+    }
+  }
+  const drain = async (): Promise<void> => { while ((await it.next()).done !== true) { /* discarded */ } }
+  return { pieces: pieces(), drain }
 }

@@ -5,9 +5,8 @@ import { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
 import { parseRange } from './http-range.js'
-import { writeDump, restoreDump, tempName } from './dump.js'
-import { createWriteStream } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { writeDump, restoreDump, verifyDump, spooled, tempName } from './dump.js'
+import { mkdir, rm, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { normalizePrefix } from './paths.js'
 import { fileView } from './volume-service.js'
@@ -162,13 +161,24 @@ export class HttpApi {
       sendJson(res, 200, await this.node.collectGarbage(await readJson(req)))
     })
     this.route('POST', /^\/v1\/restore$/, async (req, res) => {
-      // Spooled to disk first: restore reads the file twice (verify, then apply), in constant memory.
+      // Spooled to disk and verified as it arrives (nothing touches the store before the whole
+      // dump checks out), then applied from the spool: constant memory, two passes over the bytes.
       const dir = join(this.node.dataDir, 'tmp')
       await mkdir(dir, { recursive: true })
       const file = join(dir, tempName())
       try {
-        await pipeline(req, createWriteStream(file))
-        sendJson(res, 200, await restoreDump(this.node.store, file))
+        const fh = await open(file, 'w')
+        const upload = spooled(req, fh)
+        let header
+        try {
+          header = (await verifyDump(upload.pieces)).header
+        } catch (err) {
+          await upload.drain().catch(() => {})
+          throw err
+        } finally {
+          await fh.close()
+        }
+        sendJson(res, 200, await restoreDump(this.node.store, file, header))
       } finally {
         await rm(file, { force: true })
       }
