@@ -247,3 +247,24 @@ export async function closedPort (): Promise<number> {
 }
 
 export { sleep }
+
+/**
+ * Runs a fixture script (dist/test/fixtures/NAME) in a child process until its stdout shows
+ * `marker`, then kills it with -9 (a crash at a known point); returns what it printed.
+ */
+export async function killChildAt (t: T, fixture: string, args: string[], marker: string): Promise<string> {
+  const child = spawn(process.execPath, [join(FIXTURES, fixture), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = once(child, 'close')
+  t.teardown(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited } })
+  let out = ''
+  let errOut = ''
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { errOut += s })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; if (out.includes(marker)) resolve() })
+    child.once('close', code => reject(new Error(`${fixture} exited before '${marker.trim()}' (${String(code)}): ${out}${errOut}`)))
+  })
+  child.kill('SIGKILL')
+  const [, signal] = await exited
+  t.is(signal, 'SIGKILL')
+  return out
+}

@@ -1,11 +1,9 @@
 import '../node/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readdir, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { startNode, tmpDir, httpRequest, runCli, sha256Hex, FIXTURES } from './helpers.js'
+import { startNode, tmpDir, httpRequest, runCli, sha256Hex, killChildAt } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
 import { Store } from '../store/store.js'
 import { chunkHashes } from '../store/records.js'
@@ -143,18 +141,7 @@ test('chunks a snapshot still holds survive the repack of their pack', async t =
 
 /** Runs the crash child until it pauses at `point`, kills it with -9; returns the live files it reported. */
 async function crashRepackAt (t: ExecutionContext, dir: string, point: string): Promise<Map<string, string>> {
-  const child = spawn(process.execPath, [join(FIXTURES, 'repack-crash-child.js'), dir, point], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(child, 'close')
-  t.teardown(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited } })
-  let out = ''
-  let errOut = ''
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { errOut += s })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; if (out.includes(`paused ${point}\n`)) resolve() })
-    child.once('close', code => reject(new Error(`child exited before pausing (${String(code)}): ${out}${errOut}`)))
-  })
-  child.kill('SIGKILL')
-  t.is((await exited)[1], 'SIGKILL')
+  const out = await killChildAt(t, 'repack-crash-child.js', [dir, point], `paused ${point}\n`)
   const line = out.split('\n').find(l => l.startsWith('live '))!
   return new Map(Object.entries(JSON.parse(line.slice(5)) as Record<string, string>))
 }

@@ -1,7 +1,5 @@
 import '../node/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { Level } from 'level'
@@ -10,7 +8,7 @@ import { Store, type NewFileRecord } from '../store/store.js'
 import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from '../store/codec.js'
 import { RECORD_VERSION, type FileRecord, type VolumeRecord } from '../store/records.js'
 import { ReplicantError } from '../node/errors.js'
-import { tmpDir, FIXTURES } from './helpers.js'
+import { tmpDir, killChildAt } from './helpers.js'
 
 type StoreFactory = (dir: string) => Promise<Store>
 
@@ -462,19 +460,7 @@ test('disk store: a second open of the same data dir fails with DATA_DIR_LOCKED;
 
 test('disk store: a process killed after a commit leaves the volume in foundDirty, with the commit and its watermark', async t => {
   const dir = await tmpDir(t)
-  const child = spawn(process.execPath, [join(FIXTURES, 'store-crash-child.js'), dir], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(child, 'close')
-  t.teardown(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited } })
-  let out = ''
-  let errOut = ''
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { errOut += s })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; if (out.includes('committed\n')) resolve() })
-    child.once('close', code => reject(new Error(`child exited early (${String(code)}): ${errOut}`)))
-  })
-  child.kill('SIGKILL')
-  const [, signal] = await exited
-  t.is(signal, 'SIGKILL')
+  await killChildAt(t, 'store-crash-child.js', [dir], 'committed\n')
 
   const store = await Store.open(dir)
   t.deepEqual(store.foundDirty, ['crashy'])
