@@ -81,6 +81,18 @@ export async function * writeDump (store: Store, vol: VolumeRecord, snap: Snapsh
     source,
     createdAt: Date.now()
   }
+  // The snapshots read stay until the dump ends (or its reader goes away): GC keeps their chunks.
+  const unpin = [await store.pinSnapshot(vol.name, snap.name)]
+  try {
+    if (base !== undefined) unpin.push(await store.pinSnapshot(vol.name, base.name))
+    yield * dumpBody(store, vol, snap, base, header, out, stats)
+  } finally {
+    for (const release of unpin) release()
+  }
+  yield lp.encode.single(encode({ t: 'end', files: stats.files, deletes: stats.deletes, chunks: stats.chunks, sha256: hash.digest() })).subarray()
+}
+
+async function * dumpBody (store: Store, vol: VolumeRecord, snap: SnapshotRecord, base: SnapshotRecord | undefined, header: DumpHeader, out: (b: Uint8Array) => Uint8Array, stats: DumpStats): AsyncGenerator<Uint8Array> {
   yield out(DUMP_MAGIC)
   yield out(frame(header))
   const written = new Set<string>()
@@ -122,7 +134,6 @@ export async function * writeDump (store: Store, vol: VolumeRecord, snap: Snapsh
     const { seq: _seq, ...record } = rec
     yield out(frame({ t: 'file', rec: record }))
   }
-  yield lp.encode.single(encode({ t: 'end', files: stats.files, deletes: stats.deletes, chunks: stats.chunks, sha256: hash.digest() })).subarray()
 }
 
 async function * frames (stream: AsyncIterable<Uint8Array>): AsyncGenerator<{ msg: Record<string, unknown>, raw: Uint8Array }> {

@@ -86,6 +86,8 @@ export class Store {
   private readonly versions
   /** Per volume, the seq of its newest snapshot: versions at or below it are kept on overwrite. */
   private readonly maxSnapshotSeq = new Map<string, number>()
+  /** Snapshots a dump is reading (name key -> how many dumps): they may not be deleted. */
+  private readonly pinned = new Map<string, number>()
   /** Work counters (tests assert on work done rather than time). */
   readonly counters = { versionsSaved: 0 }
   private readonly mutex = new Mutex()
@@ -515,11 +517,36 @@ export class Store {
     return snap
   }
 
+  /**
+   * Keeps a snapshot from deletion until the returned function is called: a dump being taken
+   * pins the snapshots it reads, so what they reference stays out of reach of GC until it ends.
+   */
+  async pinSnapshot (volName: string, name: string): Promise<() => void> {
+    this.assertOpen()
+    const key = `${volName}${SEP}${name}`
+    // Under the mutex: a deletion is either over (not found here) or sees the pin.
+    await this.mutex.run(async () => {
+      await this.getSnapshot(volName, name)
+      this.pinned.set(key, (this.pinned.get(key) ?? 0) + 1)
+    })
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.pinned.get(key) ?? 1) - 1
+      if (n > 0) this.pinned.set(key, n)
+      else this.pinned.delete(key)
+    }
+  }
+
   /** Deletes a snapshot and the kept versions no other snapshot needs (releasing their chunk references). */
   async deleteSnapshot (volName: string, name: string): Promise<{ versionsReleased: number }> {
     this.assertOpen()
     return await this.mutex.run(async () => {
       await this.getSnapshot(volName, name)
+      if (this.pinned.has(`${volName}${SEP}${name}`)) {
+        throw new ConflictError('SNAPSHOT_IN_USE', `snapshot '${name}' of '${volName}' is being dumped: delete it when the dump has ended`, { volume: volName, snapshot: name })
+      }
       const rest = (await this.listSnapshots(volName)).filter(s => s.name !== name)
       const ops: Op[] = [{ type: 'del', key: `${volName}${SEP}${name}`, sublevel: this.snapshots }]
       const release = new Map<string, { key: Buffer, n: number }>()

@@ -8,6 +8,7 @@ import { startNode, tmpDir, waitFor, runCli } from './helpers.js'
 import { tree, converged, bytes, read, paths } from './replication-helpers.js'
 import { ReplicantClient } from '../node/client.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
+import { writeDump } from '../node/dump.js'
 
 async function dumpTo (node: ReplicantNode, vol: string, snap: string, file: string, since?: string): Promise<void> {
   await new ReplicantClient(node.apiUrl!).dump(vol, snap, createWriteStream(file), since)
@@ -111,4 +112,33 @@ test('a member seeded from a dump joins by minicopy: it receives about the chang
   const received = b.sync.fetcher.counters.bytesReceived + b.sync.copy.counters.bytesReceived + b.sync.reader.counters.bytesReceived
   t.true(received <= 1.1 * changed.byteLength, `received ${received} for ${changed.byteLength} changed`)
   t.is((await read(b, 'seed', '/after-dump')).byteLength, changed.byteLength)
+})
+
+test('a dump being taken keeps its snapshot (and so its chunks) from deletion and GC until it ends', async t => {
+  const dir = await tmpDir(t)
+  const a = await startNode(t)
+  await a.createVolume({ name: 'p' })
+  const old = randomBytes(300_000)
+  await a.volumes.putFile('p', '/f', bytes(old))
+  await a.volumes.createSnapshot('p', 's1')
+  // Only the snapshot still references the old bytes now.
+  await a.volumes.putFile('p', '/f', bytes(randomBytes(1000)))
+  const vol = await a.store.requireVolume('p')
+  const dump = writeDump(a.store, vol, await a.store.getSnapshot('p', 's1'), undefined, a.peerId)
+  const pieces: Uint8Array[] = [(await dump.next()).value as Uint8Array]
+  // Paused after its first piece: the snapshot is in use.
+  const busy = await t.throwsAsync(new ReplicantClient(a.apiUrl!).deleteSnapshot('p', 's1'))
+  t.is((busy as any).code, 'SNAPSHOT_IN_USE')
+  const gc = await a.collectGarbage({ youngSeconds: 0 }) as { deleted: number }
+  t.is(gc.deleted, 0, 'nothing the snapshot references is collected while the dump runs')
+  for await (const p of dump) pieces.push(p)
+  const file = join(dir, 'p.dump')
+  await writeFile(file, Buffer.concat(pieces))
+  const b = await startNode(t)
+  await restoreFrom(b, file)
+  t.deepEqual(await read(b, 'p', '/f'), old, 'the dump holds the snapshot\'s bytes')
+  // The dump is over: the snapshot may go, and its chunks with it.
+  await new ReplicantClient(a.apiUrl!).deleteSnapshot('p', 's1')
+  const after = await a.collectGarbage({ youngSeconds: 0 }) as { deleted: number }
+  t.is(after.deleted, 5, 'the snapshot\'s five chunks are reclaimed once it is deleted')
 })
