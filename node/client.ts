@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable, type Writable } from 'node:stream'
 import { ReplicantError } from './errors.js'
 import { normalizePath } from './paths.js'
+import type { LinkShape } from './link-faults.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
 
@@ -117,7 +118,11 @@ export class ReplicantClient {
   }
 
   /** Fault injection: the peers this node refuses (a partition), both ways. */
-  async faults (): Promise<{ blocked: string[] }> { return await this.json('GET', '/v1/faults') }
+  async faults (): Promise<{ blocked: string[], links: Record<string, LinkShape> }> { return await this.json('GET', '/v1/faults') }
+  /** Shapes this node's replies to `peers`: a delay, a bandwidth cap, a loss rate. */
+  async slowLink (peers: string[], shape: Partial<LinkShape>): Promise<{ links: Record<string, LinkShape> }> { return await this.json('POST', '/v1/faults/link', { peers, ...shape }) }
+  /** Restores the links to `peers` (every link without arguments). */
+  async fixLinks (peers?: string[]): Promise<{ links: Record<string, LinkShape> }> { return await this.json('POST', '/v1/faults/unlink', peers === undefined ? {} : { peers }) }
   async block (peers: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/block', { peers }) }
   /** Lifts the block on `peers` (every block without arguments). */
   async unblock (peers?: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }

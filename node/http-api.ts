@@ -46,6 +46,18 @@ async function readJson (req: IncomingMessage): Promise<Record<string, unknown>>
   }
 }
 
+/** A request's optional list of peer ids, checked (undefined when absent). */
+function peerList (peers: unknown): string[] | undefined {
+  if (peers === undefined) return undefined
+  if (!Array.isArray(peers) || !peers.every(p => typeof p === 'string' && p.length > 0 && p.length <= 128)) {
+    throw new InvalidInputError(Codes.BAD_REQUEST, 'peers must be a list of peer ids')
+  }
+  for (const p of peers as string[]) {
+    try { peerIdFromString(p) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${p}`) }
+  }
+  return peers as string[]
+}
+
 function decodeSegment (s: string): string {
   try {
     return decodeURIComponent(s)
@@ -90,20 +102,33 @@ export class HttpApi {
     this.route('GET', /^\/v1\/peers$/, async (_req, res) => { sendJson(res, 200, { peers: await this.node.peers.list() }) })
     // Fault injection (topologies, chaos runs): a partition is a set of blocked peers, refused
     // both ways by the connection gater, with existing connections hung up.
-    this.route('GET', /^\/v1\/faults$/, async (_req, res) => { sendJson(res, 200, { blocked: [...this.node.peers.blocked].sort() }) })
+    this.route('GET', /^\/v1\/faults$/, async (_req, res) => { sendJson(res, 200, { blocked: [...this.node.peers.blocked].sort(), links: this.node.links.list() }) })
+    // Slow or lossy links: this node's replies to the peers named are delayed, capped, or lost.
+    this.route('POST', /^\/v1\/faults\/(link|unlink)$/, async (req, res, [action]) => {
+      const body = await readJson(req)
+      const peers = peerList(body.peers)
+      if (action === 'link') {
+        if (peers === undefined || peers.length === 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'link needs a non-empty list of peers')
+        for (const k of ['delayMs', 'bytesPerSecond', 'dropRate'] as const) {
+          if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') throw new InvalidInputError(Codes.BAD_REQUEST, `${k} must be a number`)
+        }
+        try {
+          this.node.links.set(peers, body as { delayMs?: number, bytesPerSecond?: number | null, dropRate?: number })
+        } catch (err) {
+          throw new InvalidInputError(Codes.BAD_REQUEST, (err as Error).message)
+        }
+      } else {
+        this.node.links.clear(peers)
+      }
+      sendJson(res, 200, { links: this.node.links.list() })
+    })
     this.route('POST', /^\/v1\/faults\/(block|unblock)$/, async (req, res, [action]) => {
-      const { peers } = await readJson(req)
-      if (peers !== undefined && (!Array.isArray(peers) || !peers.every(p => typeof p === 'string' && p.length > 0 && p.length <= 128))) {
-        throw new InvalidInputError(Codes.BAD_REQUEST, 'peers must be a list of peer ids')
-      }
-      for (const p of (peers ?? []) as string[]) {
-        try { peerIdFromString(p) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${p}`) }
-      }
+      const peers = peerList((await readJson(req)).peers)
       if (action === 'block') {
         if (peers === undefined || peers.length === 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'block needs a non-empty list of peers')
-        await this.node.peers.block(peers as string[])
+        await this.node.peers.block(peers)
       } else {
-        this.node.peers.unblock(peers as string[] | undefined)
+        this.node.peers.unblock(peers)
       }
       sendJson(res, 200, { blocked: [...this.node.peers.blocked].sort() })
     })

@@ -18,6 +18,7 @@ import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../store/records.js'
 
 import { writeApiInfo, removeApiInfo, VERSION } from './api-info.js'
+import { LinkFaults } from './link-faults.js'
 
 const log = logger('node')
 
@@ -57,6 +58,8 @@ export interface NodeFaults {
   crashAfterDecision?: boolean
   /** Chunks served to peers are replaced by random bytes (peers must reject them). */
   serveCorruptChunks?: boolean
+  /** Slow or lossy links to chosen peers (POST /v1/faults/link). */
+  links?: LinkFaults
 }
 
 
@@ -87,13 +90,17 @@ export class ReplicantNode {
   /** Live fault switches (tests and chaos runs flip them). */
   readonly faults: NodeFaults
 
+  /** Slow or lossy links to chosen peers (fault injection). */
+  get links (): LinkFaults { return this.faults.links! }
+
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
     const env = (process.env.REPLICANT_FAULTS ?? '').split(',')
     this.faults = {
       crashAfterPrepare: env.includes('crash-after-prepare'),
       crashAfterDecision: env.includes('crash-after-decision'),
       serveCorruptChunks: env.includes('serve-corrupt-chunks'),
-      ...opts.faults
+      ...opts.faults,
+      links: opts.faults?.links ?? new LinkFaults()
     }
     this.dataDir = dataDir
     this.store = store

@@ -1,3 +1,4 @@
+import type { LinkFaults } from './link-faults.js'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { registerIndexHandler, fetchIndexPage } from '../protocols/index-protocol.js'
@@ -99,7 +100,7 @@ export class SyncEngine {
   private safetyTimer: NodeJS.Timeout | undefined
   private stopped = false
 
-  private readonly faults: { serveCorruptChunks?: boolean }
+  private readonly faults: { serveCorruptChunks?: boolean, links?: LinkFaults }
 
   constructor (private readonly libp2p: Libp2p, private readonly store: Store, private readonly peers: PeerManager, opts: EngineOptions = {}) {
     this.faults = opts.faults ?? {}
@@ -194,7 +195,7 @@ export class SyncEngine {
   }
 
   async start (): Promise<void> {
-    await registerIndexHandler(this.libp2p, this.store)
+    await registerIndexHandler(this.libp2p, this.store, this.faults.links)
     await registerChunkHandler(this.libp2p, this.store, undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {

@@ -31,6 +31,7 @@ import { ReplicantClient } from './client.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { isReplicantError } from './errors.js'
 import { TopologyError } from './topology-error.js'
+import type { LinkShape } from './link-faults.js'
 import { sha256Hex, type History, type TreeEntry } from './history.js'
 import { toKey, type VersionVector } from './version-vector.js'
 import type { FileView } from './volume-service.js'
@@ -332,6 +333,8 @@ export class Topology {
   private readonly order: string[] = []
   private readonly volumes = new Map<string, string[]>()
   private groups: string[][] = []
+  /** Slow or lossy links in force, per pair of node names (both ends shaped). */
+  private readonly shapedLinks = new Map<string, { a: string, b: string, shape: Partial<LinkShape> }>()
   private closing: Promise<Map<string, ExitInfo>> | undefined
 
   private constructor (dir: string, private readonly removeDir: boolean, private readonly opts: TopologyOptions) {
@@ -530,6 +533,9 @@ export class Topology {
     await n.start([])
     const blocked = this.blockedFor(name)
     if (blocked.length > 0) await n.client.block(blocked)
+    for (const { a, b, shape } of this.shapedLinks.values()) {
+      if (a === name || b === name) await n.client.slowLink([this.managed(a === name ? b : a).peerId], shape)
+    }
     this.emit('restart', name, `${n.multiaddrs[0] ?? ''}${blocked.length > 0 ? ` (blocking ${blocked.length})` : ''}`)
   }
 
@@ -578,6 +584,27 @@ export class Topology {
 
   /** The partition in force (groups of node names; empty when healed). */
   partitions (): string[][] { return this.groups.map(g => [...g]) }
+
+  /**
+   * Makes the link between `a` and `b` slow or lossy, both ways: each node's replies to the
+   * other (index pages, chunk frames) wait `delayMs`, share `bytesPerSecond`, and are lost
+   * (their stream reset) with chance `dropRate`. Simulated inside the nodes (libp2p's TCP
+   * transport has no hook for it); kept across restarts until fixLinks().
+   */
+  async slowLink (a: string, b: string, shape: Partial<LinkShape>): Promise<void> {
+    const [na, nb] = [this.managed(a), this.managed(b)]
+    if (a === b) throw new TopologyError('BAD_TOPOLOGY', 'a link joins two different nodes')
+    this.shapedLinks.set([a, b].sort().join('\0'), { a, b, shape: { ...shape } })
+    await Promise.all([[na, nb], [nb, na]].filter(([n]) => n.running).map(async ([n, other]) => { await n.client.slowLink([other.peerId], shape) }))
+    this.emit('slow-link', undefined, `${a}<->${b} ${JSON.stringify(shape)}`)
+  }
+
+  /** Restores every link on every running node. */
+  async fixLinks (): Promise<void> {
+    this.shapedLinks.clear()
+    await Promise.all(this.order.map(n => this.byName.get(n)!).filter(n => n.running).map(async n => { await n.client.fixLinks() }))
+    this.emit('fix-links')
+  }
 
   // ---- waiting ----
 

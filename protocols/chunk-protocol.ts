@@ -1,3 +1,4 @@
+import type { LinkFaults } from '../node/link-faults.js'
 import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
@@ -22,7 +23,7 @@ export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Ar
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves chunks from `read` (the local store by default; a wannabe serves what it holds). */
-export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: { serveCorruptChunks?: boolean }): Promise<void> {
+export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
   await serveChunks(libp2p, CHUNK_PROTOCOL, true, store, onServed, faults)
   await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, store, onServed, faults)
 }
@@ -68,7 +69,10 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
   return out
 }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: { serveCorruptChunks?: boolean }): Promise<void> {
+/** Fault switches of the serving side (tests, topologies, chaos runs). */
+export interface ServeFaults { serveCorruptChunks?: boolean, links?: LinkFaults }
+
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
@@ -104,6 +108,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
         const items = data.map((d, i) => d === undefined
           ? { h: hashes[from + i] }
           : { h: hashes[from + i], d: faults?.serveCorruptChunks === true ? randomBytes(d.byteLength) : d })
+        await faults?.links?.pass(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 64))
         if (binary) await framed.writeFrame(encodeChunksFrame(items))
         else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
         onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))

@@ -188,6 +188,8 @@ export async function request (libp2p: Libp2p, peer: PeerId, protocol: string, m
 
 /** A request handler's failure: sent back to the peer as an error message, then the stream closes. */
 export async function answerError (framed: Framed, err: unknown): Promise<void> {
+  // A reply lost on a simulated lossy link is a reset stream, not an error message.
+  if ((err as { code?: string })?.code === 'LINK_DROPPED') { framed.abort(err as Error); return }
   await framed.write(errorMessage(err)).catch(() => {})
   await framed.close()
 }

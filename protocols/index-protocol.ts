@@ -1,3 +1,4 @@
+import type { LinkFaults } from '../node/link-faults.js'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
@@ -39,13 +40,13 @@ export interface IndexPage {
   pending?: { files: number, bytes: number }
 }
 
-export async function registerIndexHandler (libp2p: Libp2p, store: Store): Promise<void> {
-  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(store, stream, connection, true) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
-  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(store, stream, connection, false) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+export async function registerIndexHandler (libp2p: Libp2p, store: Store, links?: LinkFaults): Promise<void> {
+  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(store, stream, connection, true, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(store, stream, connection, false, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
 /** One index request; `splitOk` is false for 1.0.0 clients, which cannot take split records. */
-async function answerIndex (store: Store, stream: Stream, connection: Connection, splitOk: boolean): Promise<void> {
+async function answerIndex (store: Store, stream: Stream, connection: Connection, splitOk: boolean, links?: LinkFaults): Promise<void> {
   const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
   try {
     const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
@@ -83,6 +84,7 @@ async function answerIndex (store: Store, stream: Stream, connection: Connection
     if (!splitOk && wire.split.length > 0) {
       throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `${records[wire.split[0].i].path} has a chunk list over ${INLINE_CHUNK_LIST_BYTES} bytes, which ${INDEX_PROTOCOL_V1_0} cannot carry: upgrade this member`)
     }
+    await links?.pass(peer, bytes + 256)
     await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records: wire.records, last, more, ...(wire.split.length > 0 ? { split: wire.split } : {}), ...(pending !== undefined ? { pending } : {}) })
     await writeParts(framed, wire.parts)
     await framed.close()

@@ -131,6 +131,34 @@ test.serial('partition: the groups cannot exchange data or connect; heal restore
   await t.throwsAsync(topo.client('n1').block([]), { code: 'BAD_REQUEST' })
 })
 
+test.serial('a slow link delays what crosses it by its bandwidth; a lossy one loses replies but the data still arrives; fixLinks restores both', async t => {
+  const topo = await topology(t, { nodes: 2, kind: 'in-process' })
+  await topo.createVolume('v')
+  const [a, b] = [topo.node('n1').peerId, topo.node('n2').peerId]
+  // 128 KiB/s each way: 512 KiB of chunks from n1 to n2 cannot take less than 4 s.
+  await topo.slowLink('n1', 'n2', { bytesPerSecond: 128 * 1024, delayMs: 20 })
+  t.deepEqual((await topo.client('n1').faults()).links, { [b]: { delayMs: 20, bytesPerSecond: 128 * 1024, dropRate: 0 } })
+  t.deepEqual(Object.keys((await topo.client('n2').faults()).links), [a])
+  const data = randomBytes(512 * 1024)
+  const started = Date.now()
+  await topo.write('n1', 'v', '/big', data)
+  await topo.waitForConvergence('v', { nodes: ['n1', 'n2'] })
+  t.true(Date.now() - started >= 3500, `512 KiB crossed a 128 KiB/s link in ${Date.now() - started} ms`)
+  t.deepEqual(await topo.read('n2', 'v', '/big'), data)
+
+  // Half the replies lost: pulls fail and retry, and every write still arrives intact.
+  await topo.slowLink('n1', 'n2', { dropRate: 0.5 })
+  for (let i = 0; i < 5; i++) await topo.write('n1', 'v', `/lossy${i}`, randomBytes(200_000))
+  await topo.waitForConvergence('v', { nodes: ['n1', 'n2'], timeoutMs: 120_000 })
+  t.is((await paths(topo, 'n2', 'v')).length, 6)
+
+  await topo.fixLinks()
+  t.deepEqual((await topo.client('n1').faults()).links, {})
+  t.deepEqual((await topo.client('n2').faults()).links, {})
+  await t.throwsAsync(topo.client('n1').slowLink([b], { dropRate: 2 }), { code: 'BAD_REQUEST' })
+  await t.throwsAsync(topo.client('n1').slowLink([], { delayMs: 5 }), { code: 'BAD_REQUEST' })
+})
+
 test.serial('kill -9 right after an acknowledged write: after restart the node still holds it, and it reaches the others once healed', async t => {
   const topo = await topology(t, { nodes: 2 })
   await topo.createVolume('v')

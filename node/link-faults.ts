@@ -1,0 +1,63 @@
+import { ProtocolError } from './errors.js'
+
+/** How the link to one peer misbehaves: a delay per reply, a bandwidth cap, a loss rate. */
+export interface LinkShape {
+  /** Added before each reply to that peer reaches it (ms). */
+  delayMs: number
+  /** Bytes per second of replies to that peer; null: no cap. */
+  bytesPerSecond: number | null
+  /** Chance (0-1) that a reply is lost: the stream carrying it is reset. */
+  dropRate: number
+}
+
+/**
+ * Slow and lossy links, simulated where libp2p's TCP transport offers no hook: in this node's
+ * replies (index pages, chunk frames) to the peers named. A topology sets both ends, so both
+ * directions of the pair are shaped. Replies to one peer share its bandwidth: they queue.
+ */
+export class LinkFaults {
+  private readonly links = new Map<string, LinkShape & { nextFree: number }>()
+
+  set (peers: string[], shape: Partial<LinkShape>): void {
+    const s: LinkShape = { delayMs: shape.delayMs ?? 0, bytesPerSecond: shape.bytesPerSecond ?? null, dropRate: shape.dropRate ?? 0 }
+    if (!(Number.isFinite(s.delayMs) && s.delayMs >= 0 && s.delayMs <= 60_000)) throw new RangeError('delayMs must be 0-60000')
+    if (s.bytesPerSecond !== null && !(Number.isFinite(s.bytesPerSecond) && s.bytesPerSecond >= 1024)) throw new RangeError('bytesPerSecond must be at least 1024')
+    if (!(s.dropRate >= 0 && s.dropRate <= 1)) throw new RangeError('dropRate must be 0-1')
+    for (const p of peers) this.links.set(p, { ...s, nextFree: 0 })
+  }
+
+  /** Restores the links to `peers` (all of them without a list). */
+  clear (peers?: string[]): void {
+    if (peers === undefined) this.links.clear()
+    else for (const p of peers) this.links.delete(p)
+  }
+
+  list (): Record<string, LinkShape> {
+    const out: Record<string, LinkShape> = {}
+    for (const [p, { delayMs, bytesPerSecond, dropRate }] of [...this.links].sort(([a], [b]) => a.localeCompare(b))) out[p] = { delayMs, bytesPerSecond, dropRate }
+    return out
+  }
+
+  /**
+   * Waits as long as `bytes` of reply take to reach `peer` over its link, or throws
+   * LINK_DROPPED when the link loses them. Immediate for peers with no fault set.
+   */
+  async pass (peer: string, bytes: number, signal?: AbortSignal): Promise<void> {
+    const link = this.links.get(peer)
+    if (link === undefined) return
+    if (link.dropRate > 0 && Math.random() < link.dropRate) throw new ProtocolError('LINK_DROPPED', `reply to ${peer} lost (simulated lossy link)`)
+    const now = Date.now()
+    let until = now + link.delayMs
+    if (link.bytesPerSecond !== null) {
+      const start = Math.max(now, link.nextFree)
+      link.nextFree = start + (bytes / link.bytesPerSecond) * 1000
+      until = link.nextFree + link.delayMs
+    }
+    if (until <= now) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, until - now)
+      const onAbort = (): void => { clearTimeout(timer); reject(signal?.reason ?? new Error('aborted')) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+}
