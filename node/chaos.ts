@@ -1,6 +1,6 @@
 /**
  * Randomized reliability runs: schedules of writes on several members mixed with kill -9 at
- * chosen points, clean stops, restarts, partitions and heals, on a fresh topology of process
+ * chosen points, clean stops, restarts, partitions and heals, slow or lossy links, on a fresh topology of process
  * nodes each; at the end every fault is lifted, every node restarted, and once the volume is
  * steady the history checker (history.ts) decides whether anything was lost.
  *
@@ -104,6 +104,8 @@ export type Step =
   | { t: 'partition', groups: string[][] }
   | { t: 'heal' }
   | { t: 'pause', ms: number }
+  /** A slow or lossy link between two nodes (until the end of the schedule). */
+  | { t: 'link', a: string, b: string, delayMs: number, bytesPerSecond: number | null, dropRate: number }
 
 export interface Plan {
   seed: string
@@ -193,7 +195,8 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
         stop: up.size >= 2 ? 0.4 : 0,
         partition: partitionAt >= 0 && s > partitionAt ? 0.5 : 0,
         heal: partitioned ? 1.2 : 0,
-        pause: 0.3
+        pause: 0.3,
+        link: 0.6
       })
     switch (kind) {
       case 'burst': steps.push(burst(false)); break
@@ -220,6 +223,12 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
         break
       }
       case 'pause': steps.push({ t: 'pause', ms: rng.int(50, 600) }); break
+      case 'link': {
+        const a = rng.pick(nodes)
+        const b = rng.pick(nodes.filter(y => y !== a))
+        steps.push({ t: 'link', a, b, delayMs: rng.int(0, 80), bytesPerSecond: rng.pick([null, 4_000_000, 1_000_000]), dropRate: rng.pick([0, 0.05, 0.2]) })
+        break
+      }
     }
   }
   // Every schedule has at least one kill point in a burst of writes.
@@ -255,6 +264,7 @@ export function describeStep (step: Step): string {
     case 'stop': return `stop ${step.node}`
     case 'heal': return 'heal'
     case 'pause': return `pause ${step.ms}ms`
+    case 'link': return `link ${step.a}<->${step.b} delay ${step.delayMs}ms${step.bytesPerSecond !== null ? ` ${step.bytesPerSecond} B/s` : ''} loss ${step.dropRate}`
   }
 }
 
@@ -342,11 +352,16 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
           break
         }
         case 'pause': await sleep(step.ms); break
+        case 'link':
+          await topo.slowLink(step.a, step.b, { delayMs: step.delayMs, bytesPerSecond: step.bytesPerSecond, dropRate: step.dropRate })
+          result.faults.push(describeStep(step))
+          break
       }
     }
     // Lift every fault, bring every node back, wait for the steady state, then check.
     vlog('final: heal, restart every node that is down, wait for steady')
     await topo.heal()
+    await topo.fixLinks()
     const down = topo.nodes.filter(n => !n.running).map(n => n.name)
     await Promise.all(down.map(async n => { await topo!.restart(n) }))
     for (const n of down) await durability(n)
