@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { compare, merge, toKey } from './version-vector.js'
+import { compare, merge, toKey, type VersionVector } from './version-vector.js'
 import type { NewFileRecord } from '../store/store.js'
 import type { FileRecord } from '../store/records.js'
 
@@ -13,7 +13,15 @@ import type { FileRecord } from '../store/records.js'
  *   A live version beats a tombstone. Between two live versions the later mtime wins (then
  *   the larger vector key); the loser is kept as a conflict copy whose path and vector are
  *   derived from the loser alone, so every member creates the identical copy. The winner
- *   gets the merged vector, so it dominates both sides and the conflict is not re-raised.
+ *   gets the merged vector plus a resolution entry (below), so it dominates both sides and
+ *   the conflict is not re-raised.
+ *
+ * Why the resolution entry: a merged vector alone does not name the pair it came from. A
+ * member holding A meets a concurrent delete D and keeps A under merge(A, D); another member
+ * holding W (A's successor by an earlier conflict) meets the same D and keeps W under
+ * merge(W, D), the same vector: two contents under one vector, which never converge (found by
+ * a chaos run). The entry `~<hash of the two vectors>: 1` makes every resolution's vector
+ * unique to its pair, while every member resolving that pair still makes the identical one.
  */
 export type Decision =
   | { kind: 'skip' }
@@ -47,12 +55,22 @@ export function conflictPath (path: string, loser: FileRecord): string {
   return path.slice(0, slash + 1) + name
 }
 
+/** The vector of a resolved conflict: both sides merged, and an entry naming the pair. */
+export function resolvedVector (a: VersionVector, b: VersionVector): VersionVector {
+  const [x, y] = [toKey(a), toKey(b)].sort()
+  const key = `${RESOLUTION_PREFIX}${createHash('sha256').update(`${x}|${y}`).digest('hex').slice(0, 16)}`
+  return merge(merge(a, b), { [key]: 1 })
+}
+
+/** Vector entries of resolutions start with this (peer ids never do). */
+export const RESOLUTION_PREFIX = '~'
+
 export function decide (local: FileRecord | undefined, incoming: FileRecord): Decision {
   if (local === undefined) return { kind: 'apply', record: strip(incoming) }
   const order = compare(incoming.vv, local.vv)
   if (order === 'equal' || order === 'lesser') return { kind: 'skip' }
   if (order === 'greater') return { kind: 'apply', record: strip(incoming) }
-  const vv = merge(local.vv, incoming.vv)
+  const vv = resolvedVector(local.vv, incoming.vv)
   if (sameContent(local, incoming)) return { kind: 'conflict', records: [{ ...strip(local), vv }] }
   if (local.deleted !== incoming.deleted) {
     const live = local.deleted ? incoming : local

@@ -1,6 +1,6 @@
 import '../node/polyfill.js'
 import test from 'ava'
-import { decide, conflictPath } from '../node/reconcile.js'
+import { decide, conflictPath, resolvedVector } from '../node/reconcile.js'
 import { compare } from '../node/version-vector.js'
 import type { FileRecord } from '../store/records.js'
 
@@ -77,8 +77,33 @@ test('concurrent identical content merges vectors without a copy', t => {
   t.is(d.kind, 'conflict')
   if (d.kind === 'conflict') {
     t.is(d.records.length, 1)
-    t.deepEqual(d.records[0].vv, { A: 1, B: 1 })
+    t.like(d.records[0].vv, { A: 1, B: 1 })
+    t.deepEqual(d.records[0].vv, resolvedVector({ A: 1 }, { B: 1 }))
   }
+})
+
+// Found by chaos seed link-1/5: member 1 held A, member 3 held W (A's successor by an earlier
+// conflict, under merge(A, B)); both met the same concurrent delete D and kept their live
+// version under merge(x, D), the same vector, so the two contents never converged.
+test('two members resolving different pairs never end with two contents under one vector', t => {
+  const a = rec('/g', { J: 1, N: 1 }, { mtime: 3000, chunks: new Uint8Array(32).fill(1) })
+  const b = rec('/g', { L: 1, N: 1 }, { mtime: 2000, chunks: new Uint8Array(32).fill(2) })
+  const ab = decide(a, b)
+  if (ab.kind !== 'conflict') return t.fail()
+  const w = { ...ab.records[ab.records.length - 1], seq: 2 }
+  const d = rec('/g', { L: 2, N: 1 }, { deleted: true })
+  const onMember1 = decide(a, d)
+  const onMember3 = decide(w, d)
+  if (onMember1.kind !== 'conflict' || onMember3.kind !== 'conflict') return t.fail()
+  const [x, y] = [{ ...onMember1.records[0], seq: 3 }, { ...onMember3.records[0], seq: 3 }]
+  t.false(x.deleted)
+  t.false(y.deleted)
+  t.notDeepEqual(x.vv, y.vv, 'different pairs, different vectors')
+  // When the two meet, they are concurrent, and both sides settle on the same result.
+  t.is(compare(x.vv, y.vv), 'concurrent')
+  t.deepEqual(decide(x, y), decide(y, x))
+  // The same pair resolved on two members gives the identical record.
+  t.deepEqual(decide(a, d), decide(d, a))
 })
 
 test('conflict path keeps the extension and the directory', t => {
