@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createConnection } from 'node:net'
-import { mkdir, readdir } from 'node:fs/promises'
+import { cp, mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NodeProcess } from './node-proc.js'
 import { countedStream } from './data.js'
@@ -186,6 +186,8 @@ export async function printProfiles (ctx: SuiteContext, labels: string[], dirs: 
   for (let i = 0; i < dirs.length; i++) {
     const dir = dirs[i]
     if (dir === undefined || (await readdir(dir)).length === 0) continue
+    // BENCH_KEEP_PROFILES=DIR keeps the raw .cpuprofile files (the temp dirs are removed).
+    if (process.env.BENCH_KEEP_PROFILES !== undefined) await cp(dir, join(process.env.BENCH_KEEP_PROFILES, labels[i].split(' ')[0]), { recursive: true })
     const sum = summarise(await readProfile(dir), top, window)
     ctx.table({
       title: `profile of ${labels[i]}${window !== undefined ? ` (${fmt((window.to - window.from) / 1e6)} s window)` : ''}: busy ${fmt(sum.totalMs / 1000)} s, idle ${fmt(sum.idleMs / 1000)} s; top self time by area`,

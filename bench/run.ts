@@ -59,6 +59,8 @@ function usage (): string {
     '                   PUT and GET, print the top self-time functions)',
     '  chunk-backends:  --backends LIST from level,level-tuned,files-sync-end,files-sync-each,packs,',
     '                   store-packs (default: level,files-sync-end,packs,store-packs; all with --full)',
+    '  wannabe:         --reads N (reads during the copy; 0: the copy alone), --profile (both',
+    '                   nodes under --cpu-prof, window add-replica -> steady)',
     '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
     '                   restore spend their time)'
   ].join('\n')

@@ -10,7 +10,8 @@
  */
 import { Writable } from 'node:stream'
 import { KiB, MiB, fmt, fmtBytes, mbps, median, now, ratio, shuffled, type Suite, type SuiteContext } from './lib.js'
-import { VOLUME, baselines, fetchedBytes, lastFullSync, peakRss, putFiles, startCluster, waitConverged } from './cluster.js'
+import { VOLUME, baselines, fetchedBytes, lastFullSync, monotonicMicros, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
+import { procCpuSeconds } from './lib.js'
 import type { NodeProcess } from './node-proc.js'
 
 interface Sizes { bigCount: number, bigSize: number, smallCount: number, reads: number }
@@ -46,14 +47,21 @@ async function firstByte (node: NodeProcess, path: string, range?: string): Prom
 
 async function run (ctx: SuiteContext): Promise<void> {
   const sz = sizes(ctx)
+  // --reads 0 measures the copy alone (no reader for it to yield to); --profile: both nodes under --cpu-prof.
+  const readsFlag = ctx.flag('reads')
+  if (typeof readsFlag === 'string') sz.reads = Number(readsFlag)
+  const profile = ctx.flag('profile') === true
   const total = sz.bigCount * sz.bigSize + sz.smallCount * SMALL
   const base = await baselines(ctx, 256 * MiB, 1)
-  const { nodes: [a, b] } = await startCluster(ctx, 'wannabe', 2)
+  const { nodes: [a, b], profileDirs } = await startCluster(ctx, 'wannabe', 2, { profile })
   await a.client.createVolume({ name: VOLUME })
   await putFiles(a, 'big/', sz.bigCount, sz.bigSize, 2)
   await putFiles(a, 'small/', sz.smallCount, SMALL, 8, 1000)
   ctx.log(`  volume on A: ${sz.bigCount} x ${fmtBytes(sz.bigSize)} + ${sz.smallCount} x 16 KiB = ${fmtBytes(total)}`)
 
+  const cpu = async (): Promise<number> => await procCpuSeconds(a.pid) + await procCpuSeconds(b.pid)
+  const c0 = await cpu()
+  const w0 = monotonicMicros()
   const t0 = now()
   await a.client.addReplica(VOLUME, b.peerId)
   // First read: the first small file, retried until B serves it.
@@ -96,6 +104,8 @@ async function run (ctx: SuiteContext): Promise<void> {
   const od = ((await b.client.status()).fetched?.onDemand?.reads ?? 0) - od0
   await waitConverged(b, sz.bigCount + sz.smallCount, { timeoutMs: 1_800_000, pollMs: 250 })
   const steadyS = (now() - t0) / 1000
+  const window = { from: w0, to: monotonicMicros() }
+  const cpuS = await cpu() - c0
   const fetched = await fetchedBytes(b)
   const rss = await peakRss([a, b])
   const steadyMBs = mbps(total, steadyS)
@@ -110,6 +120,7 @@ async function run (ctx: SuiteContext): Promise<void> {
       ['chunks fetched on demand during the reads', String(od), `(reads done ${fmt(readsEnd)} s after add-replica${steadyDuringReads ? '; B was steady by then: the copy outran the reads' : ', B still in copy'})`],
       ['add-replica -> steady (s)', fmt(steadyS), '-'],
       ['copy rate (MB/s)', fmt(steadyMBs), '-'],
+      ['CPU s A+B, add-replica -> steady', fmt(cpuS), '-'],
       ['vs same-run full sync (replication suite)', lastFullSync.mbs !== undefined ? `${ratio(steadyMBs, lastFullSync.mbs)} of ${fmt(lastFullSync.mbs)} MB/s` : '(replication suite not run)', '-'],
       ['vs libp2p one-stream baseline', `${ratio(steadyMBs, base.libp2pMBs)} of ${fmt(base.libp2pMBs)} MB/s`, '-'],
       ['chunk bytes B received', fmtBytes(fetched.bytesReceived), '-'],
@@ -117,6 +128,7 @@ async function run (ctx: SuiteContext): Promise<void> {
     ]
   })
   await a.stop(); await b.stop()
+  if (profile) await printProfiles(ctx, ['A (serving)', 'B (copying)'], profileDirs, 25, window)
 }
 
 export const wannabe: Suite = {
