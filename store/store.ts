@@ -86,6 +86,8 @@ export class Store {
   private readonly versions
   /** Per volume, the seq of its newest snapshot: versions at or below it are kept on overwrite. */
   private readonly maxSnapshotSeq = new Map<string, number>()
+  /** volumeSize's last answer per volume, valid while the volume's id and seq are the same. */
+  private readonly sizes = new Map<string, { key: string, files: number, bytes: number }>()
   /** Snapshots a dump is reading (name key -> how many dumps): they may not be deleted. */
   private readonly pinned = new Map<string, number>()
   /** Work counters (tests assert on work done rather than time). */
@@ -717,6 +719,8 @@ export class Store {
     this.assertOpen()
     return await this.mutex.run(async () => {
       await this.requireVolume(vol)
+      // A volume recopied under the same id counts seqs from 0 again: forget its size.
+      this.sizes.delete(vol)
       const ops: Op[] = [{ type: 'del', key: vol, sublevel: this.volumes }]
       let files = 0
       let bytes = 0
@@ -738,14 +742,23 @@ export class Store {
   }
 
   /** Live files and bytes of a volume (an index scan). */
+  /**
+   * Live files and bytes of a volume. A full scan, remembered per (volume id, seq): every change
+   * of a live record takes a new seq, so status polls of an idle volume cost one lookup.
+   */
   async volumeSize (vol: string): Promise<{ files: number, bytes: number }> {
+    const rec = await this.getVolume(vol)
+    const key = rec === undefined ? undefined : `${rec.id}:${rec.seq}`
+    const cached = this.sizes.get(vol)
+    if (key !== undefined && cached?.key === key) return { files: cached.files, bytes: cached.bytes }
     let files = 0
     let bytes = 0
-    for await (const rec of this.listFiles(vol)) {
-      if (rec.deleted) continue
+    for await (const f of this.listFiles(vol)) {
+      if (f.deleted) continue
       files++
-      bytes += rec.size
+      bytes += f.size
     }
+    if (key !== undefined) this.sizes.set(vol, { key, files, bytes })
     return { files, bytes }
   }
 

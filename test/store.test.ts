@@ -72,6 +72,25 @@ function storeCompliance (label: string, factory: StoreFactory): void {
     }
   }
 
+  test(`${label}: volumeSize follows every change (cached per seq), and a deleted and recreated volume starts over`, async t => {
+    const { store } = await open(t)
+    await store.createVolume(volumeRecord('sz'))
+    t.deepEqual(await store.volumeSize('sz'), { files: 0, bytes: 0 })
+    await commit(store, 'sz', fileRecord('/a', ['a1', 'a2']), fileRecord('/b', ['b1']))
+    t.deepEqual(await store.volumeSize('sz'), { files: 2, bytes: 3 * CHUNK })
+    t.deepEqual(await store.volumeSize('sz'), { files: 2, bytes: 3 * CHUNK }, 'asked again, same answer')
+    await commit(store, 'sz', fileRecord('/a', ['a3'], { vv: { 'peer-a': 2 } }))
+    t.deepEqual(await store.volumeSize('sz'), { files: 2, bytes: 2 * CHUNK })
+    await commit(store, 'sz', tombstone('/b'))
+    t.deepEqual(await store.volumeSize('sz'), { files: 1, bytes: CHUNK })
+    await store.deleteVolume('sz')
+    await store.createVolume(volumeRecord('sz'))
+    // Four records: the same id and seq (4) as before the delete, other content.
+    await commit(store, 'sz', fileRecord('/c', ['c1']), fileRecord('/d', ['d1']), fileRecord('/e', ['e1']), fileRecord('/f', ['f1']))
+    t.is((await store.requireVolume('sz')).seq, 4)
+    t.deepEqual(await store.volumeSize('sz'), { files: 4, bytes: 4 * CHUNK })
+  })
+
   test(`${label}: create, get and list volumes`, async t => {
     const { store } = await open(t)
     t.deepEqual(await store.listVolumes(), [])
