@@ -3,7 +3,8 @@
  * A check too big for the test suite: a file whose chunk list is over one 5 MiB frame
  * (default 700 MiB at 4 KiB chunks: 179,200 chunks, a 5.5 MiB list) replicates to a steady
  * member and to a wannabe added later, byte-identical. Run: `npm run build && node
- * dist/bench/long-record-check.js [MiB]`. Prints the times; exits 1 on a mismatch or timeout.
+ * dist/bench/long-record-check.js [MiB] [--all]` (--all: in all mode, so the prepare carries
+ * the list). Prints the times; exits 1 on a mismatch or timeout.
  */
 import '../node/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -30,13 +31,16 @@ async function until (what: string, fn: () => Promise<boolean>, timeoutMs = 600_
   return Date.now() - t0
 }
 
-const size = Number(process.argv[2] ?? 700) * MiB
+const size = Number(process.argv.slice(2).find(a => !a.startsWith('--')) ?? 700) * MiB
+/** --all: the volume is in all mode, so the write's prepare carries the long list (split). */
+const allMode = process.argv.includes('--all')
 const dirs: string[] = []
 const nodes: ReplicantNode[] = []
 const start = async (join_?: string): Promise<ReplicantNode> => {
   const dir = await mkdtemp(join(tmpdir(), 'replicant-long-'))
   dirs.push(dir)
-  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, ...(join_ !== undefined ? { join: [join_] } : {}) })
+  // All mode: members fetch the whole file while preparing, longer than the default 30 s.
+  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, ...(join_ !== undefined ? { join: [join_] } : {}), ...(allMode ? { prepareTimeoutMs: 600_000 } : {}) })
   nodes.push(n)
   return n
 }
@@ -44,7 +48,7 @@ let failed = false
 try {
   const a = await start()
   const b = await start(a.multiaddrs()[0])
-  await a.createVolume({ name: 'big', chunkSize: 4096, replicas: [b.peerId] })
+  await a.createVolume({ name: 'big', chunkSize: 4096, replicas: [b.peerId], ...(allMode ? { writeMode: 'all' as const } : {}) })
   const h = createHash('sha256')
   async function * source (): AsyncGenerator<Uint8Array> {
     for (let n = 0; n < size; n += MiB) { const p = randomBytes(Math.min(MiB, size - n)); h.update(p); yield p }

@@ -60,6 +60,8 @@ export async function applyIncoming (ctx: CommitContext, record: NewFileRecord):
 export class AllModeWrites {
   private timer: NodeJS.Timeout | undefined
   private readonly prepareTimeoutMs: number
+  /** Writes this node coordinates right now (their prepared copies never expire meanwhile). */
+  private readonly inFlight = new Set<string>()
   private readonly preparedExpiryMs: number
   private readonly faults: WriteFaults
   private resolving = false
@@ -106,8 +108,19 @@ export class AllModeWrites {
 
   /** The coordinator's side of one write; returns the committed record. */
   async write (vol: VolumeRecord, record: NewFileRecord): Promise<FileRecord> {
-    const others = vol.members.filter(m => m !== this.selfId)
     const tx: TxRef = { volume: vol.name, volumeId: vol.id, txId: randomBytes(16).toString('hex') }
+    // Our own prepared copy is not "expired" while we are still deciding (a prepare timeout set
+    // longer than the expiry once made it abort itself mid-write, and stop serving its chunks).
+    this.inFlight.add(tx.txId)
+    try {
+      return await this.coordinate(vol, record, tx)
+    } finally {
+      this.inFlight.delete(tx.txId)
+    }
+  }
+
+  private async coordinate (vol: VolumeRecord, record: NewFileRecord, tx: TxRef): Promise<FileRecord> {
+    const others = vol.members.filter(m => m !== this.selfId)
     // Members not connected are dialled by the prepare itself; one that cannot be reached fails it.
     const blocked = others.filter(m => this.peers.blocked.has(m))
     if (blocked.length > 0) {
@@ -179,7 +192,7 @@ export class AllModeWrites {
     try {
       const now = Date.now()
       for (const p of await this.store.listPrepared()) {
-        if (now - p.at < this.preparedExpiryMs) continue
+        if (now - p.at < this.preparedExpiryMs || this.inFlight.has(p.txId)) continue
         const vol = await this.store.getVolume(p.volume)
         if (vol === undefined) { await this.store.deletePrepared(p.volume, p.txId); continue }
         let decision: 'commit' | 'abort' | 'unknown' = 'unknown'

@@ -67,6 +67,8 @@ export class ChunkFetcher {
 
   /** Makes every hash in `hashes` present in the store, or throws CHUNK_MISSING naming what is lacking. */
   async fetch (vol: VolumeRecord, hashes: Uint8Array[], peers: string[], opts: FetchOptions = {}): Promise<void> {
+    // Held ones are not fetched: keep them from GC until the records that need them commit.
+    this.store.touchChunks(hashes)
     const have = await this.store.chunks.hasMany(hashes)
     let missing = dedupe(hashes.filter((_, i) => !have[i]))
     const tried: string[] = []

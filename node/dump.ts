@@ -296,7 +296,8 @@ export function spooled (source: AsyncIterable<Uint8Array>, fh: FileHandle): { p
     while (true) {
       const next = await it.next()
       if (next.done === true) return
-      await fh.write(next.value)
+      // write() may write less than asked (disk full): the spool must hold every verified byte.
+      for (let off = 0; off < next.value.byteLength;) off += (await fh.write(next.value, off, next.value.byteLength - off)).bytesWritten
       yield next.value
     }
   }

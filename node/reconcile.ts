@@ -71,12 +71,14 @@ export function decide (local: FileRecord | undefined, incoming: FileRecord): De
   if (order === 'equal' || order === 'lesser') return { kind: 'skip' }
   if (order === 'greater') return { kind: 'apply', record: strip(incoming) }
   const vv = resolvedVector(local.vv, incoming.vv)
-  if (sameContent(local, incoming)) return { kind: 'conflict', records: [{ ...strip(local), vv }] }
+  // Which side's metadata (mode, mtime) is kept is decided by rank, not by who decides: two
+  // members keeping their own under one vector would differ forever.
+  if (sameContent(local, incoming)) return { kind: 'conflict', records: [{ ...strip(rank(incoming, local) > 0 ? incoming : local), vv }] }
   if (local.deleted !== incoming.deleted) {
     const live = local.deleted ? incoming : local
     return { kind: 'conflict', records: [{ ...strip(live), vv }] }
   }
-  if (local.deleted && incoming.deleted) return { kind: 'conflict', records: [{ ...strip(local), vv }] }
+  if (local.deleted && incoming.deleted) return { kind: 'conflict', records: [{ ...strip(rank(incoming, local) > 0 ? incoming : local), vv }] }
   const [winner, loser] = rank(incoming, local) > 0 ? [incoming, local] : [local, incoming]
   const copyPath = conflictPath(winner.path, loser)
   return {

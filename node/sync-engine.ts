@@ -328,15 +328,19 @@ export class SyncEngine {
     state.running = (async () => {
       try {
         let fullDone = false
+        let ran = false
         do {
           state.again = false
           const full = state.full
           state.full = false
-          await this.pull(volume, peer, state, full)
-          fullDone ||= full
+          const done = await this.pull(volume, peer, state, full)
+          ran ||= done
+          fullDone ||= full && done
         } while (state.again && !this.stopped)
         const vol = await this.store.getVolume(volume)
-        if (vol?.state === 'copy' || (vol?.state === 'merge' && fullDone && this.verified.has(volume))) {
+        // Only a pull that went to the end of the peer's log counts (not one that found the
+        // peer no member, or the volume offline, and returned at once).
+        if ((vol?.state === 'copy' && ran) || (vol?.state === 'merge' && fullDone && this.verified.has(volume))) {
           this.caughtUp.add(volume)
           this.copy.kick(volume)
         }
@@ -358,11 +362,12 @@ export class SyncEngine {
     })()
   }
 
-  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<void> {
+  /** Returns whether it ran to the end of the peer's log (false: nothing to pull from there). */
+  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<boolean> {
     const signal = this.controller.signal
     const vol = await this.store.getVolume(volume)
-    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') return
-    if (this.membership.offline.has(volume)) return
+    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') return false
+    if (this.membership.offline.has(volume)) return false
     const peerId = peerIdFromString(peer)
     let since = full ? 0 : await this.store.getWatermark(volume, peer)
     let first = true
@@ -448,6 +453,7 @@ export class SyncEngine {
       if (!page.more) break
     }
     state.pending = undefined
+    return !signal.aborted
   }
 
   /** Per-member view of a volume for status. */

@@ -116,9 +116,10 @@ export class VolumeService {
     let size = 0
     let batch: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
     const flush = async (): Promise<void> => {
+      // Chunks already stored are not rewritten: keep them from garbage collection until we
+      // commit, marked before we look (a GC sweeping meanwhile then skips them).
+      this.store.touchChunks(batch.map(c => c.hash))
       const have = await this.store.chunks.hasMany(batch.map(c => c.hash))
-      // Chunks already stored are not rewritten: keep them from garbage collection until we commit.
-      this.store.touchChunks(batch.filter((_, i) => have[i]).map(c => c.hash))
       await this.store.chunks.putMany(batch.filter((_, i) => !have[i]))
       batch = []
     }

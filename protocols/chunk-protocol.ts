@@ -7,7 +7,7 @@ import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX
 import { ProtocolError, Codes } from '../node/errors.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { encode, decode } from '../store/codec.js'
-import { HASH_BYTES, chunkHashes } from '../store/records.js'
+import { HASH_BYTES } from '../store/records.js'
 import { logger } from '../node/log.js'
 import type { Store } from '../store/store.js'
 
@@ -88,8 +88,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
       const inVolume = await store.referencedIn(vol.name, hashes)
       // Chunks of an all-mode write being prepared are served to the members preparing it.
       if (inVolume.some(x => !x)) {
-        const prepared = new Set<string>()
-        for (const p of await store.listPrepared(vol.name)) for (const h of chunkHashes(p.record)) prepared.add(hashHex(h))
+        const prepared = await store.preparedChunks(vol.name)
         hashes.forEach((h, i) => { if (!inVolume[i] && prepared.has(hashHex(h))) inVolume[i] = true })
       }
       // Read in groups of about one frame, the next group while the current one is sent.

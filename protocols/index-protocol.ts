@@ -80,9 +80,12 @@ async function answerIndex (store: Store, stream: Stream, connection: Connection
         pending.bytes += rec.size
       }
     }
-    const wire = splitRecords(records)
-    if (!splitOk && wire.split.length > 0) {
-      throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `${records[wire.split[0].i].path} has a chunk list over ${INLINE_CHUNK_LIST_BYTES} bytes, which ${INDEX_PROTOCOL_V1_0} cannot carry: upgrade this member`)
+    // A 1.0.0 client takes whole records, as before 1.1.0: every page that fit a frame then
+    // still does; only a record that never fit is refused, with a clear error.
+    const wire = splitRecords(records, splitOk ? INLINE_CHUNK_LIST_BYTES : Infinity)
+    const tooLong = splitOk ? undefined : records.find(r => r.chunks.byteLength > MAX_FRAME_BYTES - INDEX_PAGE_BYTES - 64 * 1024)
+    if (tooLong !== undefined) {
+      throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `${tooLong.path} has a chunk list of ${tooLong.chunks.byteLength} bytes, which ${INDEX_PROTOCOL_V1_0} cannot carry in one frame: upgrade this member`)
     }
     await links?.pass(peer, bytes + 256)
     await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records: wire.records, last, more, ...(wire.split.length > 0 ? { split: wire.split } : {}), ...(pending !== undefined ? { pending } : {}) })

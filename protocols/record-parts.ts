@@ -1,6 +1,9 @@
 import type { Framed } from './framing.js'
 import { ProtocolError, Codes } from '../node/errors.js'
-import { INLINE_CHUNK_LIST_BYTES, MAX_CHUNK_LIST_BYTES, CHUNK_LIST_PART_BYTES } from './constants.js'
+import { INLINE_CHUNK_LIST_BYTES, MAX_CHUNK_LIST_BYTES, CHUNK_LIST_PART_BYTES, INDEX_PAGE_BYTES } from './constants.js'
+
+/** The most chunk-list bytes one message may announce in all (one longest list and a page). */
+const MAX_SPLIT_BYTES = MAX_CHUNK_LIST_BYTES + INDEX_PAGE_BYTES
 
 /**
  * File records whose chunk list is too long for one frame (a 64 KiB-chunked file of more than
@@ -15,11 +18,11 @@ export interface SplitEntry { i: number, bytes: number }
  * Records as they go in the message, the split entries, and the frames to send after it
  * (views of the records' lists, no copy).
  */
-export function splitRecords<R extends { chunks: Uint8Array }> (records: R[]): { records: R[], split: SplitEntry[], parts: Uint8Array[] } {
+export function splitRecords<R extends { chunks: Uint8Array }> (records: R[], inlineMax = INLINE_CHUNK_LIST_BYTES): { records: R[], split: SplitEntry[], parts: Uint8Array[] } {
   const split: SplitEntry[] = []
   const parts: Uint8Array[] = []
   const out = records.map((rec, i) => {
-    if (rec.chunks.byteLength <= INLINE_CHUNK_LIST_BYTES) return rec
+    if (rec.chunks.byteLength <= inlineMax) return rec
     split.push({ i, bytes: rec.chunks.byteLength })
     for (let off = 0; off < rec.chunks.byteLength; off += CHUNK_LIST_PART_BYTES) parts.push(rec.chunks.subarray(off, off + CHUNK_LIST_PART_BYTES))
     return { ...rec, chunks: new Uint8Array(0) }
@@ -41,6 +44,7 @@ export async function readChunkLists (framed: Framed, rawRecords: unknown[], spl
   if (split === undefined) return
   if (!Array.isArray(split)) throw new ProtocolError(Codes.BAD_MESSAGE, 'split must be a list')
   let prev = -1
+  let total = 0
   const entries = split.map((e: unknown) => {
     const s = e as { i?: unknown, bytes?: unknown } | null
     if (s === null || typeof s !== 'object' || typeof s.i !== 'number' || typeof s.bytes !== 'number' ||
@@ -49,6 +53,9 @@ export async function readChunkLists (framed: Framed, rawRecords: unknown[], spl
       throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed split entry')
     }
     if (s.bytes > MAX_CHUNK_LIST_BYTES) throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `a chunk list of ${s.bytes} bytes is over the limit of ${MAX_CHUNK_LIST_BYTES}`)
+    // An honest page holds at most ~1 MiB of records before its last, long one: cap the sum too.
+    total += s.bytes
+    if (total > MAX_SPLIT_BYTES) throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `split chunk lists of ${total}+ bytes in one message are over the limit of ${MAX_SPLIT_BYTES}`)
     prev = s.i
     return { i: s.i, bytes: s.bytes }
   })

@@ -67,7 +67,9 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal: AbortSi
 export interface TxRef { volume: string, volumeId: string, txId: string }
 
 export async function sendPrepare (libp2p: Libp2p, peer: PeerId, tx: TxRef, record: NewFileRecord, signal: AbortSignal): Promise<void> {
-  const wire = splitRecords([record])
+  // Split only a record that cannot go whole in a frame: a member still on write/1.0.0 code
+  // takes every record that worked before split lists existed.
+  const wire = splitRecords([record], MAX_FRAME_BYTES - 64 * 1024)
   const msg = { v: WIRE_VERSION, t: 'prepare', ...tx, record: wire.records[0], ...(wire.split.length > 0 ? { split: wire.split } : {}) }
   expect(await call(libp2p, peer, msg, signal, wire.parts), 'prepared')
 }

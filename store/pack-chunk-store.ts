@@ -291,7 +291,9 @@ export class PackChunkStore implements ChunkStore {
   async delete (hashes: Uint8Array[]): Promise<void> {
     if (hashes.length === 0) return
     await this.locMutex.run(async () => {
-      await this.loc.batch(hashes.map(h => ({ type: 'del' as const, key: Buffer.from(h) })))
+      // Synced: a repack may unlink a pack as soon as its locations are gone, and a power loss
+      // must not bring back locations that point into an unlinked pack.
+      await this.loc.batch(hashes.map(h => ({ type: 'del' as const, key: Buffer.from(h) })), { sync: true } as never)
     })
   }
 

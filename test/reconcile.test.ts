@@ -111,3 +111,13 @@ test('conflict path keeps the extension and the directory', t => {
   t.regex(conflictPath('/x/y/noext', r), /^\/x\/y\/noext\.conflict-[0-9a-f]{8}$/)
   t.regex(conflictPath('/.hidden', r), /^\/\.hidden\.conflict-[0-9a-f]{8}$/)
 })
+
+test('same content or two deletes: the kept metadata does not depend on which member decides', t => {
+  const chunks = new Uint8Array(32).fill(9)
+  const l = rec('/m', { A: 1 }, { chunks, mode: 0o644, mtime: 1000 })
+  const r = rec('/m', { B: 1 }, { chunks, mode: 0o755, mtime: 2000 })
+  t.deepEqual(decide(l, r), decide(r, l))
+  const dl = rec('/m', { A: 2 }, { deleted: true, mtime: 3000 })
+  const dr = rec('/m', { B: 2 }, { deleted: true, mtime: 4000 })
+  t.deepEqual(decide(dl, dr), decide(dr, dl))
+})
