@@ -19,6 +19,18 @@ import { MiB, fmt, median, now, pool, procMemory, registerCleanup, type SuiteCon
 
 export const VOLUME = 'bench'
 
+/** The issues' data set: big files of counted bytes and 16 KiB small files. */
+export interface DataSet { bigCount: number, bigSize: number, smallCount: number }
+
+/** The data set at the run's scale: standard and --full are shared by every suite, --quick is the suite's own. */
+export function dataSet (ctx: SuiteContext, quick: DataSet): DataSet {
+  return ctx.pick<DataSet>({
+    quick,
+    standard: { bigCount: 4, bigSize: 64 * MiB, smallCount: 2000 },
+    full: { bigCount: 8, bigSize: 128 * MiB, smallCount: 10_000 }
+  })
+}
+
 export interface Cluster { nodes: NodeProcess[], profileDirs: Array<string | undefined> }
 
 /** Starts `n` nodes; every node after the first joins the first. With --profile, each runs under --cpu-prof. */

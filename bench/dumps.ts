@@ -35,18 +35,12 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KiB, MiB, Samples, fmt, fmtBytes, mbps, median, now, pool, procCpuSeconds, ratio, selfCpuSeconds, type Suite, type SuiteContext } from './lib.js'
-import { VOLUME, fetchedBytes, monotonicMicros, printProfiles, putFiles, waitConnected } from './cluster.js'
+import { VOLUME, dataSet, type DataSet, fetchedBytes, monotonicMicros, printProfiles, putFiles, waitConnected } from './cluster.js'
 import { countedBytes, countedStream } from './data.js'
 import { NodeProcess } from './node-proc.js'
 
-interface Sizes { bigCount: number, bigSize: number, smallCount: number }
-
-function sizes (ctx: SuiteContext): Sizes {
-  return ctx.pick<Sizes>({
-    quick: { bigCount: 3, bigSize: 32 * MiB, smallCount: 2000 },
-    standard: { bigCount: 4, bigSize: 64 * MiB, smallCount: 2000 },
-    full: { bigCount: 8, bigSize: 128 * MiB, smallCount: 10_000 }
-  })
+function sizes (ctx: SuiteContext): DataSet {
+  return dataSet(ctx, { bigCount: 3, bigSize: 32 * MiB, smallCount: 2000 })
 }
 
 const SMALL = 16 * KiB
@@ -74,7 +68,7 @@ function * changedBig (i: number, size: number): Generator<Buffer> {
 
 const smallAfter = (k: number): Generator<Buffer> => countedStream(smallChanged(k) ? 500_000 + k : SMALL_ID + k, SMALL)
 
-function changedBytes (sz: Sizes): number {
+function changedBytes (sz: DataSet): number {
   let n = 0
   for (let i = 0; i < sz.bigCount; i++) for (let k = 0; k < sz.bigSize / CHUNK; k++) if (bigChanged(i, k)) n += CHUNK
   for (let k = 0; k < sz.smallCount; k++) if (smallChanged(k)) n += SMALL
@@ -82,7 +76,7 @@ function changedBytes (sz: Sizes): number {
 }
 
 /** sha256 of every file of the data set after the change, from the generator (not the system measured). */
-function expectedHashes (sz: Sizes): Map<string, string> {
+function expectedHashes (sz: DataSet): Map<string, string> {
   const out = new Map<string, string>()
   const hash = (pieces: Iterable<Uint8Array>): string => { const h = createHash('sha256'); for (const p of pieces) h.update(p); return h.digest('hex') }
   for (let i = 0; i < sz.bigCount; i++) out.set(`/big/${i}`, hash(changedBig(i, sz.bigSize)))

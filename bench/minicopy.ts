@@ -9,18 +9,12 @@
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KiB, MiB, fmt, fmtBytes, now, ratio, type Suite, type SuiteContext } from './lib.js'
-import { VOLUME, fetchedBytes, peakRss, putFiles, restartNode, startCluster, waitConverged } from './cluster.js'
+import { VOLUME, dataSet, type DataSet, fetchedBytes, peakRss, putFiles, restartNode, startCluster, waitConverged } from './cluster.js'
 import { countedBytes, countedStream } from './data.js'
 import type { NodeProcess } from './node-proc.js'
 
-interface Sizes { bigCount: number, bigSize: number, smallCount: number, smallChanged: number }
-
-function sizes (ctx: SuiteContext): Sizes {
-  return ctx.pick<Sizes>({
-    quick: { bigCount: 2, bigSize: 32 * MiB, smallCount: 500, smallChanged: 20 },
-    standard: { bigCount: 4, bigSize: 64 * MiB, smallCount: 2000, smallChanged: 50 },
-    full: { bigCount: 8, bigSize: 128 * MiB, smallCount: 10_000, smallChanged: 100 }
-  })
+function sizes (ctx: SuiteContext): DataSet & { smallChanged: number } {
+  return { ...dataSet(ctx, { bigCount: 2, bigSize: 32 * MiB, smallCount: 500 }), smallChanged: ctx.pick({ quick: 20, standard: 50, full: 100 }) }
 }
 
 const SMALL = 16 * KiB

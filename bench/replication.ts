@@ -9,17 +9,11 @@
  * --profile runs both nodes under --cpu-prof and prints where their time goes.
  */
 import { KiB, MiB, Samples, fmt, fmtBytes, mbps, ratio, resetPeakRss, type Suite, type SuiteContext } from './lib.js'
-import { VOLUME, monotonicMicros, baselines, fetchedBytes, lastFullSync, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
+import { VOLUME, dataSet, type DataSet, monotonicMicros, baselines, fetchedBytes, lastFullSync, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
 import { procMemory, procCpuSeconds } from './lib.js'
 
-interface Sizes { bigCount: number, bigSize: number, smallCount: number }
-
-export function replicationSizes (ctx: SuiteContext): Sizes {
-  return ctx.pick<Sizes>({
-    quick: { bigCount: 2, bigSize: 32 * MiB, smallCount: 1000 },
-    standard: { bigCount: 4, bigSize: 64 * MiB, smallCount: 2000 },
-    full: { bigCount: 8, bigSize: 128 * MiB, smallCount: 10_000 }
-  })
+export function replicationSizes (ctx: SuiteContext): DataSet {
+  return dataSet(ctx, { bigCount: 2, bigSize: 32 * MiB, smallCount: 1000 })
 }
 
 const SMALL = 16 * KiB

@@ -9,19 +9,12 @@
  *   suite, if it ran) and the libp2p single-stream baseline.
  */
 import { Writable } from 'node:stream'
-import { KiB, MiB, fmt, fmtBytes, mbps, median, now, ratio, shuffled, type Suite, type SuiteContext } from './lib.js'
-import { VOLUME, baselines, fetchedBytes, lastFullSync, monotonicMicros, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
-import { procCpuSeconds } from './lib.js'
+import { KiB, MiB, fmt, fmtBytes, mbps, median, now, procCpuSeconds, ratio, shuffled, type Suite, type SuiteContext } from './lib.js'
+import { VOLUME, dataSet, type DataSet, baselines, fetchedBytes, lastFullSync, monotonicMicros, peakRss, printProfiles, putFiles, startCluster, waitConverged } from './cluster.js'
 import type { NodeProcess } from './node-proc.js'
 
-interface Sizes { bigCount: number, bigSize: number, smallCount: number, reads: number }
-
-function sizes (ctx: SuiteContext): Sizes {
-  return ctx.pick<Sizes>({
-    quick: { bigCount: 2, bigSize: 32 * MiB, smallCount: 500, reads: 50 },
-    standard: { bigCount: 4, bigSize: 64 * MiB, smallCount: 2000, reads: 100 },
-    full: { bigCount: 8, bigSize: 128 * MiB, smallCount: 10_000, reads: 150 }
-  })
+function sizes (ctx: SuiteContext): DataSet & { reads: number } {
+  return { ...dataSet(ctx, { bigCount: 2, bigSize: 32 * MiB, smallCount: 500 }), reads: ctx.pick({ quick: 50, standard: 100, full: 150 }) }
 }
 
 const SMALL = 16 * KiB

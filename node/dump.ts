@@ -10,6 +10,7 @@ import { normalizePath, validateVolumeName } from './paths.js'
 import { applyIncoming } from './all-mode-writes.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
+import { varint } from '../protocols/framing.js'
 
 /**
  * Dump files: a portable archive of a snapshot of a volume, full or incremental since another
@@ -55,14 +56,6 @@ function frame (msg: unknown): Uint8Array {
 
 /** Chunks read from the store per getMany while dumping (adjacent ones come in one read). */
 const DUMP_READ_CHUNKS = 64
-
-/** Unsigned LEB128, the length prefix it-length-prefixed writes. */
-function varint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
-  out.push(n)
-  return Uint8Array.from(out)
-}
 
 /**
  * The dump of `snap` (incremental from `base` when given) as a byte stream: constant memory

@@ -129,8 +129,8 @@ export class Framed {
   }
 }
 
-/** Unsigned LEB128, the length prefix it-length-prefixed reads. */
-function varint (n: number): Uint8Array {
+/** Unsigned LEB128, the length prefix it-length-prefixed reads and writes. */
+export function varint (n: number): Uint8Array {
   const out: number[] = []
   while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
   out.push(n)
