@@ -4,7 +4,7 @@
  * TCP + noise + yamux) with a sink protocol. It prints its address, reads BYTES, answers one
  * byte and exits.
  */
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { createServer } from 'node:net'
 
 const [kind, bytesArg] = process.argv.slice(2)

@@ -3,10 +3,10 @@
  * Exit code 0 when every schedule passed, 1 otherwise; failing schedules print their replay
  * command, e.g. `npm run chaos -- --seed S --from 7 --schedules 1 --verbose`.
  */
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { runChaos, formatSummary } from '../node/chaos.js'
+import { runChaos, formatSummary } from '../testing/chaos.js'
 
 const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I] [--nodes MIN-MAX] [--steps MIN-MAX]
                         [--converge-timeout SECONDS] [--verbose] [--bail] [--json] [--dir DIR]

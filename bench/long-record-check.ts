@@ -6,7 +6,7 @@
  * dist/bench/long-record-check.js [MiB] [--all]` (--all: in all mode, so the prepare carries
  * the list). Prints the times; exits 1 on a mismatch or timeout.
  */
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

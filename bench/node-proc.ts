@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ReplicantClient } from '../node/client.js'
+import { ReplicantClient } from '../api/client.js'
 import { procMemory, registerCleanup } from './lib.js'
 
 const BIN = fileURLToPath(new URL('../bin/replicant.js', import.meta.url))

@@ -4,7 +4,7 @@
  * With no suite named, every suite in SUITES runs, in order. A new suite is one file in bench/
  * exporting a `Suite` (see lib.ts), added to SUITES below.
  */
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { cpus, totalmem, loadavg, tmpdir, platform, release } from 'node:os'
 import { writeFile } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'

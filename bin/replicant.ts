@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat, rename, rm, open } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Command, Option } from 'commander'
 import { DEFAULTS } from '../config/defaults.js'
-import { readApiInfo, VERSION } from '../node/api-info.js'
-import { ReplicantClient } from '../node/client.js'
-import { isReplicantError } from '../node/errors.js'
+import { readApiInfo, VERSION } from '../api/api-info.js'
+import { ReplicantClient } from '../api/client.js'
+import { isReplicantError } from '../core/errors.js'
 import { createInterface } from 'node:readline'
-import type { CopyOffer } from '../node/membership.js'
+import type { CopyOffer } from '../replication/membership.js'
 
 const program = new Command()
 program

@@ -15,8 +15,9 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
-import { TopologyError } from '../node/topology-error.js'
-import type { Topology } from '../node/topology.js'
+import { TopologyError } from '../testing/topology-error.js'
+import { Codes } from '../core/errors.js'
+import type { Topology } from '../testing/topology.js'
 
 export const STATE_FILE = 'topology.json'
 export const DEFAULT_TOPOLOGY_DIR = '.topology'
@@ -40,7 +41,7 @@ async function readState (dir: string): Promise<TopologyState | undefined> {
     return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TopologyState
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new TopologyError('BAD_STATE', `cannot read ${join(dir, STATE_FILE)}: ${(err as Error).message}`)
+    throw new TopologyError(Codes.BAD_STATE, `cannot read ${join(dir, STATE_FILE)}: ${(err as Error).message}`)
   }
 }
 
@@ -91,13 +92,13 @@ async function stateOf (topo: Topology, file: string, name: string): Promise<Top
 async function up (file: string, opts: { dir: string, fresh?: boolean, json?: boolean }): Promise<void> {
   const dir = resolve(opts.dir)
   // Loaded here, not at the top: every other command starts without libp2p.
-  const { loadTopologyConfig, startTopologyFromConfig } = await import('../node/topology-config.js')
+  const { loadTopologyConfig, startTopologyFromConfig } = await import('../testing/topology-config.js')
   const config = await loadTopologyConfig(file)
   const previous = await readState(dir)
   if (previous !== undefined) {
     const running = alive(previous.pid) || (await Promise.all(previous.nodes.map(async n => n.pid !== null && await isNodeProcess(n.pid, n.dataDir)))).some(Boolean)
     if (running) {
-      throw new TopologyError('TOPOLOGY_RUNNING', `topology '${previous.name}' is already up in ${dir} (pid ${previous.pid}); stop it with: replicant topology down --dir ${opts.dir}`)
+      throw new TopologyError(Codes.TOPOLOGY_RUNNING, `topology '${previous.name}' is already up in ${dir} (pid ${previous.pid}); stop it with: replicant topology down --dir ${opts.dir}`)
     }
     await rm(join(dir, STATE_FILE), { force: true })
   }
@@ -154,12 +155,12 @@ async function up (file: string, opts: { dir: string, fresh?: boolean, json?: bo
 async function down (opts: { dir: string, timeout: number }): Promise<void> {
   const dir = resolve(opts.dir)
   const state = await readState(dir)
-  if (state === undefined) throw new TopologyError('NO_TOPOLOGY', `no topology is up in ${dir} (no ${STATE_FILE})`)
+  if (state === undefined) throw new TopologyError(Codes.NO_TOPOLOGY, `no topology is up in ${dir} (no ${STATE_FILE})`)
   const timeoutMs = opts.timeout * 1000
   if (alive(state.pid) && state.pid !== process.pid) {
     process.kill(state.pid, 'SIGTERM')
     if (!await waitGone(state.pid, timeoutMs)) {
-      throw new TopologyError('TIMEOUT', `topology up (pid ${state.pid}) did not stop within ${opts.timeout} s`)
+      throw new TopologyError(Codes.TIMEOUT, `topology up (pid ${state.pid}) did not stop within ${opts.timeout} s`)
     }
   }
   // If `up` was killed, its nodes may still run: stop them here.

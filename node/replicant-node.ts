@@ -1,4 +1,4 @@
-import './polyfill.js'
+import '../core/polyfill.js'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
@@ -6,23 +6,23 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
-import { HttpApi } from './http-api.js'
-import { VolumeService, type CreateVolumeOptions } from './volume-service.js'
-import { PeerManager } from './peer-manager.js'
-import { SyncEngine, type AnnounceResult } from './sync-engine.js'
-import type { CopyApproval } from './membership.js'
-import { InvalidInputError, ReplicantError, Codes } from './errors.js'
-import { logger } from './log.js'
-import { validateVolumeName } from './paths.js'
+import { HttpApi } from '../api/http-api.js'
+import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
+import { PeerManager } from '../replication/peer-manager.js'
+import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
+import type { CopyApproval } from '../replication/membership.js'
+import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
+import { logger } from '../core/log.js'
+import { validateVolumeName } from '../core/paths.js'
 import { DEFAULTS } from '../config/defaults.js'
-import type { VolumeRecord } from '../store/records.js'
+import type { VolumeRecord } from '../core/records.js'
 
-import { writeApiInfo, removeApiInfo, VERSION } from './api-info.js'
-import { LinkFaults } from './link-faults.js'
+import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
+import { LinkFaults } from '../replication/link-faults.js'
 
 const log = logger('node')
 
-export { API_FILE, VERSION, readApiInfo, type ApiInfo } from './api-info.js'
+export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js'
 
 export interface NodeOptions {
   dataDir: string
@@ -123,7 +123,7 @@ export class ReplicantNode {
     this.volumes.gate = (vol) => {
       removedGate(vol)
       const why = this.sync.membership.offline.get(vol.name)
-      if (why !== undefined) throw new ReplicantError('VOLUME_OFFLINE', `volume '${vol.name}' is offline on this node: ${why}`, 503, { volume: vol.name })
+      if (why !== undefined) throw new ReplicantError(Codes.VOLUME_OFFLINE, `volume '${vol.name}' is offline on this node: ${why}`, { volume: vol.name })
     }
     // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
     this.volumes.chunkSource = async (vol, hash, _length, signal) => await this.sync.readChunk(vol, hash, signal)
@@ -250,7 +250,7 @@ export class ReplicantNode {
     }
     report('copying')
     while (true) {
-      if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`, 499)
+      if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`)
       const state = await this.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
       report('copying', { state: state.state, progress: state.progress ?? null })
       if (state.state === 'steady') break

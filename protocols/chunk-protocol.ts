@@ -1,14 +1,14 @@
-import type { LinkFaults } from '../node/link-faults.js'
+import type { LinkFaults } from '../replication/link-faults.js'
 import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
-import { ProtocolError, Codes } from '../node/errors.js'
+import { ProtocolError, Codes } from '../core/errors.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
-import { encode, decode } from '../store/codec.js'
-import { HASH_BYTES } from '../store/records.js'
-import { logger } from '../node/log.js'
+import { encode, decode } from '../core/codec.js'
+import { HASH_BYTES } from '../core/records.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 
 const log = logger('proto:chunk')
@@ -52,7 +52,7 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
   if (5 + headerLength > frame.byteLength) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame header runs past the frame')
   const header = decode(frame.subarray(5, 5 + headerLength)) as { v?: unknown, t?: unknown, items?: unknown }
   if (header === null || typeof header !== 'object' || typeof header.v !== 'number' || header.t !== 'chunks') throw new ProtocolError(Codes.BAD_MESSAGE, 'bad chunks frame header')
-  if (header.v > WIRE_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `message version ${header.v} is newer than ${WIRE_VERSION}`)
+  if (header.v > WIRE_VERSION) throw new ProtocolError(Codes.UNSUPPORTED_VERSION, `message version ${header.v} is newer than ${WIRE_VERSION}`)
   if (!Array.isArray(header.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')
   let off = 5 + headerLength
   const out = (header.items as Array<{ h?: unknown, n?: unknown }>).map(item => {
@@ -185,7 +185,7 @@ export async function * wantChunks (libp2p: Libp2p, peer: PeerId, req: WantReque
         yield { hash: item.h, bytes: item.d }
       }
     }
-    if (wanted.size > 0) throw new ProtocolError('TRUNCATED', `peer ended without answering ${wanted.size} hash(es)`)
+    if (wanted.size > 0) throw new ProtocolError(Codes.TRUNCATED, `peer ended without answering ${wanted.size} hash(es)`)
     await framed.close()
   } catch (err) {
     framed.abort(err as Error)

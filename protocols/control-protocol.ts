@@ -1,9 +1,9 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, expect, request, answerError, type Message } from './framing.js'
 import { CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
-import { ProtocolError, Codes } from '../node/errors.js'
-import { logger } from '../node/log.js'
-import { genIdOf, type VolumeRecord, type GenerationEntry } from '../store/records.js'
+import { ProtocolError, Codes } from '../core/errors.js'
+import { logger } from '../core/log.js'
+import { genIdOf, type VolumeRecord, type GenerationEntry } from '../core/records.js'
 
 const log = logger('proto:control')
 

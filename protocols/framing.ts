@@ -2,8 +2,8 @@ import { pipe } from 'it-pipe'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream, Libp2p, PeerId } from '@libp2p/interface'
-import { encode, decode } from '../store/codec.js'
-import { ProtocolError, ReplicantError, Codes } from '../node/errors.js'
+import { encode, decode } from '../core/codec.js'
+import { ProtocolError, ReplicantError, Codes, toErrorCode } from '../core/errors.js'
 import { WIRE_VERSION, REQUEST_TIMEOUT_MS } from './constants.js'
 
 /** Every message on the wire: a version and a type tag, then fields of that type. */
@@ -13,7 +13,7 @@ export interface Message { v: number, t: string, [key: string]: unknown }
 export interface ErrorMessage extends Message { t: 'error', code: string, message: string }
 
 export function errorMessage (err: unknown): ErrorMessage {
-  const e = err instanceof ReplicantError ? err : new ProtocolError('INTERNAL', (err as Error)?.message ?? String(err))
+  const e = err instanceof ReplicantError ? err : new ProtocolError(Codes.INTERNAL, (err as Error)?.message ?? String(err))
   return { v: WIRE_VERSION, t: 'error', code: e.code, message: e.message }
 }
 
@@ -52,7 +52,7 @@ export class Framed {
     let onAbort: (() => void) | undefined
     const guard = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new ProtocolError(Codes.TIMEOUT, `no message from peer within ${timeoutMs} ms`)), timeoutMs)
-      onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'aborted', 499))
+      onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'aborted'))
       options.signal?.addEventListener('abort', onAbort, { once: true })
       if (options.signal?.aborted === true) onAbort()
     })
@@ -85,13 +85,13 @@ export class Framed {
       throw e
     }
     if (msg === undefined) {
-      const e = new ProtocolError('TRUNCATED', 'stream ended before the expected message')
+      const e = new ProtocolError(Codes.TRUNCATED, 'stream ended before the expected message')
       this.stream.abort(e)
       throw e
     }
     if (msg.t === 'error') {
       const em = msg as ErrorMessage
-      throw new ProtocolError(typeof em.code === 'string' ? em.code : 'REMOTE_ERROR', `peer: ${String(em.message)}`)
+      throw new ProtocolError(toErrorCode(em.code), `peer: ${String(em.message)}`)
     }
     return msg
   }
@@ -145,8 +145,8 @@ function waitForDrain (stream: Stream, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener('abort', onAbort)
     }
     const onDrain = (): void => { cleanup(); resolve() }
-    const onClose = (): void => { cleanup(); reject(new ProtocolError('STREAM_CLOSED', 'stream closed while writing')) }
-    const onAbort = (): void => { cleanup(); reject(new ReplicantError(Codes.ABORTED, 'aborted', 499)) }
+    const onClose = (): void => { cleanup(); reject(new ProtocolError(Codes.STREAM_CLOSED, 'stream closed while writing')) }
+    const onAbort = (): void => { cleanup(); reject(new ReplicantError(Codes.ABORTED, 'aborted')) }
     stream.addEventListener('drain', onDrain)
     stream.addEventListener('close', onClose)
     signal?.addEventListener('abort', onAbort)
@@ -157,7 +157,7 @@ function asMessage (x: unknown): Message {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new ProtocolError(Codes.BAD_MESSAGE, 'message is not a map')
   const m = x as Record<string, unknown>
   if (typeof m.v !== 'number' || typeof m.t !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'message lacks version or type')
-  if (m.v > WIRE_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `message version ${m.v} is newer than ${WIRE_VERSION}`)
+  if (m.v > WIRE_VERSION) throw new ProtocolError(Codes.UNSUPPORTED_VERSION, `message version ${m.v} is newer than ${WIRE_VERSION}`)
   return m as Message
 }
 

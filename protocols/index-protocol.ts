@@ -1,15 +1,15 @@
-import type { LinkFaults } from '../node/link-faults.js'
+import type { LinkFaults } from '../replication/link-faults.js'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
 import { authorize } from './auth.js'
 import { splitRecords, writeParts, readChunkLists } from './record-parts.js'
 import { INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, INLINE_CHUNK_LIST_BYTES, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
-import { asFileRecord } from '../store/codec.js'
-import { normalizePath } from '../node/paths.js'
-import { ProtocolError, Codes } from '../node/errors.js'
-import { logger } from '../node/log.js'
+import { asFileRecord } from '../core/codec.js'
+import { normalizePath } from '../core/paths.js'
+import { ProtocolError, Codes } from '../core/errors.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
-import type { FileRecord } from '../store/records.js'
+import type { FileRecord } from '../core/records.js'
 
 const log = logger('proto:index')
 
@@ -55,7 +55,7 @@ async function answerIndex (store: Store, stream: Stream, connection: Connection
     if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
     // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
     if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
-      throw new ProtocolError('LOG_COMPACTED', `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
+      throw new ProtocolError(Codes.LOG_COMPACTED, `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
     }
     // What a member asks from is what it has applied: compaction may purge below the least of these.
     if (req.scan !== true) await store.noteApplied(vol.name, peer, req.since)

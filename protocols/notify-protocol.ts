@@ -1,7 +1,7 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, expect, type Message } from './framing.js'
 import { NOTIFY_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
-import { logger } from '../node/log.js'
+import { logger } from '../core/log.js'
 
 const log = logger('proto:notify')
 

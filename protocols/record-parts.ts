@@ -1,5 +1,5 @@
 import type { Framed } from './framing.js'
-import { ProtocolError, Codes } from '../node/errors.js'
+import { ProtocolError, Codes } from '../core/errors.js'
 import { INLINE_CHUNK_LIST_BYTES, MAX_CHUNK_LIST_BYTES, CHUNK_LIST_PART_BYTES, INDEX_PAGE_BYTES } from './constants.js'
 
 /** The most chunk-list bytes one message may announce in all (one longest list and a page). */
@@ -66,7 +66,7 @@ export async function readChunkLists (framed: Framed, rawRecords: unknown[], spl
     let got = 0
     while (got < bytes) {
       const part = await framed.readFrameOrEnd({ signal })
-      if (part === undefined) throw new ProtocolError('TRUNCATED', 'stream ended inside a chunk list')
+      if (part === undefined) throw new ProtocolError(Codes.TRUNCATED, 'stream ended inside a chunk list')
       if (part.byteLength === 0 || got + part.byteLength > bytes) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk list part does not fit its announced length')
       list.set(part, got)
       got += part.byteLength

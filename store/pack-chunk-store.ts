@@ -2,10 +2,10 @@ import { open, readdir, mkdir, stat, unlink, type FileHandle } from 'node:fs/pro
 import { join } from 'node:path'
 import type { AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
-import { Mutex } from './mutex.js'
+import { Mutex } from '../core/mutex.js'
 import { noRepack, type ChunkStore, type RepackOptions, type RepackResult } from './chunk-store.js'
-import { PackTruncatedError } from '../node/errors.js'
-import { logger } from '../node/log.js'
+import { PackTruncatedError } from '../core/errors.js'
+import { logger } from '../core/log.js'
 
 const log = logger('packs')
 

@@ -2,8 +2,8 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import type { AbstractBatchOperation } from 'abstract-level'
-import { ReplicantError, ConflictError, NotFoundError, Codes } from '../node/errors.js'
-import { logger } from '../node/log.js'
+import { ReplicantError, ConflictError, NotFoundError, Codes } from '../core/errors.js'
+import { logger } from '../core/log.js'
 import { LevelChunkStore, type ChunkStore, type RepackOptions, type RepackResult, hashHex, noRepack } from './chunk-store.js'
 import { PackChunkStore, type RepackPoint } from './pack-chunk-store.js'
 
@@ -20,9 +20,9 @@ export interface StoreOptions {
 
 /** What collectGarbage did: the chunks it deleted, then the repack that gave their space back. */
 export interface GcResult { scanned: number, deleted: number, kept: number, repack: RepackResult }
-import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from './codec.js'
-import { Mutex } from './mutex.js'
-import { chunkHashes, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
+import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from '../core/codec.js'
+import { Mutex } from '../core/mutex.js'
+import { chunkHashes, type FileRecord, type VolumeRecord, type PeerRecord } from '../core/records.js'
 
 const log = logger('store')
 
@@ -131,7 +131,7 @@ export class Store {
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause
       if (cause?.code === 'LEVEL_LOCKED') {
-        throw new ReplicantError(Codes.DATA_DIR_LOCKED, `data dir ${dir} is in use by another replicant process`, 409, { dir })
+        throw new ReplicantError(Codes.DATA_DIR_LOCKED, `data dir ${dir} is in use by another replicant process`, { dir })
       }
       throw err
     }
@@ -185,7 +185,7 @@ export class Store {
   }
 
   private assertOpen (): void {
-    if (this.closed) throw new ReplicantError(Codes.STORE_CLOSED, 'store is closed', 503)
+    if (this.closed) throw new ReplicantError(Codes.STORE_CLOSED, 'store is closed')
   }
 
   // ---- volumes ----
@@ -509,7 +509,7 @@ export class Store {
     return await this.mutex.run(async () => {
       const vol = await this.requireVolume(volName)
       const key = `${volName}${SEP}${name}`
-      if (await this.snapshots.get(key) !== undefined) throw new ConflictError('SNAPSHOT_EXISTS', `volume '${volName}' already has a snapshot '${name}'`)
+      if (await this.snapshots.get(key) !== undefined) throw new ConflictError(Codes.SNAPSHOT_EXISTS, `volume '${volName}' already has a snapshot '${name}'`)
       const snap: SnapshotRecord = { volume: volName, name, seq: vol.seq, createdAt: Date.now() }
       await this.db.batch([{ type: 'put', key, value: snap, sublevel: this.snapshots } as Op], { sync: true })
       this.maxSnapshotSeq.set(volName, Math.max(this.maxSnapshotSeq.get(volName) ?? -1, snap.seq))
@@ -527,7 +527,7 @@ export class Store {
   async getSnapshot (volName: string, name: string): Promise<SnapshotRecord> {
     this.assertOpen()
     const snap = await this.snapshots.get(`${volName}${SEP}${name}`)
-    if (snap === undefined) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `volume '${volName}' has no snapshot '${name}'`, { volume: volName, snapshot: name })
+    if (snap === undefined) throw new NotFoundError(Codes.SNAPSHOT_NOT_FOUND, `volume '${volName}' has no snapshot '${name}'`, { volume: volName, snapshot: name })
     return snap
   }
 
@@ -559,7 +559,7 @@ export class Store {
     return await this.mutex.run(async () => {
       await this.getSnapshot(volName, name)
       if (this.pinned.has(`${volName}${SEP}${name}`)) {
-        throw new ConflictError('SNAPSHOT_IN_USE', `snapshot '${name}' of '${volName}' is being dumped: delete it when the dump has ended`, { volume: volName, snapshot: name })
+        throw new ConflictError(Codes.SNAPSHOT_IN_USE, `snapshot '${name}' of '${volName}' is being dumped: delete it when the dump has ended`, { volume: volName, snapshot: name })
       }
       const rest = (await this.listSnapshots(volName)).filter(s => s.name !== name)
       const ops: Op[] = [{ type: 'del', key: `${volName}${SEP}${name}`, sublevel: this.snapshots }]

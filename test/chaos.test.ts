@@ -1,7 +1,7 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
-import { History, conflictBase, sha256Hex, type TreeEntry } from '../node/history.js'
-import { planSchedule, contentOf, describeStep, runChaos, formatResult, Rng } from '../node/chaos.js'
+import { History, conflictBase, sha256Hex, type TreeEntry } from '../testing/history.js'
+import { planSchedule, contentOf, describeStep, runChaos, formatResult, Rng } from '../testing/chaos.js'
 import { tmpDir } from './helpers.js'
 
 const A = 'peerA'

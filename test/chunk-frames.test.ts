@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomBytes, createHash } from 'node:crypto'
@@ -11,8 +11,8 @@ import { createReplicantLibp2p } from '../node/libp2p.js'
 import { wantChunks, encodeChunksFrame, decodeChunksFrame } from '../protocols/chunk-protocol.js'
 import { Framed } from '../protocols/framing.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_SMALL_FRAME_BYTES } from '../protocols/constants.js'
-import { encode } from '../store/codec.js'
-import { chunkHashes } from '../store/records.js'
+import { encode } from '../core/codec.js'
+import { chunkHashes } from '../core/records.js'
 import { cluster, converged, bytes, read } from './replication-helpers.js'
 
 const sha = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest()

@@ -1,8 +1,8 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { fixedChunks, isValidChunkSize, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../node/chunker.js'
-import { chunkCount } from '../store/records.js'
+import { fixedChunks, isValidChunkSize, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../core/chunker.js'
+import { chunkCount } from '../core/records.js'
 import { startNode, pieces, collect, randomSource, sha256Stream } from './helpers.js'
 
 const SIZE = 16

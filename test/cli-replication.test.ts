@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { join } from 'node:path'
 import { writeFile } from 'node:fs/promises'

@@ -1,9 +1,9 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { startNode, waitFor, sha256Stream, spawnNodeProcess, tmpDir, sleep } from './helpers.js'
 import { converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../node/client.js'
+import { ReplicantClient } from '../api/client.js'
 import { Readable } from 'node:stream'
 import type { ReplicantNode } from '../node/replicant-node.js'
 

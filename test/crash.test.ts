@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { request } from 'node:http'
 import { once } from 'node:events'

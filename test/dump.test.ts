@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, createReadStream } from 'node:fs'
@@ -6,9 +6,9 @@ import { readFile, writeFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startNode, tmpDir, waitFor, runCli } from './helpers.js'
 import { tree, converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../node/client.js'
+import { ReplicantClient } from '../api/client.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
-import { writeDump } from '../node/dump.js'
+import { writeDump } from '../replication/dump.js'
 
 async function dumpTo (node: ReplicantNode, vol: string, snap: string, file: string, since?: string): Promise<void> {
   await new ReplicantClient(node.apiUrl!).dump(vol, snap, createWriteStream(file), since)

@@ -2,7 +2,7 @@
  * Shared test helpers. Every resource a helper creates (temp dir, node, child process) is
  * released in the calling test's teardown, so tests never leak into each other.
  */
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import { mkdtemp, rm, readFile } from 'node:fs/promises'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { request, type Server } from 'node:http'
@@ -310,7 +310,7 @@ const badCases: BadCase[] = [
   { name: 'create: JSON array', method: 'POST', path: '/v1/volumes', body: '["w"]', status: 400, code: 'BAD_REQUEST' },
   { name: 'create: JSON null', method: 'POST', path: '/v1/volumes', body: 'null', status: 400, code: 'BAD_REQUEST' },
   { name: 'create: JSON string', method: 'POST', path: '/v1/volumes', body: '"w"', status: 400, code: 'BAD_REQUEST' },
-  { name: 'create: oversized JSON body', method: 'POST', path: '/v1/volumes', body: json({ name: 'w', pad: 'x'.repeat(100 * 1024) }), status: 413, code: 'BAD_REQUEST' },
+  { name: 'create: oversized JSON body', method: 'POST', path: '/v1/volumes', body: json({ name: 'w', pad: 'x'.repeat(100 * 1024) }), status: 413, code: 'BODY_TOO_LARGE' },
   // volume lookups
   { name: 'info: bad volume name', path: '/v1/volumes/Bad%20Name', status: 400, code: 'BAD_VOLUME_NAME' },
   { name: 'info: raw ..', path: '/v1/volumes/..', status: 400, code: 'BAD_VOLUME_NAME' },

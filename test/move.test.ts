@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes, createHash } from 'node:crypto'
 import { startNode, waitFor, runCli, randomSource } from './helpers.js'

@@ -1,12 +1,13 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
-import { normalizePath, normalizePrefix, validateVolumeName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../node/paths.js'
-import { InvalidInputError } from '../node/errors.js'
+import { normalizePath, normalizePrefix, validateVolumeName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../core/paths.js'
+import { InvalidInputError, type ErrorCode } from '../core/errors.js'
+import { httpStatusOf } from '../api/error-status.js'
 
-function rejects (t: import('ava').ExecutionContext, fn: () => unknown, code: string): void {
+function rejects (t: import('ava').ExecutionContext, fn: () => unknown, code: ErrorCode): void {
   const err = t.throws(fn, { instanceOf: InvalidInputError })
   t.is(err?.code, code)
-  t.is(err?.status, 400)
+  t.is(err === undefined ? undefined : httpStatusOf(err), 400)
 }
 
 // A path of exactly `bytes` bytes (leading slash included) made of 200-byte segments.

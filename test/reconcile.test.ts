@@ -1,8 +1,8 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
-import { decide, conflictPath, resolvedVector } from '../node/reconcile.js'
-import { compare } from '../node/version-vector.js'
-import type { FileRecord } from '../store/records.js'
+import { decide, conflictPath, resolvedVector } from '../replication/reconcile.js'
+import { compare } from '../core/version-vector.js'
+import type { FileRecord } from '../core/records.js'
 
 function rec (path: string, vv: Record<string, number>, opts: Partial<FileRecord> = {}): FileRecord {
   const fill = opts.chunks ?? new Uint8Array(32).fill(Object.values(vv).reduce((a, b) => a + b, 0))

@@ -1,6 +1,6 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
-import { decideRejoin, type VolumeHistory } from '../node/rejoin-rules.js'
+import { decideRejoin, type VolumeHistory } from '../replication/rejoin-rules.js'
 
 const vol = 'a'.repeat(32)
 const h = (generation: number, genId: string, history: Array<[number, string]> = [], volumeId = vol): VolumeHistory =>

@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { readdir, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { startNode, tmpDir, httpRequest, runCli, sha256Hex, killChildAt } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
 import { Store } from '../store/store.js'
-import { chunkHashes } from '../store/records.js'
+import { chunkHashes } from '../core/records.js'
 import { sha256 } from '../store/chunk-store.js'
-import { PackTruncatedError } from '../node/errors.js'
+import { PackTruncatedError } from '../core/errors.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 /*

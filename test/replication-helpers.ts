@@ -1,6 +1,6 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import type { ExecutionContext } from 'ava'
-import { toKey } from '../node/version-vector.js'
+import { toKey } from '../core/version-vector.js'
 import { hashHex } from '../store/chunk-store.js'
 import { startNode, waitFor } from './helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'

@@ -1,4 +1,4 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import { startNode, waitFor, randomSource, sha256Stream } from './helpers.js'

@@ -1,9 +1,9 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { startNode, httpRequest, runCli } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
-import { chunkHashes } from '../store/records.js'
+import { chunkHashes } from '../core/records.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 async function readAt (node: ReplicantNode, vol: string, snap: string, path: string): Promise<Buffer> {

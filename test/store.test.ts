@@ -1,13 +1,14 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { Level } from 'level'
 import * as cborg from 'cborg'
 import { Store, type NewFileRecord } from '../store/store.js'
-import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from '../store/codec.js'
-import { RECORD_VERSION, type FileRecord, type VolumeRecord } from '../store/records.js'
-import { ReplicantError } from '../node/errors.js'
+import { encode, decode, asFileRecord, asVolumeRecord, asPeerRecord } from '../core/codec.js'
+import { RECORD_VERSION, type FileRecord, type VolumeRecord } from '../core/records.js'
+import { ReplicantError, type ErrorCode } from '../core/errors.js'
+import { httpStatusOf } from '../api/error-status.js'
 import { tmpDir, killChildAt } from './helpers.js'
 
 type StoreFactory = (dir: string) => Promise<Store>
@@ -46,7 +47,7 @@ async function all<T> (it: AsyncIterable<T>): Promise<T[]> {
   return out
 }
 
-async function rejectsWithCode (t: ExecutionContext, p: Promise<unknown>, code: string): Promise<ReplicantError | undefined> {
+async function rejectsWithCode (t: ExecutionContext, p: Promise<unknown>, code: ErrorCode): Promise<ReplicantError | undefined> {
   const err = await t.throwsAsync(p, { instanceOf: ReplicantError })
   t.is(err?.code, code)
   return err
@@ -110,7 +111,7 @@ function storeCompliance (label: string, factory: StoreFactory): void {
     const original = volumeRecord('dup')
     await store.createVolume(original)
     const err = await rejectsWithCode(t, store.createVolume(volumeRecord('dup', { id: 'f'.repeat(32) })), 'VOLUME_EXISTS')
-    t.is(err?.status, 409)
+    t.is(err === undefined ? undefined : httpStatusOf(err), 409)
     t.deepEqual(await store.getVolume('dup'), original)
     t.is((await store.listVolumes()).length, 1)
   })
@@ -468,7 +469,7 @@ test('disk store: a second open of the same data dir fails with DATA_DIR_LOCKED;
   t.teardown(async () => { await first.close() })
   await first.createVolume(volumeRecord('v'))
   const err = await rejectsWithCode(t, Store.open(dir), 'DATA_DIR_LOCKED')
-  t.is(err?.status, 409)
+  t.is(err === undefined ? undefined : httpStatusOf(err), 409)
   // The first store is unaffected.
   t.truthy(await first.getVolume('v'))
   await first.close()

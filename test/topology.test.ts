@@ -1,12 +1,12 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import { access, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { Topology, TopologyError, type TopologyOptions } from '../node/topology.js'
-import { parseTopologyConfig, loadTopologyConfig, startTopologyFromConfig } from '../node/topology-config.js'
-import { ReplicantClient } from '../node/client.js'
+import { Topology, TopologyError, type TopologyOptions } from '../testing/topology.js'
+import { parseTopologyConfig, loadTopologyConfig, startTopologyFromConfig } from '../testing/topology-config.js'
+import { ReplicantClient } from '../api/client.js'
 import { tmpDir, runCli, waitFor, sleep, BIN, DIST } from './helpers.js'
 
 const CONFIG = join(DIST, '..', 'config')

@@ -1,6 +1,6 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
-import { compare, increment, merge, normalize, isValid, toKey, type Ordering, type VersionVector } from '../node/version-vector.js'
+import { compare, increment, merge, normalize, isValid, toKey, type Ordering, type VersionVector } from '../core/version-vector.js'
 
 const compareCases: Array<[string, VersionVector, VersionVector, Ordering]> = [
   ['both empty', {}, {}, 'equal'],

@@ -1,9 +1,9 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { startNode, waitFor, randomSource, sha256Stream, httpRequest } from './helpers.js'
 import { converged, bytes, read } from './replication-helpers.js'
-import { chunkHashes } from '../store/records.js'
+import { chunkHashes } from '../core/records.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 const MiB = 1024 * 1024

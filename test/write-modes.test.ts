@@ -1,10 +1,10 @@
-import '../node/polyfill.js'
+import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { startNode, waitFor, sleep, spawnNodeProcess, tmpDir } from './helpers.js'
 import { converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../node/client.js'
+import { ReplicantClient } from '../api/client.js'
 
 test('all mode on 3 members: a write is visible on every member when it returns', async t => {
   const a = await startNode(t, { api: false })

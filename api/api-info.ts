@@ -1,6 +1,6 @@
 import { readFile, writeFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ReplicantError, Codes } from './errors.js'
+import { ReplicantError, Codes } from '../core/errors.js'
 
 /**
  * What a running node leaves in its data dir for the CLI: the address of its HTTP API. Kept
@@ -16,7 +16,7 @@ export async function readApiInfo (dataDir: string): Promise<ApiInfo> {
   try {
     return JSON.parse(await readFile(join(dataDir, API_FILE), 'utf8')) as ApiInfo
   } catch {
-    throw new ReplicantError(Codes.NODE_NOT_RUNNING, `no running node found for data dir ${dataDir} (start one with 'replicant start --data ${dataDir}')`, 503)
+    throw new ReplicantError(Codes.NODE_NOT_RUNNING, `no running node found for data dir ${dataDir} (start one with 'replicant start --data ${dataDir}')`)
   }
 }
 

@@ -1,6 +1,6 @@
 import * as cborg from 'cborg'
-import { InvalidInputError, Codes } from '../node/errors.js'
-import { isValid as isValidVector } from '../node/version-vector.js'
+import { InvalidInputError, Codes } from './errors.js'
+import { isValid as isValidVector } from './version-vector.js'
 import { HASH_BYTES, WRITE_MODES, MEMBER_STATES, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
 
 /** Records are stored and sent as CBOR: compact, schemaless on the wire, validated here. */

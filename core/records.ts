@@ -1,4 +1,4 @@
-import type { VersionVector } from '../node/version-vector.js'
+import type { VersionVector } from './version-vector.js'
 
 export type WriteMode = 'all' | 'active'
 

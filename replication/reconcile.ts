@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { compare, merge, toKey, type VersionVector } from './version-vector.js'
+import { compare, merge, toKey, type VersionVector } from '../core/version-vector.js'
 import type { NewFileRecord } from '../store/store.js'
-import type { FileRecord } from '../store/records.js'
+import type { FileRecord } from '../core/records.js'
 
 /**
  * What to do with a file record that arrives from a peer, given the local one. Pure, so

@@ -1,6 +1,6 @@
 import { newCounters, type ChunkFetcher, type FetchCounters } from './chunk-fetcher.js'
-import { chunkHashes, type VolumeRecord } from '../store/records.js'
-import { logger } from './log.js'
+import { chunkHashes, type VolumeRecord } from '../core/records.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { OnDemandReader } from './on-demand.js'
 

@@ -11,7 +11,7 @@
  * What cannot be replayed is timing: how far replication got before a kill or partition, and
  * which in-flight write a kill lands on, depend on the machine's load.
  */
-import './polyfill.js'
+import '../core/polyfill.js'
 import { createCipheriv, createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,7 +21,7 @@ import { Topology } from './topology.js'
 import { History, type CheckStats, type TreeEntry, type Violation } from './history.js'
 import { Store } from '../store/store.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
-import { chunkHashes } from '../store/records.js'
+import { chunkHashes } from '../core/records.js'
 
 // ---- seeded PRNG (xmur3 seeding, sfc32 generator: small, fast, identical on every platform) ----
 

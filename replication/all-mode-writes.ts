@@ -6,9 +6,9 @@ import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.j
 import { requestLocate } from '../protocols/control-protocol.js'
 import { authorize } from '../protocols/auth.js'
 import { decide } from './reconcile.js'
-import { ReplicantError } from './errors.js'
-import { chunkHashes, type FileRecord, type VolumeRecord } from '../store/records.js'
-import { logger } from './log.js'
+import { ReplicantError, Codes } from '../core/errors.js'
+import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
+import { logger } from '../core/log.js'
 import type { Store, NewFileRecord, CommitContext } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { ChunkFetcher } from './chunk-fetcher.js'
@@ -124,7 +124,7 @@ export class AllModeWrites {
     // Members not connected are dialled by the prepare itself; one that cannot be reached fails it.
     const blocked = others.filter(m => this.peers.blocked.has(m))
     if (blocked.length > 0) {
-      throw new ReplicantError('WRITE_NOT_ACKNOWLEDGED', `write to '${vol.name}' in all mode refused: member(s) not reachable: ${blocked.join(', ')}`, 503,
+      throw new ReplicantError(Codes.WRITE_NOT_ACKNOWLEDGED, `write to '${vol.name}' in all mode refused: member(s) not reachable: ${blocked.join(', ')}`,
         { failed: blocked.map(peerId => ({ peerId, error: 'not reachable' })) })
     }
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.prepareTimeoutMs)])
@@ -141,7 +141,7 @@ export class AllModeWrites {
       await this.store.recordAbort(vol.name, tx.txId)
       const prepared = others.filter((_, i) => results[i].status === 'fulfilled')
       await Promise.allSettled(prepared.map(async m => { await sendAbort(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(10_000)) }))
-      throw new ReplicantError('WRITE_NOT_ACKNOWLEDGED', `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, 503, { failed })
+      throw new ReplicantError(Codes.WRITE_NOT_ACKNOWLEDGED, `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, { failed })
     }
     if (this.faults.crashAfterPrepare === true) process.kill(process.pid, 'SIGKILL')
     const [committed] = await this.store.commitFiles(vol.name, async (ctx) => {
@@ -159,7 +159,7 @@ export class AllModeWrites {
 
   private async prepare (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal): Promise<void> {
     const vol = await authorize(this.store, volume, volumeId, peer)
-    if (await this.store.txState(vol.name, txId) !== undefined) throw new ReplicantError('TX_DECIDED', `transaction ${txId} was already decided`, 409)
+    if (await this.store.txState(vol.name, txId) !== undefined) throw new ReplicantError(Codes.TX_DECIDED, `transaction ${txId} was already decided`)
     if (!record.deleted) {
       const sources = [peer, ...vol.members.filter(m => m !== peer && m !== this.selfId && this.peers.isConnected(m))]
       await this.fetcher.fetch(vol, [...chunkHashes(record)], sources, { signal })
@@ -177,7 +177,7 @@ export class AllModeWrites {
     if (p === undefined) {
       const state = await this.store.txState(volume, txId)
       if (state === 'commit') return
-      throw new ReplicantError('TX_UNKNOWN', `no prepared write ${txId} here${state === 'abort' ? ' (it was aborted)' : ''}`, 409)
+      throw new ReplicantError(Codes.TX_UNKNOWN, `no prepared write ${txId} here${state === 'abort' ? ' (it was aborted)' : ''}`)
     }
     await this.store.commitFiles(volume, async (ctx) => {
       ctx.settleTx(txId)

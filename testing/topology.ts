@@ -15,7 +15,7 @@
  *
  * Every node started is stopped by close() (and SIGKILLed if this process exits first).
  */
-import './polyfill.js'
+import '../core/polyfill.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync, writeSync } from 'node:fs'
 import { mkdtemp, mkdir, readFile, rm, open } from 'node:fs/promises'
@@ -26,16 +26,16 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { ReplicantNode, API_FILE, type ApiInfo } from './replicant-node.js'
-import { ReplicantClient } from './client.js'
-import { loadOrCreateIdentity } from './identity.js'
-import { isReplicantError } from './errors.js'
+import { ReplicantNode, API_FILE, type ApiInfo } from '../node/replicant-node.js'
+import { ReplicantClient } from '../api/client.js'
+import { loadOrCreateIdentity } from '../node/identity.js'
+import { isReplicantError, Codes } from '../core/errors.js'
 import { TopologyError } from './topology-error.js'
-import type { LinkShape } from './link-faults.js'
+import type { LinkShape } from '../replication/link-faults.js'
 import { sha256Hex, type History, type TreeEntry } from './history.js'
-import { toKey, type VersionVector } from './version-vector.js'
-import type { FileView } from './volume-service.js'
-import type { WriteMode } from '../store/records.js'
+import { toKey, type VersionVector } from '../core/version-vector.js'
+import type { FileView } from '../replication/volume-service.js'
+import type { WriteMode } from '../core/records.js'
 
 export type NodeKind = 'process' | 'in-process'
 
@@ -196,7 +196,7 @@ class ManagedNode implements TopologyNode {
   get pid (): number | undefined { return this.kind === 'process' ? this.child?.pid : (this.instance !== undefined ? process.pid : undefined) }
 
   get apiUrl (): string {
-    if (this.url === undefined || !this.running) throw new TopologyError('NODE_DOWN', `node ${this.name} is not running`, { node: this.name })
+    if (this.url === undefined || !this.running) throw new TopologyError(Codes.NODE_DOWN, `node ${this.name} is not running`, { node: this.name })
     return this.url
   }
 
@@ -216,7 +216,7 @@ class ManagedNode implements TopologyNode {
   }
 
   async start (join: string[]): Promise<void> {
-    if (this.running) throw new TopologyError('NODE_RUNNING', `node ${this.name} is already running`, { node: this.name })
+    if (this.running) throw new TopologyError(Codes.NODE_RUNNING, `node ${this.name} is already running`, { node: this.name })
     try {
       await this.startOnce(join, this.port)
     } catch (err) {
@@ -254,7 +254,7 @@ class ManagedNode implements TopologyNode {
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000)
     while (true) {
       if (done !== undefined) {
-        throw new TopologyError('START_FAILED', `node ${this.name} exited during start (code ${String(done.code)}, signal ${String(done.signal)}):\n${await this.logTail(2000)}`, { node: this.name })
+        throw new TopologyError(Codes.START_FAILED, `node ${this.name} exited during start (code ${String(done.code)}, signal ${String(done.signal)}):\n${await this.logTail(2000)}`, { node: this.name })
       }
       const info = await readFile(join(this.dataDir, API_FILE), 'utf8').then(s => JSON.parse(s) as ApiInfo).catch(() => undefined)
       if (info !== undefined && info.pid === child.pid) {
@@ -275,17 +275,17 @@ class ManagedNode implements TopologyNode {
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
         await exited
-        throw new TopologyError('START_FAILED', `node ${this.name} did not answer on its API within ${this.opts.startTimeoutMs ?? 60_000} ms:\n${await this.logTail(2000)}`, { node: this.name })
+        throw new TopologyError(Codes.START_FAILED, `node ${this.name} did not answer on its API within ${this.opts.startTimeoutMs ?? 60_000} ms:\n${await this.logTail(2000)}`, { node: this.name })
       }
       await sleep(50)
     }
   }
 
   async kill (): Promise<ExitInfo> {
-    if (this.kind === 'in-process') throw new TopologyError('KILL_NEEDS_PROCESS', `node ${this.name} runs in this process: kill -9 needs a process node (use stop)`, { node: this.name })
+    if (this.kind === 'in-process') throw new TopologyError(Codes.KILL_NEEDS_PROCESS, `node ${this.name} runs in this process: kill -9 needs a process node (use stop)`, { node: this.name })
     const child = this.child
     const exited = this.exited
-    if (child === undefined || exited === undefined) throw new TopologyError('NODE_DOWN', `node ${this.name} is not running`, { node: this.name })
+    if (child === undefined || exited === undefined) throw new TopologyError(Codes.NODE_DOWN, `node ${this.name} is not running`, { node: this.name })
     child.kill('SIGKILL')
     const e = await exited
     this.lastExit = e
@@ -295,7 +295,7 @@ class ManagedNode implements TopologyNode {
   async stop (): Promise<ExitInfo> {
     if (this.kind === 'in-process') {
       const node = this.instance
-      if (node === undefined) throw new TopologyError('NODE_DOWN', `node ${this.name} is not running`, { node: this.name })
+      if (node === undefined) throw new TopologyError(Codes.NODE_DOWN, `node ${this.name} is not running`, { node: this.name })
       await node.stop()
       this.instance = undefined
       this.lastExit = { code: 0, signal: null }
@@ -303,7 +303,7 @@ class ManagedNode implements TopologyNode {
     }
     const child = this.child
     const exited = this.exited
-    if (child === undefined || exited === undefined) throw new TopologyError('NODE_DOWN', `node ${this.name} is not running`, { node: this.name })
+    if (child === undefined || exited === undefined) throw new TopologyError(Codes.NODE_DOWN, `node ${this.name} is not running`, { node: this.name })
     child.kill('SIGTERM')
     const timeout = this.opts.stopTimeoutMs ?? 30_000
     let timer: NodeJS.Timeout | undefined
@@ -346,11 +346,11 @@ export class Topology {
     const specs: NodeSpec[] = typeof opts.nodes === 'number'
       ? Array.from({ length: opts.nodes }, (_, i) => ({ name: `n${i + 1}` }))
       : opts.nodes.map(n => typeof n === 'string' ? { name: n } : n)
-    if (specs.length === 0) throw new TopologyError('BAD_TOPOLOGY', 'a topology needs at least one node')
+    if (specs.length === 0) throw new TopologyError(Codes.BAD_TOPOLOGY, 'a topology needs at least one node')
     const names = new Set<string>()
     for (const s of specs) {
-      if (!NAME_RE.test(s.name)) throw new TopologyError('BAD_TOPOLOGY', `node name '${s.name}' must match ${NAME_RE.source}`)
-      if (names.has(s.name)) throw new TopologyError('BAD_TOPOLOGY', `node name '${s.name}' is used twice`)
+      if (!NAME_RE.test(s.name)) throw new TopologyError(Codes.BAD_TOPOLOGY, `node name '${s.name}' must match ${NAME_RE.source}`)
+      if (names.has(s.name)) throw new TopologyError(Codes.BAD_TOPOLOGY, `node name '${s.name}' is used twice`)
       names.add(s.name)
     }
     const dir = opts.dir !== undefined ? resolve(opts.dir) : await mkdtemp(join(tmpdir(), 'replicant-topology-'))
@@ -407,7 +407,7 @@ export class Topology {
 
   private managed (name: string): ManagedNode {
     const n = this.byName.get(name)
-    if (n === undefined) throw new TopologyError('UNKNOWN_NODE', `no node named '${name}' in this topology (nodes: ${this.order.join(', ')})`, { node: name })
+    if (n === undefined) throw new TopologyError(Codes.UNKNOWN_NODE, `no node named '${name}' in this topology (nodes: ${this.order.join(', ')})`, { node: name })
     return n
   }
 
@@ -428,7 +428,7 @@ export class Topology {
     const members = spec.members ?? this.names()
     for (const m of members) this.managed(m)
     const on = spec.on ?? members[0]
-    if (!members.includes(on)) throw new TopologyError('BAD_TOPOLOGY', `volume ${name} is created on ${on}, which is not one of its members`)
+    if (!members.includes(on)) throw new TopologyError(Codes.BAD_TOPOLOGY, `volume ${name} is created on ${on}, which is not one of its members`)
     const replicas = members.filter(m => m !== on).map(m => this.managed(m).peerId)
     const vol = await this.client(on).createVolume({ name, replicas, ...(spec.writeMode !== undefined ? { writeMode: spec.writeMode } : {}), ...(spec.chunkSize !== undefined ? { chunkSize: spec.chunkSize } : {}) })
     this.volumes.set(name, [...members])
@@ -457,7 +457,7 @@ export class Topology {
       this.volumes.set(volume, names)
       return names
     }
-    throw new TopologyError('VOLUME_NOT_FOUND', `no running node holds volume ${volume}`)
+    throw new TopologyError(Codes.VOLUME_NOT_FOUND, `no running node holds volume ${volume}`)
   }
 
   /** Writes `data` at `path` on `node`; resolves once the node acknowledged it (durable there). */
@@ -555,7 +555,7 @@ export class Topology {
     for (const g of groups) {
       for (const n of g) {
         this.managed(n)
-        if (seen.has(n)) throw new TopologyError('BAD_TOPOLOGY', `node ${n} is in two groups of a partition`)
+        if (seen.has(n)) throw new TopologyError(Codes.BAD_TOPOLOGY, `node ${n} is in two groups of a partition`)
         seen.add(n)
       }
     }
@@ -593,7 +593,7 @@ export class Topology {
    */
   async slowLink (a: string, b: string, shape: Partial<LinkShape>): Promise<void> {
     const [na, nb] = [this.managed(a), this.managed(b)]
-    if (a === b) throw new TopologyError('BAD_TOPOLOGY', 'a link joins two different nodes')
+    if (a === b) throw new TopologyError(Codes.BAD_TOPOLOGY, 'a link joins two different nodes')
     this.shapedLinks.set([a, b].sort().join('\0'), { a, b, shape: { ...shape } })
     await Promise.all([[na, nb], [nb, na]].filter(([n]) => n.running).map(async ([n, other]) => { await n.client.slowLink([other.peerId], shape) }))
     this.emit('slow-link', undefined, `${a}<->${b} ${JSON.stringify(shape)}`)
@@ -614,7 +614,7 @@ export class Topology {
       const v = await fn().catch(() => undefined)
       if (v !== undefined) return v
       if (Date.now() > deadline) {
-        throw new TopologyError('TIMEOUT', `timed out after ${opts.timeoutMs} ms waiting for ${what}${describeLast !== undefined ? `: ${describeLast()}` : ''}`)
+        throw new TopologyError(Codes.TIMEOUT, `timed out after ${opts.timeoutMs} ms waiting for ${what}${describeLast !== undefined ? `: ${describeLast()}` : ''}`)
       }
       await sleep(opts.intervalMs ?? 100)
     }
@@ -648,7 +648,7 @@ export class Topology {
   async waitForSteady (volume: string, opts: WaitOptions = {}): Promise<FileView[]> {
     const nodes = await this.waitNodes(volume, opts)
     const down = nodes.filter(n => !n.running).map(n => n.name)
-    if (down.length > 0) throw new TopologyError('NODE_DOWN', `waitForSteady(${volume}) needs every member running; down: ${down.join(', ')}`)
+    if (down.length > 0) throw new TopologyError(Codes.NODE_DOWN, `waitForSteady(${volume}) needs every member running; down: ${down.join(', ')}`)
     let last = ''
     let streak = 0
     return await this.poll(`steady state of ${volume} on ${nodes.map(n => n.name).join(', ')}`, opts, async () => {

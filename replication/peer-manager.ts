@@ -1,8 +1,8 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { InvalidInputError, Codes } from './errors.js'
-import { logger } from './log.js'
+import { InvalidInputError, Codes } from '../core/errors.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 
 const log = logger('peers')

@@ -1,4 +1,4 @@
-import { ProtocolError } from './errors.js'
+import { ProtocolError, Codes } from '../core/errors.js'
 
 /** How the link to one peer misbehaves: a delay per reply, a bandwidth cap, a loss rate. */
 export interface LinkShape {
@@ -45,7 +45,7 @@ export class LinkFaults {
   async pass (peer: string, bytes: number, signal?: AbortSignal): Promise<void> {
     const link = this.links.get(peer)
     if (link === undefined) return
-    if (link.dropRate > 0 && Math.random() < link.dropRate) throw new ProtocolError('LINK_DROPPED', `reply to ${peer} lost (simulated lossy link)`)
+    if (link.dropRate > 0 && Math.random() < link.dropRate) throw new ProtocolError(Codes.LINK_DROPPED, `reply to ${peer} lost (simulated lossy link)`)
     const now = Date.now()
     let until = now + link.delayMs
     if (link.bytesPerSecond !== null) {

@@ -32,7 +32,7 @@
  * knowing W's merged version replaced the winner, W would count as superseded.
  */
 import { createHash } from 'node:crypto'
-import { compare, toKey, type VersionVector } from './version-vector.js'
+import { compare, toKey, type VersionVector } from '../core/version-vector.js'
 
 export type OpKind = 'put' | 'delete'
 export type OpStatus = 'pending' | 'acked' | 'failed' | 'unknown'

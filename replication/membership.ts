@@ -4,10 +4,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
 import { authorize } from '../protocols/auth.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
-import { ConflictError, InvalidInputError, NotFoundError, Codes } from './errors.js'
-import { asVolumeRecord } from '../store/codec.js'
-import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../store/records.js'
-import { logger } from './log.js'
+import { ConflictError, InvalidInputError, NotFoundError, Codes } from '../core/errors.js'
+import { asVolumeRecord } from '../core/codec.js'
+import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { SyncEngine, AnnounceResult } from './sync-engine.js'
@@ -166,7 +166,7 @@ export class Membership {
       if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
       this.refusals.set(candidate.name, why)
       this.record(candidate.name, peer, 'refused', why)
-      throw new ConflictError('VOLUME_ID_MISMATCH', `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
+      throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
     }
     const current = await this.adopt(desc) ?? local
     return { created: false, volume: descriptorOf(current) }
@@ -283,7 +283,7 @@ export class Membership {
   async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
     const vol = await this.requireMember(volume)
-    if (vol.members.includes(peer)) throw new ConflictError('ALREADY_MEMBER', `${peer} is already a member of '${volume}'`)
+    if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
     const updated = await this.store.updateVolume(volume, v => nextGeneration(v, [...v.members, peer]))
     this.engine.setRemote(volume, peer, 'copy', updated.generation)
     const announce = await this.announce(updated)
@@ -307,8 +307,8 @@ export class Membership {
    */
   async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     const vol = await this.requireMember(volume)
-    if (!vol.members.includes(peer)) throw new NotFoundError('NOT_A_MEMBER', `${peer} is not a member of '${volume}'`)
-    if (vol.members.length === 1) throw new ConflictError('LAST_MEMBER', `${peer} is the only member of '${volume}': a volume needs at least one`)
+    if (!vol.members.includes(peer)) throw new NotFoundError(Codes.MEMBER_NOT_FOUND, `${peer} is not a member of '${volume}'`)
+    if (vol.members.length === 1) throw new ConflictError(Codes.LAST_MEMBER, `${peer} is the only member of '${volume}': a volume needs at least one`)
     const updated = await this.store.updateVolume(volume, v => {
       const next = nextGeneration(v, v.members.filter(m => m !== peer))
       return peer === this.selfId ? { ...next, state: 'removed' } : next

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidInputError, NotFoundError, ReplicantError, Codes } from './errors.js'
-import { fixedChunks, DEFAULT_CHUNK_SIZE, isValidChunkSize } from './chunker.js'
-import { normalizePath, normalizePrefix, validateVolumeName } from './paths.js'
-import { increment } from './version-vector.js'
+import { InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
+import { fixedChunks, DEFAULT_CHUNK_SIZE, isValidChunkSize } from '../core/chunker.js'
+import { normalizePath, normalizePrefix, validateVolumeName } from '../core/paths.js'
+import { increment } from '../core/version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
-import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../store/records.js'
+import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../core/records.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 
@@ -59,7 +59,7 @@ export class VolumeService {
   /** Throws when a volume must not be read or written here (removed, or held offline). */
   gate: (vol: VolumeRecord) => void = (vol) => {
     if (vol.state === 'removed') {
-      throw new ReplicantError('VOLUME_REMOVED', `this node was removed from volume '${vol.name}' (generation ${vol.generation}); it no longer serves it`, 410, { volume: vol.name })
+      throw new ReplicantError(Codes.VOLUME_REMOVED, `this node was removed from volume '${vol.name}' (generation ${vol.generation}); it no longer serves it`, { volume: vol.name })
     }
   }
 
@@ -67,7 +67,7 @@ export class VolumeService {
     this.chunkSource = async (volume, hash, length) => {
       const bytes = await store.chunks.get(hash)
       if (bytes === undefined) {
-        throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${volume.name}' is not held by this node`, 503, { chunk: hashHex(hash) })
+        throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${volume.name}' is not held by this node`, { chunk: hashHex(hash) })
       }
       return bytes
     }
@@ -129,7 +129,7 @@ export class VolumeService {
       hashes.push(hash)
       // A record's chunk list has a ceiling (it must cross the wire and sit in one index value).
       if (hashes.length * 32 > MAX_CHUNK_LIST_BYTES) {
-        throw new ReplicantError(Codes.FILE_TOO_LARGE, `file over ${MAX_CHUNK_LIST_BYTES / 32} chunks of ${vol.chunkSize} bytes (${(MAX_CHUNK_LIST_BYTES / 32) * vol.chunkSize} bytes): too large for one record`, 413, { path: p })
+        throw new ReplicantError(Codes.FILE_TOO_LARGE, `file over ${MAX_CHUNK_LIST_BYTES / 32} chunks of ${vol.chunkSize} bytes (${(MAX_CHUNK_LIST_BYTES / 32) * vol.chunkSize} bytes): too large for one record`, { path: p })
       }
       size += chunk.byteLength
       batch.push({ hash, bytes: chunk })
@@ -199,7 +199,7 @@ export class VolumeService {
     try {
       validateVolumeName(snapName)
     } catch {
-      throw new InvalidInputError('BAD_SNAPSHOT_NAME', 'snapshot name must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit', { name: snapName })
+      throw new InvalidInputError(Codes.BAD_SNAPSHOT_NAME, 'snapshot name must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit', { name: snapName })
     }
     return await this.store.createSnapshot(vol.name, snapName)
   }

@@ -4,10 +4,11 @@
  * and names the offending field, e.g. `volumes[0].members[2]: no node named 'd'`.
  */
 import { readFile } from 'node:fs/promises'
-import { isValidChunkSize } from './chunker.js'
-import { validateVolumeName } from './paths.js'
-import { WRITE_MODES, type WriteMode } from '../store/records.js'
+import { isValidChunkSize } from '../core/chunker.js'
+import { validateVolumeName } from '../core/paths.js'
+import { WRITE_MODES, type WriteMode } from '../core/records.js'
 import { Topology, TopologyError, type NodeKind, type TopologyOptions } from './topology.js'
+import { Codes } from '../core/errors.js'
 
 export interface TopologyConfig {
   name?: string
@@ -34,7 +35,7 @@ export function parseTopologyConfig (value: unknown, source = 'topology'): Topol
   const port = (v: unknown, where: string): void => {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535)) fail(where, 'must be an integer from 0 to 65535')
   }
-  if (!isObject(value)) throw new TopologyError('BAD_TOPOLOGY_CONFIG', `${source}: must be a JSON object`)
+  if (!isObject(value)) throw new TopologyError(Codes.BAD_TOPOLOGY_CONFIG, `${source}: must be a JSON object`)
   only(value, '', ['$schema', 'name', 'description', 'connect', 'nodes', 'volumes'])
   for (const k of ['$schema', 'name', 'description']) {
     if (value[k] !== undefined && typeof value[k] !== 'string') fail(k, 'must be a string')
@@ -87,7 +88,7 @@ export function parseTopologyConfig (value: unknown, source = 'topology'): Topol
     }
   }
   if (errors.length > 0) {
-    throw new TopologyError('BAD_TOPOLOGY_CONFIG', `${source} is not a valid topology:\n  ${errors.join('\n  ')}`, { errors })
+    throw new TopologyError(Codes.BAD_TOPOLOGY_CONFIG, `${source} is not a valid topology:\n  ${errors.join('\n  ')}`, { errors })
   }
   return { ...(value as unknown as TopologyConfig), volumes: volumes as TopologyConfig['volumes'] }
 }
@@ -97,13 +98,13 @@ export async function loadTopologyConfig (file: string): Promise<TopologyConfig>
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    throw new TopologyError('BAD_TOPOLOGY_CONFIG', `cannot read ${file}: ${(err as Error).message}`)
+    throw new TopologyError(Codes.BAD_TOPOLOGY_CONFIG, `cannot read ${file}: ${(err as Error).message}`)
   }
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (err) {
-    throw new TopologyError('BAD_TOPOLOGY_CONFIG', `${file} is not JSON: ${(err as Error).message}`)
+    throw new TopologyError(Codes.BAD_TOPOLOGY_CONFIG, `${file} is not JSON: ${(err as Error).message}`)
   }
   return parseTopologyConfig(value, file)
 }

@@ -1,9 +1,9 @@
 import { request, type IncomingMessage } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { Readable, type Writable } from 'node:stream'
-import { ReplicantError } from './errors.js'
-import { normalizePath } from './paths.js'
-import type { LinkShape } from './link-faults.js'
+import { ReplicantError, Codes } from '../core/errors.js'
+import { normalizePath } from '../core/paths.js'
+import type { LinkShape } from '../replication/link-faults.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
 
@@ -20,7 +20,7 @@ export class ReplicantClient {
       const req = request(url, { method, headers: opts.headers })
       req.once('response', resolve)
       req.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNREFUSED') reject(new ReplicantError('NODE_NOT_RUNNING', `no node answers at ${this.baseUrl}`, 503))
+        if (err.code === 'ECONNREFUSED') reject(new ReplicantError(Codes.NODE_NOT_RUNNING, `no node answers at ${this.baseUrl}`))
         else reject(err)
       })
       if (opts.body === undefined) req.end()
@@ -36,10 +36,10 @@ export class ReplicantClient {
     const text = Buffer.concat(parts).toString('utf8')
     try {
       const { error } = JSON.parse(text)
-      throw new ReplicantError(error.code, error.message, res.statusCode, error.details)
+      throw new ReplicantError(error.code, error.message, error.details)
     } catch (err) {
       if (err instanceof ReplicantError) throw err
-      throw new ReplicantError('HTTP_ERROR', `HTTP ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode)
+      throw new ReplicantError(Codes.HTTP_ERROR, `HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
     }
   }
 
@@ -100,8 +100,8 @@ export class ReplicantClient {
         else last = line
       }
     }
-    if (last?.error !== undefined) throw new ReplicantError(last.error.code, last.error.message, 500, last.error.details)
-    if (last?.result === undefined) throw new ReplicantError('MOVE_INTERRUPTED', 'the node stopped answering before the move finished: run it again to resume, or with --abandon', 502)
+    if (last?.error !== undefined) throw new ReplicantError(last.error.code, last.error.message, last.error.details)
+    if (last?.result === undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, 'the node stopped answering before the move finished: run it again to resume, or with --abandon')
     return last.result
   }
 

@@ -3,15 +3,16 @@ import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from './errors.js'
+import { ReplicantError, InvalidInputError, NotFoundError, Codes, isReplicantError } from '../core/errors.js'
+import { httpStatusOf } from './error-status.js'
 import { parseRange } from './http-range.js'
-import { writeDump, restoreDump, verifyDump, spooled, tempName } from './dump.js'
+import { writeDump, restoreDump, verifyDump, spooled, tempName } from '../replication/dump.js'
 import { mkdir, rm, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { normalizePrefix } from './paths.js'
-import { fileView } from './volume-service.js'
-import { logger } from './log.js'
-import type { ReplicantNode } from './replicant-node.js'
+import { normalizePrefix } from '../core/paths.js'
+import { fileView } from '../replication/volume-service.js'
+import { logger } from '../core/log.js'
+import type { ReplicantNode } from '../node/replicant-node.js'
 
 const log = logger('http')
 
@@ -33,7 +34,7 @@ async function readJson (req: IncomingMessage): Promise<Record<string, unknown>>
   const parts: Buffer[] = []
   for await (const part of req) {
     size += (part as Buffer).byteLength
-    if (size > MAX_JSON_BODY) throw new ReplicantError(Codes.BAD_REQUEST, `request body over ${MAX_JSON_BODY} bytes`, 413)
+    if (size > MAX_JSON_BODY) throw new ReplicantError(Codes.BODY_TOO_LARGE, `request body over ${MAX_JSON_BODY} bytes`)
     parts.push(part as Buffer)
   }
   if (size === 0) return {}
@@ -178,7 +179,7 @@ export class HttpApi {
         })
         res.end(JSON.stringify({ result }) + '\n')
       } catch (err) {
-        const e = isReplicantError(err) ? err : new ReplicantError('INTERNAL', (err as Error).message, 500)
+        const e = isReplicantError(err) ? err : new ReplicantError(Codes.INTERNAL, (err as Error).message)
         res.end(JSON.stringify({ error: e.toJSON() }) + '\n')
       }
     })
@@ -327,24 +328,25 @@ export class HttpApi {
         await r.handler(req, res, m.slice(1), url)
         return
       }
-      if (allowed.length > 0) throw new ReplicantError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${rawPath}`, 405, { allow: allowed })
-      throw new NotFoundError('NO_ROUTE', `no route ${req.method} ${rawPath}`)
+      if (allowed.length > 0) throw new ReplicantError(Codes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${rawPath}`, { allow: allowed })
+      throw new NotFoundError(Codes.NO_ROUTE, `no route ${req.method} ${rawPath}`)
     } catch (err) {
       this.fail(req, res, err)
     }
   }
 
   private fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = isReplicantError(err) ? err : new ReplicantError('INTERNAL', (err as Error)?.message ?? String(err), 500)
+    const e = isReplicantError(err) ? err : new ReplicantError(Codes.INTERNAL, (err as Error)?.message ?? String(err))
     if (!isReplicantError(err) && (err as NodeJS.ErrnoException)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.error('%s %s failed: %O', req.method, req.url, err)
     if (res.headersSent) { res.destroy(e); return }
     // Drain what is left of the request so the client sees the answer, not a reset.
     req.resume()
     const headers: Record<string, string> = {}
     // RFC 9110: a 405 lists the allowed methods; a 416 names the current length.
-    if (e.status === 405 && Array.isArray(e.details?.allow)) headers.allow = e.details.allow.join(', ')
-    if (e.status === 416 && typeof e.details?.size === 'number') headers['content-range'] = `bytes */${e.details.size}`
-    sendJson(res, e.status, { error: e.toJSON() }, headers)
+    const status = httpStatusOf(e)
+    if (status === 405 && Array.isArray(e.details?.allow)) headers.allow = e.details.allow.join(', ')
+    if (status === 416 && typeof e.details?.size === 'number') headers['content-range'] = `bytes */${e.details.size}`
+    sendJson(res, status, { error: e.toJSON() }, headers)
   }
 
   async listen (host: string, port: number): Promise<{ host: string, port: number }> {

@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import * as lp from 'it-length-prefixed'
-import { ReplicantError, InvalidInputError, Codes } from './errors.js'
-import { encode, decode, asFileRecord } from '../store/codec.js'
+import { ReplicantError, InvalidInputError, Codes } from '../core/errors.js'
+import { encode, decode, asFileRecord } from '../core/codec.js'
 import { hashHex, sha256 } from '../store/chunk-store.js'
-import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../store/records.js'
-import { normalizePath, validateVolumeName } from './paths.js'
+import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../core/records.js'
+import { normalizePath, validateVolumeName } from '../core/paths.js'
 import { applyIncoming } from './all-mode-writes.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
@@ -108,7 +108,7 @@ async function * dumpBody (store: Store, vol: VolumeRecord, snap: SnapshotRecord
       const bytes = await store.chunks.getMany(group)
       const parts = group.map((h, i) => {
         const d = bytes[i]
-        if (d === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(h)} of ${rec.path} is not held by this node: it cannot dump it`, 503)
+        if (d === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(h)} of ${rec.path} is not held by this node: it cannot dump it`)
         return frame({ t: 'chunk', h, d })
       })
       stats.chunks += group.length
@@ -138,25 +138,25 @@ async function * frames (stream: AsyncIterable<Uint8Array>): AsyncGenerator<{ ms
       if (first) {
         magic = Buffer.concat([magic, b])
         if (magic.byteLength < DUMP_MAGIC.byteLength) continue
-        if (!magic.subarray(0, DUMP_MAGIC.byteLength).equals(DUMP_MAGIC)) throw new ReplicantError('BAD_DUMP', 'not a Replicant dump file (bad magic)', 400)
+        if (!magic.subarray(0, DUMP_MAGIC.byteLength).equals(DUMP_MAGIC)) throw new ReplicantError(Codes.BAD_DUMP, 'not a Replicant dump file (bad magic)')
         b = magic.subarray(DUMP_MAGIC.byteLength)
         first = false
       }
       yield b
     }
-    if (first) throw new ReplicantError('BAD_DUMP', 'dump file is truncated (no header)', 400)
+    if (first) throw new ReplicantError(Codes.BAD_DUMP, 'dump file is truncated (no header)')
   }
   try {
     for await (const f of lp.decode(body(), { maxDataLength: MAX_DUMP_FRAME })) {
       const raw = f.subarray()
       let msg: unknown
-      try { msg = decode(raw) } catch { throw new ReplicantError('BAD_DUMP', 'dump file is corrupted (a frame is not valid CBOR)', 400) }
-      if (msg === null || typeof msg !== 'object') throw new ReplicantError('BAD_DUMP', 'dump file is corrupted (a frame is not a map)', 400)
+      try { msg = decode(raw) } catch { throw new ReplicantError(Codes.BAD_DUMP, 'dump file is corrupted (a frame is not valid CBOR)') }
+      if (msg === null || typeof msg !== 'object') throw new ReplicantError(Codes.BAD_DUMP, 'dump file is corrupted (a frame is not a map)')
       yield { msg: msg as Record<string, unknown>, raw }
     }
   } catch (err) {
     if (err instanceof ReplicantError) throw err
-    throw new ReplicantError('BAD_DUMP', `dump file is corrupted or truncated: ${(err as Error).message}`, 400)
+    throw new ReplicantError(Codes.BAD_DUMP, `dump file is corrupted or truncated: ${(err as Error).message}`)
   }
 }
 
@@ -170,38 +170,38 @@ export async function verifyDump (source: string | AsyncIterable<Uint8Array>): P
   const stats: DumpStats = { files: 0, deletes: 0, chunks: 0, bytes: 0 }
   let ended = false
   for await (const { msg, raw } of frames(typeof source === 'string' ? createReadStream(source) : source)) {
-    if (ended) throw new ReplicantError('BAD_DUMP', 'dump file has data after its end', 400)
+    if (ended) throw new ReplicantError(Codes.BAD_DUMP, 'dump file has data after its end')
     if (msg.t === 'end') {
       const sum = msg.sha256
-      if (!(sum instanceof Uint8Array) || Buffer.compare(sum, hash.digest()) !== 0) throw new ReplicantError('BAD_DUMP', 'dump file checksum does not match: it is corrupted', 400)
-      if (msg.files !== stats.files || msg.chunks !== stats.chunks || msg.deletes !== stats.deletes) throw new ReplicantError('BAD_DUMP', 'dump file counts do not match its content', 400)
+      if (!(sum instanceof Uint8Array) || Buffer.compare(sum, hash.digest()) !== 0) throw new ReplicantError(Codes.BAD_DUMP, 'dump file checksum does not match: it is corrupted')
+      if (msg.files !== stats.files || msg.chunks !== stats.chunks || msg.deletes !== stats.deletes) throw new ReplicantError(Codes.BAD_DUMP, 'dump file counts do not match its content')
       ended = true
       continue
     }
     hash.update(varint(raw.byteLength))
     hash.update(raw)
     if (header === undefined) {
-      if (msg.t !== 'header' || msg.v !== DUMP_VERSION) throw new ReplicantError('BAD_DUMP', `unsupported dump (version ${String(msg.v)})`, 400)
+      if (msg.t !== 'header' || msg.v !== DUMP_VERSION) throw new ReplicantError(Codes.BAD_DUMP, `unsupported dump (version ${String(msg.v)})`)
       header = msg as unknown as DumpHeader
       validateVolumeName(header.volume?.name)
       continue
     }
     if (msg.t === 'chunk') {
       if (!(msg.h instanceof Uint8Array) || !(msg.d instanceof Uint8Array) || Buffer.compare(sha256(msg.d), msg.h) !== 0) {
-        throw new ReplicantError('BAD_DUMP', 'dump file holds a chunk whose bytes do not match its hash', 400)
+        throw new ReplicantError(Codes.BAD_DUMP, 'dump file holds a chunk whose bytes do not match its hash')
       }
       stats.chunks++
     } else if (msg.t === 'file') {
       const rec = asFileRecord({ ...(msg.rec as object), seq: 0 })
-      if (normalizePath(rec.path) !== rec.path) throw new ReplicantError('BAD_DUMP', 'dump file holds a bad path', 400)
+      if (normalizePath(rec.path) !== rec.path) throw new ReplicantError(Codes.BAD_DUMP, 'dump file holds a bad path')
       stats.files++
     } else if (msg.t === 'delete') {
       stats.deletes++
     } else {
-      throw new ReplicantError('BAD_DUMP', `dump file holds an unknown frame '${String(msg.t)}'`, 400)
+      throw new ReplicantError(Codes.BAD_DUMP, `dump file holds an unknown frame '${String(msg.t)}'`)
     }
   }
-  if (header === undefined || !ended) throw new ReplicantError('BAD_DUMP', 'dump file is truncated (no end frame)', 400)
+  if (header === undefined || !ended) throw new ReplicantError(Codes.BAD_DUMP, 'dump file is truncated (no end frame)')
   return { header, stats }
 }
 
@@ -219,16 +219,16 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
   const existing = await store.getVolume(hv.name)
   const marker = `restored:${hv.name}`
   if (header.base === null) {
-    if (existing !== undefined) throw new ReplicantError('VOLUME_EXISTS', `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`, 409)
+    if (existing !== undefined) throw new ReplicantError(Codes.VOLUME_EXISTS, `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`)
     await store.createVolume({
       v: RECORD_VERSION, name: hv.name, id: hv.id, generation: hv.generation, genId: hv.genId, history: hv.history,
       members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: 'steady'
     })
   } else {
-    if (existing === undefined || existing.id !== hv.id) throw new ReplicantError('BASE_MISMATCH', `incremental dump of '${hv.name}' needs that volume (id ${hv.id}) restored here first`, 409)
+    if (existing === undefined || existing.id !== hv.id) throw new ReplicantError(Codes.BASE_MISMATCH, `incremental dump of '${hv.name}' needs that volume (id ${hv.id}) restored here first`)
     const last = await store.getMeta<{ id: string, snapshot: string, seq: number }>(marker)
     if (last === undefined || last.id !== hv.id || last.seq !== header.base.seq || last.snapshot !== header.base.name) {
-      throw new ReplicantError('BASE_MISMATCH', `incremental dump is based on snapshot '${header.base.name}' (seq ${header.base.seq}); this node holds ${last === undefined ? 'no restored snapshot' : `'${last.snapshot}' (seq ${last.seq})`} of '${hv.name}'`, 409)
+      throw new ReplicantError(Codes.BASE_MISMATCH, `incremental dump is based on snapshot '${header.base.name}' (seq ${header.base.seq}); this node holds ${last === undefined ? 'no restored snapshot' : `'${last.snapshot}' (seq ${last.seq})`} of '${hv.name}'`)
     }
   }
   let files: NewFileRecord[] = []

@@ -1,8 +1,8 @@
-import { ReplicantError, Codes } from './errors.js'
+import { ReplicantError, Codes } from '../core/errors.js'
 import { hashHex } from '../store/chunk-store.js'
 import { newCounters, type ChunkFetcher, type FetchCounters } from './chunk-fetcher.js'
 import type { Store } from '../store/store.js'
-import type { VolumeRecord } from '../store/records.js'
+import type { VolumeRecord } from '../core/records.js'
 
 /** How long a read waits for a chunk this node lacks before it fails with TIMEOUT. */
 export const DEFAULT_READ_TIMEOUT_MS = 10_000
@@ -37,7 +37,7 @@ export class OnDemandReader {
   async get (vol: VolumeRecord, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
     const local = await this.store.chunks.get(hash)
     if (local !== undefined) return local
-    if (signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, 'read aborted', 499)
+    if (signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, 'read aborted')
     const key = `${vol.name}\x00${hashHex(hash)}`
     let entry = this.inflight.get(key)
     if (entry === undefined) {
@@ -53,7 +53,7 @@ export class OnDemandReader {
       e.waiters--
       if (e.waiters === 0 && !e.settled) {
         this.counters.cancelled++
-        e.controller.abort(new ReplicantError(Codes.ABORTED, 'every reader of this chunk went away', 499))
+        e.controller.abort(new ReplicantError(Codes.ABORTED, 'every reader of this chunk went away'))
       }
     }
   }
@@ -67,12 +67,12 @@ export class OnDemandReader {
       try {
         const sources = this.sources(vol)
         if (sources.length === 0) {
-          throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`, 503,
+          throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`,
             { chunk: hashHex(hash), tried: [] })
         }
         await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters })
         const bytes = await this.store.chunks.get(hash)
-        if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`, 503)
+        if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`)
         return bytes
       } finally {
         entry.settled = true
@@ -90,7 +90,7 @@ async function abortable<T> (promise: Promise<T>, signal?: AbortSignal): Promise
   signal.throwIfAborted()
   let onAbort: (() => void) | undefined
   const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'read aborted', 499))
+    onAbort = () => reject(new ReplicantError(Codes.ABORTED, 'read aborted'))
     signal.addEventListener('abort', onAbort, { once: true })
   })
   try {

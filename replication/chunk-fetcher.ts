@@ -2,11 +2,11 @@ import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { wantChunks, BadChunkError } from '../protocols/chunk-protocol.js'
 import { CHUNK_WANT_MAX, CHUNK_REQUESTS_IN_FLIGHT, MAX_BAD_CHUNKS } from '../protocols/constants.js'
-import { ReplicantError, Codes } from './errors.js'
+import { ReplicantError, Codes } from '../core/errors.js'
 import { hashHex } from '../store/chunk-store.js'
-import { logger } from './log.js'
+import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
-import type { VolumeRecord } from '../store/records.js'
+import type { VolumeRecord } from '../core/records.js'
 
 const log = logger('fetch')
 
@@ -82,7 +82,7 @@ export class ChunkFetcher {
         if (opts.signal?.aborted === true && !(err instanceof ReplicantError && err.code === Codes.CHUNK_MISSING)) {
           const reason = opts.signal.reason as { name?: string } | undefined
           if (reason?.name === 'TimeoutError') {
-            throw new ReplicantError(Codes.TIMEOUT, `timed out fetching ${missing.length} chunk(s) of volume '${vol.name}' (tried ${tried.join(', ')})`, 504,
+            throw new ReplicantError(Codes.TIMEOUT, `timed out fetching ${missing.length} chunk(s) of volume '${vol.name}' (tried ${tried.join(', ')})`,
               { chunks: missing.slice(0, 8).map(hashHex), tried })
           }
         }
@@ -90,7 +90,7 @@ export class ChunkFetcher {
       }
     }
     if (missing.length > 0) {
-      throw new ReplicantError(Codes.CHUNK_MISSING, `${missing.length} chunk(s) of volume '${vol.name}' not available from ${tried.length === 0 ? 'any reachable member' : tried.join(', ')}`, 503,
+      throw new ReplicantError(Codes.CHUNK_MISSING, `${missing.length} chunk(s) of volume '${vol.name}' not available from ${tried.length === 0 ? 'any reachable member' : tried.join(', ')}`,
         { chunks: missing.slice(0, 8).map(hashHex), tried })
     }
   }

@@ -1,4 +1,4 @@
-import { ReplicantError, Codes } from './errors.js'
+import { ReplicantError, Codes } from '../core/errors.js'
 
 /**
  * Parses a single-range `Range: bytes=...` header against a file of `size` bytes.
@@ -12,15 +12,15 @@ export function parseRange (header: string | undefined, size: number): { start: 
   const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim())
   if (m === null) {
     if (/^\s*bytes=.*,/i.test(header)) return undefined
-    throw new ReplicantError(Codes.BAD_RANGE, `malformed Range header '${header}'`, 416, { size })
+    throw new ReplicantError(Codes.BAD_RANGE, `malformed Range header '${header}'`, { size })
   }
   const [, a, b] = m
   let start: number
   let end: number
-  if (a === '' && b === '') throw new ReplicantError(Codes.BAD_RANGE, `malformed Range header '${header}'`, 416, { size })
+  if (a === '' && b === '') throw new ReplicantError(Codes.BAD_RANGE, `malformed Range header '${header}'`, { size })
   if (a === '') {
     const suffix = Number(b)
-    if (suffix === 0) throw new ReplicantError(Codes.BAD_RANGE, 'empty suffix range', 416, { size })
+    if (suffix === 0) throw new ReplicantError(Codes.BAD_RANGE, 'empty suffix range', { size })
     start = Math.max(0, size - suffix)
     end = size - 1
   } else {
@@ -28,7 +28,7 @@ export function parseRange (header: string | undefined, size: number): { start: 
     end = b === '' ? size - 1 : Math.min(Number(b), size - 1)
   }
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start > end || start >= size) {
-    throw new ReplicantError(Codes.BAD_RANGE, `range ${header} is not satisfiable for a file of ${size} bytes`, 416, { size })
+    throw new ReplicantError(Codes.BAD_RANGE, `range ${header} is not satisfiable for a file of ${size} bytes`, { size })
   }
   return { start, end }
 }
