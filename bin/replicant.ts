@@ -92,7 +92,8 @@ program.command('start')
   .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
   .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
   .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
-  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean, discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number }) => {
+  .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
+  .action(async (opts: { listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean, discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean }) => {
     const { data } = program.opts<{ data: string }>()
     if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
     const approveCopy = opts.copy === false
@@ -109,6 +110,7 @@ program.command('start')
       ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
       ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
       ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
+      ...(opts.testing === true ? { testing: true } : {}),
       report: (line) => { process.stdout.write(line + '\n') }
     })
     process.stdout.write(`replicant ${VERSION} node started\npeer id: ${node.peerId}\n`)

@@ -49,6 +49,11 @@ export interface NodeOptions {
   preparedExpiryMs?: number
   /** Size at which a chunk pack file is rolled (default 64 MiB; tests use small packs). */
   packTargetBytes?: number
+  /**
+   * Started for testing (`start --testing`): only then are the fault routes (/v1/faults/*),
+   * the `faults` option and REPLICANT_FAULTS honoured. Off by default.
+   */
+  testing?: boolean
   /** Fault injection (also REPLICANT_FAULTS=crash-after-prepare,crash-after-decision,serve-corrupt-chunks). */
   faults?: NodeFaults
 }
