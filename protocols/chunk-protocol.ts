@@ -1,17 +1,18 @@
-import type { LinkFaults } from '../replication/link-faults.js'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
-import { authorize } from './auth.js'
+import type { ChunkSource, Authorizer, ReplyShaper } from './sources.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../core/errors.js'
-import { sha256, hashHex } from '../store/chunk-store.js'
 import { encode, decode } from '../core/codec.js'
 import { HASH_BYTES } from '../core/records.js'
 import { logger } from '../core/log.js'
-import type { Store } from '../store/store.js'
 
 const log = logger('proto:chunk')
+
+// The same two as store/chunk-store.ts has: protocols/ may not import store/.
+const sha256 = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest()
+const hashHex = (hash: Uint8Array): string => Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex')
 
 /**
  * chunk: a want-list of at most CHUNK_WANT_MAX hashes -> frames of chunk bytes (about
@@ -22,10 +23,10 @@ export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Ar
 
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
-/** Serves chunks from `read` (the local store by default; a wannabe serves what it holds). */
-export async function registerChunkHandler (libp2p: Libp2p, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
-  await serveChunks(libp2p, CHUNK_PROTOCOL, true, store, onServed, faults)
-  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, store, onServed, faults)
+/** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
+export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
+  await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, onServed, faults)
+  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, onServed, faults)
 }
 
 /**
@@ -70,25 +71,25 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
 }
 
 /** Fault switches of the serving side (tests, topologies, chaos runs). */
-export interface ServeFaults { serveCorruptChunks?: boolean, links?: LinkFaults }
+export interface ServeFaults { serveCorruptChunks?: boolean, links?: ReplyShaper }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, store: Store, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
     try {
       const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown }>(await framed.read(), 'want')
-      const vol = await authorize(store, req.volume, req.volumeId, peer)
+      const vol = await auth.authorize(req.volume, req.volumeId, peer)
       if (!Array.isArray(req.hashes) || req.hashes.length > CHUNK_WANT_MAX ||
           !req.hashes.every(h => h instanceof Uint8Array && h.byteLength === HASH_BYTES)) {
         throw new ProtocolError(Codes.BAD_MESSAGE, `want-list must hold 1-${CHUNK_WANT_MAX} sha256 hashes`)
       }
       // Chunks are shared across volumes in the store: serve only those this volume references.
       const hashes = req.hashes as Uint8Array[]
-      const inVolume = await store.referencedIn(vol.name, hashes)
+      const inVolume = await source.referencedIn(vol.name, hashes)
       // Chunks of an all-mode write being prepared are served to the members preparing it.
       if (inVolume.some(x => !x)) {
-        const prepared = await store.preparedChunks(vol.name)
+        const prepared = await source.preparedChunks(vol.name)
         hashes.forEach((h, i) => { if (!inVolume[i] && prepared.has(hashHex(h))) inVolume[i] = true })
       }
       // Read in groups of about one frame, the next group while the current one is sent.
@@ -96,7 +97,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
       const read = async (from: number): Promise<Array<Uint8Array | undefined>> => {
         const slice = hashes.slice(from, from + group)
         const wanted = slice.filter((_, i) => inVolume[from + i])
-        const got = await store.chunks.getMany(wanted)
+        const got = await source.chunks.getMany(wanted)
         let k = 0
         return slice.map((_, i) => inVolume[from + i] ? got[k++] : undefined)
       }

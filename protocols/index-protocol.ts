@@ -1,14 +1,12 @@
-import type { LinkFaults } from '../replication/link-faults.js'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
-import { authorize } from './auth.js'
+import type { IndexSource, Authorizer, ReplyShaper } from './sources.js'
 import { splitRecords, writeParts, readChunkLists } from './record-parts.js'
 import { INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, INLINE_CHUNK_LIST_BYTES, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { asFileRecord } from '../core/codec.js'
 import { normalizePath } from '../core/paths.js'
 import { ProtocolError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
-import type { Store } from '../store/store.js'
 import type { FileRecord } from '../core/records.js'
 
 const log = logger('proto:index')
@@ -40,32 +38,33 @@ export interface IndexPage {
   pending?: { files: number, bytes: number }
 }
 
-export async function registerIndexHandler (libp2p: Libp2p, store: Store, links?: LinkFaults): Promise<void> {
-  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(store, stream, connection, true, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
-  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(store, stream, connection, false, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+/** Serves the change log of `source` to the peers `auth` lets read it; `links` shapes the replies (tests). */
+export async function registerIndexHandler (libp2p: Libp2p, source: IndexSource, auth: Authorizer, links?: ReplyShaper): Promise<void> {
+  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(source, auth, stream, connection, true, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(source, auth, stream, connection, false, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
 /** One index request; `splitOk` is false for 1.0.0 clients, which cannot take split records. */
-async function answerIndex (store: Store, stream: Stream, connection: Connection, splitOk: boolean, links?: LinkFaults): Promise<void> {
+async function answerIndex (source: IndexSource, auth: Authorizer, stream: Stream, connection: Connection, splitOk: boolean, links?: ReplyShaper): Promise<void> {
   const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
   try {
     const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
     const peer = connection.remotePeer.toString()
-    const vol = await authorize(store, req.volume, req.volumeId, peer)
+    const vol = await auth.authorize(req.volume, req.volumeId, peer)
     if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
     // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
     if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
       throw new ProtocolError(Codes.LOG_COMPACTED, `changes since ${req.since} are compacted away (log complete from ${vol.logFloor ?? 0}): a full copy is needed`)
     }
     // What a member asks from is what it has applied: compaction may purge below the least of these.
-    if (req.scan !== true) await store.noteApplied(vol.name, peer, req.since)
+    if (req.scan !== true) await source.noteApplied(vol.name, peer, req.since)
     const limit = typeof req.limit === 'number' && req.limit > 0 ? Math.min(req.limit, INDEX_PAGE_RECORDS) : INDEX_PAGE_RECORDS
     // Head first: every record at or below it is already committed, so `last` may jump to it.
-    const head = (await store.requireVolume(vol.name)).seq
+    const head = (await source.requireVolume(vol.name)).seq
     const records: FileRecord[] = []
     let bytes = 0
     let more = false
-    for await (const rec of store.changesSince(vol.name, req.since, { batch: Math.min(limit, 256) })) {
+    for await (const rec of source.changesSince(vol.name, req.since, { batch: Math.min(limit, 256) })) {
       if (records.length >= limit || bytes >= INDEX_PAGE_BYTES) { more = true; break }
       records.push(rec)
       bytes += rec.chunks.byteLength + rec.path.length + 128
@@ -74,7 +73,7 @@ async function answerIndex (store: Store, stream: Stream, connection: Connection
     let pending: { files: number, bytes: number } | undefined
     if (req.count === true) {
       pending = { files: 0, bytes: 0 }
-      for await (const rec of store.changesSince(vol.name, req.since)) {
+      for await (const rec of source.changesSince(vol.name, req.since)) {
         if (rec.deleted) continue
         pending.files++
         pending.bytes += rec.size

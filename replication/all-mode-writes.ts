@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, type TxRef } from '../protocols/write-protocol.js'
 import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.js'
 import { requestLocate } from '../protocols/control-protocol.js'
-import { authorize } from '../protocols/auth.js'
+import { authorizeMember } from './member-authorizer.js'
 import { decide } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
@@ -86,11 +86,11 @@ export class AllModeWrites {
       prepare: async (peer, volume, volumeId, txId, record, signal) => { await this.prepare(peer, volume, volumeId, txId, record, signal) },
       commit: async (peer, volume, volumeId, txId) => { await this.commit(peer, volume, volumeId, txId) },
       abort: async (peer, volume, volumeId, txId) => {
-        await authorize(this.store, volume, volumeId, peer)
+        await authorizeMember(this.store, volume, volumeId, peer)
         await this.store.recordAbort(volume, txId)
       },
       status: async (peer, volume, volumeId, txId) => {
-        await authorize(this.store, volume, volumeId, peer)
+        await authorizeMember(this.store, volume, volumeId, peer)
         return await this.store.txState(volume, txId) ?? 'unknown'
       }
     }, this.prepareTimeoutMs)
@@ -158,7 +158,7 @@ export class AllModeWrites {
   }
 
   private async prepare (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal): Promise<void> {
-    const vol = await authorize(this.store, volume, volumeId, peer)
+    const vol = await authorizeMember(this.store, volume, volumeId, peer)
     if (await this.store.txState(vol.name, txId) !== undefined) throw new ReplicantError(Codes.TX_DECIDED, `transaction ${txId} was already decided`)
     if (!record.deleted) {
       const sources = [peer, ...vol.members.filter(m => m !== peer && m !== this.selfId && this.peers.isConnected(m))]
@@ -168,7 +168,7 @@ export class AllModeWrites {
   }
 
   private async commit (peer: string, volume: string, volumeId: string, txId: string): Promise<void> {
-    await authorize(this.store, volume, volumeId, peer)
+    await authorizeMember(this.store, volume, volumeId, peer)
     await this.commitPrepared(volume, txId)
   }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
-import { authorize } from '../protocols/auth.js'
+import { authorizeMember } from './member-authorizer.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, InvalidInputError, NotFoundError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
@@ -228,7 +228,7 @@ export class Membership {
   }
 
   async memberState (peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
-    const vol = await authorize(this.store, volume, volumeId, peer)
+    const vol = await authorizeMember(this.store, volume, volumeId, peer)
     const addrs: Record<string, string[]> = {}
     for (const m of vol.members) {
       if (m === this.selfId || m === peer) continue

@@ -6,6 +6,7 @@ import { registerChunkHandler } from '../protocols/chunk-protocol.js'
 import { registerNotifyHandler, sendNotice, type Notice } from '../protocols/notify-protocol.js'
 import { registerControlHandler, requestMemberState } from '../protocols/control-protocol.js'
 import { INDEX_PAGE_RECORDS } from '../protocols/constants.js'
+import { memberAuthorizer } from './member-authorizer.js'
 import { decide } from './reconcile.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
@@ -195,8 +196,8 @@ export class SyncEngine {
   }
 
   async start (): Promise<void> {
-    await registerIndexHandler(this.libp2p, this.store, this.faults.links)
-    await registerChunkHandler(this.libp2p, this.store, undefined, this.faults)
+    await registerIndexHandler(this.libp2p, this.store, memberAuthorizer(this.store), this.faults.links)
+    await registerChunkHandler(this.libp2p, this.store, memberAuthorizer(this.store), undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
       locate: async (_peer, peers) => await this.peers.locate(peers),

@@ -1,0 +1,38 @@
+import type { FileRecord, VolumeRecord } from '../core/records.js'
+
+/**
+ * What the protocol handlers need from the layers above and beside them, declared here so
+ * protocols/ imports only core/. The Store satisfies the two sources as it is; the membership
+ * policy (replication/member-authorizer.ts) is the authorizer; replication's LinkFaults is the
+ * reply shaper. Each declares only the methods a handler calls.
+ */
+
+/** What the index handler reads: a volume's head, its change log, and where a member asks from. */
+export interface IndexSource {
+  requireVolume: (name: string) => Promise<VolumeRecord>
+  changesSince: (vol: string, afterSeq: number, options?: { batch?: number }) => AsyncIterable<FileRecord>
+  /** A member asks from what it has applied: compaction may purge below the least of these. */
+  noteApplied: (vol: string, peer: string, seq: number) => Promise<void>
+}
+
+/** What the chunk handler serves: chunk bytes, but only those a volume references or prepares. */
+export interface ChunkSource {
+  referencedIn: (volume: string, hashes: Uint8Array[]) => Promise<boolean[]>
+  /** Hex hashes of the chunks of a volume's prepared all-mode writes. */
+  preparedChunks: (vol: string) => Promise<ReadonlySet<string>>
+  readonly chunks: { getMany: (hashes: Uint8Array[]) => Promise<Array<Uint8Array | undefined>> }
+}
+
+/**
+ * Who may read a volume: resolves to the volume `remotePeer` may have, or throws
+ * (VOLUME_NOT_FOUND, NOT_A_MEMBER, VOLUME_ID_MISMATCH). `volume` and `volumeId` are as the
+ * request carried them, unchecked.
+ */
+export interface Authorizer {
+  authorize: (volume: unknown, volumeId: unknown, remotePeer: string) => Promise<VolumeRecord>
+}
+
+/** What a link does to this node's replies to one peer: waits as long as `bytes` take, or throws when they are lost. */
+export interface ReplyShaper {
+  pass: (peer: string, bytes: number) => Promise<void>
+}
