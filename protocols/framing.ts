@@ -71,11 +71,11 @@ export class Framed {
   }
 
   async read (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Message> {
-    return await this.decodeMessage(await this.readFrameOrEnd(options))
+    return this.decodeMessage(await this.readFrameOrEnd(options))
   }
 
   /** What read() makes of a frame from readFrameOrEnd(): a message, or a typed error (end of stream, error reply, bad CBOR). */
-  async decodeMessage (bytes: Uint8Array | undefined): Promise<Message> {
+  decodeMessage (bytes: Uint8Array | undefined): Message {
     let msg: Message | undefined
     try {
       msg = bytes === undefined ? undefined : asMessage(decode(bytes))

@@ -41,6 +41,7 @@ export async function registerWriteHandler (libp2p: Libp2p, handlers: WriteHandl
         await readChunkLists(framed, [msg.record], msg.split)
         const record = asFileRecord({ ...(msg.record as object), seq: 0 })
         if (normalizePath(record.path) !== record.path) throw new ProtocolError(Codes.BAD_MESSAGE, 'non-canonical path')
+        // eslint-disable-next-line @typescript-eslint/no-unused-vars -- seq is dropped: the member's store assigns its own
         const { seq: _seq, ...rec } = record
         await handlers.prepare(peer, msg.volume, msg.volumeId, msg.txId, rec, AbortSignal.timeout(prepareTimeoutMs))
         await framed.write({ v: WIRE_VERSION, t: 'prepared' })
