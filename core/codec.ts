@@ -44,6 +44,12 @@ export function asFileRecord (x: unknown): FileRecord {
   }
 }
 
+function isHistoryEntry (e: unknown): boolean {
+  if (e === null || typeof e !== 'object') return false
+  const h = e as Record<string, unknown>
+  return isInt(h.generation, 1) && isStr(h.genId, 64)
+}
+
 export function asVolumeRecord (x: unknown): VolumeRecord {
   if (x === null || typeof x !== 'object') bad('volume record', 'not a map')
   const r = x as Record<string, unknown>
@@ -60,7 +66,7 @@ export function asVolumeRecord (x: unknown): VolumeRecord {
   if (r.state !== undefined && !MEMBER_STATES.includes(r.state as never)) bad('volume record', 'state')
   if (r.genId !== undefined && !isStr(r.genId, 64)) bad('volume record', 'genId')
   if (r.history !== undefined && (!Array.isArray(r.history) || r.history.length > 64 ||
-      !r.history.every(e => e !== null && typeof e === 'object' && isInt((e as any).generation, 1) && isStr((e as any).genId, 64)))) bad('volume record', 'history')
+      !r.history.every(isHistoryEntry))) bad('volume record', 'history')
   if (r.logFloor !== undefined && !isInt(r.logFloor)) bad('volume record', 'logFloor')
   return r as unknown as VolumeRecord
 }

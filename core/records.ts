@@ -74,6 +74,9 @@ export interface FileRecord {
   seq: number
 }
 
+/** A file record before the store assigns its change-log sequence number. */
+export type NewFileRecord = Omit<FileRecord, 'seq'>
+
 export interface PeerRecord {
   peerId: string
   addrs: string[]

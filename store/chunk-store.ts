@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto'
 import type { AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
+
+// The hash helpers live in core (every layer names chunks); re-exported for existing callers.
+export { sha256, hashHex } from '../core/hash.js'
 
 /**
  * Immutable content-addressed chunk bytes. The one interface behind which the storage choice
@@ -38,15 +40,10 @@ export interface RepackResult { packsRewritten: number, packsRemoved: number, by
 
 export const noRepack = (): RepackResult => ({ packsRewritten: 0, packsRemoved: 0, bytesCopied: 0, bytesFreed: 0 })
 
-export function sha256 (bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest()
-}
+/** Told of every putMany before its bytes are written (the store keeps such chunks from GC). */
+export type PutObserver = (chunks: ReadonlyArray<{ hash: Uint8Array }>) => void
 
-export function hashHex (hash: Uint8Array): string {
-  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex')
-}
-
-type ChunkSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
+export type ChunkSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
 
 /**
  * Chunks as values in a sublevel of the same level database as the index. Sharing one
@@ -54,15 +51,15 @@ type ChunkSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8A
  * in order, so sync() has nothing left to do.
  */
 export class LevelChunkStore implements ChunkStore {
-  constructor (private readonly db: ChunkSublevel) {}
+  constructor (private readonly db: ChunkSublevel, private readonly onPut?: PutObserver) {}
 
   async has (hash: Uint8Array): Promise<boolean> {
-    return (await this.db.has(Buffer.from(hash))) as boolean
+    return await this.db.has(Buffer.from(hash))
   }
 
   async hasMany (hashes: Uint8Array[]): Promise<boolean[]> {
     if (hashes.length === 0) return []
-    return await this.db.hasMany(hashes.map(h => Buffer.from(h))) as boolean[]
+    return await this.db.hasMany(hashes.map(h => Buffer.from(h)))
   }
 
   async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
@@ -71,10 +68,11 @@ export class LevelChunkStore implements ChunkStore {
 
   async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
     if (hashes.length === 0) return []
-    return await this.db.getMany(hashes.map(h => Buffer.from(h))) as Array<Uint8Array | undefined>
+    return await this.db.getMany(hashes.map(h => Buffer.from(h)))
   }
 
   async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
+    this.onPut?.(chunks)
     if (chunks.length === 0) return
     await this.db.batch(chunks.map(c => ({ type: 'put' as const, key: Buffer.from(c.hash), value: c.bytes })))
   }
@@ -87,6 +85,6 @@ export class LevelChunkStore implements ChunkStore {
   }
 
   async * keys (): AsyncIterable<Uint8Array> {
-    for await (const key of this.db.keys()) yield key as Uint8Array
+    for await (const key of this.db.keys()) yield key
   }
 }

@@ -1,29 +1,22 @@
 import { open, readdir, mkdir, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { AbstractSublevel } from 'abstract-level'
-import type { Level } from 'level'
 import { Mutex } from '../core/mutex.js'
-import { noRepack, type ChunkStore, type RepackOptions, type RepackResult } from './chunk-store.js'
+import { noRepack, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
+import { decodeLoc, encodeLoc, packGone, packId, packName, type Loc } from './pack-locations.js'
+import { PackReaders } from './pack-readers.js'
 
 const log = logger('packs')
 
 /** A pack is closed to appends once it reaches this size, and a new one started. */
 export const PACK_TARGET_BYTES = 64 * 1024 * 1024
-/** Largest single read getMany makes of adjacent chunks. */
-const MAX_COALESCED_READ = 4 * 1024 * 1024
-/** Open pack files kept for reads. */
-const MAX_OPEN_PACKS = 64
 /** Live bytes a repack copies per batch (read, append, fsync, switch): bounds its memory. */
 const REPACK_BATCH_BYTES = 4 * 1024 * 1024
 /** ...and chunks per batch, so that tiny chunks do not make one huge level batch. */
 const REPACK_BATCH_CHUNKS = 4096
-/** How long a dropped read handle stays open for reads that already hold it. */
-const CLOSE_DELAY_MS = 10_000
 
-type LocSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
-interface Loc { pack: number, offset: number, length: number }
+type LocSublevel = ChunkSublevel
 
 /** Where a repack may be stopped by a test (kill -9): after the copy is synced, after the switch. */
 export type RepackPoint = 'copied' | 'switched'
@@ -33,51 +26,8 @@ export interface PackStoreOptions {
   targetBytes?: number
   /** Test hook only: awaited at each RepackPoint (a crash test pauses there and is killed). */
   repackHook?: (point: RepackPoint) => Promise<void>
-}
-
-const packName = (id: number): string => `pack-${String(id).padStart(8, '0')}.dat`
-const packId = (file: string): number | undefined => {
-  const m = /^pack-(\d+)\.dat$/.exec(file)
-  return m === null ? undefined : Number(m[1])
-}
-
-function encodeLoc (pack: number, offset: number, length: number): Buffer {
-  const b = Buffer.allocUnsafe(16)
-  b.writeUInt32BE(pack, 0)
-  b.writeUIntBE(offset, 4, 6)
-  b.writeUInt16BE(0, 10)
-  b.writeUInt32BE(length, 12)
-  return b
-}
-
-function decodeLoc (b: Uint8Array): Loc {
-  const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-  return { pack: v.readUInt32BE(0), offset: v.readUIntBE(4, 6), length: v.readUInt32BE(12) }
-}
-
-/**
- * Indexes of `locs` grouped into runs that lie back to back in one pack, each at most
- * MAX_COALESCED_READ bytes: one read per run instead of one per chunk.
- */
-function coalesce (locs: Array<Loc | undefined>): number[][] {
-  const order = locs.map((_, i) => i).filter(i => locs[i] !== undefined)
-    .sort((x, y) => locs[x]!.pack - locs[y]!.pack || locs[x]!.offset - locs[y]!.offset)
-  const runs: number[][] = []
-  for (const i of order) {
-    const run = runs[runs.length - 1]
-    const prev = run?.[run.length - 1]
-    const l = locs[i]!
-    if (run !== undefined && prev !== undefined && locs[prev]!.pack === l.pack && locs[prev]!.offset + locs[prev]!.length === l.offset &&
-        l.offset + l.length - locs[run[0]]!.offset <= MAX_COALESCED_READ) run.push(i)
-    else runs.push([i])
-  }
-  return runs
-}
-
-/** A read that failed because its pack was repacked away (file unlinked, or its handle closed). */
-const packGone = (err: unknown): boolean => {
-  const code = (err as { code?: unknown }).code
-  return code === 'ENOENT' || code === 'EBADF'
+  /** Told of every putMany before its bytes are written. */
+  onPut?: PutObserver
 }
 
 /**
@@ -94,8 +44,8 @@ const packGone = (err: unknown): boolean => {
  */
 export class PackChunkStore implements ChunkStore {
   private active: { id: number, fh: FileHandle, size: number } | undefined
-  private readonly readers = new Map<number, Promise<FileHandle>>()
   private readonly dirty = new Set<FileHandle>()
+  private readonly readers: PackReaders
   private readonly writes = new Set<Promise<unknown>>()
   /** Appends per pack whose locations are not written yet: such a pack is never repacked. */
   private readonly inflight = new Map<number, number>()
@@ -108,6 +58,7 @@ export class PackChunkStore implements ChunkStore {
 
   private constructor (private readonly dir: string, private readonly loc: LocSublevel, private readonly opts: PackStoreOptions) {
     this.targetBytes = opts.targetBytes ?? PACK_TARGET_BYTES
+    this.readers = new PackReaders(dir, fh => this.dirty.has(fh), () => this.active?.id)
   }
 
   static async open (dir: string, loc: LocSublevel, opts: PackStoreOptions = {}): Promise<PackChunkStore> {
@@ -123,22 +74,22 @@ export class PackChunkStore implements ChunkStore {
   private async startPack (id: number): Promise<void> {
     const fh = await open(join(this.dir, packName(id)), 'wx+')
     this.active = { id, fh, size: 0 }
-    this.readers.set(id, Promise.resolve(fh))
+    this.readers.add(id, fh)
   }
 
   async has (hash: Uint8Array): Promise<boolean> {
-    return await this.loc.has(Buffer.from(hash)) as boolean
+    return await this.loc.has(Buffer.from(hash))
   }
 
   async hasMany (hashes: Uint8Array[]): Promise<boolean[]> {
     if (hashes.length === 0) return []
-    return await this.loc.hasMany(hashes.map(h => Buffer.from(h))) as boolean[]
+    return await this.loc.hasMany(hashes.map(h => Buffer.from(h)))
   }
 
   async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
     return await this.retryIfRepacked(async () => {
       const l = await this.loc.get(Buffer.from(hash))
-      return l === undefined ? undefined : await this.read(decodeLoc(l))
+      return l === undefined ? undefined : await this.readers.read(decodeLoc(l))
     })
   }
 
@@ -146,7 +97,7 @@ export class PackChunkStore implements ChunkStore {
     if (hashes.length === 0) return []
     return await this.retryIfRepacked(async () => {
       const raw = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
-      return await this.readLocs(raw.map(l => l === undefined ? undefined : decodeLoc(l)))
+      return await this.readers.readLocs(raw.map(l => l === undefined ? undefined : decodeLoc(l)))
     })
   }
 
@@ -163,56 +114,8 @@ export class PackChunkStore implements ChunkStore {
     }
   }
 
-  /** Chunks that lie back to back in one pack are read with one read and handed out as views of it. */
-  private async readLocs (locs: Array<Loc | undefined>): Promise<Array<Uint8Array | undefined>> {
-    const out: Array<Uint8Array | undefined> = new Array(locs.length).fill(undefined)
-    await Promise.all(coalesce(locs).map(async run => {
-      const first = locs[run[0]]!
-      const last = locs[run[run.length - 1]]!
-      const buf = await this.read({ pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset })
-      for (const i of run) out[i] = buf.subarray(locs[i]!.offset - first.offset, locs[i]!.offset - first.offset + locs[i]!.length)
-    }))
-    return out
-  }
-
-  private async read ({ pack, offset, length }: Loc): Promise<Uint8Array> {
-    const fh = await this.reader(pack)
-    const buf = Buffer.allocUnsafe(length)
-    let done = 0
-    while (done < length) {
-      const { bytesRead } = await fh.read(buf, done, length - done, offset + done)
-      if (bytesRead === 0) throw new PackTruncatedError(pack, offset, length)
-      done += bytesRead
-    }
-    return buf
-  }
-
-  private async reader (pack: number): Promise<FileHandle> {
-    let fh = this.readers.get(pack)
-    if (fh === undefined) {
-      if (this.readers.size >= MAX_OPEN_PACKS) {
-        for (const id of this.readers.keys()) {
-          if (id === this.active?.id) continue
-          this.dropReader(id)
-          break
-        }
-      }
-      fh = open(join(this.dir, packName(pack)), 'r')
-      this.readers.set(pack, fh)
-      fh.catch(() => this.readers.delete(pack))
-    }
-    return await fh
-  }
-
-  /** Forgets a pack's read handle; reads still using it finish first, so it is closed a little later. */
-  private dropReader (pack: number): void {
-    const old = this.readers.get(pack)
-    if (old === undefined) return
-    this.readers.delete(pack)
-    setTimeout(() => { void old.then(async h => { if (!this.dirty.has(h)) await h.close() }).catch(() => {}) }, CLOSE_DELAY_MS).unref()
-  }
-
   async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
+    this.opts.onPut?.(chunks)
     if (chunks.length === 0) return
     const { pack, locs } = await this.append(chunks.map(c => c.bytes))
     try {
@@ -298,7 +201,7 @@ export class PackChunkStore implements ChunkStore {
   }
 
   async * keys (): AsyncIterable<Uint8Array> {
-    for await (const key of this.loc.keys()) yield key as Uint8Array
+    for await (const key of this.loc.keys()) yield key
   }
 
   // ---- repack ----
@@ -380,7 +283,7 @@ export class PackChunkStore implements ChunkStore {
     for await (const [key, value] of this.loc.iterator()) {
       const l = decodeLoc(value)
       if (!from.has(l.pack)) continue
-      batch.push({ key: Buffer.from(key as Uint8Array), old: Buffer.from(value) })
+      batch.push({ key: Buffer.from(key), old: Buffer.from(value) })
       bytes += l.length
       if (bytes >= REPACK_BATCH_BYTES || batch.length >= REPACK_BATCH_CHUNKS) {
         signal?.throwIfAborted()
@@ -413,14 +316,14 @@ export class PackChunkStore implements ChunkStore {
   /** Coalesced reads of a batch; a chunk that cannot be read whole marks its pack as stuck. */
   private async readForRepack (locs: Loc[], stuck: Set<number>): Promise<Array<Uint8Array | undefined>> {
     try {
-      return await this.readLocs(locs)
+      return await this.readers.readLocs(locs)
     } catch (err) {
       if (!(err instanceof PackTruncatedError)) throw err
     }
     // Rare (a crash lost unsynced bytes): chunk by chunk, to keep every readable one.
     return await Promise.all(locs.map(async l => {
       try {
-        return await this.read(l)
+        return await this.readers.read(l)
       } catch (err) {
         if (!(err instanceof PackTruncatedError)) throw err
         log.error('repack: %s; pack %d kept', err.message, l.pack)
@@ -437,7 +340,7 @@ export class PackChunkStore implements ChunkStore {
   private async switchLocations (entries: Array<{ key: Buffer, old: Buffer, next: Buffer }>): Promise<void> {
     await this.locMutex.run(async () => {
       const now = await this.loc.getMany(entries.map(e => e.key))
-      const ops = entries.filter((e, i) => now[i] !== undefined && e.old.equals(now[i]!))
+      const ops = entries.filter((e, i) => now[i] !== undefined && e.old.equals(now[i]))
         .map(e => ({ type: 'put' as const, key: e.key, value: e.next }))
       // classic-level honours `sync`; the sublevel type does not list it.
       if (ops.length > 0) await this.loc.batch(ops, { sync: true } as never)
@@ -453,15 +356,13 @@ export class PackChunkStore implements ChunkStore {
   private async removePack (id: number, size: number, result: RepackResult): Promise<void> {
     await unlink(join(this.dir, packName(id))).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
     // Unlinked first, dropped second: a reader opening it meanwhile is dropped too, never cached.
-    this.dropReader(id)
+    this.readers.drop(id)
     result.packsRemoved++
     result.bytesFreed += size
   }
 
   async close (): Promise<void> {
     await this.sync()
-    const handles = await Promise.allSettled([...this.readers.values()])
-    this.readers.clear()
-    await Promise.allSettled(handles.map(async r => { if (r.status === 'fulfilled') await r.value.close() }))
+    await this.readers.closeAll()
   }
 }
