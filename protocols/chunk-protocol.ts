@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { Framed, answerError, expect, type Message } from './framing.js'
 import type { ChunkSource, Authorizer, ReplyShaper } from './sources.js'
@@ -7,12 +7,10 @@ import { ProtocolError, Codes } from '../core/errors.js'
 import { encode, decode } from '../core/codec.js'
 import { HASH_BYTES } from '../core/records.js'
 import { logger } from '../core/log.js'
+import { sha256, hashHex } from '../core/hash.js'
 
 const log = logger('proto:chunk')
 
-// The same two as store/chunk-store.ts has: protocols/ may not import store/.
-const sha256 = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest()
-const hashHex = (hash: Uint8Array): string => Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex')
 
 /**
  * chunk: a want-list of at most CHUNK_WANT_MAX hashes -> frames of chunk bytes (about

@@ -6,12 +6,10 @@ import { asFileRecord } from '../core/codec.js'
 import { normalizePath } from '../core/paths.js'
 import { logger } from '../core/log.js'
 import { splitRecords, readChunkLists } from './record-parts.js'
-import type { FileRecord } from '../core/records.js'
+import type { NewFileRecord } from '../core/records.js'
 
 const log = logger('proto:write')
 
-/** A record as a prepare carries it: the member's store gives it its own seq (the store's NewFileRecord). */
-type NewFileRecord = Omit<FileRecord, 'seq'>
 
 /**
  * write: the two phases of an `all`-mode write. `prepare` carries the record (the member
