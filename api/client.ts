@@ -1,11 +1,34 @@
 import { request, type IncomingMessage } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { Readable, type Writable } from 'node:stream'
-import { ReplicantError, Codes } from '../core/errors.js'
+import { ReplicantError, Codes, toErrorCode } from '../core/errors.js'
 import { normalizePath } from '../core/paths.js'
-import type { LinkShape } from '../replication/link-faults.js'
+import type {
+  AddReplicaResult, AnnouncedVolume, BlockedList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
+  FileRemoved, FileView, GcResult, LinkList, LinkShape, MoveProgress, MoveResult, PeerList, RemoveReplicaResult,
+  RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeInfo, VolumeList
+} from './types.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
+
+/** The error a node answered with (`{ error: { code, message, details } }`); an unregistered code becomes HTTP_ERROR. */
+function errorFrom (body: unknown): ReplicantError | undefined {
+  if (body === null || typeof body !== 'object' || !('error' in body)) return undefined
+  const error = body.error
+  if (error === null || typeof error !== 'object') return undefined
+  const e = error as { code?: unknown, message?: unknown, details?: unknown }
+  const details = e.details !== null && typeof e.details === 'object' ? e.details as Record<string, unknown> : undefined
+  return new ReplicantError(toErrorCode(e.code, Codes.HTTP_ERROR), typeof e.message === 'string' ? e.message : String(e.message), details)
+}
+
+async function readText (res: IncomingMessage): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const p of res as AsyncIterable<Buffer>) parts.push(p)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/** One NDJSON line of a move: a progress report, the result, or the error that ended it. */
+interface MoveLine { progress?: MoveProgress, result?: MoveResult, error?: unknown }
 
 /**
  * A client of a node's HTTP API (the CLI uses it; scripts may too). Errors from the node come
@@ -31,25 +54,21 @@ export class ReplicantClient {
 
   private async check (res: IncomingMessage): Promise<IncomingMessage> {
     if (res.statusCode !== undefined && res.statusCode < 400) return res
-    const parts: Buffer[] = []
-    for await (const p of res) parts.push(p as Buffer)
-    const text = Buffer.concat(parts).toString('utf8')
-    try {
-      const { error } = JSON.parse(text)
-      throw new ReplicantError(error.code, error.message, error.details)
-    } catch (err) {
-      if (err instanceof ReplicantError) throw err
-      throw new ReplicantError(Codes.HTTP_ERROR, `HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
-    }
+    const text = await readText(res)
+    let err: ReplicantError | undefined
+    try { err = errorFrom(JSON.parse(text)) } catch { /* not JSON: the status and the text say what happened */ }
+    throw err ?? new ReplicantError(Codes.HTTP_ERROR, `HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
+  }
+
+  /** The JSON answer of a request that succeeded (the type is what api/types.ts says the route sends). */
+  private async body<T> (res: IncomingMessage): Promise<T> {
+    return JSON.parse(await readText(await this.check(res))) as T
   }
 
   private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.check(await this.send(method, path, body === undefined
+    return await this.body<T>(await this.send(method, path, body === undefined
       ? {}
       : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
-    const parts: Buffer[] = []
-    for await (const p of res) parts.push(p as Buffer)
-    return JSON.parse(Buffer.concat(parts).toString('utf8')) as T
   }
 
   static filePath (volume: string, path: string): string {
@@ -58,98 +77,96 @@ export class ReplicantClient {
     return `/v1/volumes/${encodeURIComponent(volume)}/files/${segs.join('/')}`
   }
 
-  async status (): Promise<any> { return await this.json('GET', '/v1/status') }
-  async peers (): Promise<any> { return await this.json('GET', '/v1/peers') }
-  async listVolumes (): Promise<any> { return await this.json('GET', '/v1/volumes') }
-  async createVolume (body: Record<string, unknown>): Promise<any> { return await this.json('POST', '/v1/volumes', body) }
-  async addReplica (volume: string, peerId: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/replicas`, { peerId }) }
-  async removeReplica (volume: string, peerId: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/replicas/${encodeURIComponent(peerId)}`) }
-  async compactLog (volume: string, upto?: number): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/compact`, upto !== undefined ? { upto } : {}) }
-  async setWriteMode (volume: string, writeMode: string): Promise<any> { return await this.json('PATCH', `/v1/volumes/${encodeURIComponent(volume)}`, { writeMode }) }
-  async createSnapshot (volume: string, name?: string): Promise<any> { return await this.json('POST', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`, name !== undefined ? { name } : {}) }
-  async listSnapshots (volume: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/snapshots`) }
-  async deleteSnapshot (volume: string, name: string): Promise<any> { return await this.json('DELETE', `/v1/volumes/${encodeURIComponent(volume)}/snapshots/${encodeURIComponent(name)}`) }
+  private static volumePath (volume: string, rest = ''): string {
+    return `/v1/volumes/${encodeURIComponent(volume)}${rest}`
+  }
+
+  async status (): Promise<StatusResponse> { return await this.json('GET', '/v1/status') }
+  async peers (): Promise<PeerList> { return await this.json('GET', '/v1/peers') }
+  async listVolumes (): Promise<VolumeList> { return await this.json('GET', '/v1/volumes') }
+  async createVolume (body: CreateVolumeRequest): Promise<AnnouncedVolume> { return await this.json('POST', '/v1/volumes', body) }
+  async volumeInfo (name: string): Promise<VolumeInfo> { return await this.json('GET', ReplicantClient.volumePath(name)) }
+  async addReplica (volume: string, peerId: string): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId }) }
+  async removeReplica (volume: string, peerId: string): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`)) }
+  async compactLog (volume: string, upto?: number): Promise<CompactResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/compact'), upto !== undefined ? { upto } : {}) }
+  async setWriteMode (volume: string, writeMode: string): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode }) }
+  async createSnapshot (volume: string, name?: string): Promise<SnapshotCreated> { return await this.json('POST', ReplicantClient.volumePath(volume, '/snapshots'), name !== undefined ? { name } : {}) }
+  async listSnapshots (volume: string): Promise<SnapshotList> { return await this.json('GET', ReplicantClient.volumePath(volume, '/snapshots')) }
+  async deleteSnapshot (volume: string, name: string): Promise<SnapshotDeleted> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/snapshots/${encodeURIComponent(name)}`)) }
+
   /** Streams a dump of `snapshot` (incremental since `since`) into `out`. */
   async dump (volume: string, snapshot: string, out: Writable, since?: string): Promise<void> {
     const q = new URLSearchParams({ snapshot, ...(since !== undefined ? { since } : {}) })
-    const res = await this.check(await this.send('GET', `/v1/volumes/${encodeURIComponent(volume)}/dump?${q.toString()}`))
+    const res = await this.check(await this.send('GET', ReplicantClient.volumePath(volume, `/dump?${q.toString()}`)))
     await pipeline(res, out)
   }
 
-  async restore (body: Readable, size?: number): Promise<any> {
+  async restore (body: Readable, size?: number): Promise<RestoreResult> {
     const headers: Record<string, string | number> = { 'content-type': 'application/vnd.replicant.dump' }
     if (size !== undefined) headers['content-length'] = size
-    const res = await this.check(await this.send('POST', '/v1/restore', { body, headers }))
-    const parts: Buffer[] = []
-    for await (const p of res) parts.push(p as Buffer)
-    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+    return await this.body(await this.send('POST', '/v1/restore', { body, headers }))
   }
 
   /** Runs a volume move on the node, calling `onProgress` for each progress line. */
-  async move (volume: string, body: { from: string, to: string, abandon?: boolean }, onProgress: (p: any) => void = () => {}): Promise<any> {
-    const res = await this.check(await this.send('POST', `/v1/volumes/${encodeURIComponent(volume)}/move`, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
+  async move (volume: string, body: { from: string, to: string, abandon?: boolean }, onProgress: (p: MoveProgress) => void = () => {}): Promise<MoveResult> {
+    const res = await this.check(await this.send('POST', ReplicantClient.volumePath(volume, '/move'), { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
     let buf = ''
-    let last: any
-    for await (const piece of res) {
-      buf += (piece as Buffer).toString('utf8')
+    let last: MoveLine | undefined
+    for await (const piece of res as AsyncIterable<Buffer>) {
+      buf += piece.toString('utf8')
       let nl: number
       while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buf.slice(0, nl))
+        const line = JSON.parse(buf.slice(0, nl)) as MoveLine
         buf = buf.slice(nl + 1)
         if (line.progress !== undefined) onProgress(line.progress)
         else last = line
       }
     }
-    if (last?.error !== undefined) throw new ReplicantError(last.error.code, last.error.message, last.error.details)
+    if (last?.error !== undefined) throw errorFrom(last) ?? new ReplicantError(Codes.HTTP_ERROR, 'the move failed on the node')
     if (last?.result === undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, 'the node stopped answering before the move finished: run it again to resume, or with --abandon')
     return last.result
   }
 
-  async gc (youngSeconds?: number, opts: { repack?: boolean } = {}): Promise<any> {
+  async gc (youngSeconds?: number, opts: { repack?: boolean } = {}): Promise<GcResult> {
     return await this.json('POST', '/v1/gc', { ...(youngSeconds !== undefined ? { youngSeconds } : {}), ...(opts.repack !== undefined ? { repack: opts.repack } : {}) })
   }
-  async volumeInfo (name: string): Promise<any> { return await this.json('GET', `/v1/volumes/${encodeURIComponent(name)}`) }
-  async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<any> {
+
+  async list (volume: string, prefix?: string, opts: { snapshot?: string } = {}): Promise<FileList> {
     const params = new URLSearchParams()
     if (prefix !== undefined) params.set('prefix', prefix)
     if (opts.snapshot !== undefined) params.set('snapshot', opts.snapshot)
     const q = params.size > 0 ? `?${params.toString()}` : ''
-    return await this.json('GET', `/v1/volumes/${encodeURIComponent(volume)}/files${q}`)
+    return await this.json('GET', ReplicantClient.volumePath(volume, `/files${q}`))
   }
 
-  /** Fault injection: the peers this node refuses (a partition), both ways. */
-  async faults (): Promise<{ blocked: string[], links: Record<string, LinkShape> }> { return await this.json('GET', '/v1/faults') }
+  /** Fault injection (nodes started with --testing): the peers this node refuses (a partition), both ways. */
+  async faults (): Promise<FaultsResponse> { return await this.json('GET', '/v1/faults') }
   /** Shapes this node's replies to `peers`: a delay, a bandwidth cap, a loss rate. */
-  async slowLink (peers: string[], shape: Partial<LinkShape>): Promise<{ links: Record<string, LinkShape> }> { return await this.json('POST', '/v1/faults/link', { peers, ...shape }) }
+  async slowLink (peers: string[], shape: Partial<LinkShape>): Promise<LinkList> { return await this.json('POST', '/v1/faults/link', { peers, ...shape }) }
   /** Restores the links to `peers` (every link without arguments). */
-  async fixLinks (peers?: string[]): Promise<{ links: Record<string, LinkShape> }> { return await this.json('POST', '/v1/faults/unlink', peers === undefined ? {} : { peers }) }
-  async block (peers: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/block', { peers }) }
+  async fixLinks (peers?: string[]): Promise<LinkList> { return await this.json('POST', '/v1/faults/unlink', peers === undefined ? {} : { peers }) }
+  async block (peers: string[]): Promise<BlockedList> { return await this.json('POST', '/v1/faults/block', { peers }) }
   /** Lifts the block on `peers` (every block without arguments). */
-  async unblock (peers?: string[]): Promise<{ blocked: string[] }> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }
+  async unblock (peers?: string[]): Promise<BlockedList> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }
 
-  async remove (volume: string, path: string): Promise<any> { return await this.json('DELETE', ReplicantClient.filePath(volume, path)) }
+  async remove (volume: string, path: string): Promise<FileRemoved> { return await this.json('DELETE', ReplicantClient.filePath(volume, path)) }
 
-  async put (volume: string, path: string, body: Readable, opts: ClientPutOptions = {}): Promise<any> {
+  async put (volume: string, path: string, body: Readable, opts: ClientPutOptions = {}): Promise<FileView> {
     const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream' }
     if (opts.size !== undefined) headers['content-length'] = opts.size
     if (opts.mode !== undefined) headers['x-replicant-mode'] = opts.mode.toString(8)
     if (opts.mtime !== undefined) headers['x-replicant-mtime'] = Math.floor(opts.mtime)
-    const res = await this.check(await this.send('PUT', ReplicantClient.filePath(volume, path), { body, headers }))
-    const parts: Buffer[] = []
-    for await (const p of res) parts.push(p as Buffer)
-    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+    return await this.body(await this.send('PUT', ReplicantClient.filePath(volume, path), { body, headers }))
   }
 
   /** Streams a file (or a byte range of it, `range` as in HTTP: "bytes=0-99") into `out`. */
   async get (volume: string, path: string, out: Writable, opts: { range?: string, snapshot?: string } = {}): Promise<{ status: number, headers: IncomingMessage['headers'] }> {
-    const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
-    const q = opts.snapshot !== undefined ? `?snapshot=${encodeURIComponent(opts.snapshot)}` : ''
-    const res = await this.check(await this.send('GET', ReplicantClient.filePath(volume, path) + q, { headers }))
+    const res = await this.open(volume, path, opts)
     await pipeline(res, out)
     return { status: res.statusCode ?? 0, headers: res.headers }
   }
 
-  async open (volume: string, path: string, opts: { range?: string, snapshot?: string } = {}): Promise<Readable> {
+  async open (volume: string, path: string, opts: { range?: string, snapshot?: string } = {}): Promise<IncomingMessage> {
     const headers: Record<string, string> = opts.range !== undefined ? { range: opts.range } : {}
     const q = opts.snapshot !== undefined ? `?snapshot=${encodeURIComponent(opts.snapshot)}` : ''
     return await this.check(await this.send('GET', ReplicantClient.filePath(volume, path) + q, { headers }))

@@ -1,0 +1,73 @@
+/**
+ * What the routes need from the node, one interface per resource. The server is built on
+ * these, not on ReplicantNode: the node (a layer above) satisfies them structurally.
+ */
+import type { Store } from '../store/store.js'
+import type { VolumeService } from '../replication/volume-service.js'
+import type { PeerView } from '../replication/peer-manager.js'
+import type { LinkFaults } from '../replication/link-faults.js'
+import type { VolumeRecord } from '../core/records.js'
+import type {
+  AnnouncedVolume, CompactResult, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo
+} from './types.js'
+
+/**
+ * The answer of a node method that declares no result type yet (Record<string, unknown>): the
+ * route sends it as T. Becomes `= T` once ReplicantNode returns the api/types.ts types.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- T names the wire type the route sends
+export type NodeAnswer<T> = Record<string, unknown>
+
+/** A JSON request body, an object (api/validate.ts readJson). */
+export type JsonObject = Record<string, unknown>
+
+export interface StatusSource {
+  status (): Promise<NodeAnswer<StatusResponse>>
+  readonly peers: { list (): Promise<PeerView[]> }
+}
+
+export interface VolumeAdmin {
+  listVolumes (): Promise<VolumeRecord[]>
+  /** The node checks the body (name, writeMode, chunkSize, replicas; id and generation pass through to the store's checks). */
+  createVolume (body: JsonObject): Promise<AnnouncedVolume>
+  volumeInfo (name: string): Promise<NodeAnswer<VolumeInfo>>
+  setWriteMode (volume: string, writeMode: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  compactLog (volume: string, body: { upto?: unknown }): Promise<CompactResult>
+}
+
+/** onProgress is called with each progress line the route sends (NDJSON). */
+export interface MoveOptions { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: NodeAnswer<MoveProgress>) => void }
+
+export interface MembershipAdmin {
+  addReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  removeReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOptions): Promise<NodeAnswer<MoveResult>>
+  readonly volumes: Pick<VolumeService, 'volume'>
+}
+
+export interface FileAccess {
+  readonly volumes: Pick<VolumeService, 'volume' | 'stat' | 'statAt' | 'readFile' | 'putFile' | 'removeFile' | 'listFiles' | 'listFilesAt'>
+  readonly store: Pick<Store, 'getSnapshot'>
+}
+
+export interface SnapshotAccess {
+  readonly volumes: Pick<VolumeService, 'volume' | 'createSnapshot'>
+  /** The whole store: dumps read it and restores write it. */
+  readonly store: Store
+  readonly peerId: string
+  /** Restores spool their upload under DATA_DIR/tmp. */
+  readonly dataDir: string
+}
+
+export interface GcAdmin {
+  collectGarbage (body: { youngSeconds?: unknown, repack?: unknown }): Promise<NodeAnswer<GcResult>>
+}
+
+/** Fault injection: a partition is a set of blocked peers; links are delayed, capped or lossy. */
+export interface FaultControls {
+  readonly peers: { readonly blocked: ReadonlySet<string>, block (peers: string[]): Promise<void>, unblock (peers?: string[]): void }
+  readonly links: Pick<LinkFaults, 'list' | 'set' | 'clear'>
+}
+
+/** Everything the HTTP API serves: ReplicantNode is one. */
+export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & SnapshotAccess & GcAdmin & FaultControls

@@ -1,0 +1,35 @@
+/** Members of a volume: add and remove one online, or move a replica from one node to another. */
+import type { Router } from '../router.js'
+import type { MembershipAdmin } from '../node-api.js'
+import { ReplicantError, Codes, isReplicantError } from '../../core/errors.js'
+import { sendJson } from '../respond.js'
+import { readJson, decodeSegment } from '../validate.js'
+
+export function membershipRoutes (router: Router, node: MembershipAdmin): void {
+  router.add('POST', /^\/v1\/volumes\/([^/]+)\/replicas$/, async (req, res, [vol]) => {
+    const body = await readJson(req)
+    sendJson(res, 200, await node.addReplica(decodeSegment(vol), body.peerId))
+  })
+  router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
+    sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
+  })
+  router.add('POST', /^\/v1\/volumes\/([^/]+)\/move$/, async (req, res, [vol]) => {
+    const body = await readJson(req)
+    await node.volumes.volume(decodeSegment(vol))
+    // Progress as NDJSON lines while the move runs; the last line is the result (or an error).
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    const controller = new AbortController()
+    res.once('close', () => controller.abort())
+    try {
+      const result = await node.moveVolume(decodeSegment(vol), body.from, body.to, {
+        abandon: body.abandon === true,
+        signal: controller.signal,
+        onProgress: (p) => { res.write(JSON.stringify({ progress: p }) + '\n') }
+      })
+      res.end(JSON.stringify({ result }) + '\n')
+    } catch (err) {
+      const e = isReplicantError(err) ? err : new ReplicantError(Codes.INTERNAL, (err as Error).message)
+      res.end(JSON.stringify({ error: e.toJSON() }) + '\n')
+    }
+  })
+}

@@ -1,0 +1,115 @@
+/**
+ * What the HTTP API sends, as the server builds it and the client reads it. Derived from the
+ * node and replication methods the routes call; JSON drops undefined fields, hence the `?`s.
+ */
+import type { VolumeRecord, WriteMode } from '../core/records.js'
+import type { SnapshotRecord, GcResult as StoreGcResult } from '../store/store.js'
+import type { FileView } from '../replication/volume-service.js'
+import type { PeerView } from '../replication/peer-manager.js'
+import type { AnnounceResult, MemberView } from '../replication/sync-engine.js'
+import type { DecisionView } from '../replication/membership.js'
+import type { CopyProgress } from '../replication/background-copy.js'
+import type { FetchCounters } from '../replication/chunk-fetcher.js'
+import type { RestoreResult } from '../replication/dump.js'
+import type { LinkShape } from '../replication/link-faults.js'
+import type { ErrorCode } from '../core/errors.js'
+
+export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberView, DecisionView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
+
+/** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
+export interface ErrorBody { error: { code: ErrorCode, message: string, details?: Record<string, unknown> } }
+
+/** Bytes of chunk pack files and of the index database on disk. */
+export interface DiskUsage { packBytes: number, indexBytes: number }
+
+/** What this node still lacks of a volume, and why it refused a peer. */
+export interface Lacking { files: number, bytes: number, refused: string | null }
+
+/** GET /v1/volumes/:name (and each of status's volumes). */
+export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
+  /** steady, copy, merge, minicopy, offline, removed: this node's state, live. */
+  state: string
+  files: number
+  bytes: number
+  progress: CopyProgress | null
+  damagedChunks: number
+  repairing: boolean
+  /** Present while repairing. */
+  repair?: CopyProgress | null
+  memberStates: MemberView[]
+  decisions: DecisionView[]
+  lacking: Lacking
+}
+
+/** Chunk traffic this node received since start (all fetches; on-demand and copy are subsets). */
+export type FetchedCounters = FetchCounters & {
+  onDemand: FetchCounters & { joined: number, cancelled: number, reads: number }
+  copy: FetchCounters
+}
+
+/** GET /v1/status */
+export interface StatusResponse {
+  version: string
+  peerId: string
+  multiaddrs: string[]
+  /** Absent when the node runs without an HTTP API (then nobody asks). */
+  api?: string
+  dataDir: string
+  uptimeMs: number
+  uncleanShutdown: string[]
+  peers: PeerView[]
+  disk: DiskUsage
+  fetched: FetchedCounters
+  volumes: VolumeInfo[]
+}
+
+export interface PeerList { peers: PeerView[] }
+export interface VolumeList { volumes: VolumeRecord[] }
+export interface FileList { files: FileView[] }
+export interface SnapshotList { snapshots: SnapshotRecord[] }
+
+/** POST /v1/volumes: `replicas` lists the other members' peer ids (`self` allowed). */
+export interface CreateVolumeRequest { name: string, writeMode?: WriteMode, chunkSize?: number, replicas?: string[] }
+
+/** A volume after a change told to its members: create, add/remove replica, set write mode. */
+export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[] }
+export type AddReplicaResult = AnnouncedVolume
+export type RemoveReplicaResult = AnnouncedVolume
+
+/** POST /v1/volumes/:name/compact */
+export interface CompactResult { purged: number, floor: number, safeUpto: number }
+
+export type MovePhase = 'adding' | 'copying' | 'removing' | 'done' | 'abandoned'
+
+/** One NDJSON progress line of POST /v1/volumes/:name/move. */
+export interface MoveProgress {
+  phase: MovePhase
+  volume: string
+  from: string
+  to: string
+  /** copying: the new member's own state, as it reports it ('unreachable' when it does not answer). */
+  state?: string
+  /** copying: the new member's copy progress (bytesDone, bytesTotal, filesDone, filesTotal, ...). */
+  progress?: Record<string, number | null> | null
+  /** abandoned: the member removed, or null when there was nothing to remove. */
+  removed?: string | null
+}
+
+/** The last NDJSON line of a move that finished. */
+export type MoveResult = VolumeRecord & { phase: 'done' | 'abandoned' }
+
+/** POST /v1/gc: chunk GC (scanned/deleted/kept), the repack after it, the time taken and the disk after. */
+export type GcResult = StoreGcResult & { ms: number, disk: DiskUsage }
+
+/** POST /v1/volumes/:name/snapshots (nothing is copied: recordsCopied is always 0). */
+export type SnapshotCreated = SnapshotRecord & { recordsCopied: number }
+/** DELETE /v1/volumes/:name/snapshots/:snap */
+export interface SnapshotDeleted { name: string, versionsReleased: number }
+
+/** DELETE /v1/volumes/:name/files/:path */
+export interface FileRemoved { path: string, deleted: true, seq: number, version: Record<string, number> }
+
+/** Fault injection (nodes started for testing only). */
+export interface BlockedList { blocked: string[] }
+export interface LinkList { links: Record<string, LinkShape> }
+export type FaultsResponse = BlockedList & LinkList

@@ -1,0 +1,78 @@
+/** What every command group shares: the client of the node --data names, and output helpers. */
+import type { Command } from 'commander'
+import { readApiInfo } from '../api/api-info.js'
+import { ReplicantClient } from '../api/client.js'
+import type { CopyProgress } from '../api/types.js'
+
+export interface GlobalOptions { data: string, apiUrl?: string }
+
+/** A command group's view of the CLI: the program (for global options) and a client. */
+export interface Cli {
+  readonly program: Command
+  /** --data, the node data directory. */
+  dataDir (): string
+  /** A client of --api-url, or of the node running on --data. */
+  client (): Promise<ReplicantClient>
+}
+
+export function cliOf (program: Command): Cli {
+  const opts = (): GlobalOptions => program.opts<GlobalOptions>()
+  return {
+    program,
+    dataDir: () => opts().data,
+    client: async () => {
+      const { data, apiUrl } = opts()
+      if (apiUrl !== undefined) return new ReplicantClient(apiUrl)
+      return new ReplicantClient((await readApiInfo(data)).url)
+    }
+  }
+}
+
+export function print (value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
+
+export function out (line: string): void {
+  process.stdout.write(line + '\n')
+}
+
+export function fmtBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+export function bar (done: number, total: number, width = 24): string {
+  const f = total === 0 ? 1 : Math.min(1, done / total)
+  const n = Math.round(f * width)
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(f * 100).toFixed(1).padStart(5)}%`
+}
+
+/** A copy's progress as `volume wait` and `status` show it. */
+export function copyLine (p: CopyProgress, sep: string): string {
+  return `${bar(p.bytesDone, p.bytesTotal)} ${fmtBytes(p.bytesDone)}/${fmtBytes(p.bytesTotal)}${sep}files ${p.filesDone}/${p.filesTotal}` +
+    `${p.rate !== null ? `${sep}${fmtBytes(p.rate)}/s` : ''}${p.etaSeconds !== null ? `${sep}eta ${p.etaSeconds}s` : ''}`
+}
+
+/** A repeatable option's values. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+/** A progress line on stderr: rewritten in place on a terminal, one line per change otherwise. */
+export class ProgressLine {
+  private last = ''
+  private readonly tty = process.stderr.isTTY === true
+
+  /** skipSame: a line equal to the last one is not even redrawn on a terminal. */
+  show (line: string, opts: { skipSame?: boolean } = {}): void {
+    if (opts.skipSame === true && line === this.last) return
+    if (this.tty) process.stderr.write(`\r${line.padEnd(this.last.length)}`)
+    else if (line !== this.last) process.stderr.write(line + '\n')
+    this.last = line
+  }
+
+  /** Ends the line on a terminal. */
+  end (): void {
+    if (this.tty) process.stderr.write('\n')
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * `replicant init` and `replicant start`: the commands that run a node. Node modules (libp2p,
+ * level) load only here, by dynamic import, so that client commands start fast.
+ */
+import { createInterface } from 'node:readline'
+import { Option } from 'commander'
+import { DEFAULTS } from '../../config/defaults.js'
+import { VERSION } from '../../api/api-info.js'
+import type { CopyOffer } from '../../replication/membership.js'
+import { type Cli, out, fmtBytes, collect } from '../cli.js'
+
+interface StartOptions {
+  listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
+  discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean
+}
+
+/** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
+function confirmOnStdin (): (offer: CopyOffer) => Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, terminal: false })
+  const lines: string[] = []
+  const waiters: Array<(line: string) => void> = []
+  rl.on('line', (line) => { const w = waiters.shift(); if (w !== undefined) w(line); else lines.push(line) })
+  rl.on('close', () => { for (const w of waiters.splice(0)) w('') })
+  let queue: Promise<unknown> = Promise.resolve()
+  return async (offer) => {
+    const ask = queue.then(async () => {
+      const size = offer.files !== null && offer.bytes !== null ? `${offer.files} files, ${fmtBytes(offer.bytes)}` : 'size unknown'
+      process.stdout.write(`confirm-copy: full copy of volume ${offer.volume} (id ${offer.volumeId}, ${size}) from ${offer.peer} onto this node: ${offer.why}. Proceed? [y/N] \n`)
+      const line = lines.shift() ?? await new Promise<string>(resolve => waiters.push(resolve))
+      const yes = /^y(es)?$/i.test(line.trim())
+      out(`confirm-copy: ${yes ? 'copying' : 'refused; the volume stays offline on this node'} ${offer.volume}`)
+      return yes
+    })
+    queue = ask.catch(() => {})
+    return await ask
+  }
+}
+
+async function start (cli: Cli, opts: StartOptions): Promise<void> {
+  const data = cli.dataDir()
+  if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
+  const approveCopy = opts.copy === false
+    ? () => Promise.resolve(false)
+    : opts.confirmCopy === true ? confirmOnStdin() : undefined
+  const { ReplicantNode } = await import('../../node/replicant-node.js')
+  const node = await ReplicantNode.start({
+    dataDir: data,
+    listen: opts.listen,
+    api: opts.http ?? opts.api,
+    join: opts.join,
+    ...(approveCopy !== undefined ? { approveCopy } : {}),
+    ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
+    ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
+    ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
+    ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
+    ...(opts.testing === true ? { testing: true } : {}),
+    report: (line) => { out(line) }
+  })
+  out(`replicant ${VERSION} node started\npeer id: ${node.peerId}`)
+  for (const ma of node.multiaddrs()) out(`listening: ${ma}`)
+  out(`api: ${node.apiUrl}`)
+  if (node.store.foundDirty.length > 0) {
+    out(`warning: volumes not shut down cleanly: ${node.store.foundDirty.join(', ')}`)
+  }
+  let stopping = false
+  const shutdown = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    out(`${signal}: stopping`)
+    node.stop().then(() => process.exit(0), (err) => { process.stderr.write(`stop failed: ${String(err)}\n`); process.exit(1) })
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+}
+
+export function registerNodeCommands (cli: Cli): void {
+  const { program } = cli
+  program.command('init')
+    .description('create a node identity and an empty store in --data')
+    .action(async () => {
+      const data = cli.dataDir()
+      const { loadOrCreateIdentity } = await import('../../node/identity.js')
+      const { Store } = await import('../../store/store.js')
+      const id = await loadOrCreateIdentity(data)
+      const store = await Store.open(data)
+      await store.close()
+      out(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}`)
+    })
+
+  program.command('start')
+    .description('start a node (initialising --data if needed) and its local HTTP API')
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--join <multiaddr>', 'peer to dial at start, ending in /p2p/<peer id> (repeatable); remembered and redialled', collect)
+    .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
+    .option('--http <host:port>', 'alias of --api')
+    .option('--confirm-copy', 'ask (on stdin) before any full copy onto this node, showing the volume id and size')
+    .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
+    .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
+    .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
+    .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
+    .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
+    .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
+    .action(async (opts: StartOptions) => { await start(cli, opts) })
+}

@@ -1,0 +1,56 @@
+/** `replicant snapshot ...`, `dump` and `restore`: frozen views of a volume and portable archives of them. */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { stat, rename, rm, open } from 'node:fs/promises'
+import { type Cli, print, out, fmtBytes } from '../cli.js'
+
+export function registerSnapshotCommands (cli: Cli): void {
+  const { program } = cli
+  const snapshot = program.command('snapshot').description('frozen, read-only views of a volume')
+  snapshot.command('create <volume> [name]')
+    .description('take a snapshot (constant time: nothing is copied; later writes keep the versions it shows)')
+    .action(async (vol: string, name: string | undefined) => {
+      const s = await (await cli.client()).createSnapshot(vol, name)
+      out(`snapshot ${s.name} of ${vol} at seq ${s.seq}`)
+    })
+  snapshot.command('list <volume>')
+    .option('--json', 'print JSON')
+    .action(async (vol: string, opts: { json?: boolean }) => {
+      const { snapshots } = await (await cli.client()).listSnapshots(vol)
+      if (opts.json === true) return print(snapshots)
+      for (const s of snapshots) out(`${s.name}\tseq ${s.seq}\t${new Date(s.createdAt).toISOString()}`)
+    })
+  snapshot.command('delete <volume> <name>')
+    .action(async (vol: string, name: string) => {
+      const r = await (await cli.client()).deleteSnapshot(vol, name)
+      out(`deleted snapshot ${name} of ${vol} (${r.versionsReleased} kept version(s) released)`)
+    })
+
+  program.command('dump <volume>')
+    .description('write a portable, checksummed archive of a snapshot (full, or incremental with --since)')
+    .requiredOption('--snapshot <name>', 'the snapshot to dump')
+    .option('--since <snapshot>', 'incremental: only what changed since this earlier snapshot')
+    .requiredOption('-o, --output <file>', 'the dump file (written atomically)')
+    .action(async (vol: string, opts: { snapshot: string, since?: string, output: string }) => {
+      const tmp = `${opts.output}.replicant-part`
+      try {
+        await (await cli.client()).dump(vol, opts.snapshot, createWriteStream(tmp), opts.since)
+        // Durable before it takes the final name: a crash never leaves a torn file under it.
+        const fh = await open(tmp, 'r+')
+        try { await fh.sync() } finally { await fh.close() }
+        await rename(tmp, opts.output)
+      } catch (err) {
+        await rm(tmp, { force: true })
+        throw err
+      }
+      const { size } = await stat(opts.output)
+      out(`dumped ${vol} snapshot ${opts.snapshot}${opts.since !== undefined ? ` since ${opts.since}` : ''} to ${opts.output} (${fmtBytes(size)})`)
+    })
+
+  program.command('restore <file>')
+    .description('restore a dump: a full one creates the volume (same id), an incremental one applies on its base')
+    .action(async (file: string) => {
+      const st = await stat(file)
+      const r = await (await cli.client()).restore(createReadStream(file), st.size)
+      out(`restored ${r.volume} (id ${r.volumeId}) ${r.incremental ? 'incremental ' : ''}snapshot ${r.snapshot} at seq ${r.seq}: ${r.files} files, ${r.deletes} deletes, ${r.chunks} chunks`)
+    })
+}

@@ -1,0 +1,48 @@
+/** `replicant peers` and `replicant status`: what a running node knows, for people and (--json) scripts. */
+import { type Cli, print, out, fmtBytes, copyLine } from '../cli.js'
+import type { StatusResponse, VolumeInfo } from '../../api/types.js'
+
+function volumeLines (v: VolumeInfo): string[] {
+  const lines = [`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  ${v.state}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`]
+  if (v.progress !== null && v.progress !== undefined) lines.push(`    copy: ${copyLine(v.progress, ', ')}`)
+  if (v.lacking.files > 0 || v.lacking.bytes > 0) lines.push(`    still to fetch: ${v.lacking.files} files, ${fmtBytes(v.lacking.bytes)}`)
+  if (v.lacking.refused !== null) lines.push(`    refused: ${v.lacking.refused}`)
+  if (v.repairing) {
+    const r = v.repair
+    lines.push(`    repairing: an update could not be applied; fetching what is missing${r !== null && r !== undefined ? ` (${r.filesTotal - r.filesDone} file(s) lacking${r.lastError !== null ? `, last error: ${r.lastError}` : ''})` : ''}`)
+  }
+  if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
+  for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
+  for (const m of v.memberStates) {
+    const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}`
+    const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
+    lines.push(`    ${m.peerId}  ${where}  ${progress}`)
+  }
+  return lines
+}
+
+function statusLines (s: StatusResponse): string[] {
+  return [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map(m => `listen:  ${m}`),
+    ...(s.disk !== undefined ? [`disk:    chunk packs ${fmtBytes(s.disk.packBytes)}, index ${fmtBytes(s.disk.indexBytes)}`] : []), 'volumes:',
+    ...s.volumes.flatMap(volumeLines)]
+}
+
+export function registerStatusCommands (cli: Cli): void {
+  cli.program.command('peers')
+    .description('connected and known peers')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { peers } = await (await cli.client()).peers()
+      if (opts.json === true) return print(peers)
+      for (const p of peers) out(`${p.peerId}\t${p.connected ? 'connected' : 'not connected'}\t${p.addrs.join(' ')}`)
+    })
+
+  cli.program.command('status')
+    .description('node, volumes and members')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const s = await (await cli.client()).status()
+      if (opts.json === true) return print(s)
+      out(statusLines(s).join('\n'))
+    })
+}

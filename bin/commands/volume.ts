@@ -1,0 +1,129 @@
+/** `replicant volume ...`: create, inspect, change and move volumes and their members. */
+import { Option } from 'commander'
+import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine } from '../cli.js'
+import type { AnnounceResult, MoveProgress, WriteMode } from '../../api/types.js'
+
+function announced (announce: AnnounceResult[], pending: string, prefix = 'member '): void {
+  for (const a of announce) {
+    out(`  ${prefix}${a.peerId}: ${a.status === 'pending' ? pending : a.status}${a.error !== undefined ? ` (${a.error})` : ''}`)
+  }
+}
+
+function moveLine (name: string, to: string, p: MoveProgress): string {
+  const pr = p.progress
+  if (p.phase === 'copying' && pr !== null && pr !== undefined && typeof pr.bytesTotal === 'number') {
+    return `move ${name}: copying to ${to.slice(-8)} ${bar(pr.bytesDone ?? 0, pr.bytesTotal)} files ${pr.filesDone}/${pr.filesTotal}`
+  }
+  return `move ${name}: ${p.phase}${p.state !== undefined ? ` (${to.slice(-8)} is ${p.state})` : ''}`
+}
+
+export function registerVolumeCommands (cli: Cli): void {
+  const volume = cli.program.command('volume').description('create and inspect volumes')
+  volume.command('create <name>')
+    .description('create a volume; this node and the --replicas peers are its members')
+    .option('--replicas <peerids>', 'comma-separated peer ids of the other members (`self` allowed)')
+    .addOption(new Option('--write-mode <mode>', 'write mode').choices(['all', 'active']).default('active'))
+    .option('--chunk-size <bytes>', 'chunk size, a power of two from 4096 to 1048576', (v) => Number(v))
+    .action(async (name: string, opts: { writeMode: WriteMode, chunkSize?: number, replicas?: string }) => {
+      const vol = await (await cli.client()).createVolume({
+        name,
+        writeMode: opts.writeMode,
+        ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.replicas !== undefined ? { replicas: opts.replicas.split(',').map(s => s.trim()).filter(s => s !== '') } : {})
+      })
+      out(`created volume ${vol.name} (id ${vol.id}, generation ${vol.generation}, write mode ${vol.writeMode})`)
+      announced(vol.announce ?? [], 'not reachable now; will be created when it is next seen')
+    })
+  volume.command('add-replica <name> <peerid>')
+    .description('add a member online; it serves reads at once (a wannabe) while a background copy fills it')
+    .action(async (name: string, peer: string) => {
+      const v = await (await cli.client()).addReplica(name, peer)
+      out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+    })
+
+  volume.command('remove-replica <name> <peerid>')
+    .description('remove a member online; the others go on at a new generation, the removed node stops serving the volume')
+    .action(async (name: string, peer: string) => {
+      const v = await (await cli.client()).removeReplica(name, peer)
+      out(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members`)
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+    })
+
+  volume.command('set <name>')
+    .description('change a volume setting on every member (a new generation)')
+    .addOption(new Option('--write-mode <mode>', 'all: acknowledged once every member stored it; active: once this member did').choices(['all', 'active']))
+    .action(async (name: string, opts: { writeMode?: string }) => {
+      if (opts.writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
+      const v = await (await cli.client()).setWriteMode(name, opts.writeMode)
+      out(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}`)
+    })
+
+  volume.command('compact-log <name>')
+    .description('purge tombstones every other member has applied (or up to --upto SEQ); members further behind then get a full copy')
+    .option('--upto <seq>', 'purge up to this sequence number, even if a member has not applied it', (v) => Number(v))
+    .action(async (name: string, opts: { upto?: number }) => {
+      const r = await (await cli.client()).compactLog(name, opts.upto)
+      out(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})`)
+    })
+
+  volume.command('move <name>')
+    .description('move a replica online: add --to (serves at once), wait until it is steady, remove --from; run again to resume')
+    .requiredOption('--from <peerid>', 'the member to move away from')
+    .requiredOption('--to <peerid>', 'the node to move to')
+    .option('--abandon', 'give up an interrupted move: remove --to, the volume stays as it was on --from')
+    .action(async (name: string, opts: { from: string, to: string, abandon?: boolean }) => {
+      const line = new ProgressLine()
+      const r = await (await cli.client()).move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true }, (p) => {
+        line.show(moveLine(name, opts.to, p), { skipSame: true })
+      })
+      line.end()
+      out(`volume ${name}: move ${r.phase}; members ${r.members.join(', ')}, generation ${r.generation}`)
+    })
+
+  volume.command('wait <name>')
+    .description('wait until this node holds the volume in the given state, showing progress')
+    .option('--steady', 'wait for the steady state (the default)')
+    .option('--timeout <seconds>', 'give up after this long (exit 2)', (v) => Number(v))
+    .action(async (name: string, opts: { steady?: boolean, timeout?: number }) => {
+      const c = await cli.client()
+      const started = Date.now()
+      const line = new ProgressLine()
+      while (true) {
+        const v = await c.volumeInfo(name)
+        if (v.state === 'steady') {
+          line.end()
+          out(`volume ${name} is steady (${v.files} files, ${fmtBytes(v.bytes)})`)
+          return
+        }
+        const p = v.progress
+        line.show(p === null || p === undefined ? `${name}: ${v.state}, waiting for the index` : `${name}: ${v.state} ${copyLine(p, ' ')}`)
+        if (opts.timeout !== undefined && Date.now() - started > opts.timeout * 1000) {
+          line.end()
+          process.stderr.write(`replicant: volume ${name} not steady after ${opts.timeout}s [TIMEOUT]\n`)
+          process.exit(2)
+        }
+        await new Promise(resolve => setTimeout(resolve, 500))
+      }
+    })
+
+  volume.command('list')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { volumes } = await (await cli.client()).listVolumes()
+      if (opts.json === true) return print(volumes)
+      for (const v of volumes) out(`${v.name}\t${v.id}\tgen ${v.generation}\t${v.writeMode}\t${v.members.length} member(s)`)
+    })
+  volume.command('info <name>')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const v = await (await cli.client()).volumeInfo(name)
+      if (opts.json === true) return print(v)
+      out([
+        `name:        ${v.name}`, `id:          ${v.id}`, `generation:  ${v.generation}`, `write mode:  ${v.writeMode}`,
+        `chunk size:  ${fmtBytes(v.chunkSize)}`, `members:     ${v.members.join(', ')}`, `sequence:    ${v.seq}`,
+        `files:       ${v.files}`, `bytes:       ${v.bytes} (${fmtBytes(v.bytes)})`, `state:       ${v.state}`,
+        ...(v.progress !== null && v.progress !== undefined ? [`progress:    ${fmtBytes(v.progress.bytesDone)} of ${fmtBytes(v.progress.bytesTotal)}, files ${v.progress.filesDone} of ${v.progress.filesTotal}`] : [])
+      ].join('\n'))
+    })
+}
