@@ -40,7 +40,7 @@ const start = async (join_?: string): Promise<ReplicantNode> => {
   const dir = await mkdtemp(join(tmpdir(), 'replicant-long-'))
   dirs.push(dir)
   // All mode: members fetch the whole file while preparing, longer than the default 30 s.
-  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, ...(join_ !== undefined ? { join: [join_] } : {}), ...(allMode ? { prepareTimeoutMs: 600_000 } : {}) })
+  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, testing: true, ...(join_ !== undefined ? { join: [join_] } : {}), ...(allMode ? { prepareTimeoutMs: 600_000 } : {}) })
   nodes.push(n)
   return n
 }

@@ -39,11 +39,12 @@ export async function tmpDir (t: T, prefix = 'replicant-test-'): Promise<string>
 /**
  * Starts an in-process ReplicantNode on loopback with an ephemeral libp2p port and HTTP API
  * port. `opts.dataDir` reuses a directory (restart); otherwise a temp dir is made. Any other
- * NodeOptions pass through. Stopped in teardown (stop() is idempotent, so a test may stop it first).
+ * NodeOptions pass through. Testing is on (fault routes and `faults` honoured) unless
+ * `testing: false` is given. Stopped in teardown (stop() is idempotent, so a test may stop it first).
  */
 export async function startNode (t: T, opts: Partial<NodeOptions> = {}): Promise<ReplicantNode> {
   const dataDir = opts.dataDir ?? await tmpDir(t)
-  const node = await ReplicantNode.start({ listen: [LOOPBACK], api: '127.0.0.1:0', ...opts, dataDir })
+  const node = await ReplicantNode.start({ listen: [LOOPBACK], api: '127.0.0.1:0', testing: true, ...opts, dataDir })
   t.teardown(async () => { await node.stop().catch(() => {}) })
   return node
 }
@@ -85,11 +86,11 @@ export interface NodeProcess {
 /**
  * Runs `replicant start` on `dataDir` in a child process and waits until the node it started
  * has written DIR/api.json (with this process's pid, so a stale file from a killed node does
- * not count), answers GET /v1/status and has printed its start banner. Killed with SIGKILL in
- * teardown if still running.
+ * not count), answers GET /v1/status and has printed its start banner. Started with --testing
+ * (fault routes and REPLICANT_FAULTS honoured). Killed with SIGKILL in teardown if still running.
  */
 export async function spawnNodeProcess (t: T, dataDir: string, extraArgs: string[] = []): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [BIN, '--data', dataDir, 'start', '--listen', LOOPBACK, '--api', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(process.execPath, [BIN, '--data', dataDir, 'start', '--testing', '--listen', LOOPBACK, '--api', '127.0.0.1:0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

@@ -54,7 +54,8 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     const n3 = await spawnNodeProcess(t, `${dir}/n3`, [...expiry, '--join', ma2])
     const c2 = new ReplicantClient(n2.url)
     const c3 = new ReplicantClient(n3.url)
-    // The coordinator: a process that kills itself at the fault point.
+    // The coordinator: a process that kills itself at the fault point (spawnNodeProcess starts
+    // it with --testing, without which REPLICANT_FAULTS is ignored).
     process.env.REPLICANT_FAULTS = fault
     let n1
     try {

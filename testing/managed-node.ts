@@ -1,7 +1,7 @@
 /**
  * One node of a topology and its life: started in this process (ReplicantNode.start) or as a
- * child process (the real binary, `replicant start`); stopped cleanly, or killed with SIGKILL
- * (process nodes only).
+ * child process (the real binary, `replicant start`), always with testing on so its fault
+ * routes answer; stopped cleanly, or killed with SIGKILL (process nodes only).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync, writeSync } from 'node:fs'
@@ -126,14 +126,14 @@ export class ManagedNode implements TopologyNode {
     const api = `127.0.0.1:${this.apiPort}`
     if (this.kind === 'in-process') {
       await mkdir(this.dataDir, { recursive: true })
-      const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs })
+      const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, testing: true })
       this.instance = node
       this.url = node.apiUrl
       this.peerId = node.peerId
       this.multiaddrs = node.multiaddrs()
       return
     }
-    const args = [...(this.opts.nodeArgs ?? []), this.opts.bin ?? DEFAULT_BIN, 'start', '--data', this.dataDir, '--listen', listen, '--api', api,
+    const args = [...(this.opts.nodeArgs ?? []), this.opts.bin ?? DEFAULT_BIN, 'start', '--testing', '--data', this.dataDir, '--listen', listen, '--api', api,
       ...joinAddrs.flatMap(a => ['--join', a])]
     const fd = openSync(this.logFile, 'a')
     let child: ChildProcess

@@ -1,7 +1,8 @@
 /**
  * Scripted topologies: N Replicant nodes on loopback, each on its own data dir, as separate
- * processes (the real binary, `replicant start`) or in this process (ReplicantNode.start),
- * with volumes, writes and reads through each node's HTTP API, and faults:
+ * processes (the real binary, `replicant start --testing`) or in this process
+ * (ReplicantNode.start with testing on), with volumes, writes and reads through each node's
+ * HTTP API, and faults:
  *
  * - kill(node): SIGKILL (process nodes only); restart(node) brings it back on the same data
  *   dir and, if it can, the same libp2p port. A restarted node is given no --join: it must
