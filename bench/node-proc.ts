@@ -50,8 +50,8 @@ export class NodeProcess {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
     const log = { text: '' }
     const keep = (b: Buffer): void => { log.text = (log.text + b.toString('utf8')).slice(-OUTPUT_KEEP) }
-    child.stdout!.on('data', keep)
-    child.stderr!.on('data', keep)
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
     const exited = new Promise<number | null>(resolve => child.once('exit', (code, signal) => resolve(code ?? (signal !== null ? -1 : null))))
     const unregisterKill = registerCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     let dead = false
@@ -66,7 +66,7 @@ export class NodeProcess {
           unregisterKill() // the node's own cleanup (stop) replaces the bare kill
           return node
         }
-      } catch {}
+      } catch { /* api.json not written yet, or half written */ }
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
         unregisterKill()

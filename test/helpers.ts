@@ -57,7 +57,8 @@ export interface CliResult { code: number | null, signal: NodeJS.Signals | null,
  */
 export async function runCli (args: string[], opts: { dataDir: string, input?: string | Uint8Array, env?: NodeJS.ProcessEnv }): Promise<CliResult> {
   const argv = [BIN, '--data', opts.dataDir, ...args]
-  const { DEBUG: _debug, ...env } = process.env
+  const env = { ...process.env }
+  delete env.DEBUG
   const proc = spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, ...opts.env } })
   const out: Buffer[] = []
   const err: Buffer[] = []
@@ -173,7 +174,7 @@ export async function sha256Stream (source: AsyncIterable<Uint8Array | string>):
 export function randomSource (size: number, piece = 1024 * 1024): { source: AsyncGenerator<Uint8Array>, digest: () => string, yielded: () => number } {
   const h = createHash('sha256')
   let yielded = 0
-  async function * gen (): AsyncGenerator<Uint8Array> {
+  function * gen (): Generator<Uint8Array> {
     while (yielded < size) {
       const b = randomBytes(Math.min(piece, size - yielded))
       h.update(b)
@@ -182,11 +183,24 @@ export function randomSource (size: number, piece = 1024 * 1024): { source: Asyn
     }
   }
   let hex: string | undefined
-  return { source: gen(), digest: () => (hex ??= h.digest('hex')), yielded: () => yielded }
+  return { source: asyncSource(gen()), digest: () => (hex ??= h.digest('hex')), yielded: () => yielded }
+}
+
+/**
+ * A sync sequence as the async source the write APIs take, each item made only when pulled
+ * (so a generator's side effects happen in the order the consumer reads) and handed over on
+ * a later turn, as a stream would.
+ */
+export async function * asyncSource<T> (items: Iterable<T>): AsyncGenerator<T> {
+  for (const item of items) yield await Promise.resolve(item)
 }
 
 /** Yields `bytes` split into pieces of the given sizes, cycling through them. */
-export async function * pieces (bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+export function pieces (bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+  return asyncSource(piecesOf(bytes, sizes))
+}
+
+function * piecesOf (bytes: Uint8Array, sizes: number[]): Generator<Uint8Array> {
   let offset = 0
   let i = 0
   while (offset < bytes.byteLength) {

@@ -33,7 +33,7 @@ test('all mode with a member stopped: the write fails naming it, and no member e
   await waitFor(() => !a.peers.isConnected(c.peerId) ? true : undefined)
   const err = await t.throwsAsync(a.volumes.putFile('acid2', '/during', bytes(Buffer.from('not acknowledged'))))
   t.is((err as any).code, 'WRITE_NOT_ACKNOWLEDGED')
-  t.true(err!.message.includes(c.peerId), err!.message)
+  t.true(err.message.includes(c.peerId), err.message)
   for (const n of [a, b]) t.deepEqual(await paths(n, 'acid2'), ['/before'])
   const c2 = await startNode(t, { api: false, dataDir: cDir })
   await converged([a, b, c2], 'acid2')
