@@ -146,12 +146,12 @@ export class PackChunkStore implements BenchChunkStore {
   private packPath (id: number): string { return join(this.dir, `pack-${String(id).padStart(6, '0')}`) }
 
   async has (h: Uint8Array): Promise<boolean> {
-    return this.pending.has(hex(h)) || await this.index.has(Buffer.from(h)) as boolean
+    return this.pending.has(hex(h)) || await this.index.has(Buffer.from(h))
   }
 
   async hasMany (hashes: Uint8Array[]): Promise<boolean[]> {
     if (hashes.length === 0) return []
-    const inIndex = await this.index.hasMany(hashes.map(h => Buffer.from(h))) as boolean[]
+    const inIndex = await this.index.hasMany(hashes.map(h => Buffer.from(h)))
     return hashes.map((h, i) => inIndex[i] || this.pending.has(hex(h)))
   }
 
@@ -228,7 +228,7 @@ export class PackChunkStore implements BenchChunkStore {
 
   async * keys (): AsyncIterable<Uint8Array> {
     for (const e of this.pending.values()) yield e.hash
-    for await (const k of this.index.keys()) yield k as Uint8Array
+    for await (const k of this.index.keys()) yield k
   }
 
   async close (): Promise<void> {

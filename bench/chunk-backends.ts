@@ -38,7 +38,7 @@ import { PackChunkStore as StorePackChunkStore } from '../store/pack-chunk-store
 import { fixedChunks } from '../core/chunker.js'
 import { countedStream } from './data.js'
 import { FileChunkStore, PackChunkStore, type BenchChunkStore } from './backends.js'
-import { KiB, MiB, GiB, Samples, diskUsage, fmt, fmtBytes, mbps, ratio, selfCpuSeconds, shuffled, timed, type Suite, type SuiteContext } from './lib.js'
+import { KiB, MiB, GiB, Samples, asyncSource, diskUsage, fmt, fmtBytes, mbps, ratio, selfCpuSeconds, shuffled, timed, type Suite, type SuiteContext } from './lib.js'
 import { loadavg } from 'node:os'
 
 const CHUNK_SIZES = [16 * KiB, 64 * KiB]
@@ -62,11 +62,11 @@ async function openBackend (name: BackendName, dir: string): Promise<Opened> {
   await db.open()
   let chunks: BenchChunkStore
   if (name === 'level' || name === 'level-tuned') {
-    chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+    chunks = new LevelChunkStore(db.sublevel<Uint8Array, Uint8Array>('chunks', { keyEncoding: 'buffer', valueEncoding: 'view' }))
   } else if (name === 'store-packs') {
-    chunks = await StorePackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+    chunks = await StorePackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }))
   } else if (name === 'packs') {
-    chunks = await PackChunkStore.open(join(dir, 'packs'), db, db.sublevel<Uint8Array, Uint8Array>('packidx', { keyEncoding: 'buffer', valueEncoding: 'view' }) as never)
+    chunks = await PackChunkStore.open(join(dir, 'packs'), db, db.sublevel<Uint8Array, Uint8Array>('packidx', { keyEncoding: 'buffer', valueEncoding: 'view' }))
   } else {
     chunks = await FileChunkStore.open(join(dir, 'chunks'), name === 'files-sync-each')
   }
@@ -83,8 +83,6 @@ async function openBackend (name: BackendName, dir: string): Promise<Opened> {
   }
 }
 
-async function * toAsync<T> (it: Iterable<T>): AsyncGenerator<T> { yield * it }
-
 /** Writes `total` bytes of stream `id` through the product's put path; returns the chunk hashes in order. */
 async function writeThrough (opened: Opened, id: number, total: number, chunkSize: number): Promise<Uint8Array[]> {
   const hashes: Uint8Array[] = []
@@ -94,7 +92,7 @@ async function writeThrough (opened: Opened, id: number, total: number, chunkSiz
     await opened.chunks.putMany(batch.filter((_, i) => !have[i]))
     batch = []
   }
-  for await (const chunk of fixedChunks(toAsync(countedStream(id, total)), chunkSize)) {
+  for await (const chunk of fixedChunks(asyncSource(countedStream(id, total)), chunkSize)) {
     const hash = createHash('sha256').update(chunk).digest()
     hashes.push(hash)
     batch.push({ hash, bytes: chunk })
@@ -111,7 +109,7 @@ async function writeRaw (path: string, id: number, total: number, chunkSize: num
   const fh = await open(path, 'w')
   try {
     let batch: Uint8Array[] = []
-    for await (const chunk of fixedChunks(toAsync(countedStream(id, total)), chunkSize)) {
+    for await (const chunk of fixedChunks(asyncSource(countedStream(id, total)), chunkSize)) {
       hashes.push(createHash('sha256').update(chunk).digest())
       batch.push(chunk)
       if (batch.length >= BATCH) { await fh.writev(batch); batch = [] }

@@ -122,7 +122,7 @@ async function startPeer (kind: 'tcp' | 'libp2p', bytes: number): Promise<{ addr
   const unregister = registerCleanup(() => { child.kill('SIGKILL') })
   const addr = await new Promise<string>((resolve, reject) => {
     let buf = ''
-    child.stdout!.on('data', (b: Buffer) => {
+    child.stdout.on('data', (b: Buffer) => {
       buf += b.toString()
       const nl = buf.indexOf('\n')
       if (nl >= 0) resolve(buf.slice(0, nl).trim())

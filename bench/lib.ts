@@ -228,17 +228,22 @@ export async function procMemory (pid: number): Promise<{ peakRss: number, rss: 
 /** Runs `fn` over `items` with at most `limit` in flight; stops taking items after a failure and rethrows it. */
 export async function pool<T> (items: Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const it = items[Symbol.iterator]()
-  let failed: unknown
+  let failed: { err: unknown } | undefined
   const worker = async (): Promise<void> => {
     while (failed === undefined) {
       const next = it.next()
       if (next.done === true) return
-      try { await fn(next.value) } catch (err) { failed ??= err }
+      try { await fn(next.value) } catch (err) { failed ??= { err } }
     }
   }
   // Every worker settles before this returns, so nothing is still in flight during cleanup.
   await Promise.all(Array.from({ length: limit }, worker))
-  if (failed !== undefined) throw failed
+  if (failed !== undefined) throw failed.err
+}
+
+/** A sync sequence as the async source the write paths take, each item made only when pulled. */
+export async function * asyncSource<T> (items: Iterable<T>): AsyncGenerator<T> {
+  for (const item of items) yield await Promise.resolve(item)
 }
 
 export function range (n: number): number[] {

@@ -66,7 +66,7 @@ function variants (ctx: SuiteContext): Variant[] {
       if (backend !== undefined && backend !== 'pack' && backend !== 'level') throw new Error('--chunk-backend takes pack and/or level')
       const chunkSize = cs === undefined ? undefined : Number(cs)
       const label = [chunkSize !== undefined ? `${fmtBytes(chunkSize)} chunks` : '', backend !== undefined ? `${backend} backend` : ''].filter(x => x !== '').join(', ')
-      out.push({ label: label === '' ? 'node defaults' : label, chunkSize, backend: backend as ChunkBackend | undefined })
+      out.push({ label: label === '' ? 'node defaults' : label, chunkSize, backend })
     }
   }
   return out

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { ReplicantNode } from '../node/replicant-node.js'
+import { asyncSource } from './lib.js'
 
 const MiB = 1024 * 1024
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
@@ -40,24 +41,24 @@ const start = async (join_?: string): Promise<ReplicantNode> => {
   const dir = await mkdtemp(join(tmpdir(), 'replicant-long-'))
   dirs.push(dir)
   // All mode: members fetch the whole file while preparing, longer than the default 30 s.
-  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, ...(join_ !== undefined ? { join: [join_] } : {}), ...(allMode ? { prepareTimeoutMs: 600_000 } : {}) })
+  const n = await ReplicantNode.start({ dataDir: dir, listen: [LOOPBACK], api: false, testing: true, ...(join_ !== undefined ? { join: [join_] } : {}), ...(allMode ? { prepareTimeoutMs: 600_000 } : {}) })
   nodes.push(n)
   return n
 }
-let failed = false
+let failed: boolean
 try {
   const a = await start()
   const b = await start(a.multiaddrs()[0])
   await a.createVolume({ name: 'big', chunkSize: 4096, replicas: [b.peerId], ...(allMode ? { writeMode: 'all' as const } : {}) })
   const h = createHash('sha256')
-  async function * source (): AsyncGenerator<Uint8Array> {
+  function * source (): Generator<Uint8Array> {
     for (let n = 0; n < size; n += MiB) { const p = randomBytes(Math.min(MiB, size - n)); h.update(p); yield p }
   }
   let t0 = Date.now()
-  const rec = await a.volumes.putFile('big', '/disk.img', source())
+  const rec = await a.volumes.putFile('big', '/disk.img', asyncSource(source()))
   console.log(`written: ${size / MiB} MiB, ${rec.chunks.byteLength / 32} chunks, a ${(rec.chunks.byteLength / MiB).toFixed(2)} MiB list, in ${Date.now() - t0} ms`)
   const want = h.digest('hex')
-  await a.volumes.putFile('big', '/after', (async function * () { yield Buffer.from('after') })())
+  await a.volumes.putFile('big', '/after', asyncSource([Buffer.from('after')]))
   const ms = await until('the steady member', async () => (await b.store.getFile('big', '/after')) !== undefined && (await b.store.getFile('big', '/disk.img')) !== undefined)
   const okB = await digest(b, '/disk.img') === want
   console.log(`steady member: both files after ${ms} ms; identical: ${okB}`)

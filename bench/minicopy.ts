@@ -38,7 +38,7 @@ async function caughtUp (b: NodeProcess, a: NodeProcess, files: number, timeoutM
       const [ia, ib] = await Promise.all([a.client.volumeInfo(VOLUME), b.client.volumeInfo(VOLUME)])
       const wm = (ib.memberStates as Array<{ peerId: string, watermark: number | null }>).find(m => m.peerId === a.peerId)?.watermark ?? 0
       if (wm >= ia.seq && ib.files === files && ib.state === 'steady' && ib.lacking.files === 0 && !ib.repairing) return
-    } catch {}
+    } catch { /* not there yet: poll again */ }
     await sleep(50)
   }
   throw new Error('B did not catch up')

@@ -1,6 +1,7 @@
 /**
- * A real replicant node as a child process, started through the CLI exactly as an operator
- * would, for suites that measure through the HTTP API (and later, replication between nodes).
+ * A real replicant node as a child process, started through the CLI as an operator would
+ * (plus --testing: suites block peers through the fault routes), for suites that measure
+ * through the HTTP API and replication between nodes.
  * The child is killed by the suite cleanup if the suite fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -44,13 +45,13 @@ export class NodeProcess {
   get output (): string { return this.log.text }
 
   static async start (opts: StartOptions): Promise<NodeProcess> {
-    const args = [...(opts.nodeArgs ?? []), BIN, 'start', '--data', opts.dataDir,
+    const args = [...(opts.nodeArgs ?? []), BIN, 'start', '--testing', '--data', opts.dataDir,
       '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...(opts.startArgs ?? [])]
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
     const log = { text: '' }
     const keep = (b: Buffer): void => { log.text = (log.text + b.toString('utf8')).slice(-OUTPUT_KEEP) }
-    child.stdout!.on('data', keep)
-    child.stderr!.on('data', keep)
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
     const exited = new Promise<number | null>(resolve => child.once('exit', (code, signal) => resolve(code ?? (signal !== null ? -1 : null))))
     const unregisterKill = registerCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     let dead = false
@@ -65,7 +66,7 @@ export class NodeProcess {
           unregisterKill() // the node's own cleanup (stop) replaces the bare kill
           return node
         }
-      } catch {}
+      } catch { /* api.json not written yet, or half written */ }
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
         unregisterKill()

@@ -154,7 +154,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (interrupted) process.exit(130)
     interrupted = true
     process.stderr.write(`\n${sig}: cleaning up (temp dirs, node processes)...\n`)
-    runCleanups().finally(() => process.exit(130))
+    void runCleanups().finally(() => process.exit(130))
   })
 }
 
@@ -163,7 +163,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err
   if (interrupted) return
   interrupted = true
-  runCleanups().finally(() => process.exit(0))
+  void runCleanups().finally(() => process.exit(0))
 })
 
 main().catch(async (err: unknown) => {

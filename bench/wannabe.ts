@@ -64,7 +64,7 @@ async function run (ctx: SuiteContext): Promise<void> {
       await b.client.get(VOLUME, 'small/0', new Writable({ write (_c, _e, cb) { cb() } }))
       firstRead = (now() - t0) / 1000
       break
-    } catch {}
+    } catch { /* not readable yet: try again */ }
     await new Promise(resolve => setTimeout(resolve, 5))
   }
   // The index arrives page by page: the reads below need every record (not the chunks).

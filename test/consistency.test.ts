@@ -1,7 +1,7 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
-import { startNode, waitFor, sha256Stream, spawnNodeProcess, tmpDir, sleep } from './helpers.js'
+import { startNode, waitFor, sha256Stream, spawnNodeProcess, tmpDir, sleep, asyncSource } from './helpers.js'
 import { converged, bytes, read, paths } from './replication-helpers.js'
 import { ReplicantClient } from '../api/client.js'
 import { Readable } from 'node:stream'
@@ -11,7 +11,11 @@ const MiB = 1024 * 1024
 const CHUNK = 64 * 1024
 
 /** Deterministic bytes (AES-CTR keystream of `seed`), with [patch.offset, +len) from another seed. */
-async function * pattern (size: number, seed: string, patch?: { offset: number, len: number, seed: string }): AsyncGenerator<Uint8Array> {
+function pattern (size: number, seed: string, patch?: { offset: number, len: number, seed: string }): AsyncGenerator<Uint8Array> {
+  return asyncSource(patternBlocks(size, seed, patch))
+}
+
+function * patternBlocks (size: number, seed: string, patch?: { offset: number, len: number, seed: string }): Generator<Uint8Array> {
   const stream = (s: string): ReturnType<typeof createCipheriv> => createCipheriv('aes-128-ctr', createHash('sha256').update(s).digest().subarray(0, 16), Buffer.alloc(16))
   const main = stream(seed)
   const alt = patch !== undefined ? stream(patch.seed) : undefined
@@ -216,7 +220,7 @@ test('--no-copy refuses a full copy and leaves the volume offline; an approval l
   await a.createVolume({ name: 'nc' })
   await a.volumes.putFile('nc', '/f', bytes(randomBytes(10_000)))
   const offers: any[] = []
-  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], approveCopy: async (o) => { offers.push(o); return false } })
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], approveCopy: (o) => { offers.push(o); return Promise.resolve(false) } })
   const added = await a.sync.addReplica('nc', b.peerId)
   t.is(added.announce[0].status, 'pending')
   await waitFor(() => offers.length > 0 ? true : undefined)
@@ -229,7 +233,7 @@ test('--no-copy refuses a full copy and leaves the volume offline; an approval l
   t.regex((await b.status() as any).volumes.length === 0 ? 'none' : 'some', /none/)
   t.regex(b.sync.membership.offline.get('nc') ?? '', /refused by the operator/)
   // The same offer, approved, on a node that says yes.
-  const c = await startNode(t, { api: false, join: [a.multiaddrs()[0]], approveCopy: async () => true })
+  const c = await startNode(t, { api: false, join: [a.multiaddrs()[0]], approveCopy: () => Promise.resolve(true) })
   await a.sync.addReplica('nc', c.peerId)
   await waitFor(async () => (await c.store.getVolume('nc'))?.state === 'steady' ? true : undefined, 100)
   t.is((await read(c, 'nc', '/f')).byteLength, 10_000)

@@ -39,11 +39,12 @@ export async function tmpDir (t: T, prefix = 'replicant-test-'): Promise<string>
 /**
  * Starts an in-process ReplicantNode on loopback with an ephemeral libp2p port and HTTP API
  * port. `opts.dataDir` reuses a directory (restart); otherwise a temp dir is made. Any other
- * NodeOptions pass through. Stopped in teardown (stop() is idempotent, so a test may stop it first).
+ * NodeOptions pass through. Testing is on (fault routes and `faults` honoured) unless
+ * `testing: false` is given. Stopped in teardown (stop() is idempotent, so a test may stop it first).
  */
 export async function startNode (t: T, opts: Partial<NodeOptions> = {}): Promise<ReplicantNode> {
   const dataDir = opts.dataDir ?? await tmpDir(t)
-  const node = await ReplicantNode.start({ listen: [LOOPBACK], api: '127.0.0.1:0', ...opts, dataDir })
+  const node = await ReplicantNode.start({ listen: [LOOPBACK], api: '127.0.0.1:0', testing: true, ...opts, dataDir })
   t.teardown(async () => { await node.stop().catch(() => {}) })
   return node
 }
@@ -56,7 +57,8 @@ export interface CliResult { code: number | null, signal: NodeJS.Signals | null,
  */
 export async function runCli (args: string[], opts: { dataDir: string, input?: string | Uint8Array, env?: NodeJS.ProcessEnv }): Promise<CliResult> {
   const argv = [BIN, '--data', opts.dataDir, ...args]
-  const { DEBUG: _debug, ...env } = process.env
+  const env = { ...process.env }
+  delete env.DEBUG
   const proc = spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, ...opts.env } })
   const out: Buffer[] = []
   const err: Buffer[] = []
@@ -85,11 +87,11 @@ export interface NodeProcess {
 /**
  * Runs `replicant start` on `dataDir` in a child process and waits until the node it started
  * has written DIR/api.json (with this process's pid, so a stale file from a killed node does
- * not count), answers GET /v1/status and has printed its start banner. Killed with SIGKILL in
- * teardown if still running.
+ * not count), answers GET /v1/status and has printed its start banner. Started with --testing
+ * (fault routes and REPLICANT_FAULTS honoured). Killed with SIGKILL in teardown if still running.
  */
 export async function spawnNodeProcess (t: T, dataDir: string, extraArgs: string[] = []): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [BIN, '--data', dataDir, 'start', '--listen', LOOPBACK, '--api', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(process.execPath, [BIN, '--data', dataDir, 'start', '--testing', '--listen', LOOPBACK, '--api', '127.0.0.1:0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
@@ -172,7 +174,7 @@ export async function sha256Stream (source: AsyncIterable<Uint8Array | string>):
 export function randomSource (size: number, piece = 1024 * 1024): { source: AsyncGenerator<Uint8Array>, digest: () => string, yielded: () => number } {
   const h = createHash('sha256')
   let yielded = 0
-  async function * gen (): AsyncGenerator<Uint8Array> {
+  function * gen (): Generator<Uint8Array> {
     while (yielded < size) {
       const b = randomBytes(Math.min(piece, size - yielded))
       h.update(b)
@@ -181,11 +183,24 @@ export function randomSource (size: number, piece = 1024 * 1024): { source: Asyn
     }
   }
   let hex: string | undefined
-  return { source: gen(), digest: () => (hex ??= h.digest('hex')), yielded: () => yielded }
+  return { source: asyncSource(gen()), digest: () => (hex ??= h.digest('hex')), yielded: () => yielded }
+}
+
+/**
+ * A sync sequence as the async source the write APIs take, each item made only when pulled
+ * (so a generator's side effects happen in the order the consumer reads) and handed over on
+ * a later turn, as a stream would.
+ */
+export async function * asyncSource<T> (items: Iterable<T>): AsyncGenerator<T> {
+  for (const item of items) yield await Promise.resolve(item)
 }
 
 /** Yields `bytes` split into pieces of the given sizes, cycling through them. */
-export async function * pieces (bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+export function pieces (bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+  return asyncSource(piecesOf(bytes, sizes))
+}
+
+function * piecesOf (bytes: Uint8Array, sizes: number[]): Generator<Uint8Array> {
   let offset = 0
   let i = 0
   while (offset < bytes.byteLength) {

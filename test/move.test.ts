@@ -30,7 +30,7 @@ test('volume move under continuous writes: the target ends holding everything, n
     onProgress: p => {
       if (phases.at(-1) !== p.phase) phases.push(p.phase as string)
       // What the move waited on, when it changed: a slow run shows where the time went.
-      const seen = `${p.phase as string} ${String(p.state ?? '')} ${JSON.stringify(p.progress ?? null)}`
+      const seen = `${p.phase as string} ${(p.state as string | undefined) ?? ''} ${JSON.stringify(p.progress ?? null)}`
       if (seen !== lastSeen) { t.log(`${Date.now() - started} ms: ${seen}`); lastSeen = seen }
     }
   })

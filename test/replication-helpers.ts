@@ -2,7 +2,7 @@ import '../core/polyfill.js'
 import type { ExecutionContext } from 'ava'
 import { toKey } from '../core/version-vector.js'
 import { hashHex } from '../store/chunk-store.js'
-import { startNode, waitFor } from './helpers.js'
+import { startNode, waitFor, asyncSource } from './helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
 type T = ExecutionContext<unknown>
@@ -41,7 +41,7 @@ export async function cluster (t: T, n: number): Promise<ReplicantNode[]> {
 }
 
 /** Bytes as a one-piece async source. */
-export async function * bytes (b: Uint8Array): AsyncGenerator<Uint8Array> { yield b }
+export function bytes (b: Uint8Array): AsyncGenerator<Uint8Array> { return asyncSource([b]) }
 
 /** Reads a whole (small) file of a node. */
 export async function read (node: ReplicantNode, volume: string, path: string): Promise<Buffer> {

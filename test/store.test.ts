@@ -38,7 +38,7 @@ function tombstone (path: string): NewFileRecord {
 }
 
 async function commit (store: Store, vol: string, ...recs: NewFileRecord[]): Promise<FileRecord[]> {
-  return await store.commitFiles(vol, async () => recs)
+  return await store.commitFiles(vol, () => Promise.resolve(recs))
 }
 
 async function all<T> (it: AsyncIterable<T>): Promise<T[]> {
@@ -290,15 +290,15 @@ function storeCompliance (label: string, factory: StoreFactory): void {
     await store.createVolume(volumeRecord('v'))
     await store.createVolume(volumeRecord('w'))
     t.is(await store.getWatermark('v', 'peer-b'), 0)
-    const out = await store.commitFiles('v', async ({ setWatermark }) => {
+    const out = await store.commitFiles('v', ({ setWatermark }) => {
       setWatermark('peer-b', 17)
-      return [fileRecord('/a', ['a'])]
+      return Promise.resolve([fileRecord('/a', ['a'])])
     })
     t.is(out.length, 1)
     t.is(await store.getWatermark('v', 'peer-b'), 17)
     t.is(await store.getWatermark('w', 'peer-b'), 0, 'watermarks are per volume')
     // A watermark alone is a commit too (nothing else changes).
-    t.deepEqual(await store.commitFiles('v', async ({ setWatermark }) => { setWatermark('peer-c', 3); return [] }), [])
+    t.deepEqual(await store.commitFiles('v', ({ setWatermark }) => { setWatermark('peer-c', 3); return Promise.resolve([]) }), [])
     t.is(await store.getWatermark('v', 'peer-c'), 3)
     t.is((await store.getVolume('v'))?.seq, 1)
     t.deepEqual(await store.listWatermarks('v'), { 'peer-b': 17, 'peer-c': 3 })
@@ -310,9 +310,9 @@ function storeCompliance (label: string, factory: StoreFactory): void {
     await store.createVolume(volumeRecord('v'))
     await commit(store, 'v', fileRecord('/a', ['a']))
     const before = await store.getVolume('v')
-    const err = await t.throwsAsync(store.commitFiles('v', async ({ setWatermark }) => {
+    const err = await t.throwsAsync(store.commitFiles('v', ({ setWatermark }) => {
       setWatermark('peer-b', 99)
-      throw new Error('decided against it')
+      return Promise.reject(new Error('decided against it'))
     }))
     t.is(err?.message, 'decided against it')
     t.is(await store.getWatermark('v', 'peer-b'), 0)
@@ -358,9 +358,9 @@ function storeCompliance (label: string, factory: StoreFactory): void {
   test(`${label}: everything persists across close and reopen, and seqs continue`, async t => {
     const { store, reopen } = await open(t)
     await store.createVolume(volumeRecord('v'))
-    await store.commitFiles('v', async ({ setWatermark }) => {
+    await store.commitFiles('v', ({ setWatermark }) => {
       setWatermark('peer-b', 5)
-      return [fileRecord('/a', ['a']), fileRecord('/b', ['b', 'shared']), fileRecord('/c', ['shared'])]
+      return Promise.resolve([fileRecord('/a', ['a']), fileRecord('/b', ['b', 'shared']), fileRecord('/c', ['shared'])])
     })
     await commit(store, 'v', tombstone('/c'))
     await store.putPeer({ peerId: 'peer-b', addrs: ['/ip4/127.0.0.1/tcp/1'], lastSeen: 7 })

@@ -235,7 +235,7 @@ test('topology configs: the examples validate; errors name the field', async t =
     'volumes[0].chunkSize: must be a power of two',
     'volumes[1].name:',
     'volumes[1].members: must be a non-empty list'
-  ]) t.true(err!.message.includes(line), `reports ${line}\n${err!.message}`)
+  ]) t.true(err.message.includes(line), `reports ${line}\n${err.message}`)
   t.throws(() => parseTopologyConfig({ nodes: [] }), { message: /nodes: must be a non-empty list/ })
   t.throws(() => parseTopologyConfig([]), { message: /must be a JSON object/ })
 })
@@ -250,7 +250,7 @@ test.serial('CLI: topology up FILE prints how to reach each node, refuses a seco
   const exited = new Promise<number | null>(resolve => up.once('exit', code => resolve(code)))
   let upDone = false
   void exited.then(() => { upDone = true })
-  let state: any
+  let state: any = undefined // read by the teardown, which may run before it is set
   t.teardown(async () => {
     if (!upDone) { up.kill('SIGKILL'); await exited }
     for (const n of state?.nodes ?? []) if (n.pid !== null && alive(n.pid)) process.kill(n.pid, 'SIGKILL')
@@ -315,7 +315,7 @@ test.serial('CLI: topology up rejects an invalid file naming the field; down sto
   let out = ''
   up.stdout.setEncoding('utf8').on('data', (s: string) => { out += s })
   const exited = new Promise<void>(resolve => up.once('exit', () => resolve()))
-  let nodePid: number | undefined
+  let nodePid: number | undefined = undefined // read by the teardown, which may run before it is set
   t.teardown(async () => {
     up.kill('SIGKILL')
     await exited

@@ -1,7 +1,7 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { startNode, waitFor, randomSource, sha256Stream, httpRequest } from './helpers.js'
+import { startNode, waitFor, randomSource, sha256Stream, httpRequest, asyncSource } from './helpers.js'
 import { converged, bytes, read } from './replication-helpers.js'
 import { chunkHashes } from '../core/records.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
@@ -47,7 +47,7 @@ test('a member added to a volume with 200 MiB in 1,000 files serves reads at onc
   // The first read, through the HTTP API, while the member is still a wannabe.
   const res = await httpRequest(b.apiUrl!, { path: '/v1/volumes/photos/files/big/3.bin' })
   t.is(res.status, 200)
-  t.is((await sha256Stream((async function * () { yield res.body })())).hex, digests.get('/big/3.bin') ?? 'missing')
+  t.is((await sha256Stream(asyncSource([res.body]))).hex, digests.get('/big/3.bin') ?? 'missing')
   t.true(b.sync.reader.counters.chunksReceived > 0, 'the read fetched chunks on demand')
   await waitFor(async () => await stateOf(b, 'photos') === 'steady' ? true : undefined, 200)
   for (const [path, hex] of digests) t.is(await digest(b, 'photos', path), hex)
@@ -77,7 +77,7 @@ test('a Range read of the last MiB of a 128 MiB file fetches only the chunks tha
   t.is(res.status, 206)
   t.is(res.body.byteLength, MiB)
   // The same bytes as on the member that wrote it.
-  const expected = await a.volumes.readFile('r', rec, { start, end: rec.size - 1 })
+  const expected = a.volumes.readFile('r', rec, { start, end: rec.size - 1 })
   const parts: Uint8Array[] = []
   for await (const p of expected) parts.push(p)
   t.deepEqual(res.body, Buffer.concat(parts))

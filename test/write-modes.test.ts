@@ -33,7 +33,7 @@ test('all mode with a member stopped: the write fails naming it, and no member e
   await waitFor(() => !a.peers.isConnected(c.peerId) ? true : undefined)
   const err = await t.throwsAsync(a.volumes.putFile('acid2', '/during', bytes(Buffer.from('not acknowledged'))))
   t.is((err as any).code, 'WRITE_NOT_ACKNOWLEDGED')
-  t.true(err!.message.includes(c.peerId), err!.message)
+  t.true(err.message.includes(c.peerId), err.message)
   for (const n of [a, b]) t.deepEqual(await paths(n, 'acid2'), ['/before'])
   const c2 = await startNode(t, { api: false, dataDir: cDir })
   await converged([a, b, c2], 'acid2')
@@ -54,7 +54,8 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     const n3 = await spawnNodeProcess(t, `${dir}/n3`, [...expiry, '--join', ma2])
     const c2 = new ReplicantClient(n2.url)
     const c3 = new ReplicantClient(n3.url)
-    // The coordinator: a process that kills itself at the fault point.
+    // The coordinator: a process that kills itself at the fault point (spawnNodeProcess starts
+    // it with --testing, without which REPLICANT_FAULTS is ignored).
     process.env.REPLICANT_FAULTS = fault
     let n1
     try {
