@@ -8,6 +8,7 @@ import { hashHex, sha256 } from '../store/chunk-store.js'
 import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../core/records.js'
 import { normalizePath, validateVolumeName } from '../core/paths.js'
 import { applyIncoming } from './all-mode-writes.js'
+import { initialState } from './member-state.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 import { varint } from '../protocols/framing.js'
@@ -222,7 +223,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
     if (existing !== undefined) throw new ReplicantError(Codes.VOLUME_EXISTS, `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`)
     await store.createVolume({
       v: RECORD_VERSION, name: hv.name, id: hv.id, generation: hv.generation, genId: hv.genId, history: hv.history,
-      members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: 'steady'
+      members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: initialState('restored')
     })
   } else {
     if (existing === undefined || existing.id !== hv.id) throw new ReplicantError(Codes.BASE_MISMATCH, `incremental dump of '${hv.name}' needs that volume (id ${hv.id}) restored here first`)
