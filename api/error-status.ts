@@ -28,6 +28,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.ALREADY_MEMBER]: 409,
   [Codes.LAST_MEMBER]: 409,
   [Codes.MOVE_INTERRUPTED]: 502,
+  [Codes.ILLEGAL_TRANSITION]: 500,
   [Codes.CHUNK_MISSING]: 503,
   [Codes.HASH_MISMATCH]: 502,
   [Codes.WRITE_NOT_ACKNOWLEDGED]: 503,

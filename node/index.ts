@@ -3,7 +3,7 @@ import '../core/polyfill.js'
 
 export { ReplicantNode, readApiInfo, type NodeOptions, type ApiInfo } from './replicant-node.js'
 export { ReplicantClient } from '../api/client.js'
-export { VolumeService, type CreateVolumeOptions, type PutOptions, type FileView } from '../replication/volume-service.js'
+export { VolumeService, type CreateVolumeOptions, type PutOptions, type FileView, type VolumeCollaborators } from '../replication/volume-service.js'
 export { ReplicantError, InvalidInputError, NotFoundError, ConflictError, ProtocolError, NotMemberError, Codes } from '../core/errors.js'
 export * as versionVector from '../core/version-vector.js'
 export type { VolumeRecord, FileRecord, WriteMode } from '../core/records.js'

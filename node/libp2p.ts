@@ -34,5 +34,5 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
     services: { identify: identify(), ping: ping() },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {})
-  }) as never
+  })
 }

@@ -67,6 +67,20 @@ export interface NodeFaults {
   links?: LinkFaults
 }
 
+/** The faults of a node started for testing: `opts.faults` over REPLICANT_FAULTS. */
+function faultsOf (faults: NodeFaults | undefined): NodeFaults {
+  const env = (process.env.REPLICANT_FAULTS ?? '').split(',')
+  return {
+    crashAfterPrepare: env.includes('crash-after-prepare'),
+    crashAfterDecision: env.includes('crash-after-decision'),
+    serveCorruptChunks: env.includes('serve-corrupt-chunks'),
+    ...faults,
+    links: faults?.links ?? new LinkFaults()
+  }
+}
+
+/** The HTTP API server as the node builds it: `testing` gates its fault routes. */
+const ApiServer: new (node: ReplicantNode, opts: { testing: boolean }) => HttpApi = HttpApi
 
 export function parseHostPort (s: string): { host: string, port: number } {
   const m = /^(.*):(\d+)$/.exec(s)
@@ -88,29 +102,25 @@ export class ReplicantNode {
   readonly peers: PeerManager
   readonly sync: SyncEngine
   apiUrl: string | undefined
-  private api: HttpApi | undefined
+  private readonly api: HttpApi | undefined
   private readonly startedAt = Date.now()
   private stopping: Promise<void> | undefined
 
-  /** Live fault switches (tests and chaos runs flip them). */
+  /** Started for testing (`start --testing`): faults and the fault routes are honoured. */
+  readonly testing: boolean
+  /** Live fault switches (tests and chaos runs flip them); inert unless `testing`. */
   readonly faults: NodeFaults
 
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
-    const env = (process.env.REPLICANT_FAULTS ?? '').split(',')
-    this.faults = {
-      crashAfterPrepare: env.includes('crash-after-prepare'),
-      crashAfterDecision: env.includes('crash-after-decision'),
-      serveCorruptChunks: env.includes('serve-corrupt-chunks'),
-      ...opts.faults,
-      links: opts.faults?.links ?? new LinkFaults()
-    }
+    this.testing = opts.testing === true
+    // Faults exist only on a node started for testing; elsewhere the switches are inert.
+    this.faults = this.testing ? faultsOf(opts.faults) : { links: new LinkFaults() }
     this.dataDir = dataDir
     this.store = store
     this.libp2p = libp2p
-    this.volumes = new VolumeService(store, libp2p.peerId.toString())
     this.peers = new PeerManager(libp2p, store, blocked)
     this.sync = new SyncEngine(libp2p, store, this.peers, {
       readTimeoutMs: opts.readTimeoutMs,
@@ -121,17 +131,17 @@ export class ReplicantNode {
       report: opts.report,
       prepareTimeoutMs: opts.prepareTimeoutMs,
       preparedExpiryMs: opts.preparedExpiryMs,
-      faults: this.faults
+      faults: this.testing ? this.faults : {}
     })
-    this.volumes.allModeWriter = async (vol, record) => await this.sync.allMode.write(vol, record)
-    const removedGate = this.volumes.gate
-    this.volumes.gate = (vol) => {
-      removedGate(vol)
-      const why = this.sync.membership.offline.get(vol.name)
-      if (why !== undefined) throw new ReplicantError(Codes.VOLUME_OFFLINE, `volume '${vol.name}' is offline on this node: ${why}`, { volume: vol.name })
-    }
-    // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
-    this.volumes.chunkSource = async (vol, hash, _length, signal) => await this.sync.readChunk(vol, hash, signal)
+    const sync = this.sync
+    this.volumes = new VolumeService(store, libp2p.peerId.toString(), {
+      allModeWriter: async (vol, record) => await sync.allMode.write(vol, record),
+      offlineReason: volume => sync.states.offline.get(volume),
+      // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
+      chunkSource: async (vol, hash, _length, signal) => await sync.readChunk(vol, hash, signal)
+    })
+    // Built now, listening once the engine runs (start()).
+    this.api = opts.api === false ? undefined : new ApiServer(this, { testing: this.testing })
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
@@ -146,9 +156,8 @@ export class ReplicantNode {
       const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
-      if (opts.api !== false) {
+      if (node.api !== undefined && opts.api !== false) {
         const { host, port } = parseHostPort(opts.api ?? `${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`)
-        node.api = new HttpApi(node)
         const addr = await node.api.listen(host, port)
         const h = addr.host.includes(':') ? `[${addr.host}]` : addr.host
         node.apiUrl = `http://${h}:${addr.port}`

@@ -8,6 +8,8 @@ import { hashHex, sha256 } from '../store/chunk-store.js'
 import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../core/records.js'
 import { normalizePath, validateVolumeName } from '../core/paths.js'
 import { applyIncoming } from './all-mode-writes.js'
+import { strip } from './reconcile.js'
+import { initialState } from './member-state.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 import { varint } from '../protocols/framing.js'
@@ -124,8 +126,7 @@ async function * dumpBody (store: Store, vol: VolumeRecord, snap: SnapshotRecord
     }
     if (group.length > 0) yield await emit()
     stats.files++
-    const { seq: _seq, ...record } = rec
-    yield out(frame({ t: 'file', rec: record }))
+    yield out(frame({ t: 'file', rec: strip(rec) }))
   }
 }
 
@@ -222,7 +223,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
     if (existing !== undefined) throw new ReplicantError(Codes.VOLUME_EXISTS, `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`)
     await store.createVolume({
       v: RECORD_VERSION, name: hv.name, id: hv.id, generation: hv.generation, genId: hv.genId, history: hv.history,
-      members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: 'steady'
+      members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: initialState('restored')
     })
   } else {
     if (existing === undefined || existing.id !== hv.id) throw new ReplicantError(Codes.BASE_MISMATCH, `incremental dump of '${hv.name}' needs that volume (id ${hv.id}) restored here first`)
@@ -252,7 +253,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
       result.chunks++
       if (chunks.length >= 64) await flush()
     } else if (msg.t === 'file') {
-      const { seq: _seq, ...rec } = asFileRecord({ ...(msg.rec as object), seq: 0 })
+      const rec = strip(asFileRecord({ ...(msg.rec as object), seq: 0 }))
       files.push(rec)
       result.files++
       if (files.length >= 256) await flush()
@@ -269,7 +270,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
   }
   await flush()
   // The source's change log is applied up to the snapshot's seq: a later join is a minicopy.
-  await store.commitFiles(hv.name, async (ctx) => { ctx.setWatermark(header.source, header.snapshot.seq); return [] })
+  await store.commitFiles(hv.name, (ctx) => { ctx.setWatermark(header.source, header.snapshot.seq); return Promise.resolve([]) })
   await store.putMeta(marker, { id: hv.id, snapshot: header.snapshot.name, seq: header.snapshot.seq })
   return result
 }

@@ -56,7 +56,7 @@ export class LinkFaults {
     if (until <= now) return
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, until - now)
-      const onAbort = (): void => { clearTimeout(timer); reject(signal?.reason ?? new Error('aborted')) }
+      const onAbort = (): void => { clearTimeout(timer); reject((signal?.reason as Error | undefined) ?? new Error('aborted')) }
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }

@@ -1,22 +1,29 @@
-import { randomBytes } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
 import { authorizeMember } from './member-authorizer.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
-import { ConflictError, InvalidInputError, NotFoundError, Codes } from '../core/errors.js'
+import { ConflictError, InvalidInputError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
 import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
-import type { SyncEngine, AnnounceResult } from './sync-engine.js'
+import type { AnnounceResult, MembershipHost } from './membership-host.js'
+import { adoptedState, initialState, type MemberStates } from './member-state.js'
+import { later, historyOf } from './generations.js'
+import { Decisions, type DecisionView } from './decisions.js'
+import { ReplicaSetChanges } from './replica-set.js'
+import { GraceWatch } from './grace.js'
+
+export { historyOf, nextGeneration } from './generations.js'
+export type { DecisionView } from './decisions.js'
+export type { AnnounceResult, MembershipHost } from './membership-host.js'
 
 const log = logger('members')
 
 /** Default: a member unreachable this long starts a new generation on the members that remain. */
 export const DEFAULT_GRACE_MS = 10 * 60_000
-const GRACE_CHECK_MS = 2_000
 
 /** What an operator is asked before a full copy onto this node (`start --confirm-copy`). */
 export interface CopyOffer {
@@ -40,28 +47,6 @@ export interface MembershipOptions {
   report?: (line: string) => void
 }
 
-export interface DecisionView { peer: string, decision: string, why: string, at: number }
-
-/**
- * Whether descriptor `a` supersedes `b`: a later generation, or the same generation reached
- * independently (two members bumped at once) with the larger generation id, so that every
- * member settles on the same one.
- */
-function later (a: VolumeRecord, b: VolumeRecord): boolean {
-  return a.generation > b.generation || (a.generation === b.generation && genIdOf(a) > genIdOf(b))
-}
-
-export function historyOf (vol: VolumeRecord): VolumeHistory {
-  return { volumeId: vol.id, generation: vol.generation, genId: genIdOf(vol), history: vol.history ?? [] }
-}
-
-/** A new generation: fresh random id, the old one pushed onto the history. */
-export function nextGeneration (vol: VolumeRecord, members: string[] = vol.members): VolumeRecord {
-  const current = { generation: vol.generation, genId: genIdOf(vol) }
-  const next = { generation: vol.generation + 1, genId: randomBytes(8).toString('hex') }
-  return { ...vol, generation: next.generation, genId: next.genId, members: [...new Set(members)].sort(), history: mergeHistory(next, vol.history, [current]) }
-}
-
 /**
  * Who holds a volume, at which generation, and what a member does when it meets another:
  * create on request (a newcomer starts as a wannabe in `copy`), adopt a later generation,
@@ -70,37 +55,36 @@ export function nextGeneration (vol: VolumeRecord, members: string[] = vol.membe
  * refusal (rejoin-rules.ts, docs/CONSISTENCY.md).
  */
 export class Membership {
-  readonly decisions = new Map<string, DecisionView>()
   readonly refusals = new Map<string, string>()
-  /** Volumes held offline on this node (a refused full copy), with the reason. */
-  readonly offline = new Map<string, string>()
-  private readonly lastSeen = new Map<string, number>()
-  private readonly absentCounted = new Map<string, Set<string>>()
-  private readonly startedAt = Date.now()
-  private graceTimer: NodeJS.Timeout | undefined
   readonly graceMs: number
+  private readonly changes: ReplicaSetChanges
+  private readonly grace: GraceWatch
 
   constructor (
     private readonly libp2p: Libp2p,
     private readonly store: Store,
     private readonly peers: PeerManager,
-    private readonly engine: SyncEngine,
+    private readonly engine: MembershipHost,
+    private readonly states: MemberStates,
+    private readonly decisions: Decisions = new Decisions(),
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
+    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async desc => await this.adopt(desc) })
+    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, announce: async vol => await this.announce(vol), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
 
   private get selfId (): string { return this.libp2p.peerId.toString() }
 
+  /** Volumes held offline on this node (a refused full copy), with the reason. */
+  get offline (): ReadonlyMap<string, string> { return this.states.offline }
+
   start (): void {
-    this.libp2p.addEventListener('peer:connect', (evt) => { this.lastSeen.set(evt.detail.toString(), Date.now()) })
-    this.libp2p.addEventListener('peer:disconnect', (evt) => { this.lastSeen.set(evt.detail.toString(), Date.now()) })
-    this.graceTimer = setInterval(() => { void this.checkGrace().catch(err => log('grace check failed: %s', err.message)) }, Math.min(GRACE_CHECK_MS, this.graceMs))
-    this.graceTimer.unref()
+    this.grace.start()
   }
 
   stop (): void {
-    clearInterval(this.graceTimer)
+    this.grace.stop()
   }
 
   private candidateOf (desc: VolumeDescriptor, state: VolumeRecord['state']): VolumeRecord {
@@ -126,7 +110,7 @@ export class Membership {
    * node, sent by a member, marks the local replica `removed`.
    */
   async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
-    const candidate = this.candidateOf(desc, 'copy')
+    const candidate = this.candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
     if (!candidate.members.includes(this.selfId)) {
       if (local !== undefined && local.id === candidate.id && local.members.includes(peer) && candidate.generation > local.generation) {
@@ -146,7 +130,7 @@ export class Membership {
       log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
       this.engine.forgetRemote(candidate.name, peer)
       this.engine.schedulePull(candidate.name, peer, 'copy')
-      this.engine.copy.kick(candidate.name)
+      this.engine.kickCopy(candidate.name)
       return { created: true, volume: descriptorOf(candidate) }
     }
     if (local.id !== candidate.id) {
@@ -159,7 +143,7 @@ export class Membership {
         this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
         await this.store.createVolume(candidate)
         this.engine.schedulePull(candidate.name, peer, 'copy')
-        this.engine.copy.kick(candidate.name)
+        this.engine.kickCopy(candidate.name)
         return { created: true, volume: descriptorOf(candidate) }
       }
       const why = `peer ${peer} has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged (start with --discard-local to delete this node's replica and copy the peer's)`
@@ -187,7 +171,7 @@ export class Membership {
         await this.store.createVolume(candidate)
         this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
         this.engine.schedulePull(candidate.name, peer, 'copy')
-        this.engine.copy.kick(candidate.name)
+        this.engine.kickCopy(candidate.name)
       } catch (err) {
         log('offer of %s from %s failed: %s', candidate.name, peer, (err as Error).message)
       } finally {
@@ -206,7 +190,7 @@ export class Membership {
     const updated = await this.store.updateVolume(local.name, v => {
       if (!later(candidate, v)) return v
       const current = { generation: candidate.generation, genId: genIdOf(candidate) }
-      const state = !member ? 'removed' : v.state === 'removed' ? 'steady' : v.state
+      const state = adoptedState(v, member)
       return {
         ...v, generation: candidate.generation, genId: current.genId, members: candidate.members, state, writeMode: candidate.writeMode,
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
@@ -235,88 +219,33 @@ export class Membership {
       const rec = await this.store.getPeer(m)
       if (rec !== undefined && rec.addrs.length > 0) addrs[m] = rec.addrs
     }
-    const progress = this.engine.copy.progressOf(vol.name)
+    const progress = this.engine.progressOf(vol.name)
     return {
       volume: vol.name, volumeId: vol.id, seq: vol.seq, generation: vol.generation, members: vol.members,
-      state: this.offline.has(vol.name) ? 'offline' : vol.state ?? 'steady', addrs,
+      state: this.states.reported(vol), addrs,
       genId: genIdOf(vol), history: vol.history ?? [], logFloor: vol.logFloor ?? 0,
       ...(withSize ? { size: await this.store.volumeSize(vol.name) } : {}),
       ...(vol.state === 'copy' && progress !== undefined ? { progress: { filesTotal: progress.filesTotal, filesDone: progress.filesDone, bytesTotal: progress.bytesTotal, bytesDone: progress.bytesDone } } : {})
     }
   }
 
-  // ---- changes made here ----
+  // ---- changes made here (replica-set.ts) ----
 
   /** Creates or updates the volume on every member that can be reached now; the others learn it when next seen. */
   async announce (vol: VolumeRecord, alsoTell: string[] = []): Promise<AnnounceResult[]> {
-    const results: AnnounceResult[] = []
-    const targets = [...new Set([...vol.members, ...alsoTell])].filter(m => m !== this.selfId)
-    await Promise.all(targets.map(async (member) => {
-      if (!await this.peers.reach(member, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) {
-        results.push({ peerId: member, status: 'pending' })
-        return
-      }
-      try {
-        const reply = await requestEnsureVolume(this.libp2p, peerIdFromString(member), descriptorOf(vol), AbortSignal.timeout(10_000))
-        results.push({ peerId: member, status: reply.created ? 'created' : reply.volume === undefined ? 'pending' : 'exists' })
-        if (reply.volume !== undefined) await this.adopt(reply.volume)
-        if (vol.members.includes(member)) this.engine.schedulePull(vol.name, member)
-      } catch (err) {
-        results.push({ peerId: member, status: 'refused', error: (err as Error).message })
-      }
-    }))
-    return results
+    return await this.changes.announce(vol, alsoTell)
   }
 
-  private async requireMember (volume: string): Promise<VolumeRecord> {
-    const vol = await this.store.getVolume(volume)
-    if (vol === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${volume}' on this node`, { volume })
-    if (!vol.members.includes(this.selfId) || vol.state === 'removed') throw new InvalidInputError(Codes.BAD_REQUEST, `this node is not a member of '${volume}'`)
-    return vol
-  }
-
-  /**
-   * Adds `peer` to the replica set of `volume`, online: a new generation on this node, then
-   * every reachable member (and the newcomer, which starts as a wannabe) is told. Members not
-   * reachable now learn it when they next meet any member.
-   */
   async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
-    const vol = await this.requireMember(volume)
-    if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
-    const updated = await this.store.updateVolume(volume, v => nextGeneration(v, [...v.members, peer]))
-    this.engine.setRemote(volume, peer, 'copy', updated.generation)
-    const announce = await this.announce(updated)
-    return { volume: await this.store.requireVolume(volume), announce }
+    return await this.changes.addReplica(volume, peer)
   }
 
-  /** Changes the write mode of a volume: a new generation, told to every member. */
   async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    if (writeMode !== 'all' && writeMode !== 'active') throw new InvalidInputError(Codes.BAD_REQUEST, 'write mode must be all or active')
-    const vol = await this.requireMember(volume)
-    if (vol.writeMode === writeMode) return { volume: vol, announce: [] }
-    const updated = await this.store.updateVolume(volume, v => ({ ...nextGeneration(v), writeMode }))
-    const announce = await this.announce(updated)
-    return { volume: await this.store.requireVolume(volume), announce }
+    return await this.changes.setWriteMode(volume, writeMode)
   }
 
-  /**
-   * Removes `peer` from the replica set, online: a new generation on the members that remain.
-   * The removed node is told (if reachable) and stops serving the volume; it keeps its data,
-   * and if it is added again the rejoin rules decide how it catches up.
-   */
   async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    const vol = await this.requireMember(volume)
-    if (!vol.members.includes(peer)) throw new NotFoundError(Codes.MEMBER_NOT_FOUND, `${peer} is not a member of '${volume}'`)
-    if (vol.members.length === 1) throw new ConflictError(Codes.LAST_MEMBER, `${peer} is the only member of '${volume}': a volume needs at least one`)
-    const updated = await this.store.updateVolume(volume, v => {
-      const next = nextGeneration(v, v.members.filter(m => m !== peer))
-      return peer === this.selfId ? { ...next, state: 'removed' } : next
-    })
-    this.engine.forgetRemote(volume, peer)
-    const announce = await this.announce(updated, [peer])
-    log('removed %s from %s: generation %d', peer, volume, updated.generation)
-    return { volume: await this.store.requireVolume(volume), announce }
+    return await this.changes.removeReplica(volume, peer)
   }
 
   // ---- meeting a member ----
@@ -327,8 +256,7 @@ export class Membership {
    */
   async greet (peer: string, only?: string): Promise<void> {
     if (!this.store.isOpen) return
-    this.lastSeen.set(peer, Date.now())
-    this.absentCounted.forEach(set => set.delete(peer))
+    this.grace.seen(peer)
     for (const vol of await this.store.listVolumes()) {
       if (only !== undefined && vol.name !== only) continue
       if (!vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') continue
@@ -336,7 +264,7 @@ export class Membership {
         await this.greetAbout(vol, peer)
       } catch (err) {
         log('greeting %s about %s failed: %s', peer, vol.name, (err as Error).message)
-        if ((err as { code?: string }).code === 'VOLUME_ID_MISMATCH') {
+        if ((err as { code?: string }).code === Codes.VOLUME_ID_MISMATCH) {
           const why = (err as Error).message
           this.refusals.set(vol.name, why)
           this.record(vol.name, peer, 'refused', why)
@@ -386,11 +314,11 @@ export class Membership {
     const ok = await this.opts.approveCopy(offer)
     if (!ok) {
       const why = `full copy from ${peer} refused by the operator (${offer.why})`
-      this.offline.set(offer.volume, why)
+      this.states.holdOffline(offer.volume, why)
       this.record(offer.volume, peer, 'refused', why)
       log('%s: %s', offer.volume, why)
     } else {
-      this.offline.delete(offer.volume)
+      this.states.bringOnline(offer.volume)
     }
     return ok
   }
@@ -400,37 +328,15 @@ export class Membership {
   }
 
   private record (volume: string, peer: string, decision: string, why: string): void {
-    this.decisions.set(`${volume}\x00${peer}`, { peer, decision, why, at: Date.now() })
+    this.decisions.record(volume, peer, decision, why)
   }
 
   decisionsFor (volume: string): DecisionView[] {
-    return [...this.decisions.entries()].filter(([k]) => k.startsWith(`${volume}\x00`)).map(([, v]) => v)
+    return this.decisions.forVolume(volume)
   }
 
-  // ---- members that stay away ----
-
-  /**
-   * A member unreachable for longer than the grace period starts a new generation on the
-   * members that remain (membership unchanged), so its return is judged against the history.
-   * One member acts: the one with the smallest peer id among those connected, itself included.
-   */
+  /** Members that stay away past the grace period: a new generation (grace.ts). */
   async checkGrace (): Promise<void> {
-    if (!this.store.isOpen) return
-    const now = Date.now()
-    for (const vol of await this.store.listVolumes()) {
-      if (!vol.members.includes(this.selfId) || vol.state === 'removed') continue
-      const counted = this.absentCounted.get(vol.name) ?? new Set<string>()
-      this.absentCounted.set(vol.name, counted)
-      const away = vol.members.filter(m => m !== this.selfId && !this.peers.isConnected(m) && !counted.has(m) &&
-        now - (this.lastSeen.get(m) ?? this.startedAt) > this.graceMs)
-      if (away.length === 0) continue
-      const present = [this.selfId, ...vol.members.filter(m => m !== this.selfId && this.peers.isConnected(m))].sort()
-      for (const m of away) counted.add(m)
-      if (present[0] !== this.selfId) continue
-      const updated = await this.store.updateVolume(vol.name, v => nextGeneration(v))
-      log('volume %s: %o unreachable past %d ms: generation %d', vol.name, away, this.graceMs, updated.generation)
-      for (const m of away) this.record(vol.name, m, 'generation', `unreachable for more than ${Math.round(this.graceMs / 1000)} s: new generation ${updated.generation}`)
-      await this.announce(updated)
-    }
+    await this.grace.check()
   }
 }

@@ -48,7 +48,7 @@ export class PeerManager {
   async start (join: string[]): Promise<void> {
     this.libp2p.addEventListener('peer:identify', (evt) => {
       const { peerId, listenAddrs } = evt.detail
-      void this.remember(peerId, listenAddrs).catch(err => log.error('remember %p: %s', peerId, err.message))
+      void this.remember(peerId, listenAddrs).catch((err: Error) => log.error('remember %p: %s', peerId, err.message))
     })
     this.libp2p.addEventListener('peer:connect', (evt) => {
       this.dialState.delete(evt.detail.toString())
@@ -128,7 +128,7 @@ export class PeerManager {
     const known = await this.store.getPeer(peer)
     if (known === undefined || known.addrs.length === 0) {
       for (const via of this.connectedPeers()) {
-        const found = await ask(via, [peer]).catch(() => ({} as Record<string, string[]>))
+        const found = await ask(via, [peer]).catch((): Record<string, string[]> => ({}))
         if ((found[peer] ?? []).length > 0) { await this.learn(peer, found[peer]); break }
       }
     }

@@ -29,7 +29,9 @@ export type Decision =
   | { kind: 'conflict', records: NewFileRecord[], copyPath?: string }
 
 export function strip (rec: FileRecord): NewFileRecord {
-  const { seq: _seq, ...rest } = rec
+  // The change-log seq is this node's own numbering: it never travels.
+  const { seq, ...rest } = rec
+  void seq
   return rest
 }
 

@@ -50,27 +50,44 @@ export function fileView (rec: FileRecord): FileView {
   return { path: rec.path, size: rec.size, mode: rec.mode, mtime: rec.mtime, chunks: chunkCount(rec), version: { ...rec.vv }, seq: rec.seq }
 }
 
+/** Commits a write of an `all`-mode volume with the other members (prepare/commit on every member). */
+export type AllModeWriter = (vol: VolumeRecord, record: NewFileRecord) => Promise<FileRecord>
+
+/** What replication lends the volume service; each part has a local-only default. */
+export interface VolumeCollaborators {
+  /** Where a read's chunk bytes come from (default: this node's store only). */
+  chunkSource?: ChunkSource
+  /** Writes of `all`-mode volumes with more than one member (default: none, committed locally). */
+  allModeWriter?: AllModeWriter
+  /** Why a volume is held offline here, if it is (default: never). */
+  offlineReason?: (volume: string) => string | undefined
+}
+
 /** Local volume and file operations of one node: what the HTTP API and the TS API call. */
 export class VolumeService {
-  chunkSource: ChunkSource
-  /** Commits a write of an `all`-mode volume with other members (prepare/commit on every member). */
-  allModeWriter: ((vol: VolumeRecord, record: NewFileRecord) => Promise<FileRecord>) | undefined
+  private readonly chunkSource: ChunkSource
+  private readonly allModeWriter: AllModeWriter | undefined
+  private readonly offlineReason: (volume: string) => string | undefined
 
-  /** Throws when a volume must not be read or written here (removed, or held offline). */
-  gate: (vol: VolumeRecord) => void = (vol) => {
-    if (vol.state === 'removed') {
-      throw new ReplicantError(Codes.VOLUME_REMOVED, `this node was removed from volume '${vol.name}' (generation ${vol.generation}); it no longer serves it`, { volume: vol.name })
-    }
-  }
-
-  constructor (private readonly store: Store, private readonly selfId: string) {
-    this.chunkSource = async (volume, hash, length) => {
+  constructor (private readonly store: Store, private readonly selfId: string, collaborators: VolumeCollaborators = {}) {
+    this.chunkSource = collaborators.chunkSource ?? (async (volume, hash) => {
       const bytes = await store.chunks.get(hash)
       if (bytes === undefined) {
         throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${volume.name}' is not held by this node`, { chunk: hashHex(hash) })
       }
       return bytes
+    })
+    this.allModeWriter = collaborators.allModeWriter
+    this.offlineReason = collaborators.offlineReason ?? (() => undefined)
+  }
+
+  /** Throws when a volume must not be read or written here (removed, or held offline). */
+  private gate (vol: VolumeRecord): void {
+    if (vol.state === 'removed') {
+      throw new ReplicantError(Codes.VOLUME_REMOVED, `this node was removed from volume '${vol.name}' (generation ${vol.generation}); it no longer serves it`, { volume: vol.name })
     }
+    const why = this.offlineReason(vol.name)
+    if (why !== undefined) throw new ReplicantError(Codes.VOLUME_OFFLINE, `volume '${vol.name}' is offline on this node: ${why}`, { volume: vol.name })
   }
 
   async createVolume (opts: CreateVolumeOptions): Promise<VolumeRecord> {

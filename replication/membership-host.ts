@@ -1,0 +1,18 @@
+import type { PullMode } from './pulls.js'
+import type { CopyProgress } from './background-copy.js'
+
+export interface AnnounceResult { peerId: string, status: 'created' | 'exists' | 'pending' | 'refused', error?: string }
+
+/**
+ * What membership needs of the engine that runs it (the sync engine): start pulls and the
+ * background copy, read its progress, and record what members report of themselves.
+ */
+export interface MembershipHost {
+  /** Aborted when the engine stops. */
+  readonly signal: AbortSignal
+  schedulePull: (volume: string, peer: string, mode?: PullMode) => void
+  kickCopy: (volume: string) => void
+  progressOf: (volume: string) => CopyProgress | undefined
+  setRemote: (volume: string, peer: string, state: string, generation: number | null, seq?: number) => void
+  forgetRemote: (volume: string, peer: string) => void
+}
