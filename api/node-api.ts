@@ -11,12 +11,8 @@ import type {
   AnnouncedVolume, CompactResult, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo
 } from './types.js'
 
-/**
- * The answer of a node method that declares no result type yet (Record<string, unknown>): the
- * route sends it as T. Becomes `= T` once ReplicantNode returns the api/types.ts types.
- */
-// eslint-disable-next-line @typescript-eslint/no-unused-vars -- T names the wire type the route sends
-export type NodeAnswer<T> = Record<string, unknown>
+/** What a node method answers: the api/types.ts type its route sends as is. */
+export type NodeAnswer<T> = T
 
 /** A JSON request body, an object (api/validate.ts readJson). */
 export type JsonObject = Record<string, unknown>

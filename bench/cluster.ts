@@ -46,7 +46,7 @@ export async function startCluster (ctx: SuiteContext, label: string, n: number,
       await mkdir(pdir)
       nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${pdir}`]
     }
-    const join0 = i === 0 ? [] : ['--join', (await nodes[0].client.status()).multiaddrs[0] as string]
+    const join0 = i === 0 ? [] : ['--join', (await nodes[0].client.status()).multiaddrs[0]]
     nodes.push(await NodeProcess.start({ dataDir: join(dir, 'data'), nodeArgs, startArgs: join0, ...(opts.env !== undefined ? { env: opts.env } : {}) }))
     profileDirs.push(pdir)
   }

@@ -198,7 +198,7 @@ async function run (ctx: SuiteContext): Promise<void> {
     await rm(copyFile)
 
     // 2. restore on a fresh node C (joined to A, no member yet).
-    const joinAddr = (await a.client.status()).multiaddrs[0] as string
+    const joinAddr = (await a.client.status()).multiaddrs[0]
     const C = await startNode(ctx, `dumps${r}-c`, joinAddr, profile)
     const c = C.node
     await waitConnected(c, a.peerId)

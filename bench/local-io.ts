@@ -86,7 +86,7 @@ async function startNode (dataDir: string, variant: Variant, nodeArgs: string[] 
 
 async function createVolume (node: NodeProcess, variant: Variant): Promise<number> {
   const vol = await node.client.createVolume({ name: VOLUME, ...(variant.chunkSize !== undefined ? { chunkSize: variant.chunkSize } : {}) })
-  return vol.chunkSize as number
+  return vol.chunkSize
 }
 
 // ---- one large file ----

@@ -63,7 +63,7 @@ async function run (ctx: SuiteContext): Promise<void> {
   ctx.log(`  full copy of ${fmtBytes(total)}: ${fmt(fullS)} s, ${fmtBytes(fullBytes)} received`)
 
   await b.stop()
-  const joinAddr = (await a.client.status()).multiaddrs[0] as string
+  const joinAddr = (await a.client.status()).multiaddrs[0]
   for (let i = 0; i < sz.bigCount; i++) {
     const size = sz.bigSize
     await a.client.put(VOLUME, `big/${i}`, Readable.from(changed(i, size, (i * 37) % (size / CHUNK))), { size })

@@ -7,6 +7,7 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
+import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
@@ -79,9 +80,6 @@ function faultsOf (faults: NodeFaults | undefined): NodeFaults {
   }
 }
 
-/** The HTTP API server as the node builds it: `testing` gates its fault routes. */
-const ApiServer: new (node: ReplicantNode, opts: { testing: boolean }) => HttpApi = HttpApi
-
 export function parseHostPort (s: string): { host: string, port: number } {
   const m = /^(.*):(\d+)$/.exec(s)
   if (m === null) throw new InvalidInputError(Codes.BAD_REQUEST, `expected HOST:PORT, got '${s}'`)
@@ -141,7 +139,7 @@ export class ReplicantNode {
       chunkSource: async (vol, hash, _length, signal) => await sync.readChunk(vol, hash, signal)
     })
     // Built now, listening once the engine runs (start()).
-    this.api = opts.api === false ? undefined : new ApiServer(this, { testing: this.testing })
+    this.api = opts.api === false ? undefined : new HttpApi(this, { testing: this.testing })
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
@@ -229,7 +227,7 @@ export class ReplicantNode {
     return { ...await this.store.compactLog(vol.name, upto), safeUpto }
   }
 
-  async setWriteMode (volume: string, writeMode: unknown): Promise<Record<string, unknown>> {
+  async setWriteMode (volume: string, writeMode: unknown): Promise<AnnouncedVolume> {
     const { volume: vol, announce } = await this.sync.membership.setWriteMode(volume, writeMode as never)
     return { ...vol, announce }
   }
@@ -240,11 +238,11 @@ export class ReplicantNode {
    * the other members never stop. Idempotent, so an interrupted move is resumed by running it
    * again; `abandon` removes `to` instead, leaving the volume as it was on `from`.
    */
-  async moveVolume (volume: string, from: unknown, to: unknown, opts: { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: Record<string, unknown>) => void } = {}): Promise<Record<string, unknown>> {
+  async moveVolume (volume: string, from: unknown, to: unknown, opts: { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: MoveProgress) => void } = {}): Promise<MoveResult> {
     if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
     if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
     let vol = await this.volumes.volume(volume)
-    const report = (phase: string, extra: Record<string, unknown> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
+    const report = (phase: MoveProgress['phase'], extra: Pick<MoveProgress, 'state' | 'progress' | 'removed'> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
     if (opts.abandon === true) {
       if (vol.members.includes(to) && vol.members.includes(from)) {
         await this.sync.removeReplica(volume, to)
@@ -277,14 +275,14 @@ export class ReplicantNode {
   }
 
   /** Removes a member online; the volume goes on with the others at a new generation. */
-  async removeReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
+  async removeReplica (volume: string, peerId: unknown): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
     const { volume: vol, announce } = await this.sync.removeReplica(volume, peerId)
     return { ...vol, announce }
   }
 
   /** Adds a member to a volume online; it becomes a wannabe that serves at once. */
-  async addReplica (volume: string, peerId: unknown): Promise<Record<string, unknown>> {
+  async addReplica (volume: string, peerId: unknown): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
     const { volume: vol, announce } = await this.sync.addReplica(volume, peerId)
     return { ...vol, announce }
@@ -294,7 +292,7 @@ export class ReplicantNode {
     return await this.store.listVolumes()
   }
 
-  async volumeInfo (name: string): Promise<Record<string, unknown>> {
+  async volumeInfo (name: string): Promise<VolumeInfo> {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
@@ -317,7 +315,7 @@ export class ReplicantNode {
    * Chunk garbage collection, then a repack of mostly dead packs unless `repack: false` (see
    * Store.collectGarbage). The answer keeps scanned/deleted/kept/ms/disk and adds `repack`.
    */
-  async collectGarbage (body: { youngSeconds?: unknown, repack?: unknown } = {}): Promise<Record<string, unknown>> {
+  async collectGarbage (body: { youngSeconds?: unknown, repack?: unknown } = {}): Promise<GcResult> {
     const youngMs = typeof body.youngSeconds === 'number' && body.youngSeconds >= 0 ? body.youngSeconds * 1000 : undefined
     if (body.repack !== undefined && typeof body.repack !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'repack must be true or false')
     const started = Date.now()
@@ -337,7 +335,7 @@ export class ReplicantNode {
     return { packBytes: await size(join(this.dataDir, 'chunks')), indexBytes: await size(join(this.dataDir, 'store')) }
   }
 
-  async status (): Promise<Record<string, unknown>> {
+  async status (): Promise<StatusResponse> {
     return {
       version: VERSION,
       peerId: this.peerId,

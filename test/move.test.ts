@@ -28,16 +28,16 @@ test('volume move under continuous writes: the target ends holding everything, n
   let lastSeen = ''
   const result = await a.moveVolume('mv', a.peerId, c.peerId, {
     onProgress: p => {
-      if (phases.at(-1) !== p.phase) phases.push(p.phase as string)
+      if (phases.at(-1) !== p.phase) phases.push(p.phase)
       // What the move waited on, when it changed: a slow run shows where the time went.
-      const seen = `${p.phase as string} ${(p.state as string | undefined) ?? ''} ${JSON.stringify(p.progress ?? null)}`
+      const seen = `${p.phase as string} ${(p.state) ?? ''} ${JSON.stringify(p.progress ?? null)}`
       if (seen !== lastSeen) { t.log(`${Date.now() - started} ms: ${seen}`); lastSeen = seen }
     }
   })
   stop = true
   await writer
   t.deepEqual(phases, ['adding', 'copying', 'removing', 'done'])
-  t.deepEqual([...(result.members as string[])].sort(), [b.peerId, c.peerId].sort())
+  t.deepEqual([...(result.members)].sort(), [b.peerId, c.peerId].sort())
   t.is((await c.store.requireVolume('mv')).state, 'steady')
   const final = await converged([b, c], 'mv', tr => tr.length === 3 + acked.size)
   t.is(final.length, 3 + acked.size)

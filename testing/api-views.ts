@@ -19,7 +19,7 @@ export interface VolumeInfoView {
 }
 
 export async function statusOf (client: ReplicantClient): Promise<StatusView> {
-  return await client.status() as StatusView
+  return await client.status()
 }
 
 export async function peersOf (client: ReplicantClient): Promise<PeerView[]> {
@@ -31,9 +31,9 @@ export async function volumeNamesOf (client: ReplicantClient): Promise<string[]>
 }
 
 export async function volumeInfoOf (client: ReplicantClient, volume: string): Promise<VolumeInfoView> {
-  return await client.volumeInfo(volume) as VolumeInfoView
+  return await client.volumeInfo(volume)
 }
 
 export async function filesOf (client: ReplicantClient, volume: string, prefix?: string): Promise<FileView[]> {
-  return (await client.list(volume, prefix) as { files: FileView[] }).files
+  return (await client.list(volume, prefix)).files
 }

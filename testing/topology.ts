@@ -188,7 +188,7 @@ export class Topology {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
     const op = this.opts.history?.begin('put', volume, path, node, bytes)
     try {
-      const view = await this.client(node).put(volume, path, Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]), { size: bytes.byteLength, ...opts }) as FileView
+      const view = await this.client(node).put(volume, path, Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]), { size: bytes.byteLength, ...opts })
       if (op !== undefined) this.opts.history!.ack(op, view.version)
       return view
     } catch (err) {
