@@ -76,6 +76,9 @@ export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[] }
 export type AddReplicaResult = AnnouncedVolume
 export type RemoveReplicaResult = AnnouncedVolume
 
+/** DELETE /v1/volumes/:name: what was deleted of a replica this node no longer is a member of. */
+export interface VolumeDropped { name: string, id: string, files: number, bytes: number, snapshots: number, versions: number, prepared: number, refs: number }
+
 /** POST /v1/volumes/:name/compact */
 export interface CompactResult { purged: number, floor: number, safeUpto: number }
 

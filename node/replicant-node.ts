@@ -7,7 +7,7 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
-import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo } from '../api/types.js'
+import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
@@ -290,6 +290,11 @@ export class ReplicantNode {
 
   async listVolumes (): Promise<VolumeRecord[]> {
     return await this.store.listVolumes()
+  }
+
+  /** Deletes the replica of a volume this node is no longer a member of (VolumeService.dropVolume). */
+  async dropVolume (name: string): Promise<VolumeDropped> {
+    return await this.volumes.dropVolume(name)
   }
 
   async volumeInfo (name: string): Promise<VolumeInfo> {

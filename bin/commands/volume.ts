@@ -107,6 +107,13 @@ export function registerVolumeCommands (cli: Cli): void {
       }
     })
 
+  volume.command('drop <name>')
+    .description('delete this node\'s replica of a volume it is no longer a member of (state removed); `gc` then gives the space back')
+    .action(async (name: string) => {
+      const r = await (await cli.client()).dropVolume(name)
+      out(`volume ${r.name} (id ${r.id}) dropped from this node: ${r.files} files, ${fmtBytes(r.bytes)}, ${r.snapshots} snapshot(s), ${r.prepared} prepared write(s); run gc to reclaim the space`)
+    })
+
   volume.command('list')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
