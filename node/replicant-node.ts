@@ -301,6 +301,7 @@ export class ReplicantNode {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
+    const memberStates = await this.sync.members(vol)
     return {
       ...vol,
       state: this.sync.localState(vol),
@@ -310,9 +311,10 @@ export class ReplicantNode {
       damagedChunks: this.sync.damaged.get(vol.name) ?? 0,
       repairing: this.sync.needsRepair.has(vol.name),
       ...(this.sync.needsRepair.has(vol.name) ? { repair: this.sync.progress(vol.name) ?? null } : {}),
-      memberStates: await this.sync.members(vol),
+      memberStates,
       decisions: this.sync.membership.decisionsFor(vol.name),
-      lacking: this.sync.lacking(vol.name)
+      lacking: this.sync.lacking(vol.name),
+      caughtUp: this.sync.holdsAll(vol, memberStates)
     }
   }
 

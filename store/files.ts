@@ -208,6 +208,22 @@ export class Files {
     })
   }
 
+  /**
+   * How many changes of this node's log come after `afterSeq`, and their live bytes: what a
+   * member that has applied the log to `afterSeq` still lacks. Stops at `cap` changes
+   * (`complete: false`), so a status poll stays cheap whatever the lag.
+   */
+  async changesAfter (vol: string, afterSeq: number, cap = 10_000): Promise<{ changes: number, bytes: number, complete: boolean }> {
+    let changes = 0
+    let bytes = 0
+    for await (const rec of this.changesSince(vol, afterSeq)) {
+      if (changes >= cap) return { changes, bytes, complete: false }
+      changes++
+      if (!rec.deleted) bytes += rec.size
+    }
+    return { changes, bytes, complete: true }
+  }
+
   /** Forgets volumeSize's answer: a volume deleted and created again counts seqs from 0 again. */
   forgetSize (vol: string): void { this.sizes.delete(vol) }
 

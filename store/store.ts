@@ -177,6 +177,11 @@ export class Store {
     return this.files.changesSince(vol, afterSeq, options)
   }
 
+  /** Changes after `afterSeq` (at most `cap` counted) and their live bytes. */
+  async changesAfter (vol: string, afterSeq: number, cap?: number): Promise<{ changes: number, bytes: number, complete: boolean }> {
+    return await this.files.changesAfter(vol, afterSeq, cap)
+  }
+
   /** The only way the index changes: see Files.commitFiles. */
   async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>): Promise<FileRecord[]> {
     return await this.files.commitFiles(volName, decide)

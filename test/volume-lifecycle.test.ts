@@ -46,3 +46,76 @@ test('volume drop deletes a former member\'s replica whole (gc gives the space b
   // The remaining member is untouched.
   t.is((await paths(a, 'old')).length, 5)
 })
+
+test('volume wait --steady on a node restarted after missing writes returns only once it holds them all', async t => {
+  t.timeout(180_000)
+  const a = await startNode(t)
+  let b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'w', replicas: [b.peerId] })
+  await a.volumes.putFile('w', '/first', bytes(Buffer.from('first')))
+  await converged([a, b], 'w', tr => tr.length === 1)
+  const dataDir = b.dataDir
+  const bId = b.peerId
+  await b.stop()
+  const N = 300
+  for (let i = 0; i < N; i++) await a.volumes.putFile('w', `/missed/${i}`, bytes(randomBytes(2_000)))
+  // A slow link from a: the catch-up takes seconds, long after the restarted node says steady.
+  a.links.set([bId], { delayMs: 150 })
+  b = await startNode(t, { dataDir })
+  t.is((await b.volumeInfo('w')).state, 'steady', 'steady at once: shut down cleanly')
+  t.false((await b.volumeInfo('w')).caughtUp, 'but not caught up: it has not reached a member yet')
+  const waited = await runCli(['volume', 'wait', 'w', '--steady', '--timeout', '120'], { dataDir })
+  const listed = await paths(b, 'w')
+  t.is(waited.code, 0, waited.stderr)
+  t.regex(waited.stdout, new RegExp(`volume w is steady \\(${N + 1} files`))
+  t.is(listed.length, N + 1, 'every file is listed the moment the wait returns')
+  const m = (await b.volumeInfo('w')).memberStates.find(x => x.peerId === a.peerId)!
+  t.true(m.caughtUp)
+  t.true((m.watermark ?? 0) >= (m.seq ?? Infinity))
+})
+
+test('volume wait --timeout exits 2 while a member is not reached', async t => {
+  t.timeout(60_000)
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 't', replicas: [b.peerId] })
+  await a.volumes.putFile('t', '/x', bytes(Buffer.from('x')))
+  await converged([a, b], 't', tr => tr.length === 1)
+  await b.stop()
+  const waited = await runCli(['volume', 'wait', 't', '--steady', '--timeout', '1'], { dataDir: a.dataDir })
+  t.is(waited.code, 2)
+  t.regex(waited.stderr, /TIMEOUT/)
+})
+
+test('status: a disconnected member shows offline, lag both ways and when it was last in sync', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 's', replicas: [b.peerId] })
+  await a.volumes.putFile('s', '/x', bytes(Buffer.from('x')))
+  await converged([a, b], 's', tr => tr.length === 1)
+  // In sync both ways: each member's seq is its own log's, but both say caught up.
+  const synced = await waitFor(async () => {
+    const info = await a.volumeInfo('s')
+    const mb = info.memberStates.find(x => x.peerId === b.peerId)!
+    return mb.caughtUp === true && mb.behind?.changes === 0 ? mb : undefined
+  }, 200)
+  t.false(synced.offline)
+  t.is(synced.state, 'steady')
+  t.true(typeof synced.inSyncAt === 'number')
+  const text = await runCli(['status'], { dataDir: a.dataDir })
+  t.regex(text.stdout, new RegExp(`${b.peerId} +connected +steady .*caught up`))
+
+  await b.stop()
+  for (let i = 0; i < 3; i++) await a.volumes.putFile('s', `/new${i}`, bytes(Buffer.alloc(1000, i)))
+  const info = await a.volumeInfo('s')
+  const mb = info.memberStates.find(x => x.peerId === b.peerId)!
+  t.true(mb.offline)
+  t.is(mb.state, 'offline', 'not its last reported state')
+  t.is(mb.lastState, 'steady')
+  t.false(mb.caughtUp)
+  t.like(mb.behind, { changes: 3, bytes: 3000, complete: true })
+  t.true((mb.inSyncAt ?? 0) >= (synced.inSyncAt ?? 0))
+  const after = await runCli(['status'], { dataDir: a.dataDir })
+  t.regex(after.stdout, new RegExp(`${b.peerId} +not connected +offline \\(last steady\\).*last in sync \\d+s ago.*it lacks 3 of our changes`))
+})
