@@ -6,7 +6,7 @@ import { normalizePath } from '../core/paths.js'
 import type {
   AddReplicaResult, AnnouncedVolume, BlockedList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
   FileRemoved, FileView, GcResult, LinkList, LinkShape, MoveProgress, MoveResult, PeerList, RemoveReplicaResult,
-  RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeInfo, VolumeList
+  RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeDropped, VolumeInfo, VolumeList
 } from './types.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
@@ -88,6 +88,7 @@ export class ReplicantClient {
   async volumeInfo (name: string): Promise<VolumeInfo> { return await this.json('GET', ReplicantClient.volumePath(name)) }
   async addReplica (volume: string, peerId: string): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId }) }
   async removeReplica (volume: string, peerId: string): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`)) }
+  async dropVolume (name: string): Promise<VolumeDropped> { return await this.json('DELETE', ReplicantClient.volumePath(name)) }
   async compactLog (volume: string, upto?: number): Promise<CompactResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/compact'), upto !== undefined ? { upto } : {}) }
   async setWriteMode (volume: string, writeMode: string): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode }) }
   async createSnapshot (volume: string, name?: string): Promise<SnapshotCreated> { return await this.json('POST', ReplicantClient.volumePath(volume, '/snapshots'), name !== undefined ? { name } : {}) }

@@ -26,6 +26,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.NOT_A_MEMBER]: 403,
   [Codes.MEMBER_NOT_FOUND]: 404,
   [Codes.ALREADY_MEMBER]: 409,
+  [Codes.STILL_A_MEMBER]: 409,
   [Codes.LAST_MEMBER]: 409,
   [Codes.MOVE_INTERRUPTED]: 502,
   [Codes.ILLEGAL_TRANSITION]: 500,

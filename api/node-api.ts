@@ -8,7 +8,7 @@ import type { PeerView } from '../replication/peer-manager.js'
 import type { LinkFaults } from '../replication/link-faults.js'
 import type { VolumeRecord } from '../core/records.js'
 import type {
-  AnnouncedVolume, CompactResult, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo
+  AnnouncedVolume, CompactResult, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo
 } from './types.js'
 
 /** What a node method answers: the api/types.ts type its route sends as is. */
@@ -29,6 +29,8 @@ export interface VolumeAdmin {
   volumeInfo (name: string): Promise<NodeAnswer<VolumeInfo>>
   setWriteMode (volume: string, writeMode: unknown): Promise<NodeAnswer<AnnouncedVolume>>
   compactLog (volume: string, body: { upto?: unknown }): Promise<CompactResult>
+  /** Deletes a replica this node is no longer a member of (refused with STILL_A_MEMBER otherwise). */
+  dropVolume (name: string): Promise<NodeAnswer<VolumeDropped>>
 }
 
 /** onProgress is called with each progress line the route sends (NDJSON). */

@@ -6,7 +6,7 @@ import type { VolumeRecord, WriteMode } from '../core/records.js'
 import type { SnapshotRecord, GcResult as StoreGcResult } from '../store/store.js'
 import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
-import type { AnnounceResult, MemberView } from '../replication/sync-engine.js'
+import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
 import type { DecisionView } from '../replication/membership.js'
 import type { CopyProgress } from '../replication/background-copy.js'
 import type { FetchCounters } from '../replication/chunk-fetcher.js'
@@ -14,7 +14,7 @@ import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
 
-export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberView, DecisionView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
+export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
 
 /** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
 export interface ErrorBody { error: { code: ErrorCode, message: string, details?: Record<string, unknown> } }
@@ -39,6 +39,11 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   memberStates: MemberView[]
   decisions: DecisionView[]
   lacking: Lacking
+  /**
+   * This node holds everything its members have: steady, nothing lacking, and caught up with
+   * every connected member (at least one reached, unless it is the only member).
+   */
+  caughtUp: boolean
 }
 
 /** Chunk traffic this node received since start (all fetches; on-demand and copy are subsets). */
@@ -75,6 +80,9 @@ export interface CreateVolumeRequest { name: string, writeMode?: WriteMode, chun
 export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[] }
 export type AddReplicaResult = AnnouncedVolume
 export type RemoveReplicaResult = AnnouncedVolume
+
+/** DELETE /v1/volumes/:name: what was deleted of a replica this node no longer is a member of. */
+export interface VolumeDropped { name: string, id: string, files: number, bytes: number, snapshots: number, versions: number, prepared: number, refs: number }
 
 /** POST /v1/volumes/:name/compact */
 export interface CompactResult { purged: number, floor: number, safeUpto: number }

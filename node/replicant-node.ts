@@ -7,7 +7,7 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
-import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeInfo } from '../api/types.js'
+import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
@@ -292,10 +292,16 @@ export class ReplicantNode {
     return await this.store.listVolumes()
   }
 
+  /** Deletes the replica of a volume this node is no longer a member of (VolumeService.dropVolume). */
+  async dropVolume (name: string): Promise<VolumeDropped> {
+    return await this.volumes.dropVolume(name)
+  }
+
   async volumeInfo (name: string): Promise<VolumeInfo> {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
+    const memberStates = await this.sync.members(vol)
     return {
       ...vol,
       state: this.sync.localState(vol),
@@ -305,9 +311,10 @@ export class ReplicantNode {
       damagedChunks: this.sync.damaged.get(vol.name) ?? 0,
       repairing: this.sync.needsRepair.has(vol.name),
       ...(this.sync.needsRepair.has(vol.name) ? { repair: this.sync.progress(vol.name) ?? null } : {}),
-      memberStates: await this.sync.members(vol),
+      memberStates,
       decisions: this.sync.membership.decisionsFor(vol.name),
-      lacking: this.sync.lacking(vol.name)
+      lacking: this.sync.lacking(vol.name),
+      caughtUp: this.sync.holdsAll(vol, memberStates)
     }
   }
 

@@ -1,16 +1,28 @@
-/** What this node last heard from each other member of a volume: its state, generation and log head. */
+/**
+ * What this node last heard from each other member of a volume: its state, generation and log
+ * head. Heads are stamped with a counter, and so is each new connection to a member, so that
+ * a head heard before the member's current connection (it may have moved on meanwhile) is
+ * known to be stale: "caught up" is only claimed against a head heard on this connection.
+ */
 export class RemoteViews {
   private readonly states = new Map<string, { state: string, generation: number | null }>()
-  private readonly heads = new Map<string, number>()
+  private readonly heads = new Map<string, { seq: number, heard: number }>()
+  private readonly connections = new Map<string, number>()
+  private clock = 0
 
   /** A member's report of its state (and, with `seq`, of its change-log head). */
   set (volume: string, peer: string, state: string, generation: number | null, seq?: number): void {
     this.states.set(`${volume}\x00${peer}`, { state, generation })
-    if (seq !== undefined) this.heads.set(`${volume}\x00${peer}`, seq)
+    if (seq !== undefined) this.setHead(volume, peer, seq)
   }
 
   setHead (volume: string, peer: string, seq: number): void {
-    this.heads.set(`${volume}\x00${peer}`, seq)
+    this.heads.set(`${volume}\x00${peer}`, { seq, heard: ++this.clock })
+  }
+
+  /** A new connection to `peer`: heads heard before it are stale from now on. */
+  connected (peer: string): void {
+    this.connections.set(peer, ++this.clock)
   }
 
   /** Forgets the state heard (not the head): the member is new to the volume, or gone from it. */
@@ -23,6 +35,12 @@ export class RemoteViews {
   }
 
   headOf (volume: string, peer: string): number | undefined {
-    return this.heads.get(`${volume}\x00${peer}`)
+    return this.heads.get(`${volume}\x00${peer}`)?.seq
+  }
+
+  /** The head heard from `peer` since its current connection began (undefined: none yet). */
+  freshHeadOf (volume: string, peer: string): number | undefined {
+    const h = this.heads.get(`${volume}\x00${peer}`)
+    return h !== undefined && h.heard > (this.connections.get(peer) ?? 0) ? h.seq : undefined
   }
 }

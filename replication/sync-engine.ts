@@ -46,7 +46,26 @@ export interface MemberView {
   syncing: boolean
   lastSyncAt: number | null
   lastError: string | null
+  /** Not connected now (then `state` is `offline`, and `lastState` what it last reported). */
+  offline: boolean
+  /** The state this member last reported, connected or not; null if not heard yet. */
+  lastState: string | null
+  /**
+   * This node has applied the member's change log up to its head as heard on the current
+   * connection (a head from an earlier connection may be stale). null for this node.
+   */
+  caughtUp: boolean | null
+  /**
+   * This node's changes the member has not applied yet, counted from where it last asked
+   * (it confirms the rest on its next pull: a notice or the 15 s safety pull). null for this
+   * node and for a member that has not asked since it was copied. `complete: false`: at least.
+   */
+  behind: MemberLag | null
+  /** When this node last saw the member in sync both ways (caught up, nothing behind); null: not since it started. */
+  inSyncAt: number | null
 }
+
+export interface MemberLag { changes: number, bytes: number, complete: boolean }
 
 export interface EngineOptions extends MembershipOptions, AllModeOptions {
   /** Read timeout for chunks fetched on demand. */
@@ -74,6 +93,8 @@ export class SyncEngine {
   readonly damaged = new Map<string, number>()
   private readonly remotes = new RemoteViews()
   private readonly decisions = new Decisions()
+  /** When each (volume, member) was last seen in sync both ways (status computes it). */
+  private readonly inSync = new Map<string, number>()
   private readonly pulls: Pulls
   private readonly notices: Notices
   private readonly controller = new AbortController()
@@ -183,6 +204,8 @@ export class SyncEngine {
     })
     await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.notices.announceSeq(vol.name) })
+    // Stamped before the greeting asks for fresh heads: heads heard before it are stale.
+    this.libp2p.addEventListener('peer:connect', (evt) => { this.remotes.connected(evt.detail.toString()) })
     this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
     this.membership.start()
     this.safetyTimer = setInterval(() => { void this.pulls.pullAllConnected() }, SAFETY_PULL_MS)
@@ -242,25 +265,62 @@ export class SyncEngine {
 
   // ---- status ----
 
-  /** Per-member view of a volume for status. */
+  /**
+   * Per-member view of a volume for status. Each member's `seq` is its own log's head (logs
+   * are numbered per member, so equal trees show different seqs): how far apart two members
+   * are is `caughtUp` (this node has all of the member's log) and `behind` (what the member
+   * still lacks of this node's).
+   */
   async members (vol: VolumeRecord): Promise<MemberView[]> {
     const watermarks = await this.store.listWatermarks(vol.name)
-    return vol.members.map(m => {
+    const applied = await this.store.listApplied(vol.name)
+    return await Promise.all(vol.members.map(async (m): Promise<MemberView> => {
       if (m === this.selfId) {
-        return { peerId: m, self: true, connected: true, state: this.localState(vol), generation: vol.generation, seq: vol.seq, watermark: null, syncing: false, lastSyncAt: null, lastError: null }
+        const state = this.localState(vol)
+        return {
+          peerId: m, self: true, connected: true, state, generation: vol.generation, seq: vol.seq, watermark: null, syncing: false, lastSyncAt: null, lastError: null,
+          offline: false, lastState: state, caughtUp: null, behind: null, inSyncAt: null
+        }
       }
       const remote = this.remotes.stateOf(vol.name, m)
+      const connected = this.peers.isConnected(m)
+      const watermark = watermarks[m] ?? 0
+      const head = this.remotes.freshHeadOf(vol.name, m)
+      const view = this.pulls.viewOf(vol.name, m)
+      const caughtUp = connected && head !== undefined && watermark >= head && !view.syncing
+      const behind = applied[m] === undefined ? null : await this.store.changesAfter(vol.name, applied[m], 10_000)
+      const key = `${vol.name}\x00${m}`
+      if (caughtUp && behind?.changes === 0) this.inSync.set(key, Date.now())
       return {
         peerId: m,
         self: false,
-        connected: this.peers.isConnected(m),
-        state: remote?.state ?? null,
+        connected,
+        state: connected ? remote?.state ?? null : 'offline',
         generation: remote?.generation ?? null,
         seq: this.remotes.headOf(vol.name, m) ?? null,
-        watermark: watermarks[m] ?? 0,
-        ...this.pulls.viewOf(vol.name, m)
+        watermark,
+        ...view,
+        offline: !connected,
+        lastState: remote?.state ?? null,
+        caughtUp,
+        behind,
+        inSyncAt: this.inSync.get(key) ?? null
       }
-    })
+    }))
+  }
+
+  /**
+   * Whether this node holds everything its members have: steady, nothing lacking or being
+   * repaired, at least one other member reached (none: it cannot know what they hold, e.g.
+   * right after a restart) and caught up with every connected one. `volume wait --steady`
+   * waits for it. A volume with no other member holds everything once steady.
+   */
+  holdsAll (vol: VolumeRecord, members: MemberView[]): boolean {
+    const lack = this.lacking(vol.name)
+    if (this.localState(vol) !== 'steady' || this.states.repairing.has(vol.name) || lack.files > 0 || lack.bytes > 0) return false
+    const others = members.filter(m => !m.self)
+    const connected = others.filter(m => m.connected)
+    return others.length === 0 || (connected.length > 0 && connected.every(m => m.caughtUp === true))
   }
 
   /** This node's state of a volume as status shows it (member-state.ts). */

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
+import { ConflictError, InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
 import { fixedChunks, DEFAULT_CHUNK_SIZE, isValidChunkSize } from '../core/chunker.js'
 import { normalizePath, normalizePrefix, validateVolumeName } from '../core/paths.js'
 import { increment } from '../core/version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
 import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../core/records.js'
-import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
+import type { Store, NewFileRecord, SnapshotRecord, ReplicaDeleted } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
@@ -113,6 +113,25 @@ export class VolumeService {
       seq: 0,
       dirty: false
     })
+  }
+
+  /**
+   * Deletes this node's replica of a volume it is no longer a member of (state `removed`),
+   * all of it (Store.deleteVolume), so that a following GC gives the space back. Refused while
+   * this node is a member: the replica is then part of the volume's replica set. The check
+   * runs under the store's commit mutex, so a generation that lists this node again and lands
+   * meanwhile is either seen (refused) or comes after (the volume is created afresh).
+   */
+  async dropVolume (name: string): Promise<{ name: string, id: string } & ReplicaDeleted> {
+    const volName = validateVolumeName(name)
+    let id = ''
+    const gone = await this.store.deleteVolume(volName, vol => {
+      if (vol.state !== 'removed' || vol.members.includes(this.selfId)) {
+        throw new ConflictError(Codes.STILL_A_MEMBER, `this node is a member of '${volName}' (state ${vol.state ?? 'steady'}): remove it from the replica set first (volume remove-replica)`, { volume: volName })
+      }
+      id = vol.id
+    })
+    return { name: volName, id, ...gone }
   }
 
   async volume (name: string): Promise<VolumeRecord> {

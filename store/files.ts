@@ -5,7 +5,7 @@ import { chunkHashes, type FileRecord, type NewFileRecord, type VolumeRecord } f
 import type { ChunkStore } from './chunk-store.js'
 import type { PreparedWrites } from './prepared.js'
 import type { Volumes } from './volumes.js'
-import { SEP, END, volumeRange, refKey, versionKey, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
+import { SEP, END, refKey, versionKey, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
 
 const log = logger('store')
 
@@ -209,36 +209,23 @@ export class Files {
   }
 
   /**
-   * Deletes a volume's replica from this node: its record, file records, change log, reference
-   * counts and watermarks, in one synced batch. Chunk bytes stay until garbage collection.
-   * Returns what was deleted. Only --discard-local calls this.
+   * How many changes of this node's log come after `afterSeq`, and their live bytes: what a
+   * member that has applied the log to `afterSeq` still lacks. Stops at `cap` changes
+   * (`complete: false`), so a status poll stays cheap whatever the lag.
    */
-  async deleteVolume (vol: string): Promise<{ files: number, bytes: number }> {
-    this.ctx.assertOpen()
-    return await this.ctx.mutex.run(async () => {
-      const { sub } = this.ctx
-      await this.volumes.requireVolume(vol)
-      // A volume recopied under the same id counts seqs from 0 again: forget its size.
-      this.sizes.delete(vol)
-      const ops: Op[] = [{ type: 'del', key: vol, sublevel: sub.volumes }]
-      let files = 0
-      let bytes = 0
-      const refs = new Map<string, Buffer>()
-      for await (const [key, value] of sub.files.iterator(volumeRange(vol))) {
-        const rec = asFileRecord(decode(value))
-        ops.push({ type: 'del', key, sublevel: sub.files })
-        if (rec.deleted) continue
-        files++
-        bytes += rec.size
-        for (const h of chunkHashes(rec)) refs.set(hashHex(h), refKey(h, vol))
-      }
-      for (const key of refs.values()) ops.push({ type: 'del', key, sublevel: sub.refs })
-      for await (const key of sub.changes.keys(volumeRange(vol))) ops.push({ type: 'del', key, sublevel: sub.changes })
-      for await (const key of sub.watermarks.keys(volumeRange(vol))) ops.push({ type: 'del', key, sublevel: sub.watermarks })
-      await this.ctx.write(ops)
-      return { files, bytes }
-    })
+  async changesAfter (vol: string, afterSeq: number, cap = 10_000): Promise<{ changes: number, bytes: number, complete: boolean }> {
+    let changes = 0
+    let bytes = 0
+    for await (const rec of this.changesSince(vol, afterSeq)) {
+      if (changes >= cap) return { changes, bytes, complete: false }
+      changes++
+      if (!rec.deleted) bytes += rec.size
+    }
+    return { changes, bytes, complete: true }
   }
+
+  /** Forgets volumeSize's answer: a volume deleted and created again counts seqs from 0 again. */
+  forgetSize (vol: string): void { this.sizes.delete(vol) }
 
   /**
    * Live files and bytes of a volume. A full scan, remembered per (volume id, seq): every change

@@ -26,6 +26,12 @@ export class PreparedWrites {
 
   constructor (private readonly ctx: StoreContext, private readonly chunks: ChunkStore) {}
 
+  /** Drops what preparedChunks remembers (the prepared sublevel changed under it). */
+  invalidate (vol: string): void {
+    this.gen++
+    this.chunkSets.delete(vol)
+  }
+
   /** Stores a prepared write durably (its chunks must already be in the chunk store). */
   async putPrepared (p: PreparedWrite): Promise<void> {
     this.ctx.assertOpen()

@@ -84,6 +84,12 @@ export class Snapshots {
     }
   }
 
+  /** Whether a dump is reading a snapshot of `volName`. */
+  hasPins (volName: string): boolean {
+    for (const key of this.pinned.keys()) if (key.startsWith(`${volName}${SEP}`)) return true
+    return false
+  }
+
   /** Deletes a snapshot and the kept versions no other snapshot needs (releasing their chunk references). */
   async deleteSnapshot (volName: string, name: string): Promise<{ versionsReleased: number }> {
     this.ctx.assertOpen()

@@ -14,12 +14,14 @@ import { PreparedWrites, type PreparedWrite, type TxState } from './prepared.js'
 import { ChunkCollector, type GcResult } from './gc.js'
 import { YoungChunks } from './young-chunks.js'
 import { Peers } from './peers.js'
+import { deleteReplica, type ReplicaDeleted } from './replica-delete.js'
 
 export type { NewFileRecord } from '../core/records.js'
 export type { CommitContext } from './files.js'
 export type { SnapshotRecord } from './store-context.js'
 export type { PreparedWrite } from './prepared.js'
 export type { GcResult } from './gc.js'
+export type { ReplicaDeleted } from './replica-delete.js'
 
 const log = logger('store')
 
@@ -76,13 +78,14 @@ export class Store {
   private readonly collector: ChunkCollector
   private readonly young: YoungChunks
   private readonly peers: Peers
+  private readonly horizon = new SnapshotHorizon()
 
   private constructor (dir: string, ctx: StoreContext, chunks: OwnChunkStore, young: YoungChunks) {
     this.dir = dir
     this.ctx = ctx
     this.chunks = chunks
     this.young = young
-    const horizon = new SnapshotHorizon()
+    const horizon = this.horizon
     this.volumes = new Volumes(ctx)
     this.prepared = new PreparedWrites(ctx, chunks)
     this.files = new Files(ctx, this.volumes, this.prepared, horizon, chunks)
@@ -142,7 +145,7 @@ export class Store {
     }))
   }
 
-  // ---- volumes (volumes.ts; deleteVolume and volumeSize in files.ts) ----
+  // ---- volumes (volumes.ts; deleteVolume in replica-delete.ts, volumeSize in files.ts) ----
 
   async getVolume (name: string): Promise<VolumeRecord | undefined> { return await this.volumes.getVolume(name) }
   async requireVolume (name: string): Promise<VolumeRecord> { return await this.volumes.requireVolume(name) }
@@ -150,8 +153,17 @@ export class Store {
   async createVolume (vol: VolumeRecord): Promise<VolumeRecord> { return await this.volumes.createVolume(vol) }
   /** Read-modify-write of a volume record under the commit mutex. */
   async updateVolume (name: string, fn: (vol: VolumeRecord) => VolumeRecord): Promise<VolumeRecord> { return await this.volumes.updateVolume(name, fn) }
-  /** Deletes a volume's replica from this node (records, log, refs, watermarks); chunks stay until GC. */
-  async deleteVolume (vol: string): Promise<{ files: number, bytes: number }> { return await this.files.deleteVolume(vol) }
+  /**
+   * Deletes a volume's replica from this node, all of it (replica-delete.ts): records, log,
+   * snapshots, kept versions, prepared writes, transaction log, marks and references; chunks
+   * stay until GC. `guard` sees the volume under the commit mutex and may refuse by throwing.
+   */
+  async deleteVolume (vol: string, guard?: (rec: VolumeRecord) => void): Promise<ReplicaDeleted> {
+    return await deleteReplica(this.ctx, this.volumes, this.horizon, {
+      pinned: v => this.snapshots.hasPins(v),
+      forget: v => { this.files.forgetSize(v); this.prepared.invalidate(v) }
+    }, vol, guard)
+  }
   /** Live files and bytes of a volume. */
   async volumeSize (vol: string): Promise<{ files: number, bytes: number }> { return await this.files.volumeSize(vol) }
 
@@ -163,6 +175,11 @@ export class Store {
   /** Records changed after `afterSeq`, in change-log order, each path once. */
   changesSince (vol: string, afterSeq: number, options: { signal?: AbortSignal, batch?: number } = {}): AsyncGenerator<FileRecord> {
     return this.files.changesSince(vol, afterSeq, options)
+  }
+
+  /** Changes after `afterSeq` (at most `cap` counted) and their live bytes. */
+  async changesAfter (vol: string, afterSeq: number, cap?: number): Promise<{ changes: number, bytes: number, complete: boolean }> {
+    return await this.files.changesAfter(vol, afterSeq, cap)
   }
 
   /** The only way the index changes: see Files.commitFiles. */

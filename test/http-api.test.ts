@@ -365,7 +365,8 @@ const badCases: BadCase[] = [
   // methods and routes
   { name: 'method: POST on a file', method: 'POST', path: '/v1/volumes/v/files/keep/b.txt', body: 'x', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'method: DELETE on the volume list', method: 'DELETE', path: '/v1/volumes', status: 405, code: 'METHOD_NOT_ALLOWED' },
-  { name: 'method: DELETE on a volume', method: 'DELETE', path: '/v1/volumes/v', status: 405, code: 'METHOD_NOT_ALLOWED' },
+  // DELETE on a volume drops a former member's replica: refused (and nothing changed) while a member.
+  { name: 'DELETE on a volume this node is a member of', method: 'DELETE', path: '/v1/volumes/v', status: 409, code: 'STILL_A_MEMBER' },
   { name: 'method: PUT on status', method: 'PUT', path: '/v1/status', body: '{}', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'method: PATCH on a file', method: 'PATCH', path: '/v1/volumes/v/files/keep/b.txt', body: 'x', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'route: unknown', path: '/v2/status', status: 404, code: 'NO_ROUTE' },

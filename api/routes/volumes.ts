@@ -1,4 +1,4 @@
-/** Volumes: list, create, inspect, change the write mode, compact the change log. */
+/** Volumes: list, create, inspect, change the write mode, compact the change log, drop a former member's replica. */
 import type { Router } from '../router.js'
 import type { VolumeAdmin } from '../node-api.js'
 import type { VolumeList } from '../types.js'
@@ -16,6 +16,9 @@ export function volumeRoutes (router: Router, node: VolumeAdmin): void {
   })
   router.add('GET', /^\/v1\/volumes\/([^/]+)$/, async (_req, res, [vol]) => {
     sendJson(res, 200, await node.volumeInfo(decodeSegment(vol)))
+  })
+  router.add('DELETE', /^\/v1\/volumes\/([^/]+)$/, async (_req, res, [vol]) => {
+    sendJson(res, 200, await node.dropVolume(decodeSegment(vol)))
   })
   router.add('PATCH', /^\/v1\/volumes\/([^/]+)$/, async (req, res, [vol]) => {
     const body = await readJson(req)

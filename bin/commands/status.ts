@@ -1,6 +1,21 @@
 /** `replicant peers` and `replicant status`: what a running node knows, for people and (--json) scripts. */
 import { type Cli, print, out, fmtBytes, copyLine } from '../cli.js'
-import type { StatusResponse, VolumeInfo } from '../../api/types.js'
+import type { MemberView, StatusResponse, VolumeInfo } from '../../api/types.js'
+
+/** A member's lag, both ways, and when it was last in sync: seqs are per member, so not comparable. */
+function lagText (m: MemberView): string {
+  const ours = m.caughtUp === true ? 'we hold all of its changes' : m.offline ? 'its changes since we lost it unknown' : 'we are still pulling from it'
+  const theirs = m.behind === null
+    ? 'its lag unknown'
+    : m.behind.changes === 0 ? 'it holds all of ours' : `it lacks ${m.behind.complete ? '' : 'at least '}${m.behind.changes} of our changes (${fmtBytes(m.behind.bytes)})`
+  const inSync = m.caughtUp === true && m.behind?.changes === 0 ? 'caught up' : `last in sync ${m.inSyncAt === null ? 'not seen' : `${ago(m.inSyncAt)} ago`}`
+  return `${inSync}; ${ours}, ${theirs}`
+}
+
+function ago (at: number): string {
+  const s = Math.max(0, Math.round((Date.now() - at) / 1000))
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
+}
 
 function volumeLines (v: VolumeInfo): string[] {
   const lines = [`  ${v.name}  id ${v.id}  gen ${v.generation}  ${v.writeMode}  ${v.state}  seq ${v.seq}  ${v.files} files  ${fmtBytes(v.bytes)}`]
@@ -14,9 +29,9 @@ function volumeLines (v: VolumeInfo): string[] {
   if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
   for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
   for (const m of v.memberStates) {
-    const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}`
+    const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
     const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
-    lines.push(`    ${m.peerId}  ${where}  ${progress}`)
+    lines.push(`    ${m.peerId}  ${where}  ${progress}${m.self ? '' : `  ${lagText(m)}`}`)
   }
   return lines
 }

@@ -1,7 +1,7 @@
 /** `replicant volume ...`: create, inspect, change and move volumes and their members. */
 import { Option } from 'commander'
 import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine } from '../cli.js'
-import type { AnnounceResult, MoveProgress, WriteMode } from '../../api/types.js'
+import type { AnnounceResult, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
 
 function announced (announce: AnnounceResult[], pending: string, prefix = 'member '): void {
   for (const a of announce) {
@@ -15,6 +15,17 @@ function moveLine (name: string, to: string, p: MoveProgress): string {
     return `move ${name}: copying to ${to.slice(-8)} ${bar(pr.bytesDone ?? 0, pr.bytesTotal)} files ${pr.filesDone}/${pr.filesTotal}`
   }
   return `move ${name}: ${p.phase}${p.state !== undefined ? ` (${to.slice(-8)} is ${p.state})` : ''}`
+}
+
+/** What `volume wait` is still waiting for. */
+function waitLine (name: string, v: VolumeInfo): string {
+  const p = v.progress
+  if (v.state !== 'steady') return p === null || p === undefined ? `${name}: ${v.state}, waiting for the index` : `${name}: ${v.state} ${copyLine(p, ' ')}`
+  const others = v.memberStates.filter(m => !m.self)
+  if (!others.some(m => m.connected)) return `${name}: steady here, waiting to reach a member`
+  const behind = others.filter(m => m.connected && m.caughtUp !== true)
+  if (behind.length > 0) return `${name}: catching up with ${behind.map(m => `${m.peerId.slice(-8)} (applied ${m.watermark ?? 0} of ${m.seq ?? '?'})`).join(', ')}`
+  return `${name}: steady, still fetching ${v.lacking.files} file(s)`
 }
 
 export function registerVolumeCommands (cli: Cli): void {
@@ -91,13 +102,14 @@ export function registerVolumeCommands (cli: Cli): void {
       const line = new ProgressLine()
       while (true) {
         const v = await c.volumeInfo(name)
-        if (v.state === 'steady') {
+        // Steady alone is not enough: a member restarted after missing writes is steady
+        // before it has pulled them. caughtUp says it holds what its connected members have.
+        if (v.state === 'steady' && v.caughtUp) {
           line.end()
           out(`volume ${name} is steady (${v.files} files, ${fmtBytes(v.bytes)})`)
           return
         }
-        const p = v.progress
-        line.show(p === null || p === undefined ? `${name}: ${v.state}, waiting for the index` : `${name}: ${v.state} ${copyLine(p, ' ')}`)
+        line.show(waitLine(name, v))
         if (opts.timeout !== undefined && Date.now() - started > opts.timeout * 1000) {
           line.end()
           process.stderr.write(`replicant: volume ${name} not steady after ${opts.timeout}s [TIMEOUT]\n`)
@@ -105,6 +117,13 @@ export function registerVolumeCommands (cli: Cli): void {
         }
         await new Promise(resolve => setTimeout(resolve, 500))
       }
+    })
+
+  volume.command('drop <name>')
+    .description('delete this node\'s replica of a volume it is no longer a member of (state removed); `gc` then gives the space back')
+    .action(async (name: string) => {
+      const r = await (await cli.client()).dropVolume(name)
+      out(`volume ${r.name} (id ${r.id}) dropped from this node: ${r.files} files, ${fmtBytes(r.bytes)}, ${r.snapshots} snapshot(s), ${r.prepared} prepared write(s); run gc to reclaim the space`)
     })
 
   volume.command('list')
