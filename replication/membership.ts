@@ -53,7 +53,7 @@ export class Membership {
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
-    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, announce: async vol => await this.announce(vol), record: (v, p, d, w) => { this.record(v, p, d, w) } })
+    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
 
   private get selfId (): string { return this.libp2p.peerId.toString() }

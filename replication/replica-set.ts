@@ -85,6 +85,14 @@ export class ReplicaSetChanges {
     return { volume: await this.d.store.requireVolume(volume), announce }
   }
 
+  /** A new generation, membership unchanged (a member away past the grace period), through the same promises. */
+  async newGeneration (volume: string, why: string): Promise<VolumeRecord> {
+    const vol = await this.requireMember(volume)
+    const updated = await this.propose(vol, nextGeneration(vol), why)
+    await this.announce(updated)
+    return updated
+  }
+
   /** Changes the write mode of a volume. */
   async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     if (writeMode !== 'all' && writeMode !== 'active') throw new InvalidInputError(Codes.BAD_REQUEST, 'write mode must be all or active')
