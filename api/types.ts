@@ -7,14 +7,14 @@ import type { SnapshotRecord, GcResult as StoreGcResult } from '../store/store.j
 import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
 import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
-import type { DecisionView } from '../replication/membership.js'
+import type { DecisionView, ChangeView } from '../replication/membership.js'
 import type { CopyProgress } from '../replication/background-copy.js'
 import type { FetchCounters } from '../replication/chunk-fetcher.js'
 import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
 
-export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
+export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, ChangeView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
 
 /** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
 export interface ErrorBody { error: { code: ErrorCode, message: string, details?: Record<string, unknown> } }
@@ -38,6 +38,8 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   repair?: CopyProgress | null
   memberStates: MemberView[]
   decisions: DecisionView[]
+  /** Recent membership changes accepted or refused here, with who proposed them. */
+  membershipChanges: ChangeView[]
   lacking: Lacking
   /**
    * This node holds everything its members have: steady, nothing lacking, and caught up with

@@ -10,7 +10,7 @@ import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
-import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
+import { SyncEngine, notTakenEffect, type AnnounceResult } from '../replication/sync-engine.js'
 import type { CopyApproval } from '../replication/membership.js'
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
@@ -127,6 +127,8 @@ export class ReplicantNode {
       approveCopy: opts.approveCopy,
       discardLocal: opts.discardLocal,
       report: opts.report,
+      // The operator introduces the peers it trusts (--join): they may replace a foreign replica with --discard-local.
+      trusted: (opts.join ?? []).map(a => /\/p2p\/([^/]+)$/.exec(a)?.[1]).filter((p): p is string => p !== undefined),
       prepareTimeoutMs: opts.prepareTimeoutMs,
       preparedExpiryMs: opts.preparedExpiryMs,
       faults: this.testing ? this.faults : {}
@@ -270,6 +272,8 @@ export class ReplicantNode {
     }
     report('removing')
     const removed = await this.sync.removeReplica(volume, from)
+    const failed = notTakenEffect(removed.announce)
+    if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
     report('done')
     return { ...removed.volume, phase: 'done' }
   }
@@ -313,6 +317,7 @@ export class ReplicantNode {
       ...(this.sync.needsRepair.has(vol.name) ? { repair: this.sync.progress(vol.name) ?? null } : {}),
       memberStates,
       decisions: this.sync.membership.decisionsFor(vol.name),
+      membershipChanges: this.sync.membership.changesFor(vol.name),
       lacking: this.sync.lacking(vol.name),
       caughtUp: this.sync.holdsAll(vol, memberStates)
     }

@@ -43,6 +43,8 @@ export interface ControlHandlers {
   /** Addresses this node knows for the given peers (peer exchange, so members can find each other). */
   locate: (peer: string, peers: string[]) => Promise<Record<string, string[]>>
   ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
+  /** A member proposes `desc` as the next generation: promise it (or, with release, drop the promise). */
+  prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean) => Promise<void>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
 }
 
@@ -62,6 +64,10 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
       if (msg.t === 'ensure-volume') {
         const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
+      } else if (msg.t === 'prepare-generation') {
+        const m = msg as Message & { volume: VolumeDescriptor, release?: unknown }
+        await handlers.prepareGeneration(peer, m.volume, m.release === true)
+        await framed.write({ v: WIRE_VERSION, t: 'ok' })
       } else if (msg.t === 'locate') {
         const m = msg as Message & { peers: unknown }
         if (!Array.isArray(m.peers) || m.peers.length > 64 || !m.peers.every(p => typeof p === 'string' && p.length <= 128)) {
@@ -90,6 +96,11 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortS
 export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<EnsureResult> {
   const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
   return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
+}
+
+/** Asks a member to promise `desc`'s generation to its generation id (or to release that promise). */
+export async function requestPrepareGeneration (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, release: boolean, signal?: AbortSignal): Promise<void> {
+  expect<Message>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'prepare-generation', volume: desc, release }, signal), 'ok')
 }
 
 export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal, withSize = false): Promise<MemberState> {

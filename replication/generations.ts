@@ -3,12 +3,11 @@ import { genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
 import type { VolumeHistory } from './rejoin-rules.js'
 
 /**
- * Whether descriptor `a` supersedes `b`: a later generation, or the same generation reached
- * independently (two members bumped at once) with the larger generation id, so that every
- * member settles on the same one.
+ * Whether descriptor `a` supersedes `b`: a later generation. Two configurations of one
+ * generation are a conflict, never adopted (one configuration per generation, promises.ts).
  */
 export function later (a: VolumeRecord, b: VolumeRecord): boolean {
-  return a.generation > b.generation || (a.generation === b.generation && genIdOf(a) > genIdOf(b))
+  return a.generation > b.generation
 }
 
 export function historyOf (vol: VolumeRecord): VolumeHistory {

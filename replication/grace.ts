@@ -3,7 +3,6 @@ import type { VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
-import { nextGeneration } from './generations.js'
 
 const log = logger('members')
 
@@ -14,7 +13,8 @@ export interface GraceDeps {
   store: Store
   peers: PeerManager
   graceMs: number
-  announce: (vol: VolumeRecord) => Promise<unknown>
+  /** Commits and announces a new generation (ReplicaSetChanges.newGeneration: promises first). */
+  bump: (volume: string, why: string) => Promise<VolumeRecord>
   record: (volume: string, peer: string, decision: string, why: string) => void
 }
 
@@ -65,10 +65,11 @@ export class GraceWatch {
       const present = [this.selfId, ...vol.members.filter(m => m !== this.selfId && peers.isConnected(m))].sort()
       for (const m of away) counted.add(m)
       if (present[0] !== this.selfId) continue
-      const updated = await store.updateVolume(vol.name, v => nextGeneration(v))
+      // A concurrent change (or another member's bump) refuses this one: that generation serves as well.
+      const updated = await this.d.bump(vol.name, `members ${away.join(', ')} unreachable past the grace period`).catch((err: Error) => { log('volume %s: %s', vol.name, err.message) })
+      if (updated === undefined) continue
       log('volume %s: %o unreachable past %d ms: generation %d', vol.name, away, graceMs, updated.generation)
       for (const m of away) this.d.record(vol.name, m, 'generation', `unreachable for more than ${Math.round(graceMs / 1000)} s: new generation ${updated.generation}`)
-      await this.d.announce(updated)
     }
   }
 }

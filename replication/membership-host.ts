@@ -16,3 +16,13 @@ export interface MembershipHost {
   setRemote: (volume: string, peer: string, state: string, generation: number | null, seq?: number) => void
   forgetRemote: (volume: string, peer: string) => void
 }
+
+/**
+ * Why a change did not take effect on any other reachable member (every member that answered
+ * refused it), naming who refused and why; undefined if one took it, or none was reachable.
+ */
+export function notTakenEffect (announce: readonly AnnounceResult[]): string | undefined {
+  const answered = announce.filter(a => a.status !== 'pending')
+  if (answered.length === 0 || answered.some(a => a.status !== 'refused')) return undefined
+  return answered.map(a => `${a.peerId} refused: ${a.error ?? 'no reason given'}`).join('; ')
+}

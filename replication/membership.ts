@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
 import { authorizeMember } from './member-authorizer.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
-import { ConflictError, InvalidInputError, Codes } from '../core/errors.js'
+import { ConflictError, NotFoundError, NotMemberError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
 import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -12,40 +12,21 @@ import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { adoptedState, initialState, type MemberStates } from './member-state.js'
 import { later, historyOf } from './generations.js'
-import { Decisions, type DecisionView } from './decisions.js'
+import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges } from './replica-set.js'
 import { GraceWatch } from './grace.js'
+import { GenerationPromises } from './promises.js'
+import type { CopyOffer, MembershipOptions } from './membership-options.js'
 
 export { historyOf, nextGeneration } from './generations.js'
-export type { DecisionView } from './decisions.js'
+export type { DecisionView, ChangeView } from './decisions.js'
 export type { AnnounceResult, MembershipHost } from './membership-host.js'
+export type { CopyOffer, CopyApproval, MembershipOptions } from './membership-options.js'
 
 const log = logger('members')
 
 /** Default: a member unreachable this long starts a new generation on the members that remain. */
 export const DEFAULT_GRACE_MS = 10 * 60_000
-
-/** What an operator is asked before a full copy onto this node (`start --confirm-copy`). */
-export interface CopyOffer {
-  volume: string
-  volumeId: string
-  peer: string
-  files: number | null
-  bytes: number | null
-  why: string
-}
-
-/** Answers whether a full copy may run; `--no-copy` answers no, `--confirm-copy` asks. */
-export type CopyApproval = (offer: CopyOffer) => Promise<boolean>
-
-export interface MembershipOptions {
-  graceMs?: number
-  approveCopy?: CopyApproval
-  /** Volumes (or all, with true) whose foreign local replica may be discarded and recopied. */
-  discardLocal?: boolean | string[]
-  /** Where operator-facing lines go (what --discard-local deletes, refusals); the CLI prints them. */
-  report?: (line: string) => void
-}
 
 /**
  * Who holds a volume, at which generation, and what a member does when it meets another:
@@ -56,6 +37,7 @@ export interface MembershipOptions {
  */
 export class Membership {
   readonly refusals = new Map<string, string>()
+  readonly promises = new GenerationPromises()
   readonly graceMs: number
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
@@ -70,8 +52,8 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
-    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async desc => await this.adopt(desc) })
-    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, announce: async vol => await this.announce(vol), record: (v, p, d, w) => { this.record(v, p, d, w) } })
+    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
+    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
 
   private get selfId (): string { return this.libp2p.peerId.toString() }
@@ -104,56 +86,117 @@ export class Membership {
   // ---- requests from other members ----
 
   /**
-   * A member asks this node to hold a volume (at creation, after add-replica or remove-replica,
-   * or when it greets us). A volume new here starts in `copy`, unless the operator refuses
-   * full copies. A descriptor of a later generation is adopted; one that no longer lists this
-   * node, sent by a member, marks the local replica `removed`.
+   * A peer asks this node to hold a volume (at creation, after a change, or when it greets us).
+   * Only a member of the configuration held here may change it (the proposal's own member list
+   * proves nothing); a volume new here is created when the proposer lists itself and this node.
+   * A non-member learns nothing from the refusal, not even the volume id. Every change accepted
+   * or refused is reported and kept for status with its proposer.
    */
   async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
     const candidate = this.candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
-    if (!candidate.members.includes(this.selfId)) {
-      if (local !== undefined && local.id === candidate.id && local.members.includes(peer) && candidate.generation > local.generation) {
-        const removed = await this.adopt(desc)
-        return { created: false, volume: descriptorOf(removed ?? local) }
-      }
-      throw new InvalidInputError(Codes.BAD_REQUEST, 'this node is not a member of that volume')
-    }
-    if (!candidate.members.includes(peer)) throw new InvalidInputError(Codes.BAD_REQUEST, 'only a member may create a volume on another member')
     if (local === undefined) {
-      if (this.opts.approveCopy !== undefined) {
-        // Asking may take a person a while: answer now, create once approved.
-        this.offerNewVolume(candidate, peer)
-        return { created: false }
+      if (!candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
+        throw this.refuse(candidate.name, peer, 'a volume is created here only by a member that lists itself and this node', new NotMemberError(`volume '${candidate.name}': only a member may create a volume on another member`))
       }
+      return await this.createRequested(candidate, peer)
+    }
+    const member = local.members.includes(peer)
+    if (!member && !(local.id !== candidate.id && this.trusted(peer))) {
+      if (local.id !== candidate.id) {
+        // The reason (with both ids) is for this node's operator; the peer learns only that its volume is another.
+        const why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
+        this.refusals.set(candidate.name, why)
+        throw this.refuse(candidate.name, peer, why, new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has another id (unrelated replicas), and ${peer} is not a member of it`))
+      }
+      throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
+    }
+    if (local.id !== candidate.id) return await this.foreignReplica(local, candidate, peer)
+    if (candidate.generation < local.generation || (candidate.generation === local.generation && genIdOf(candidate) === genIdOf(local))) {
+      return { created: false, volume: descriptorOf(local) }
+    }
+    const promised = this.promises.conflicting(local.name, candidate.generation, genIdOf(candidate))
+    if (candidate.generation === local.generation || promised !== undefined) {
+      const why = promised !== undefined
+        ? `generation ${candidate.generation} is promised to another change (proposed by ${promised.proposer})`
+        : `this node already holds generation ${local.generation} with another configuration (id ${genIdOf(local)}); one configuration per generation`
+      throw this.refuse(local.name, peer, why, new ConflictError(Codes.GENERATION_CONFLICT, `volume '${local.name}': ${why}: nothing changed, retry the change`))
+    }
+    const current = await this.adopt(desc, peer) ?? local
+    return { created: false, volume: descriptorOf(current) }
+  }
+
+  /** A member asks this node to promise the next generation to its proposal (promises.ts). */
+  async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean): Promise<void> {
+    const candidate = this.candidateOf(desc, undefined)
+    const local = await this.store.getVolume(candidate.name)
+    // Not held here (yet: an offer awaiting the operator): this node does not vote.
+    if (local === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${candidate.name}' on this node`)
+    if (!local.members.includes(peer)) {
+      throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
+    }
+    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has id ${local.id}, not ${candidate.id}`)
+    if (release) { this.promises.release(local.name, genIdOf(candidate)); return }
+    try {
+      this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
+    } catch (err) {
+      throw this.refuse(local.name, peer, (err as Error).message, err as Error)
+    }
+  }
+
+  private trusted (peer: string): boolean {
+    return this.opts.trusted?.includes(peer) === true
+  }
+
+  /** Reports and keeps a refused change; returns `err` to throw. */
+  private refuse (volume: string, peer: string, why: string, err: Error): Error {
+    this.opts.report?.(`volume ${volume}: refused a membership change proposed by ${peer}: ${why}`)
+    log.error('volume %s: refused a membership change proposed by %s: %s', volume, peer, why)
+    this.decisions.change(volume, peer, 'refused', why)
+    return err
+  }
+
+  private async createRequested (candidate: VolumeRecord, peer: string): Promise<EnsureResult> {
+    if (this.opts.approveCopy !== undefined) {
+      // Asking may take a person a while: answer now, create once approved.
+      this.offerNewVolume(candidate, peer)
+      return { created: false }
+    }
+    await this.store.createVolume(candidate)
+    log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
+    this.accepted(candidate, peer, 'created here as a new member (wannabe)')
+    this.engine.forgetRemote(candidate.name, peer)
+    this.engine.schedulePull(candidate.name, peer, 'copy')
+    this.engine.kickCopy(candidate.name)
+    return { created: true, volume: descriptorOf(candidate) }
+  }
+
+  private accepted (vol: VolumeRecord, peer: string, what: string): void {
+    const line = `generation ${vol.generation}, members ${vol.members.join(', ')}: ${what}`
+    this.opts.report?.(`volume ${vol.name}: accepted a membership change proposed by ${peer}: ${line}`)
+    this.decisions.change(vol.name, peer, 'accepted', line)
+  }
+
+  /** A replica with another id: refused, or with --discard-local (from a member or a --join peer) deleted and recopied. */
+  private async foreignReplica (local: VolumeRecord, candidate: VolumeRecord, peer: string): Promise<EnsureResult> {
+    if (this.discardAllowed(candidate.name)) {
+      const size = await this.store.volumeSize(candidate.name)
+      this.opts.report?.(`--discard-local: deleting this node's replica of volume ${candidate.name} (id ${local.id}): ${size.files} files, ${size.bytes} bytes; it will be fully recopied as id ${candidate.id} from ${peer}`)
+      const gone = await this.store.deleteVolume(candidate.name)
+      log.error('--discard-local: deleted the foreign replica of %s (id %s): %d files, %d bytes; recopying id %s from %s',
+        candidate.name, local.id, gone.files, gone.bytes, candidate.id, peer)
+      this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
       await this.store.createVolume(candidate)
-      log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
-      this.engine.forgetRemote(candidate.name, peer)
+      this.accepted(candidate, peer, `--discard-local: replaced the replica with id ${local.id}`)
       this.engine.schedulePull(candidate.name, peer, 'copy')
       this.engine.kickCopy(candidate.name)
       return { created: true, volume: descriptorOf(candidate) }
     }
-    if (local.id !== candidate.id) {
-      if (this.discardAllowed(candidate.name)) {
-        const size = await this.store.volumeSize(candidate.name)
-        this.opts.report?.(`--discard-local: deleting this node's replica of volume ${candidate.name} (id ${local.id}): ${size.files} files, ${size.bytes} bytes; it will be fully recopied as id ${candidate.id} from ${peer}`)
-        const gone = await this.store.deleteVolume(candidate.name)
-        log.error('--discard-local: deleted the foreign replica of %s (id %s): %d files, %d bytes; recopying id %s from %s',
-          candidate.name, local.id, gone.files, gone.bytes, candidate.id, peer)
-        this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
-        await this.store.createVolume(candidate)
-        this.engine.schedulePull(candidate.name, peer, 'copy')
-        this.engine.kickCopy(candidate.name)
-        return { created: true, volume: descriptorOf(candidate) }
-      }
-      const why = `peer ${peer} has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged (start with --discard-local to delete this node's replica and copy the peer's)`
-      if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
-      this.refusals.set(candidate.name, why)
-      this.record(candidate.name, peer, 'refused', why)
-      throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
-    }
-    const current = await this.adopt(desc) ?? local
-    return { created: false, volume: descriptorOf(current) }
+    const why = `peer ${peer} has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged (start with --discard-local to delete this node's replica and copy the peer's)`
+    if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
+    this.refusals.set(candidate.name, why)
+    this.record(candidate.name, peer, 'refused', why)
+    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
   }
 
   private readonly offers = new Set<string>()
@@ -180,12 +223,16 @@ export class Membership {
     })()
   }
 
-  /** Takes a member's descriptor of a volume if it is of a later generation than ours. */
-  async adopt (desc: VolumeDescriptor): Promise<VolumeRecord | undefined> {
+  /**
+   * Takes a descriptor of a later generation from `from`, a member of the configuration held
+   * here (from anyone else it is ignored), unless the generation is promised to another change.
+   */
+  async adopt (desc: VolumeDescriptor, from: string): Promise<VolumeRecord | undefined> {
     let candidate: VolumeRecord
     try { candidate = this.candidateOf(desc, undefined) } catch { return undefined }
     const local = await this.store.getVolume(candidate.name)
     if (local === undefined || local.id !== candidate.id || !later(candidate, local)) return undefined
+    if (!local.members.includes(from) || this.promises.conflicting(local.name, candidate.generation, genIdOf(candidate)) !== undefined) return undefined
     const member = candidate.members.includes(this.selfId)
     const updated = await this.store.updateVolume(local.name, v => {
       if (!later(candidate, v)) return v
@@ -196,7 +243,9 @@ export class Membership {
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
       }
     })
+    this.promises.settle(updated.name, updated.generation)
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
+    if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
     if (member) {
       // Greet the members that are new to us; all of them if we have just become a member.
       const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
@@ -277,7 +326,7 @@ export class Membership {
     const signal = AbortSignal.any([this.engine.signal, AbortSignal.timeout(10_000)])
     const id = peerIdFromString(peer)
     const reply = await requestEnsureVolume(this.libp2p, id, descriptorOf(vol), signal)
-    const local = (reply.volume !== undefined ? await this.adopt(reply.volume) : undefined) ?? await this.store.requireVolume(vol.name)
+    const local = (reply.volume !== undefined ? await this.adopt(reply.volume, peer) : undefined) ?? await this.store.requireVolume(vol.name)
     if (!local.members.includes(this.selfId) || local.state === 'removed') return
     this.refusals.delete(vol.name)
     const st = await requestMemberState(this.libp2p, id, vol.name, vol.id, signal)
@@ -333,6 +382,10 @@ export class Membership {
 
   decisionsFor (volume: string): DecisionView[] {
     return this.decisions.forVolume(volume)
+  }
+
+  changesFor (volume: string): ChangeView[] {
+    return this.decisions.changesFor(volume)
   }
 
   /** Members that stay away past the grace period: a new generation (grace.ts). */

@@ -1,14 +1,16 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, requestLocate, descriptorOf, type VolumeDescriptor } from '../protocols/control-protocol.js'
-import { ConflictError, InvalidInputError, NotFoundError, Codes } from '../core/errors.js'
-import type { VolumeRecord } from '../core/records.js'
+import { requestEnsureVolume, requestLocate, requestPrepareGeneration, descriptorOf, type VolumeDescriptor } from '../protocols/control-protocol.js'
+import { ConflictError, InvalidInputError, NotFoundError, Codes, isReplicantError } from '../core/errors.js'
+import { genIdOf, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { nextGeneration } from './generations.js'
 import { moveTo } from './member-state.js'
+import type { GenerationPromises } from './promises.js'
+import type { Decisions } from './decisions.js'
 
 const log = logger('members')
 
@@ -18,13 +20,25 @@ export interface ReplicaSetDeps {
   peers: PeerManager
   host: MembershipHost
   /** Takes a member's descriptor if it is of a later generation (Membership.adopt). */
-  adopt: (desc: VolumeDescriptor) => Promise<VolumeRecord | undefined>
+  adopt: (desc: VolumeDescriptor, from: string) => Promise<VolumeRecord | undefined>
+  promises: GenerationPromises
+  decisions: Decisions
+  report?: (line: string) => void
 }
+
+// A member that answers with one of these has refused the change; any other failure (no
+// answer, an older node) counts as unreachable.
+const REFUSALS = new Set<string>([Codes.GENERATION_CONFLICT, Codes.NOT_A_MEMBER, Codes.VOLUME_ID_MISMATCH])
 
 /**
  * Changes of a replica set made on this node, online: add and remove members, change the
- * write mode. Each is a new generation here, then announced to every member reachable now;
- * the others learn it when they next meet any member.
+ * write mode. Each proposes generation g+1: every reachable member of the configuration at g,
+ * in peer-id order and this node among them, promises g+1 to this proposal (promises.ts); one
+ * refusal and the promises are released, nothing changes and the caller gets
+ * GENERATION_CONFLICT (retryable). Then it commits here (only if this node is still at g) and
+ * is announced; members away learn it when they next meet any member. Taking the promises in
+ * one order means that of two changes racing from the same generation, the one that gets the
+ * first reachable member wins and the other is refused there.
  */
 export class ReplicaSetChanges {
   constructor (private readonly d: ReplicaSetDeps) {}
@@ -44,7 +58,7 @@ export class ReplicaSetChanges {
       try {
         const reply = await requestEnsureVolume(libp2p, peerIdFromString(member), descriptorOf(vol), AbortSignal.timeout(10_000))
         results.push({ peerId: member, status: reply.created ? 'created' : reply.volume === undefined ? 'pending' : 'exists' })
-        if (reply.volume !== undefined) await this.d.adopt(reply.volume)
+        if (reply.volume !== undefined) await this.d.adopt(reply.volume, member)
         if (vol.members.includes(member)) this.d.host.schedulePull(vol.name, member)
       } catch (err) {
         results.push({ peerId: member, status: 'refused', error: (err as Error).message })
@@ -65,10 +79,18 @@ export class ReplicaSetChanges {
     try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
     const vol = await this.requireMember(volume)
     if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
-    const updated = await this.d.store.updateVolume(volume, v => nextGeneration(v, [...v.members, peer]))
+    const updated = await this.propose(vol, nextGeneration(vol, [...vol.members, peer]), `add ${peer}`)
     this.d.host.setRemote(volume, peer, 'copy', updated.generation)
     const announce = await this.announce(updated)
     return { volume: await this.d.store.requireVolume(volume), announce }
+  }
+
+  /** A new generation, membership unchanged (a member away past the grace period), through the same promises. */
+  async newGeneration (volume: string, why: string): Promise<VolumeRecord> {
+    const vol = await this.requireMember(volume)
+    const updated = await this.propose(vol, nextGeneration(vol), why)
+    await this.announce(updated)
+    return updated
   }
 
   /** Changes the write mode of a volume. */
@@ -76,7 +98,7 @@ export class ReplicaSetChanges {
     if (writeMode !== 'all' && writeMode !== 'active') throw new InvalidInputError(Codes.BAD_REQUEST, 'write mode must be all or active')
     const vol = await this.requireMember(volume)
     if (vol.writeMode === writeMode) return { volume: vol, announce: [] }
-    const updated = await this.d.store.updateVolume(volume, v => ({ ...nextGeneration(v), writeMode }))
+    const updated = await this.propose(vol, { ...nextGeneration(vol), writeMode }, `write mode ${writeMode}`)
     const announce = await this.announce(updated)
     return { volume: await this.d.store.requireVolume(volume), announce }
   }
@@ -90,13 +112,62 @@ export class ReplicaSetChanges {
     const vol = await this.requireMember(volume)
     if (!vol.members.includes(peer)) throw new NotFoundError(Codes.MEMBER_NOT_FOUND, `${peer} is not a member of '${volume}'`)
     if (vol.members.length === 1) throw new ConflictError(Codes.LAST_MEMBER, `${peer} is the only member of '${volume}': a volume needs at least one`)
-    const updated = await this.d.store.updateVolume(volume, v => {
-      const next = nextGeneration(v, v.members.filter(m => m !== peer))
-      return peer === this.selfId ? moveTo(next, 'removed') : next
-    })
+    const updated = await this.propose(vol, nextGeneration(vol, vol.members.filter(m => m !== peer)), `remove ${peer}`)
     this.d.host.forgetRemote(volume, peer)
     const announce = await this.announce(updated, [peer])
     log('removed %s from %s: generation %d', peer, volume, updated.generation)
     return { volume: await this.d.store.requireVolume(volume), announce }
+  }
+
+  /**
+   * The rule of the class comment: promises from the members of `vol`'s configuration, then
+   * a compare-and-set commit of `next` here. Throws GENERATION_CONFLICT, changing nothing.
+   */
+  private async propose (vol: VolumeRecord, next: VolumeRecord, what: string): Promise<VolumeRecord> {
+    const { libp2p, peers, promises, store } = this.d
+    const desc = descriptorOf(next)
+    const genId = genIdOf(next)
+    const taken: string[] = []
+    const release = (): void => {
+      for (const m of taken) {
+        if (m === this.selfId) promises.release(vol.name, genId)
+        else void requestPrepareGeneration(libp2p, peerIdFromString(m), desc, true, AbortSignal.timeout(5_000)).catch(() => {})
+      }
+    }
+    for (const m of [...vol.members].sort()) {
+      try {
+        if (m === this.selfId) {
+          promises.take(await store.requireVolume(vol.name), next.generation, genId, this.selfId)
+        } else {
+          if (!await peers.reach(m, async (via, ps) => await requestLocate(libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) continue
+          await requestPrepareGeneration(libp2p, peerIdFromString(m), desc, false, AbortSignal.timeout(10_000))
+        }
+        taken.push(m)
+      } catch (err) {
+        if (m !== this.selfId && !(isReplicantError(err) && REFUSALS.has(err.code))) continue
+        release()
+        const why = `${m === this.selfId ? 'this node' : m} refused generation ${next.generation}: ${(err as Error).message}`
+        this.d.report?.(`volume ${vol.name}: change (${what}) not made: ${why}`)
+        log.error('volume %s: change (%s) not made: %s', vol.name, what, why)
+        this.d.decisions.change(vol.name, this.selfId, 'refused', `${what}: ${why}`)
+        throw new ConflictError(Codes.GENERATION_CONFLICT, `change of '${vol.name}' (${what}) not made: ${why}; nothing changed, retry`, { volume: vol.name, refusedBy: m })
+      }
+    }
+    let updated: VolumeRecord
+    try {
+      updated = await store.updateVolume(vol.name, v => {
+        if (v.generation !== vol.generation || genIdOf(v) !== genIdOf(vol)) {
+          throw new ConflictError(Codes.GENERATION_CONFLICT, `volume '${vol.name}' moved on to generation ${v.generation} during the change (${what}): nothing changed, retry`)
+        }
+        const committed = { ...v, generation: next.generation, genId, members: next.members, writeMode: next.writeMode, history: next.history }
+        return next.members.includes(this.selfId) ? committed : moveTo(committed, 'removed')
+      })
+    } catch (err) {
+      release()
+      throw err
+    }
+    promises.settle(vol.name, updated.generation)
+    this.d.decisions.change(vol.name, this.selfId, 'accepted', `${what}: generation ${updated.generation}, members ${updated.members.join(', ')}`)
+    return updated
   }
 }

@@ -26,6 +26,7 @@ import type { PeerManager } from './peer-manager.js'
 
 export type { PullMode } from './pulls.js'
 export type { AnnounceResult } from './membership-host.js'
+export { notTakenEffect } from './membership-host.js'
 
 const log = logger('sync')
 
@@ -200,6 +201,7 @@ export class SyncEngine {
     await registerControlHandler(this.libp2p, {
       locate: async (_peer, peers) => await this.peers.locate(peers),
       ensureVolume: async (peer, desc) => await this.membership.ensureVolume(peer, desc),
+      prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
     })
     await this.allMode.start()

@@ -28,6 +28,7 @@ function volumeLines (v: VolumeInfo): string[] {
   }
   if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
   for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
+  for (const c of v.membershipChanges ?? []) lines.push(`    membership change ${c.outcome}, proposed by ${c.proposer}: ${c.what}`)
   for (const m of v.memberStates) {
     const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
     const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`

@@ -2,11 +2,19 @@
 import { Option } from 'commander'
 import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine } from '../cli.js'
 import type { AnnounceResult, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
+import { notTakenEffect } from '../../replication/membership-host.js'
+import { ReplicantError, Codes } from '../../core/errors.js'
 
 function announced (announce: AnnounceResult[], pending: string, prefix = 'member '): void {
   for (const a of announce) {
     out(`  ${prefix}${a.peerId}: ${a.status === 'pending' ? pending : a.status}${a.error !== undefined ? ` (${a.error})` : ''}`)
   }
+}
+
+/** A change that every reachable other member refused did not take effect: exit non-zero, saying who and why. */
+function tookEffect (volume: string, announce: AnnounceResult[]): void {
+  const why = notTakenEffect(announce)
+  if (why !== undefined) throw new ReplicantError(Codes.CHANGE_REFUSED, `the change of volume ${volume} did not take effect on any other reachable member: ${why}`)
 }
 
 function moveLine (name: string, to: string, p: MoveProgress): string {
@@ -51,6 +59,7 @@ export function registerVolumeCommands (cli: Cli): void {
       const v = await (await cli.client()).addReplica(name, peer)
       out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      tookEffect(v.name, v.announce ?? [])
     })
 
   volume.command('remove-replica <name> <peerid>')
@@ -59,6 +68,7 @@ export function registerVolumeCommands (cli: Cli): void {
       const v = await (await cli.client()).removeReplica(name, peer)
       out(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      tookEffect(v.name, v.announce ?? [])
     })
 
   volume.command('set <name>')
@@ -68,6 +78,8 @@ export function registerVolumeCommands (cli: Cli): void {
       if (opts.writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
       const v = await (await cli.client()).setWriteMode(name, opts.writeMode)
       out(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}`)
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      tookEffect(v.name, v.announce ?? [])
     })
 
   volume.command('compact-log <name>')
