@@ -1,6 +1,7 @@
 /** `replicant put | get | ls | rm`: the files of a volume. */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat, rename, rm } from 'node:fs/promises'
+import { stat, rm } from 'node:fs/promises'
+import { renameDurably } from '../../core/durable.js'
 import { pipeline } from 'node:stream/promises'
 import { type Cli, print, out } from '../cli.js'
 import type { FileView } from '../../api/types.js'
@@ -42,7 +43,7 @@ export function registerFileCommands (cli: Cli): void {
       const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
       try {
         await pipeline(res, createWriteStream(tmp))
-        await rename(tmp, opts.output)
+        await renameDurably(tmp, opts.output)
       } catch (err) {
         res.destroy()
         await rm(tmp, { force: true })
