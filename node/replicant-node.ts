@@ -348,7 +348,8 @@ export class ReplicantNode {
       disk: await this.diskUsage(),
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
-      volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))
+      volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
+      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
     }
   }
 }

@@ -3,6 +3,9 @@ export class RemoteViews {
   private readonly states = new Map<string, { state: string, generation: number | null }>()
   private readonly heads = new Map<string, number>()
 
+  /** Entries held (states and heads): what status shows as `memory.notices`. */
+  get size (): number { return this.states.size + this.heads.size }
+
   /** A member's report of its state (and, with `seq`, of its change-log head). */
   set (volume: string, peer: string, state: string, generation: number | null, seq?: number): void {
     this.states.set(`${volume}\x00${peer}`, { state, generation })
