@@ -239,6 +239,7 @@ export class PackChunkStore implements ChunkStore {
       try {
         await Promise.all(handles.map(async fh => { await fh.datasync() }))
         if (entries.length > 0) await this.loc.batch(entries.map(e => ({ type: 'put' as const, key: e.key, value: e.value })))
+        this.pending.settle(entries)
       } finally {
         for (const p of packs) this.release(p)
       }

@@ -28,12 +28,22 @@ export class PendingLocations {
     for (const h of hashes) this.byHex.delete(hashHex(h))
   }
 
-  /** Takes every entry out: the caller has fsynced their bytes and writes them to level. */
+  /**
+   * Every entry now, for the caller to fsync their bytes and write them to level. They stay
+   * readable here until written (settle): a read in between must still find them.
+   */
   take (): { entries: Pending[], packs: number[] } {
     const entries = [...this.byHex.values()]
     const packs = this.packs
-    this.byHex.clear()
     this.packs = []
     return { entries, packs }
+  }
+
+  /** Forgets the entries now in level (not those a later put replaced meanwhile). */
+  settle (entries: Pending[]): void {
+    for (const e of entries) {
+      const hex = e.key.toString('hex')
+      if (this.byHex.get(hex) === e) this.byHex.delete(hex)
+    }
   }
 }
