@@ -1,6 +1,7 @@
-import { readFile, writeFile, rename, rm } from 'node:fs/promises'
+import { readFile, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ReplicantError, Codes } from '../core/errors.js'
+import { renameDurably } from '../core/durable.js'
 
 /**
  * What a running node leaves in its data dir for the CLI: the address of its HTTP API. Kept
@@ -24,7 +25,7 @@ export async function readApiInfo (dataDir: string): Promise<ApiInfo> {
 export async function writeApiInfo (dataDir: string, info: ApiInfo): Promise<void> {
   const tmp = join(dataDir, `${API_FILE}.${process.pid}.tmp`)
   await writeFile(tmp, JSON.stringify(info) + '\n')
-  await rename(tmp, join(dataDir, API_FILE))
+  await renameDurably(tmp, join(dataDir, API_FILE))
 }
 
 export async function removeApiInfo (dataDir: string): Promise<void> {

@@ -68,7 +68,12 @@ export interface StatusResponse {
   disk: DiskUsage
   fetched: FetchedCounters
   volumes: VolumeInfo[]
+  /** Sizes of what the node holds in memory per chunk or peer (each bounded). */
+  memory?: MemoryUse
 }
+
+/** Young chunks kept from GC, notice entries (member states and heads), peer records stored. */
+export interface MemoryUse { youngChunks: number, notices: number, knownPeers: number }
 
 export interface PeerList { peers: PeerView[] }
 export interface VolumeList { volumes: VolumeRecord[] }

@@ -11,12 +11,13 @@
  * `down` reads the state file, sends SIGTERM to the `up` process and waits for it; if `up` is
  * gone (it was killed), it stops the node processes itself. Only one topology runs per DIR.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
 import { TopologyError } from '../testing/topology-error.js'
 import { Codes } from '../core/errors.js'
+import { renameDurably } from '../core/durable.js'
 import type { Topology } from '../testing/topology.js'
 
 export const STATE_FILE = 'topology.json'
@@ -120,7 +121,7 @@ async function up (file: string, opts: { dir: string, fresh?: boolean, json?: bo
     state = await stateOf(topo, resolve(file), name)
     const tmp = join(dir, `${STATE_FILE}.tmp`)
     await writeFile(tmp, JSON.stringify(state, null, 2) + '\n')
-    await rename(tmp, join(dir, STATE_FILE))
+    await renameDurably(tmp, join(dir, STATE_FILE))
   } catch (err) {
     await topo.close()
     throw err

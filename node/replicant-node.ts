@@ -1,10 +1,10 @@
 import '../core/polyfill.js'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
-import { loadOrCreateIdentity } from './identity.js'
+import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
@@ -147,12 +147,26 @@ export class ReplicantNode {
   get peerId (): string { return this.libp2p.peerId.toString() }
 
   static async start (opts: NodeOptions): Promise<ReplicantNode> {
+    // A start that fails takes back a data dir it initialised itself (and nothing else).
+    const fresh = await readdir(opts.dataDir).then(files => files.length === 0 ? 'empty' : undefined, () => 'absent' as const)
+    try {
+      return await ReplicantNode.startIn(opts)
+    } catch (err) {
+      if (fresh !== undefined) await removeInitialised(opts.dataDir, fresh === 'absent').catch((e: Error) => { log.error('cleaning up %s: %s', opts.dataDir, e.message) })
+      throw err
+    }
+  }
+
+  private static async startIn (opts: NodeOptions): Promise<ReplicantNode> {
     const identity = await loadOrCreateIdentity(opts.dataDir)
     const store = await Store.open(opts.dataDir, opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {})
     let libp2p: Libp2p | undefined
     try {
       const blocked = new Set<string>()
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen: opts.listen ?? [...DEFAULTS.listen], connectionGater: blockingGater(blocked) })
+      const listen = opts.listen ?? [...DEFAULTS.listen]
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked) }).catch((err: Error) => {
+        throw addressInUse(err, listen) ?? err
+      })
       const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
@@ -360,7 +374,23 @@ export class ReplicantNode {
       disk: await this.diskUsage(),
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
-      volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name)))
+      volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
+      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
     }
   }
+}
+
+/** libp2p's listen failure (a multi-line message with a stack) as one line, when a port is taken. */
+function addressInUse (err: Error, listen: string[]): ReplicantError | undefined {
+  const cause = (err as { cause?: { message?: unknown } }).cause
+  const text = `${err.message} ${typeof cause?.message === 'string' ? cause.message : ''}`
+  if (!text.includes('EADDRINUSE')) return undefined
+  const taken = listen.filter(a => text.includes(`${a}:`))
+  return new ReplicantError(Codes.ADDRESS_IN_USE, `libp2p listen address ${(taken.length > 0 ? taken : listen).join(', ')} already in use (choose another with --listen)`, { listen })
+}
+
+/** What a first start creates in an empty (or absent) data dir; the dir itself stays if it existed. */
+async function removeInitialised (dataDir: string, created: boolean): Promise<void> {
+  for (const f of [IDENTITY_FILE, 'store', 'chunks', 'api.json']) await rm(join(dataDir, f), { recursive: true, force: true })
+  if (created && (await readdir(dataDir)).length === 0) await rmdir(dataDir)
 }

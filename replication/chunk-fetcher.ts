@@ -155,7 +155,7 @@ export class ChunkFetcher {
     if (n >= MAX_BAD_CHUNKS) {
       this.shunnedUntil.set(peer, Date.now() + 10 * 60_000)
       this.badByPeer.delete(peer)
-      void this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {})
+      void this.libp2p.hangUp(peerIdFromString(peer)).catch((e: Error) => { log('hang up on %s: %s', peer, e.message) })
     }
   }
 }

@@ -31,12 +31,24 @@ export class Notices {
 
   constructor (private readonly d: NoticeDeps) {}
 
+  /**
+   * Recorded only when `peer` is a member of a volume of that id held here: what any other peer
+   * says (any name, any number of them) would otherwise stay in memory for the node's life.
+   */
   received (peer: string, notice: Notice): void {
-    this.d.remotes.setHead(notice.volume, peer, notice.seq)
-    if (notice.state !== undefined) this.d.remotes.set(notice.volume, peer, notice.state, notice.generation ?? null)
     void this.d.store.getVolume(notice.volume).then(vol => {
-      if (vol?.id === notice.volumeId && vol.members.includes(peer) && vol.state !== 'removed' && !this.d.states.offline.has(vol.name)) this.d.pull(vol.name, peer)
-    }).catch(() => {})
+      if (vol?.id !== notice.volumeId || !vol.members.includes(peer)) {
+        log('notice of %s from %s ignored: not a member of a volume of that id here', notice.volume, peer)
+        return
+      }
+      this.d.remotes.setHead(notice.volume, peer, notice.seq)
+      if (notice.state !== undefined) this.d.remotes.set(notice.volume, peer, notice.state, notice.generation ?? null)
+      if (vol.state !== 'removed' && !this.d.states.offline.has(vol.name)) this.d.pull(vol.name, peer)
+    }).catch((err: Error) => {
+      // The store closing under a late notice is expected; anything else is worth a line.
+      if (this.d.stopped()) log('notice of %s from %s dropped at stop: %s', notice.volume, peer, err.message)
+      else log.error('notice of %s from %s not handled: %s', notice.volume, peer, err.message)
+    })
   }
 
   /** Tells every connected member our new head of `volume`. */

@@ -4,6 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidInputError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
+import type { PeerRecord } from '../core/records.js'
 
 const log = logger('peers')
 
@@ -11,20 +12,34 @@ const REDIAL_TICK_MS = 500
 const BACKOFF_MIN_MS = 500
 const BACKOFF_MAX_MS = 30_000
 const DIAL_TIMEOUT_MS = 10_000
+/** A peer that matters to no volume here and was not joined is forgotten this long after it was last seen... */
+export const STRANGER_TTL_MS = 60 * 60_000
+/** ...and at most this many such peers are remembered (the least recently seen go first). */
+export const MAX_STRANGERS = 256
+/** Store meta key: the peers given to --join or join(), redialled for good. */
+const JOINED_KEY = 'joinedPeers'
 
 interface DialState { backoff: number, next: number, dialing: boolean }
 
 export interface PeerView { peerId: string, connected: boolean, addrs: string[], lastSeen: number | null, nextRedialInMs: number | null }
 
 /**
- * Remembers every peer this node meets (in the store, with the addresses it listens on) and
- * redials the ones that are not connected, with exponential backoff, so a restart or a lost
- * connection heals without an operator.
+ * Remembers the peers this node meets (in the store, with the addresses it listens on) and
+ * redials the ones that matter and are not connected, with exponential backoff, so a restart
+ * or a lost connection heals without an operator. A peer matters when it is a member of a
+ * volume held here or was joined (--join, join()); any other peer that identified (a stranger)
+ * is remembered for peer exchange only, never redialled, forgotten STRANGER_TTL_MS after it
+ * was last seen, and at most MAX_STRANGERS of them are kept.
  */
 export class PeerManager {
   private readonly dialState = new Map<string, DialState>()
   private timer: NodeJS.Timeout | undefined
   private readonly controller = new AbortController()
+  private readonly joined = new Set<string>()
+  /** Peer records in the store after the last tick (status: `memory.knownPeers`). */
+  knownPeers = 0
+  /** Overridable by tests. */
+  limits = { strangerTtlMs: STRANGER_TTL_MS, maxStrangers: MAX_STRANGERS }
   /**
    * @param blocked peers this node must not talk to (fault injection: a partition). The
    *   same set backs the connection gater, so they are neither dialled nor accepted.
@@ -53,9 +68,11 @@ export class PeerManager {
     this.libp2p.addEventListener('peer:connect', (evt) => {
       this.dialState.delete(evt.detail.toString())
     })
+    for (const p of await this.store.getMeta<string[]>(JOINED_KEY) ?? []) this.joined.add(p)
     // Known peers go back into libp2p's (in-memory) peer store so dials by id find them.
     for (const peer of await this.store.listPeers()) {
-      await this.libp2p.peerStore.merge(peerIdFromString(peer.peerId), { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
+      await this.libp2p.peerStore.merge(peerIdFromString(peer.peerId), { multiaddrs: peer.addrs.map(a => multiaddr(a)) })
+        .catch((err: Error) => { log('peer store merge of %s: %s', peer.peerId, err.message) })
     }
     for (const addr of join) await this.join(addr)
     this.timer = setInterval(() => { void this.tick() }, REDIAL_TICK_MS)
@@ -81,7 +98,12 @@ export class PeerManager {
     const existing = await this.store.getPeer(peer)
     const addrs = [...new Set([transport.toString(), ...(existing?.addrs ?? [])])]
     await this.store.putPeer({ peerId: peer, addrs, lastSeen: existing?.lastSeen ?? 0 })
-    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: [transport] }).catch(() => {})
+    if (!this.joined.has(peer)) {
+      this.joined.add(peer)
+      await this.store.putMeta(JOINED_KEY, [...this.joined])
+    }
+    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: [transport] })
+      .catch((err: Error) => { log('peer store merge of %s: %s', peer, err.message) })
     try {
       await this.libp2p.dial(ma, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
     } catch (err) {
@@ -105,7 +127,8 @@ export class PeerManager {
     const merged = [...new Set([...(existing?.addrs ?? []), ...addrs])].slice(0, 16)
     if (existing !== undefined && merged.length === existing.addrs.length) return
     await this.store.putPeer({ peerId: peer, addrs: merged, lastSeen: existing?.lastSeen ?? 0 })
-    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) }).catch(() => {})
+    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) })
+      .catch((err: Error) => { log('peer store merge of %s: %s', peer, err.message) })
   }
 
   /** Addresses known for `peers` (for peer exchange). */
@@ -135,7 +158,8 @@ export class PeerManager {
     try {
       await this.libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(5_000)]) })
       return true
-    } catch {
+    } catch (err) {
+      log('reach %s: %s', peer, (err as Error).message)
       return false
     }
   }
@@ -148,10 +172,42 @@ export class PeerManager {
     return [...new Set(this.libp2p.getConnections().map(c => c.remotePeer.toString()))]
   }
 
+  /** Peers that matter: joined ones and the other members of every volume held here. */
+  private async wanted (): Promise<Set<string>> {
+    const out = new Set(this.joined)
+    for (const vol of await this.store.listVolumes()) if (vol.state !== 'removed') for (const m of vol.members) out.add(m)
+    out.delete(this.libp2p.peerId.toString())
+    return out
+  }
+
+  /** Forgets strangers seen too long ago, then the least recently seen beyond the cap. */
+  private async prune (wanted: Set<string>, peers: PeerRecord[], now: number): Promise<void> {
+    const strangers = peers.filter(p => !wanted.has(p.peerId) && !this.isConnected(p.peerId)).sort((a, b) => b.lastSeen - a.lastSeen)
+    const gone = strangers.filter((p, i) => i >= this.limits.maxStrangers || now - p.lastSeen > this.limits.strangerTtlMs)
+    for (const p of gone) {
+      await this.store.deletePeer(p.peerId)
+      this.dialState.delete(p.peerId)
+      await this.libp2p.peerStore.delete(peerIdFromString(p.peerId)).catch((err: Error) => { log('peer store delete of %s: %s', p.peerId, err.message) })
+    }
+    if (gone.length > 0) log('forgot %d peer(s) no volume here needs', gone.length)
+  }
+
   private async tick (): Promise<void> {
     if (!this.store.isOpen) return
     const now = Date.now()
-    for (const peer of await this.store.listPeers().catch(() => [])) {
+    let peers: PeerRecord[]
+    let wanted: Set<string>
+    try {
+      wanted = await this.wanted()
+      await this.prune(wanted, await this.store.listPeers(), now)
+      peers = await this.store.listPeers()
+      this.knownPeers = peers.length
+    } catch (err) {
+      if (this.store.isOpen) log.error('redial round: %s', (err as Error).message)
+      return
+    }
+    for (const peer of peers) {
+      if (!wanted.has(peer.peerId)) continue
       if (this.blocked.has(peer.peerId) || this.isConnected(peer.peerId) || peer.addrs.length === 0) continue
       const st = this.dialState.get(peer.peerId) ?? { backoff: BACKOFF_MIN_MS, next: 0, dialing: false }
       this.dialState.set(peer.peerId, st)

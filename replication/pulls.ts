@@ -167,7 +167,9 @@ export class Pulls {
       this.d.remotes.setHead(volume, peer, page.head)
       if (page.more) {
         prefetched = this.d.fetchPage(peer, { volume, volumeId: vol.id, since: page.last, count: false, scan: full }, signal)
-        prefetched.catch(() => {})
+        // Awaited (and its error handled) by the next turn of this loop; this only keeps an early
+        // rejection from counting as unhandled meanwhile.
+        prefetched.catch((e: Error) => { log('prefetch of %s from %s failed: %s', volume, peer, e.message) })
       }
       if (page.pending !== undefined) state.pending = { ...page.pending }
       first = false

@@ -10,6 +10,9 @@ export class RemoteViews {
   private readonly connections = new Map<string, number>()
   private clock = 0
 
+  /** Entries held (states and heads): what status shows as `memory.notices`. */
+  get size (): number { return this.states.size + this.heads.size }
+
   /** A member's report of its state (and, with `seq`, of its change-log head). */
   set (volume: string, peer: string, state: string, generation: number | null, seq?: number): void {
     this.states.set(`${volume}\x00${peer}`, { state, generation })

@@ -138,6 +138,9 @@ export class SyncEngine {
     this.allMode = new AllModeWrites(libp2p, store, peers, this.fetcher, this.controller.signal, opts)
   }
 
+  /** Member states and heads heard (bounded by the members of the volumes held here). */
+  get remoteEntries (): number { return this.remotes.size }
+
   /** Aborted when the engine stops. */
   get signal (): AbortSignal { return this.controller.signal }
 

@@ -2,7 +2,7 @@ import { hashHex } from '../core/hash.js'
 import { chunkHashes } from '../core/records.js'
 import { noRepack, type ChunkStore, type RepackOptions, type RepackResult } from './chunk-store.js'
 import type { PreparedWrites } from './prepared.js'
-import type { YoungChunks } from './young-chunks.js'
+import { DEFAULT_YOUNG_MS, type YoungChunks } from './young-chunks.js'
 import { refKey, type StoreContext } from './store-context.js'
 
 /** What collectGarbage did: the chunks it deleted, then the repack that gave their space back. */
@@ -37,7 +37,7 @@ export class ChunkCollector {
     this.ctx.assertOpen()
     return await this.ctx.maintenance.run(async () => {
       this.ctx.assertOpen()
-      const marked = await this.ctx.mutex.run(async () => await this.deleteUnreferenced(opts.youngMs ?? 10 * 60_000, opts.signal))
+      const marked = await this.ctx.mutex.run(async () => await this.deleteUnreferenced(opts.youngMs ?? DEFAULT_YOUNG_MS, opts.signal))
       const repack = opts.repack === false ? noRepack() : await this.runRepack({ ...(typeof opts.repack === 'object' ? opts.repack : {}), signal: opts.signal })
       return { ...marked, repack }
     })

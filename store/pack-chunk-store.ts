@@ -1,11 +1,13 @@
-import { open, readdir, mkdir, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { open, readdir, writeFile, mkdir, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Mutex } from '../core/mutex.js'
 import { noRepack, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
-import { decodeLoc, encodeLoc, packGone, packId, packName, type Loc } from './pack-locations.js'
+import { syncDir } from '../core/durable.js'
+import { decodeLoc, encodeLoc, packGone, packId, packName, writeAt } from './pack-locations.js'
 import { PackReaders } from './pack-readers.js'
+import { PendingLocations } from './pack-pending.js'
 
 const log = logger('packs')
 
@@ -15,6 +17,10 @@ export const PACK_TARGET_BYTES = 64 * 1024 * 1024
 const REPACK_BATCH_BYTES = 4 * 1024 * 1024
 /** ...and chunks per batch, so that tiny chunks do not make one huge level batch. */
 const REPACK_BATCH_CHUNKS = 4096
+/** Locations held in memory until their bytes are synced; a putMany beyond this syncs first. */
+const MAX_PENDING_LOCATIONS = 16_384
+/** An empty file named for the newest pack id ever started (empty: it adds no pack bytes). */
+const LAST_PACK = 'last-pack-'
 
 type LocSublevel = ChunkSublevel
 
@@ -34,19 +40,21 @@ export interface PackStoreOptions {
  * Chunk bytes appended to pack files (DATA/chunks/pack-N.dat), located by a level sublevel
  * (sha256 -> pack, offset, length) in the index database. Appends are positional writes at
  * offsets reserved synchronously, so concurrent puts never overlap; a batch of chunks is one
- * write. sync() fsyncs every pack written since the last sync; the index batch that follows
- * (synced) makes the locations durable, so a record never reaches disk before its chunks.
+ * write. A put's locations are held in memory (PendingLocations) until sync() has fsynced
+ * every pack written since the last sync, and only then written to level: a location never
+ * reaches disk before its bytes, so a later put that finds a chunk's location can reuse it.
  *
- * After a crash, a location may point at bytes that were never synced (another commit's
- * synced batch can carry it first); the merge after an unclean shutdown verifies chunks
- * against their hashes. Deleted chunks leave dead bytes in their pack until repack() copies
- * the live chunks of mostly dead packs forward and unlinks them.
+ * Bytes lost anyway (a pack deleted or cut short by hand or by a disk fault, or written by a
+ * version without that order) read as missing: the stale location is dropped, so the chunk is
+ * fetched from a peer or written again. Deleted chunks leave dead bytes in their pack until
+ * repack() copies the live chunks of mostly dead packs forward and unlinks them.
  */
 export class PackChunkStore implements ChunkStore {
   private active: { id: number, fh: FileHandle, size: number } | undefined
   private readonly dirty = new Set<FileHandle>()
   private readonly readers: PackReaders
   private readonly writes = new Set<Promise<unknown>>()
+  private readonly pending = new PendingLocations()
   /** Appends per pack whose locations are not written yet: such a pack is never repacked. */
   private readonly inflight = new Map<number, number>()
   private readonly syncMutex = new Mutex()
@@ -65,40 +73,86 @@ export class PackChunkStore implements ChunkStore {
     await mkdir(dir, { recursive: true })
     const store = new PackChunkStore(dir, loc, opts)
     const ids = (await readdir(dir)).map(packId).filter((x): x is number => x !== undefined)
+    // The marker too: were the newest packs lost, their ids must not be reused (stale
+    // locations into them would read another chunk's bytes).
+    for (const f of await readdir(dir)) if (f.startsWith(LAST_PACK)) ids.push(Number(f.slice(LAST_PACK.length)) || 0)
     const last = ids.reduce((m, id) => Math.max(m, id), 0)
     // Appends always go to a fresh pack after open: a crashed pack's tail is never written over.
     await store.startPack(last + 1)
     return store
   }
 
+  /** A new pack, its id recorded and its directory entry synced (a datasync of it does neither). */
   private async startPack (id: number): Promise<void> {
     const fh = await open(join(this.dir, packName(id)), 'wx+')
+    await writeFile(join(this.dir, `${LAST_PACK}${id}`), '')
+    await syncDir(this.dir)
+    // The previous marker (absent at the first start, or when packs were lost meanwhile).
+    await unlink(join(this.dir, `${LAST_PACK}${id - 1}`)).catch(() => {})
     this.active = { id, fh, size: 0 }
     this.readers.add(id, fh)
   }
 
   async has (hash: Uint8Array): Promise<boolean> {
-    return await this.loc.has(Buffer.from(hash))
+    return this.pending.get(hash) !== undefined || await this.loc.has(Buffer.from(hash))
   }
 
   async hasMany (hashes: Uint8Array[]): Promise<boolean[]> {
     if (hashes.length === 0) return []
-    return await this.loc.hasMany(hashes.map(h => Buffer.from(h)))
+    const stored = await this.loc.hasMany(hashes.map(h => Buffer.from(h)))
+    return stored.map((s, i) => s || this.pending.get(hashes[i]) !== undefined)
   }
 
   async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
-    return await this.retryIfRepacked(async () => {
-      const l = await this.loc.get(Buffer.from(hash))
-      return l === undefined ? undefined : await this.readers.read(decodeLoc(l))
-    })
+    return (await this.getMany([hash]))[0]
   }
 
   async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
     if (hashes.length === 0) return []
-    return await this.retryIfRepacked(async () => {
-      const raw = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
-      return await this.readers.readLocs(raw.map(l => l === undefined ? undefined : decodeLoc(l)))
+    let raw: Array<Uint8Array | undefined> = []
+    try {
+      return await this.retryIfRepacked(async () => {
+        raw = await this.locations(hashes)
+        return await this.readers.readLocs(raw.map(l => l === undefined ? undefined : decodeLoc(l)))
+      })
+    } catch (err) {
+      if (!packGone(err) && !(err instanceof PackTruncatedError)) throw err
+    }
+    // Rare (bytes lost in a crash or by hand): chunk by chunk; a lost one reads as missing.
+    return await Promise.all(hashes.map(async (h, i) => {
+      const l = raw[i]
+      if (l === undefined) return undefined
+      try {
+        return await this.readers.read(decodeLoc(l))
+      } catch (err) {
+        if (!packGone(err) && !(err instanceof PackTruncatedError)) throw err
+        return await this.forgetLost(h, l, err)
+      }
+    }))
+  }
+
+  /** Each chunk's location: one not yet synced (in memory) first, else the one in level. */
+  private async locations (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
+    const stored = await this.loc.getMany(hashes.map(h => Buffer.from(h)))
+    return stored.map((l, i) => this.pending.get(hashes[i]) ?? l)
+  }
+
+  /**
+   * Drops the location of a chunk whose bytes are gone (unless it moved meanwhile: then the
+   * chunk is read again from there), so that has() no longer claims it and it is fetched or
+   * written again.
+   */
+  private async forgetLost (hash: Uint8Array, l: Uint8Array, err: unknown): Promise<Uint8Array | undefined> {
+    const key = Buffer.from(hash)
+    const moved = await this.locMutex.run(async () => {
+      const now = await this.loc.get(key)
+      if (now !== undefined && !Buffer.from(l).equals(now)) return true
+      if (now !== undefined) await this.loc.del(key)
+      return false
     })
+    if (moved) return await this.get(hash)
+    log.error('chunk %s lost (%s): its location is dropped, the chunk reads as missing', key.toString('hex'), (err as Error).message)
+    return undefined
   }
 
   /**
@@ -117,18 +171,19 @@ export class PackChunkStore implements ChunkStore {
   async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
     this.opts.onPut?.(chunks)
     if (chunks.length === 0) return
+    // Bounds the memory of locations waiting for their fsync (fetches may not commit for long).
+    if (this.pending.size >= MAX_PENDING_LOCATIONS) await this.sync()
     const { pack, locs } = await this.append(chunks.map(c => c.bytes))
-    try {
-      await this.loc.batch(chunks.map((c, i) => ({ type: 'put' as const, key: Buffer.from(c.hash), value: locs[i] })))
-    } finally {
-      this.release(pack)
-    }
+    // The pack stays in flight (never repacked) until sync() writes these locations.
+    this.pending.add(chunks.map(c => c.hash), locs, pack)
   }
 
   /**
    * Appends chunk bytes to the active pack (rolling it when full) and returns their encoded
    * locations. The pack counts as in flight until release(pack): the caller writes the
    * locations first, so a repack never takes a pack whose locations are still to come.
+   * The handle is marked dirty again after the write: a sync that cleared it during the write
+   * may not have covered these bytes.
    */
   private async append (chunks: Uint8Array[]): Promise<{ pack: number, locs: Buffer[] }> {
     while (this.rolling !== undefined) await this.rolling
@@ -144,12 +199,13 @@ export class PackChunkStore implements ChunkStore {
       locs.push(encodeLoc(active.id, off, c.byteLength))
       off += c.byteLength
     }
-    const write = this.writeAt(active.fh, chunks, start, total)
+    const write = writeAt(active.fh, chunks, start, total)
     this.writes.add(write)
     this.dirty.add(active.fh)
     try {
       await write
       this.writes.delete(write)
+      this.dirty.add(active.fh)
       if (active.size >= this.targetBytes && this.active === active && this.rolling === undefined) {
         this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
         await this.rolling
@@ -168,31 +224,31 @@ export class PackChunkStore implements ChunkStore {
     else this.inflight.delete(pack)
   }
 
-  /** One positional writev of every chunk: no concatenated copy of the batch. */
-  private async writeAt (fh: FileHandle, chunks: Uint8Array[], start: number, total: number): Promise<void> {
-    const { bytesWritten } = await fh.writev(chunks, start)
-    if (bytesWritten >= total) return
-    // A short write (rare): the rest, from where it stopped.
-    const body = Buffer.concat(chunks, total)
-    let done = bytesWritten
-    while (done < total) {
-      const r = await fh.write(body, done, total - done, start + done)
-      done += r.bytesWritten
-    }
-  }
-
-  /** Makes every earlier putMany durable: fsync of each pack written since the last sync. */
+  /**
+   * Makes every earlier putMany durable: fsync of each pack written since the last sync, then
+   * (not before) the locations of those puts are written to level. That batch is not synced
+   * itself: the synced index batch that follows, or any later synced batch, carries it.
+   */
   async sync (): Promise<void> {
     await this.syncMutex.run(async () => {
       await Promise.allSettled([...this.writes])
+      // Every location taken here had its write completed and its handle marked dirty.
+      const { entries, packs } = this.pending.take()
       const handles = [...this.dirty]
       this.dirty.clear()
-      await Promise.all(handles.map(async fh => { await fh.datasync() }))
+      try {
+        await Promise.all(handles.map(async fh => { await fh.datasync() }))
+        if (entries.length > 0) await this.loc.batch(entries.map(e => ({ type: 'put' as const, key: e.key, value: e.value })))
+        this.pending.settle(entries)
+      } finally {
+        for (const p of packs) this.release(p)
+      }
     })
   }
 
   async delete (hashes: Uint8Array[]): Promise<void> {
     if (hashes.length === 0) return
+    this.pending.delete(hashes)
     await this.locMutex.run(async () => {
       // Synced: a repack may unlink a pack as soon as its locations are gone, and a power loss
       // must not bring back locations that point into an unlinked pack.
@@ -298,39 +354,20 @@ export class PackChunkStore implements ChunkStore {
 
   /** One repack batch: read, append, fsync (packs and directory), then switch the locations. */
   private async moveBatch (batch: Array<{ key: Buffer, old: Buffer }>, stuck: Set<number>, result: RepackResult): Promise<void> {
-    const bytes = await this.readForRepack(batch.map(e => decodeLoc(e.old)), stuck)
+    const bytes = await this.readers.readForRepack(batch.map(e => decodeLoc(e.old)), stuck)
     const moving = batch.filter((_, i) => bytes[i] !== undefined)
     if (moving.length === 0) return
     const { pack, locs } = await this.append(bytes.filter((b): b is Uint8Array => b !== undefined))
     try {
       result.bytesCopied += locs.reduce((n, l) => n + decodeLoc(l).length, 0)
       await this.sync()
-      await this.syncDir()
+      // A new pack's directory entry must be durable before any location moves into it.
+      await syncDir(this.dir)
       await this.opts.repackHook?.('copied')
       await this.switchLocations(moving.map((e, i) => ({ ...e, next: locs[i] })))
     } finally {
       this.release(pack)
     }
-  }
-
-  /** Coalesced reads of a batch; a chunk that cannot be read whole marks its pack as stuck. */
-  private async readForRepack (locs: Loc[], stuck: Set<number>): Promise<Array<Uint8Array | undefined>> {
-    try {
-      return await this.readers.readLocs(locs)
-    } catch (err) {
-      if (!(err instanceof PackTruncatedError)) throw err
-    }
-    // Rare (a crash lost unsynced bytes): chunk by chunk, to keep every readable one.
-    return await Promise.all(locs.map(async l => {
-      try {
-        return await this.readers.read(l)
-      } catch (err) {
-        if (!(err instanceof PackTruncatedError)) throw err
-        log.error('repack: %s; pack %d kept', err.message, l.pack)
-        stuck.add(l.pack)
-        return undefined
-      }
-    }))
   }
 
   /**
@@ -345,12 +382,6 @@ export class PackChunkStore implements ChunkStore {
       // classic-level honours `sync`; the sublevel type does not list it.
       if (ops.length > 0) await this.loc.batch(ops, { sync: true } as never)
     })
-  }
-
-  /** A new pack's directory entry must be durable before any location moves into it. */
-  private async syncDir (): Promise<void> {
-    const fh = await open(this.dir, 'r')
-    try { await fh.sync() } finally { await fh.close() }
   }
 
   private async removePack (id: number, size: number, result: RepackResult): Promise<void> {

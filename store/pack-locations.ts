@@ -1,3 +1,5 @@
+import type { FileHandle } from 'node:fs/promises'
+
 /** Where a chunk lies: pack file id, byte offset and length. Stored as 16 bytes in the location sublevel. */
 export interface Loc { pack: number, offset: number, length: number }
 
@@ -48,4 +50,17 @@ export function coalesce (locs: Array<Loc | undefined>): number[][] {
 export const packGone = (err: unknown): boolean => {
   const code = (err as { code?: unknown }).code
   return code === 'ENOENT' || code === 'EBADF'
+}
+
+/** One positional writev of every chunk: no concatenated copy of the batch. */
+export async function writeAt (fh: FileHandle, chunks: Uint8Array[], start: number, total: number): Promise<void> {
+  const { bytesWritten } = await fh.writev(chunks, start)
+  if (bytesWritten >= total) return
+  // A short write (rare): the rest, from where it stopped.
+  const body = Buffer.concat(chunks, total)
+  let done = bytesWritten
+  while (done < total) {
+    const r = await fh.write(body, done, total - done, start + done)
+    done += r.bytesWritten
+  }
 }

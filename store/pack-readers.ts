@@ -1,7 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PackTruncatedError } from '../core/errors.js'
+import { logger } from '../core/log.js'
 import { coalesce, packName, type Loc } from './pack-locations.js'
+
+const log = logger('packs')
 
 /** Open pack files kept for reads. */
 const MAX_OPEN_PACKS = 64
@@ -52,6 +55,26 @@ export class PackReaders {
       done += bytesRead
     }
     return buf
+  }
+
+  /** Coalesced reads of a batch; a chunk that cannot be read whole marks its pack as stuck. */
+  async readForRepack (locs: Loc[], stuck: Set<number>): Promise<Array<Uint8Array | undefined>> {
+    try {
+      return await this.readLocs(locs)
+    } catch (err) {
+      if (!(err instanceof PackTruncatedError)) throw err
+    }
+    // Rare (a crash lost unsynced bytes): chunk by chunk, to keep every readable one.
+    return await Promise.all(locs.map(async l => {
+      try {
+        return await this.read(l)
+      } catch (err) {
+        if (!(err instanceof PackTruncatedError)) throw err
+        log.error('repack: %s; pack %d kept', err.message, l.pack)
+        stuck.add(l.pack)
+        return undefined
+      }
+    }))
   }
 
   private async reader (pack: number): Promise<FileHandle> {

@@ -21,6 +21,11 @@ export class Peers {
     return value === undefined ? undefined : asPeerRecord(decode(value))
   }
 
+  async deletePeer (peerId: string): Promise<void> {
+    this.ctx.assertOpen()
+    await this.ctx.sub.peers.del(peerId)
+  }
+
   async listPeers (): Promise<PeerRecord[]> {
     this.ctx.assertOpen()
     const out: PeerRecord[] = []

@@ -222,6 +222,8 @@ export class Store {
 
   /** Marks chunks as in use by a write in progress (found already stored, so not rewritten). */
   touchChunks (hashes: Uint8Array[]): void { this.young.touch(hashes) }
+  /** Chunks kept from GC as young right now (a bounded set: see young-chunks.ts). */
+  get youngChunks (): number { return this.young.size }
 
   /** Deletes every chunk nothing references, then (unless `repack: false`) repacks. */
   async collectGarbage (opts: { youngMs?: number, signal?: AbortSignal, repack?: boolean | RepackOptions } = {}): Promise<GcResult> {
@@ -247,6 +249,7 @@ export class Store {
   async putPeer (peer: PeerRecord): Promise<void> { await this.peers.putPeer(peer) }
   async getPeer (peerId: string): Promise<PeerRecord | undefined> { return await this.peers.getPeer(peerId) }
   async listPeers (): Promise<PeerRecord[]> { return await this.peers.listPeers() }
+  async deletePeer (peerId: string): Promise<void> { await this.peers.deletePeer(peerId) }
 
   // ---- store metadata ----
 

@@ -192,6 +192,11 @@ test('bad inputs exit non-zero with the error code on stderr, and change nothing
     ['get -o of a missing file', ['get', 'v', '/missing', '-o', out], 'FILE_NOT_FOUND'],
     ['get -o into a missing directory', ['get', 'v', '/f', '-o', join(work, 'no', 'such', 'dir', 'x')], /^replicant: .*ENOENT/m],
     ['get of an unsatisfiable range', ['get', 'v', '/f', '--range', 'bytes=5000-'], 'BAD_RANGE'],
+    // Ranges the server would ignore (whole file sent): refused, not a silent whole-file write.
+    ['get of a range without a unit', ['get', 'v', '/f', '--range', '0-10'], /did you mean --range bytes=0-10\?\) \[BAD_RANGE\]/],
+    ['get of a garbage range', ['get', 'v', '/f', '--range', 'garbage'], 'BAD_RANGE'],
+    ['get of several ranges', ['get', 'v', '/f', '--range', 'bytes=0-10,20-30'], /only one range is supported \[BAD_RANGE\]/],
+    ['get -o of a garbage range', ['get', 'v', '/f', '-o', out, '--range', 'garbage'], 'BAD_RANGE'],
     ['ls of unknown volume', ['ls', 'nope'], 'VOLUME_NOT_FOUND'],
     ['ls with .. prefix', ['ls', 'v', '../x'], 'BAD_PATH'],
     ['rm of a missing file', ['rm', 'v', '/missing'], 'FILE_NOT_FOUND'],
@@ -266,4 +271,25 @@ test('start on a busy API port fails cleanly, writes no api.json and releases th
   // The failed starts released the store lock.
   const node = await spawnNodeProcess(t, dataDir)
   t.is((await node.kill('SIGTERM')).code, 0)
+})
+
+test('start on a taken libp2p port: a one-line error, and the data dir it was initialising is taken back', async t => {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const port = (server.address() as { port: number }).port
+  const parent = await tmpDir(t)
+  const fresh = join(parent, 'node')
+  const r = await runCli(['start', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--api', '127.0.0.1:0'], { dataDir: fresh })
+  assertFails(t, r, 'ADDRESS_IN_USE', 'start on a taken port')
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr)
+  t.regex(r.stderr, new RegExp(`/ip4/127\\.0\\.0\\.1/tcp/${port} already in use`))
+  t.false(await exists(fresh), 'the data dir this start created is gone')
+
+  // A data dir that was initialised before is left as it was.
+  const used = await tmpDir(t)
+  t.is((await runCli(['init'], { dataDir: used })).code, 0)
+  const before = (await readdir(used)).sort()
+  assertFails(t, await runCli(['start', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--api', '127.0.0.1:0'], { dataDir: used }), 'ADDRESS_IN_USE', 'again')
+  t.deepEqual((await readdir(used)).sort(), before)
 })

@@ -13,6 +13,9 @@ import { Topology } from './topology.js'
 import { History, type CheckStats, type TreeEntry, type Violation } from './history.js'
 import { checkLocalChunks } from './local-chunks.js'
 import { contentOf, describeStep, type Plan, type Step } from './chaos-plan.js'
+import { logger } from '../core/log.js'
+
+const log = logger('chaos')
 
 export interface ScheduleResult {
   id: string
@@ -165,8 +168,9 @@ async function runBurst (topo: Topology, plan: Plan, step: Extract<Step, { t: 'b
         if (op.kind === 'put') await topo.write(w.node, plan.volume, op.path, contentOf(plan, op))
         else await topo.remove(w.node, plan.volume, op.path)
         acks++
-      } catch {
+      } catch (err) {
         // Recorded in the history (failed or unknown); a refused delete of an absent path is normal.
+        log('%s %s on %s failed: %s', op.kind, op.path, w.node, (err as Error).message)
       }
       if (kill !== undefined && w.node === kill.node && acks >= kill.afterAcks) fire()
     }

@@ -11,6 +11,9 @@ import type { ReplicantClient } from '../api/client.js'
 import { TopologyError } from './topology-error.js'
 import { filesOf, volumeInfoOf } from './api-views.js'
 import type { WaitOptions } from './topology-types.js'
+import { logger } from '../core/log.js'
+
+const log = logger('topology')
 
 /** What the waits need of a node. */
 export interface WaitedNode { readonly name: string, readonly running: boolean, readonly client: ReplicantClient }
@@ -21,11 +24,15 @@ export interface WaitedNode { readonly name: string, readonly running: boolean, 
  */
 export async function poll<V> (what: string, opts: WaitOptions, fn: () => Promise<V | undefined>, describeLast?: () => string): Promise<V> {
   const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity
+  let lastErr: Error | undefined
   while (true) {
-    const v = await fn().catch(() => undefined)
+    // A throw is "not yet" (a node restarting refuses connections), but it is logged, and the
+    // last one is told on timeout: a wait that can never succeed says why.
+    const v = await fn().catch((err: Error) => { lastErr = err; log('%s: not yet: %s', what, err.message); return undefined })
     if (v !== undefined) return v
     if (Date.now() > deadline) {
-      throw new TopologyError(Codes.TIMEOUT, `timed out after ${opts.timeoutMs} ms waiting for ${what}${describeLast !== undefined ? `: ${describeLast()}` : ''}`)
+      const last = lastErr !== undefined ? ` (last error: ${lastErr.message})` : ''
+      throw new TopologyError(Codes.TIMEOUT, `timed out after ${opts.timeoutMs} ms waiting for ${what}${describeLast !== undefined ? `: ${describeLast()}` : ''}${last}`)
     }
     await sleep(opts.intervalMs ?? 100)
   }

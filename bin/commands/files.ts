@@ -1,9 +1,24 @@
 /** `replicant put | get | ls | rm`: the files of a volume. */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat, rename, rm } from 'node:fs/promises'
+import { stat, rm } from 'node:fs/promises'
+import { renameDurably } from '../../core/durable.js'
 import { pipeline } from 'node:stream/promises'
 import { type Cli, print, out } from '../cli.js'
 import type { FileView } from '../../api/types.js'
+import { InvalidInputError, Codes } from '../../core/errors.js'
+
+/**
+ * The one form of --range the CLI honours: a single `bytes=` range. Anything else (no unit,
+ * several ranges, garbage) would be ignored by the server (RFC 9110), and the whole file
+ * written under a command that asked for part of it: an error instead.
+ */
+export function checkRange (range: string | undefined): string | undefined {
+  if (range === undefined) return undefined
+  if (/^bytes=(\d+-\d*|-\d+)$/.test(range.trim())) return range.trim()
+  const hint = /^\d*-\d*$/.test(range.trim()) ? ` (did you mean --range bytes=${range.trim()}?)` : ''
+  const why = range.includes(',') ? 'only one range is supported' : 'expected bytes=START-END, bytes=START- or bytes=-SUFFIX'
+  throw new InvalidInputError(Codes.BAD_RANGE, `--range '${range}': ${why}${hint}`)
+}
 
 export function registerFileCommands (cli: Cli): void {
   const { program } = cli
@@ -31,6 +46,7 @@ export function registerFileCommands (cli: Cli): void {
     .option('--range <range>', 'HTTP byte range, e.g. bytes=0-1023')
     .option('--snapshot <name>', 'read the file as the snapshot NAME shows it')
     .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string }) => {
+      opts.range = checkRange(opts.range)
       const c = await cli.client()
       if (opts.output === undefined) {
         await c.get(vol, path, process.stdout, { range: opts.range, snapshot: opts.snapshot })
@@ -42,7 +58,7 @@ export function registerFileCommands (cli: Cli): void {
       const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
       try {
         await pipeline(res, createWriteStream(tmp))
-        await rename(tmp, opts.output)
+        await renameDurably(tmp, opts.output)
       } catch (err) {
         res.destroy()
         await rm(tmp, { force: true })

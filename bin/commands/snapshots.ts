@@ -1,6 +1,7 @@
 /** `replicant snapshot ...`, `dump` and `restore`: frozen views of a volume and portable archives of them. */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat, rename, rm, open } from 'node:fs/promises'
+import { stat, rm } from 'node:fs/promises'
+import { renameDurably } from '../../core/durable.js'
 import { type Cli, print, out, fmtBytes } from '../cli.js'
 
 export function registerSnapshotCommands (cli: Cli): void {
@@ -34,10 +35,9 @@ export function registerSnapshotCommands (cli: Cli): void {
       const tmp = `${opts.output}.replicant-part`
       try {
         await (await cli.client()).dump(vol, opts.snapshot, createWriteStream(tmp), opts.since)
-        // Durable before it takes the final name: a crash never leaves a torn file under it.
-        const fh = await open(tmp, 'r+')
-        try { await fh.sync() } finally { await fh.close() }
-        await rename(tmp, opts.output)
+        // Synced before it takes the final name, and the name synced after: a crash never
+        // leaves a torn file under it, nor loses the rename.
+        await renameDurably(tmp, opts.output)
       } catch (err) {
         await rm(tmp, { force: true })
         throw err
