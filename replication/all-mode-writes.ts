@@ -144,7 +144,7 @@ export class AllModeWrites {
       throw new ReplicantError(Codes.WRITE_NOT_ACKNOWLEDGED, `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, { failed })
     }
     if (this.faults.crashAfterPrepare === true) process.kill(process.pid, 'SIGKILL')
-    const [committed] = await this.store.commitFiles(vol.name, async (ctx) => {
+    const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
       return await applyIncoming(ctx, record)
     })
@@ -154,7 +154,9 @@ export class AllModeWrites {
       // Decided: a member that missed the commit resolves it by asking, or by replication.
       if (r.status === 'rejected') log('commit of %s to %s not confirmed: %s', tx.txId, others[i], (r.reason as Error)?.message)
     })
-    return committed ?? await this.store.getFile(vol.name, record.path) as FileRecord
+    // A conflict with a concurrent write from another member also commits a conflict copy
+    // under another path: the client is answered with the record at the path it wrote.
+    return applied.find(r => r.path === record.path) ?? await this.store.getFile(vol.name, record.path) as FileRecord
   }
 
   private async prepare (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal): Promise<void> {
