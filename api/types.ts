@@ -39,7 +39,11 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   memberStates: MemberView[]
   decisions: DecisionView[]
   lacking: Lacking
+  /** All-mode writes prepared here past their expiry whose decision nobody reachable knows yet. */
+  inDoubt: InDoubt
 }
+
+export interface InDoubt { count: number, txIds: string[] }
 
 /** Chunk traffic this node received since start (all fetches; on-demand and copy are subsets). */
 export type FetchedCounters = FetchCounters & {

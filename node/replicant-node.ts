@@ -296,6 +296,7 @@ export class ReplicantNode {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
+    const inDoubt = this.sync.allMode.inDoubt(vol.name)
     return {
       ...vol,
       state: this.sync.localState(vol),
@@ -307,7 +308,8 @@ export class ReplicantNode {
       ...(this.sync.needsRepair.has(vol.name) ? { repair: this.sync.progress(vol.name) ?? null } : {}),
       memberStates: await this.sync.members(vol),
       decisions: this.sync.membership.decisionsFor(vol.name),
-      lacking: this.sync.lacking(vol.name)
+      lacking: this.sync.lacking(vol.name),
+      inDoubt: { count: inDoubt.length, txIds: inDoubt }
     }
   }
 
