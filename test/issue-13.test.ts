@@ -7,11 +7,11 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { startNode, waitFor, httpRequest, sleep } from './helpers.js'
+import { startNode, waitFor, httpRequest, sleep, randomSource, sha256Stream } from './helpers.js'
 import { converged, bytes, read } from './replication-helpers.js'
 import { compare } from '../core/version-vector.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
-import type { FileRecord } from '../core/records.js'
+import { chunkHashes, type FileRecord } from '../core/records.js'
 
 async function hasFile (node: ReplicantNode, volume: string, path: string): Promise<true | undefined> {
   try { await node.volumes.stat(volume, path); return true } catch { return undefined }
@@ -119,4 +119,42 @@ test('an all-mode member whose prepared write expires while the coordinator is u
   t.deepEqual(await read(b, 'doubt', '/x'), data)
   t.is(compare((await b.volumes.stat('doubt', '/x')).vv, rec.vv), 'equal')
   t.is((await b.volumeInfo('doubt')).inDoubt.count, 0)
+})
+
+test('a wannabe removed in the middle of its copy and added back resumes the copy and ends steady holding every chunk', async t => {
+  t.timeout(240_000)
+  const MiB = 1024 * 1024
+  const a = await startNode(t, { api: false })
+  await a.createVolume({ name: 'back' })
+  const digests = new Map<string, string>()
+  for (let i = 0; i < 3; i++) {
+    const src = randomSource(16 * MiB)
+    await a.volumes.putFile('back', `/f${i}`, src.source)
+    digests.set(`/f${i}`, src.digest())
+  }
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 1 })
+  await a.sync.addReplica('back', b.peerId)
+  await waitFor(() => b.sync.copy.counters.bytesReceived >= 4 * MiB ? true : undefined, 10)
+  await a.sync.removeReplica('back', b.peerId)
+  await waitFor(async () => (await b.store.requireVolume('back')).state === 'removed' ? true : undefined, 20)
+  const held = b.sync.fetcher.counters.bytesReceived
+  t.true(held < 48 * MiB, `removed mid-copy (${held} bytes fetched)`)
+  await a.sync.addReplica('back', b.peerId)
+  await waitFor(async () => {
+    const vol = await b.store.requireVolume('back')
+    return vol.members.includes(b.peerId) && vol.state !== 'removed' ? true : undefined
+  }, 20)
+  await waitFor(async () => (await b.store.requireVolume('back')).state === 'steady' ? true : undefined, 100)
+  for (const path of digests.keys()) {
+    const rec = await b.store.getFile('back', path)
+    t.truthy(rec, path)
+    t.true((await b.store.chunks.hasMany([...chunkHashes(rec!)])).every(Boolean), `steady holds every chunk of ${path}`)
+  }
+  await converged([a, b], 'back', tr => tr.length === 3)
+  // The bytes, read from b's own store (a is cut off, so nothing is fetched on demand).
+  await Promise.all([a.peers.block([b.peerId]), b.peers.block([a.peerId])])
+  for (const [path, hex] of digests) {
+    const rec = await b.volumes.stat('back', path)
+    t.is((await sha256Stream(b.volumes.readFile('back', rec))).hex, hex, path)
+  }
 })
