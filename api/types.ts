@@ -46,7 +46,11 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
    * every connected member (at least one reached, unless it is the only member).
    */
   caughtUp: boolean
+  /** All-mode writes prepared here past their expiry whose decision nobody reachable knows yet. */
+  inDoubt: InDoubt
 }
+
+export interface InDoubt { count: number, txIds: string[] }
 
 /** Chunk traffic this node received since start (all fetches; on-demand and copy are subsets). */
 export type FetchedCounters = FetchCounters & {

@@ -64,6 +64,7 @@ export function asVolumeRecord (x: unknown): VolumeRecord {
   if (!isInt(r.seq)) bad('volume record', 'seq')
   if (typeof r.dirty !== 'boolean') bad('volume record', 'dirty')
   if (r.state !== undefined && !MEMBER_STATES.includes(r.state as never)) bad('volume record', 'state')
+  if (r.removedFrom !== undefined && r.removedFrom !== 'copy' && r.removedFrom !== 'merge') bad('volume record', 'removedFrom')
   if (r.genId !== undefined && !isStr(r.genId, 64)) bad('volume record', 'genId')
   if (r.history !== undefined && (!Array.isArray(r.history) || r.history.length > 64 ||
       !r.history.every(isHistoryEntry))) bad('volume record', 'history')

@@ -38,6 +38,8 @@ export interface VolumeRecord {
   dirty: boolean
   /** This node's member state of the volume (absent in records written before it existed: steady). */
   state?: MemberStateName
+  /** Set while `removed`: the state it was removed from when it did not yet hold everything (copy, merge), resumed on return. */
+  removedFrom?: 'copy' | 'merge'
   /** Random id of the current generation (absent: derived from id and generation). */
   genId?: string
   /** Earlier generations, oldest first, at most HISTORY_LENGTH. */

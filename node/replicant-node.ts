@@ -320,6 +320,7 @@ export class ReplicantNode {
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
     const memberStates = await this.sync.members(vol)
+    const inDoubt = this.sync.allMode.inDoubt(vol.name)
     return {
       ...vol,
       state: this.sync.localState(vol),
@@ -333,7 +334,8 @@ export class ReplicantNode {
       decisions: this.sync.membership.decisionsFor(vol.name),
       membershipChanges: this.sync.membership.changesFor(vol.name),
       lacking: this.sync.lacking(vol.name),
-      caughtUp: this.sync.holdsAll(vol, memberStates)
+      caughtUp: this.sync.holdsAll(vol, memberStates),
+      inDoubt: { count: inDoubt.length, txIds: inDoubt }
     }
   }
 

@@ -9,7 +9,7 @@ import { decide } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
-import type { Store, NewFileRecord, CommitContext } from '../store/store.js'
+import type { Store, NewFileRecord, CommitContext, PreparedWrite } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { ChunkFetcher } from './chunk-fetcher.js'
 
@@ -51,11 +51,16 @@ export async function applyIncoming (ctx: CommitContext, record: NewFileRecord):
  * the members that failed. Otherwise it records its decision and commits locally in one synced
  * batch, then sends `commit` to every member, and only then acknowledges.
  *
- * Member: a prepared write nobody decides within the expiry is resolved by asking the
- * coordinator: `commit` if it recorded a commit, otherwise abort. A coordinator that crashed
- * before deciding has no record, so every member aborts; one that crashed after deciding
- * answers `commit` when it is back (and the record also replicates from it), so every member
- * commits: the resolution is the same on every member.
+ * Member: a member that prepared voted yes, and the coordinator may have committed and
+ * acknowledged since; so it keeps its prepared copy until it learns the decision. A prepared
+ * write nobody decides within the expiry is resolved by asking (cooperative termination): the
+ * coordinator, then every other reachable member, for what they recorded. The first `commit`
+ * or `abort` heard settles it here; while nobody knows, it stays prepared and is shown in
+ * doubt (volume info `inDoubt`). The coordinator itself, finding its own write prepared and
+ * undecided after a restart, aborts it: it crashed before deciding (its commit removes the
+ * prepared record in the same batch), and only it decides. So a coordinator that crashed
+ * before deciding answers `abort` once back, one that crashed after answers `commit`, and a
+ * member that heard either tells the others: the resolution is the same on every member.
  */
 export class AllModeWrites {
   private timer: NodeJS.Timeout | undefined
@@ -65,6 +70,8 @@ export class AllModeWrites {
   private readonly preparedExpiryMs: number
   private readonly faults: WriteFaults
   private resolving = false
+  /** Prepared writes past their expiry whose decision nobody reachable knows, per volume. */
+  private readonly doubts = new Map<string, Set<string>>()
 
   constructor (
     private readonly libp2p: Libp2p,
@@ -88,6 +95,7 @@ export class AllModeWrites {
       abort: async (peer, volume, volumeId, txId) => {
         await authorizeMember(this.store, volume, volumeId, peer)
         await this.store.recordAbort(volume, txId)
+        this.settled(volume, txId)
       },
       status: async (peer, volume, volumeId, txId) => {
         await authorizeMember(this.store, volume, volumeId, peer)
@@ -100,6 +108,17 @@ export class AllModeWrites {
 
   stop (): void {
     clearInterval(this.timer)
+  }
+
+  /** Prepared writes of `volume` past their expiry whose decision is not known here yet. */
+  inDoubt (volume: string): string[] {
+    return [...this.doubts.get(volume) ?? []].sort()
+  }
+
+  private settled (volume: string, txId: string): void {
+    const set = this.doubts.get(volume)
+    set?.delete(txId)
+    if (set?.size === 0) this.doubts.delete(volume)
   }
 
   private async reach (peer: string): Promise<void> {
@@ -144,7 +163,7 @@ export class AllModeWrites {
       throw new ReplicantError(Codes.WRITE_NOT_ACKNOWLEDGED, `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, { failed })
     }
     if (this.faults.crashAfterPrepare === true) process.kill(process.pid, 'SIGKILL')
-    const [committed] = await this.store.commitFiles(vol.name, async (ctx) => {
+    const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
       return await applyIncoming(ctx, record)
     })
@@ -154,7 +173,9 @@ export class AllModeWrites {
       // Decided: a member that missed the commit resolves it by asking, or by replication.
       if (r.status === 'rejected') log('commit of %s to %s not confirmed: %s', tx.txId, others[i], (r.reason as Error)?.message)
     })
-    return committed ?? await this.store.getFile(vol.name, record.path) as FileRecord
+    // A conflict with a concurrent write from another member also commits a conflict copy
+    // under another path: the client is answered with the record at the path it wrote.
+    return applied.find(r => r.path === record.path) ?? await this.store.getFile(vol.name, record.path) as FileRecord
   }
 
   private async prepare (peer: string, volume: string, volumeId: string, txId: string, record: NewFileRecord, signal: AbortSignal): Promise<void> {
@@ -183,9 +204,31 @@ export class AllModeWrites {
       ctx.settleTx(txId)
       return await applyIncoming(ctx, p.record)
     })
+    this.settled(volume, txId)
   }
 
-  /** Prepared writes past their expiry: commit if the coordinator recorded a commit, else abort. */
+  /**
+   * What was decided for a prepared write, as far as anyone reachable knows: the coordinator
+   * first, then the other members (one that heard the commit or abort knows it too).
+   */
+  private async learnDecision (vol: VolumeRecord, p: PreparedWrite): Promise<'commit' | 'abort' | 'unknown'> {
+    // Our own write, undecided: we crashed before deciding, and nobody else decides.
+    if (p.coordinator === this.selfId) return await this.store.txState(p.volume, p.txId) ?? 'abort'
+    const tx: TxRef = { volume: vol.name, volumeId: vol.id, txId: p.txId }
+    const ask = async (peer: string): Promise<'commit' | 'abort' | 'unknown'> => {
+      // Dialled if need be: after a partition nobody may have reconnected to it yet.
+      if (!this.peers.isConnected(peer)) await this.reach(peer).catch(() => {})
+      if (!this.peers.isConnected(peer)) return 'unknown'
+      return await askStatus(this.libp2p, peerIdFromString(peer), tx, AbortSignal.timeout(5_000)).catch(() => 'unknown' as const)
+    }
+    const fromCoordinator = await ask(p.coordinator)
+    if (fromCoordinator !== 'unknown') return fromCoordinator
+    const others = vol.members.filter(m => m !== this.selfId && m !== p.coordinator)
+    const answers = await Promise.all(others.map(ask))
+    return answers.find(a => a !== 'unknown') ?? 'unknown'
+  }
+
+  /** Prepared writes past their expiry: settled as decided, or kept in doubt while nobody reachable knows. */
   private async resolveExpired (): Promise<void> {
     if (this.resolving || !this.store.isOpen) return
     this.resolving = true
@@ -194,21 +237,21 @@ export class AllModeWrites {
       for (const p of await this.store.listPrepared()) {
         if (now - p.at < this.preparedExpiryMs || this.inFlight.has(p.txId)) continue
         const vol = await this.store.getVolume(p.volume)
-        if (vol === undefined) { await this.store.deletePrepared(p.volume, p.txId); continue }
-        let decision: 'commit' | 'abort' | 'unknown' = 'unknown'
-        if (p.coordinator === this.selfId) {
-          // Our own write, undecided: we crashed before deciding (a commit would have removed it).
-          decision = await this.store.txState(p.volume, p.txId) ?? 'unknown'
-        } else if (this.peers.isConnected(p.coordinator)) {
-          decision = await askStatus(this.libp2p, peerIdFromString(p.coordinator), { volume: vol.name, volumeId: vol.id, txId: p.txId }, AbortSignal.timeout(5_000))
-            .catch(() => 'unknown' as const)
-        }
+        if (vol === undefined) { await this.store.deletePrepared(p.volume, p.txId); this.settled(p.volume, p.txId); continue }
+        const decision = await this.learnDecision(vol, p)
+        // Settled meanwhile by a commit or abort from the coordinator: nothing left to do.
+        if (await this.store.getPrepared(p.volume, p.txId) === undefined) { this.settled(p.volume, p.txId); continue }
         if (decision === 'commit') {
           await this.commitPrepared(p.volume, p.txId)
-          log('prepared write %s of %s: coordinator committed; committed here', p.txId, p.volume)
-        } else {
+          log('prepared write %s of %s: committed elsewhere; committed here', p.txId, p.volume)
+        } else if (decision === 'abort') {
           await this.store.recordAbort(p.volume, p.txId)
-          log('prepared write %s of %s expired (%s): aborted', p.txId, p.volume, decision)
+          this.settled(p.volume, p.txId)
+          log('prepared write %s of %s: aborted elsewhere; aborted here', p.txId, p.volume)
+        } else {
+          // We voted yes: the coordinator may have committed and acknowledged. Keep it.
+          if (this.doubts.get(p.volume)?.has(p.txId) !== true) log('prepared write %s of %s expired, nobody reachable knows its decision: in doubt', p.txId, p.volume)
+          this.doubts.set(p.volume, (this.doubts.get(p.volume) ?? new Set()).add(p.txId))
         }
       }
     } catch (err) {

@@ -27,6 +27,8 @@ const log = logger('member-state')
  *   steady, copy, merge   removed    remove-replica of this node, or a later generation without it
  *   removed               steady     a later generation that lists this node again (the rejoin
  *                                    rules then decide how it catches up)
+ *   removed               copy,      the same, for a node removed while in copy or merge (kept
+ *                         merge      in `removedFrom`): it did not hold everything, so it resumes
  *   steady, copy, merge   repairing  chunks of an update not fetched (copy and merge only once
  *                                    they fetch updates inline)
  *   repairing             steady     a background copy pass found nothing missing
@@ -41,7 +43,7 @@ const NEXT: Record<StoredMemberState, readonly StoredMemberState[]> = {
   steady: ['merge', 'removed'],
   copy: ['steady', 'removed'],
   merge: ['steady', 'removed'],
-  removed: ['steady']
+  removed: ['steady', 'copy', 'merge']
 }
 
 /** The state a volume starts in: `requested` by a member (a wannabe), `created` here, `restored` from a dump. */
@@ -62,13 +64,22 @@ export function moveTo (vol: VolumeRecord, to: StoredMemberState): VolumeRecord 
     log.error('volume %s: illegal member state transition %s -> %s', vol.name, from, to)
     throw new ReplicantError(Codes.ILLEGAL_TRANSITION, `volume '${vol.name}': no member state transition from ${from} to ${to}`, { volume: vol.name, from, to })
   }
-  return { ...vol, state: to }
+  // A wannabe removed mid-copy (or a merge mid-verification) does not hold every chunk: it
+  // must resume that if it is listed again, not come back steady (issue 13).
+  const next: VolumeRecord = { ...vol, state: to }
+  if (to === 'removed' && (from === 'copy' || from === 'merge')) next.removedFrom = from
+  else delete next.removedFrom
+  return next
 }
 
-/** The state after adopting a later generation: removed if it does not list us, steady if it lists us again. */
-export function adoptedState (vol: VolumeRecord, member: boolean): VolumeRecord['state'] {
-  if (!member) return moveTo(vol, 'removed').state
-  return vol.state === 'removed' ? moveTo(vol, 'steady').state : vol.state
+/**
+ * `vol` in the state after adopting a later generation: removed if it does not list us; if
+ * it lists us again, the state we were removed from when we did not hold everything (copy,
+ * merge), else steady. The whole record, so `removedFrom` is set and cleared with the state.
+ */
+export function adopted (vol: VolumeRecord, member: boolean): VolumeRecord {
+  if (!member) return moveTo(vol, 'removed')
+  return vol.state === 'removed' ? moveTo(vol, vol.removedFrom ?? 'steady') : vol
 }
 
 /**

@@ -10,7 +10,7 @@ import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
-import { adoptedState, initialState, type MemberStates } from './member-state.js'
+import { adopted, initialState, type MemberStates } from './member-state.js'
 import { later, historyOf } from './generations.js'
 import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges } from './replica-set.js'
@@ -237,9 +237,8 @@ export class Membership {
     const updated = await this.store.updateVolume(local.name, v => {
       if (!later(candidate, v)) return v
       const current = { generation: candidate.generation, genId: genIdOf(candidate) }
-      const state = adoptedState(v, member)
       return {
-        ...v, generation: candidate.generation, genId: current.genId, members: candidate.members, state, writeMode: candidate.writeMode,
+        ...adopted(v, member), generation: candidate.generation, genId: current.genId, members: candidate.members, writeMode: candidate.writeMode,
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
       }
     })

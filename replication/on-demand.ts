@@ -63,6 +63,10 @@ export class OnDemandReader {
     const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(this.timeoutMs)])
     this.counters.reads++
     const entry: InFlight = { promise: Promise.resolve(new Uint8Array()), controller, waiters: 0, settled: false }
+    // In the map before the fetch starts: a fetch that fails before its first await (no member
+    // reachable) runs its finally synchronously, and a delete before the insert left the
+    // rejected entry in the map for good (every later read failed at once, `active` stuck > 0).
+    this.inflight.set(key, entry)
     entry.promise = (async () => {
       try {
         const sources = this.sources(vol)
@@ -76,11 +80,10 @@ export class OnDemandReader {
         return bytes
       } finally {
         entry.settled = true
-        this.inflight.delete(key)
+        if (this.inflight.get(key) === entry) this.inflight.delete(key)
       }
     })()
     entry.promise.catch(() => {}) // surfaced to every waiter
-    this.inflight.set(key, entry)
     return entry
   }
 }

@@ -7,6 +7,7 @@ import { sha256, hashHex } from '../store/chunk-store.js'
 import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../core/records.js'
 import type { Store, NewFileRecord, SnapshotRecord, ReplicaDeleted } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
+import { PathLocks } from './path-locks.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
 const PUT_BATCH_CHUNKS = 64
@@ -68,6 +69,8 @@ export class VolumeService {
   private readonly chunkSource: ChunkSource
   private readonly allModeWriter: AllModeWriter | undefined
   private readonly offlineReason: (volume: string) => string | undefined
+  /** All-mode writes per path, from reading the current record through commit (see PathLocks). */
+  private readonly pathLocks = new PathLocks()
 
   constructor (private readonly store: Store, private readonly selfId: string, collaborators: VolumeCollaborators = {}) {
     this.chunkSource = collaborators.chunkSource ?? (async (volume, hash) => {
@@ -175,11 +178,15 @@ export class VolumeService {
     opts.signal?.throwIfAborted()
     const chunks = Buffer.concat(hashes)
     if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
-      const current = await this.store.getFile(vol.name, p)
-      return await this.allModeWriter(vol, {
-        v: RECORD_VERSION, path: p, size, mode, mtime, chunkSize: vol.chunkSize, chunks, vv: increment(current?.vv ?? {}, this.selfId), deleted: false
+      const writer = this.allModeWriter
+      return await this.pathLocks.run(`${vol.name}\x00${p}`, async () => {
+        const current = await this.store.getFile(vol.name, p)
+        return await writer(vol, {
+          v: RECORD_VERSION, path: p, size, mode, mtime, chunkSize: vol.chunkSize, chunks, vv: increment(current?.vv ?? {}, this.selfId), deleted: false
+        })
       })
     }
+    // Active mode derives the vector inside commitFiles, under the store's commit mutex.
     const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {
       const current = await get(p)
       return [{
@@ -268,11 +275,14 @@ export class VolumeService {
     const vol = await this.volume(volName)
     const p = normalizePath(path)
     if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
-      const current = await this.store.getFile(vol.name, p)
-      if (current === undefined || current.deleted) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in volume '${vol.name}'`, { volume: vol.name, path: p })
-      return await this.allModeWriter(vol, {
-        v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
-        chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
+      const writer = this.allModeWriter
+      return await this.pathLocks.run(`${vol.name}\x00${p}`, async () => {
+        const current = await this.store.getFile(vol.name, p)
+        if (current === undefined || current.deleted) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${p} in volume '${vol.name}'`, { volume: vol.name, path: p })
+        return await writer(vol, {
+          v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
+          chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
+        })
       })
     }
     const [rec] = await this.store.commitFiles(vol.name, async ({ get }) => {

@@ -74,11 +74,12 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     await t.throwsAsync(c1.put('tx', '/x', Readable.from([data]), { size: data.byteLength }))
     const exited = await n1.exited
     t.is(exited.signal, 'SIGKILL')
-    // The members resolve their prepared write on their own (coordinator gone: abort) ...
+    // The members keep their prepared write in doubt while nobody knows the decision ...
     await sleep(3500)
     const n1b = await spawnNodeProcess(t, `${dir}/n1`, expiry)
     const c1b = new ReplicantClient(n1b.url)
-    // ... and once the coordinator is back, all agree.
+    // ... and once the coordinator is back (it aborts its own undecided write, or tells its
+    // commit), all agree.
     const expected = fault === 'crash-after-prepare' ? [] : ['/x']
     for (const c of [c1b, c2, c3]) {
       const files = await waitFor(async () => {
