@@ -12,7 +12,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import type { ExecutionContext } from 'ava'
 import { ReplicantNode, type NodeOptions } from '../node/replicant-node.js'
 
@@ -251,15 +250,7 @@ export async function waitFor<V> (fn: () => Promise<V | undefined> | V | undefin
 }
 
 /** A loopback TCP port that nothing listens on (it was free a moment ago). */
-export async function closedPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as { port: number }).port
-  server.close()
-  await once(server, 'close')
-  return port
-}
+export { freePort as closedPort } from '../testing/managed-node.js'
 
 export { sleep }
 

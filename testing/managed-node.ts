@@ -16,7 +16,6 @@ import { ReplicantClient } from '../api/client.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { Codes } from '../core/errors.js'
 import { TopologyError } from './topology-error.js'
-import { statusOf } from './api-views.js'
 import type { ExitInfo, NodeKind, NodeSpec, TopologyNode, TopologyOptions } from './topology-types.js'
 
 /** dist/bin/replicant.js, next to this module's folder. */
@@ -47,8 +46,8 @@ async function tail (file: string, bytes = 4096): Promise<string> {
   } catch { return '' }
 }
 
-/** A loopback TCP port nothing listens on now. */
-async function freePort (): Promise<number> {
+/** A loopback TCP port nothing listens on now (it was free a moment ago). */
+export async function freePort (): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -152,7 +151,7 @@ export class ManagedNode implements TopologyNode {
       }
       const info = await readFile(join(this.dataDir, API_FILE), 'utf8').then(s => JSON.parse(s) as ApiInfo).catch(() => undefined)
       if (info !== undefined && info.pid === child.pid) {
-        const status = await statusOf(new ReplicantClient(info.url)).catch(() => undefined)
+        const status = await new ReplicantClient(info.url).status().catch(() => undefined)
         if (status !== undefined) {
           this.child = child
           this.exited = exited

@@ -9,7 +9,6 @@ import { validateVolumeName } from '../core/paths.js'
 import { WRITE_MODES, type WriteMode } from '../core/records.js'
 import { Topology, TopologyError, type NodeKind, type TopologyOptions } from './topology.js'
 import { Codes } from '../core/errors.js'
-import { volumeNamesOf } from './api-views.js'
 
 export interface TopologyConfig {
   name?: string
@@ -119,7 +118,7 @@ export async function startTopologyFromConfig (config: TopologyConfig, opts: Omi
   try {
     for (const v of config.volumes) {
       const on = v.createdOn ?? v.members[0]
-      if ((await volumeNamesOf(topo.client(on))).includes(v.name)) continue
+      if ((await topo.client(on).listVolumes()).volumes.some(x => x.name === v.name)) continue
       await topo.createVolume(v.name, { members: v.members, on, writeMode: v.writeMode, chunkSize: v.chunkSize }, { timeoutMs: opts.startTimeoutMs ?? 60_000 })
     }
   } catch (err) {

@@ -9,7 +9,6 @@ import { toKey } from '../core/version-vector.js'
 import type { FileView } from '../replication/volume-service.js'
 import type { ReplicantClient } from '../api/client.js'
 import { TopologyError } from './topology-error.js'
-import { filesOf, volumeInfoOf } from './api-views.js'
 import type { WaitOptions } from './topology-types.js'
 import { logger } from '../core/log.js'
 
@@ -44,7 +43,7 @@ const treeKey = (files: FileView[]): string => files.map(f => `${f.path} ${f.siz
 export async function waitForConvergence (volume: string, nodes: WaitedNode[], opts: WaitOptions): Promise<FileView[]> {
   let last = ''
   return await poll(`convergence of ${volume} on ${nodes.map(n => n.name).join(', ')}`, opts, async () => {
-    const lists = await Promise.all(nodes.map(async n => await filesOf(n.client, volume)))
+    const lists = await Promise.all(nodes.map(async n => (await n.client.list(volume)).files))
     const keys = lists.map(treeKey)
     last = nodes.map((n, i) => `${n.name}: ${lists[i].length} files`).join(', ')
     return keys.every(k => k === keys[0]) ? lists[0] : undefined
@@ -65,7 +64,7 @@ export async function waitForSteady (volume: string, nodes: WaitedNode[], opts: 
   return await poll(`steady state of ${volume} on ${nodes.map(n => n.name).join(', ')}`, opts, async () => {
     const notes: string[] = []
     for (const n of nodes) {
-      const info = await volumeInfoOf(n.client, volume).catch((err: Error) => { notes.push(`${n.name}: ${err.message}`); return undefined })
+      const info = await n.client.volumeInfo(volume).catch((err: Error) => { notes.push(`${n.name}: ${err.message}`); return undefined })
       if (info === undefined) continue
       if (info.state !== 'steady') notes.push(`${n.name}: state ${String(info.state)}`)
       if ((info.lacking?.files ?? 0) > 0 || (info.lacking?.bytes ?? 0) > 0) notes.push(`${n.name}: lacking ${String(info.lacking?.files)} files`)
@@ -78,7 +77,7 @@ export async function waitForSteady (volume: string, nodes: WaitedNode[], opts: 
     }
     let listing: FileView[] | undefined
     if (notes.length === 0) {
-      const lists = await Promise.all(nodes.map(async n => await filesOf(n.client, volume)))
+      const lists = await Promise.all(nodes.map(async n => (await n.client.list(volume)).files))
       const keys = lists.map(treeKey)
       if (keys.every(k => k === keys[0])) listing = lists[0]
       else notes.push(`trees differ (${nodes.map((n, i) => `${n.name}: ${lists[i].length} files`).join(', ')})`)

@@ -33,7 +33,6 @@ import { sha256Hex, type History, type TreeEntry } from './history.js'
 import { ManagedNode } from './managed-node.js'
 import { TopologyFaults } from './topology-faults.js'
 import { poll, waitForConvergence, waitForSteady } from './topology-waits.js'
-import { filesOf, peersOf, volumeInfoOf, volumeNamesOf } from './api-views.js'
 import type { ExitInfo, NodeSpec, TopologyEvent, TopologyNode, TopologyOptions, VolumeSpec, WaitOptions } from './topology-types.js'
 
 export type { NodeKind, NodeSpec, TopologyOptions, TopologyEvent, ExitInfo, VolumeSpec, WaitOptions, TopologyNode } from './topology-types.js'
@@ -106,7 +105,7 @@ export class Topology {
     if (connect !== 'mesh' || nodes.length <= 1) return
     await poll('every node connected to every other', { timeoutMs: this.opts.startTimeoutMs ?? 60_000 }, async () => {
       for (const n of nodes) {
-        const connected = new Set((await peersOf(n.client)).filter(p => p.connected).map(p => p.peerId))
+        const connected = new Set((await n.client.peers()).peers.filter(p => p.connected).map(p => p.peerId))
         if (nodes.some(o => o !== n && !connected.has(o.peerId))) return undefined
       }
       return true
@@ -161,7 +160,7 @@ export class Topology {
       for (const m of members) {
         const n = this.managed(m)
         if (!n.running) continue
-        if (!(await volumeNamesOf(n.client)).includes(name)) return undefined
+        if (!(await n.client.listVolumes()).volumes.some(v => v.name === name)) return undefined
       }
       return true
     })
@@ -174,7 +173,7 @@ export class Topology {
     if (known !== undefined) return known
     for (const n of this.all()) {
       if (!n.running) continue
-      const info = await volumeInfoOf(n.client, volume).catch(() => undefined)
+      const info = await n.client.volumeInfo(volume).catch(() => undefined)
       if (info === undefined) continue
       const names = info.members.map(p => this.nameOf(p)).filter((x): x is string => x !== undefined)
       this.volumes.set(volume, names)
@@ -218,7 +217,7 @@ export class Topology {
   }
 
   async list (node: string, volume: string, prefix?: string): Promise<FileView[]> {
-    return await filesOf(this.client(node), volume, prefix)
+    return (await this.client(node).list(volume, prefix)).files
   }
 
   /** The node's tree of `volume` with the sha256 of every file's bytes, read back through the API. */
