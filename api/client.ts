@@ -27,6 +27,13 @@ async function readText (res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8')
 }
 
+/** A reset on a reused keep-alive socket before any answer (Node's documented race with the server's idle timeout). */
+class StaleSocketError extends Error {
+  constructor (override readonly cause: NodeJS.ErrnoException) { super(cause.message) }
+}
+
+function unwrapStale (err: unknown): unknown { return err instanceof StaleSocketError ? err.cause : err }
+
 /** One NDJSON line of a move: a progress report, the result, or the error that ended it. */
 interface MoveLine { progress?: MoveProgress, result?: MoveResult, error?: unknown }
 
@@ -39,11 +46,23 @@ export class ReplicantClient {
 
   private async send (method: string, path: string, opts: { body?: Readable | string, headers?: Record<string, string | number> } = {}): Promise<IncomingMessage> {
     const url = new URL(path, this.baseUrl)
+    try {
+      return await this.sendOnce(url, method, opts)
+    } catch (err) {
+      // An idle keep-alive socket the server closed just as we reused it: the request never
+      // reached the handler, so a read (which changes nothing) is sent again on a new socket.
+      if (!(err instanceof StaleSocketError) || (method !== 'GET' && method !== 'HEAD')) throw unwrapStale(err)
+      return await this.sendOnce(url, method, opts).catch(e => { throw unwrapStale(e) })
+    }
+  }
+
+  private async sendOnce (url: URL, method: string, opts: { body?: Readable | string, headers?: Record<string, string | number> }): Promise<IncomingMessage> {
     return await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, { method, headers: opts.headers })
       req.once('response', resolve)
       req.once('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ECONNREFUSED') reject(new ReplicantError(Codes.NODE_NOT_RUNNING, `no node answers at ${this.baseUrl}`))
+        else if (err.code === 'ECONNRESET' && req.reusedSocket) reject(new StaleSocketError(err))
         else reject(err)
       })
       if (opts.body === undefined) req.end()

@@ -51,7 +51,13 @@ export class HttpApi {
   private fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const e = isReplicantError(err) ? err : new ReplicantError(Codes.INTERNAL, (err as Error | undefined)?.message ?? String(err))
     if (!isReplicantError(err) && (err as NodeJS.ErrnoException | undefined)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.error('%s %s failed: %O', req.method, req.url, err)
-    if (res.headersSent) { res.destroy(e); return }
+    if (res.headersSent) {
+      // The status line is gone: the only way left to say "this body is incomplete" is a reset,
+      // which the client sees as ECONNRESET; say here why.
+      log.error('%s %s failed after its answer began (connection reset): %s %s', req.method, req.url, e.code, e.message)
+      res.destroy(e)
+      return
+    }
     // Drain what is left of the request so the client sees the answer, not a reset.
     req.resume()
     const headers: Record<string, string> = {}
