@@ -12,6 +12,7 @@ import { isReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import type { Topology } from './topology.js'
 import type { History, Violation } from './history.js'
+import { checkAckedBytes } from './local-chunks.js'
 import { contentOf, type Plan, type PlannedOp, type SideOp, type Step } from './chaos-plan.js'
 
 const log = logger('chaos')
@@ -55,6 +56,10 @@ export async function killNode (ctx: StepContext, node: string, power: boolean, 
   if (power) {
     const cut = await ctx.topo.powerLoss(node)
     ctx.counters.powerLosses++
+    for (const v of ctx.plan.volumes) {
+      const acked = ctx.history.ops(v.name).filter(o => o.node === node && o.status === 'acked')
+      ctx.violations.push(...await checkAckedBytes(node, ctx.topo.node(node).dataDir, v.name, acked))
+    }
     ctx.counters.faults.push(`power loss ${node}${label} (${cut.bytesCut} B cut)`)
   } else {
     await ctx.topo.kill(node)
