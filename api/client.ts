@@ -4,7 +4,7 @@ import { Readable, type Writable } from 'node:stream'
 import { ReplicantError, Codes, toErrorCode } from '../core/errors.js'
 import { normalizePath } from '../core/paths.js'
 import type {
-  AddReplicaResult, AnnouncedVolume, BlockedList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
+  AddReplicaResult, AnnouncedVolume, BlockedList, CrashList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
   FileRemoved, FileView, GcResult, LinkList, LinkShape, MoveProgress, MoveResult, PeerList, RemoveReplicaResult,
   RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeDropped, VolumeInfo, VolumeList
 } from './types.js'
@@ -162,9 +162,11 @@ export class ReplicantClient {
   /** Fault injection (nodes started with --testing): the peers this node refuses (a partition), both ways. */
   async faults (): Promise<FaultsResponse> { return await this.json('GET', '/v1/faults') }
   /** Shapes this node's replies to `peers`: a delay, a bandwidth cap, a loss rate. */
-  async slowLink (peers: string[], shape: Partial<LinkShape>): Promise<LinkList> { return await this.json('POST', '/v1/faults/link', { peers, ...shape }) }
+  async slowLink (peers: string[], shape: Partial<LinkShape>, seed?: string): Promise<LinkList> { return await this.json('POST', '/v1/faults/link', { peers, ...shape, ...(seed !== undefined ? { seed } : {}) }) }
   /** Restores the links to `peers` (every link without arguments). */
   async fixLinks (peers?: string[]): Promise<LinkList> { return await this.json('POST', '/v1/faults/unlink', peers === undefined ? {} : { peers }) }
+  /** Testing nodes only: the node SIGKILLs itself at `point` after `skip` passes; no point disarms all. */
+  async crashAt (point?: string, skip?: number): Promise<CrashList> { return await this.json('POST', '/v1/faults/crash', point === undefined ? {} : { point, ...(skip !== undefined ? { skip } : {}) }) }
   async block (peers: string[]): Promise<BlockedList> { return await this.json('POST', '/v1/faults/block', { peers }) }
   /** Lifts the block on `peers` (every block without arguments). */
   async unblock (peers?: string[]): Promise<BlockedList> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }

@@ -131,4 +131,6 @@ export interface FileRemoved { path: string, deleted: true, seq: number, version
 /** Fault injection (nodes started for testing only). */
 export interface BlockedList { blocked: string[] }
 export interface LinkList { links: Record<string, LinkShape> }
-export type FaultsResponse = BlockedList & LinkList
+/** Crash points armed on this node, with the passes each still lets through (core/crash-points.ts). */
+export interface CrashList { crashes: Record<string, number> }
+export type FaultsResponse = BlockedList & LinkList & CrashList

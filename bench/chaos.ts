@@ -1,18 +1,21 @@
 /**
  * `npm run chaos -- --seed S --schedules N`: randomized reliability runs (node/chaos.ts).
  * Exit code 0 when every schedule passed, 1 otherwise; failing schedules print their replay
- * command, e.g. `npm run chaos -- --seed S --from 7 --schedules 1 --verbose`.
+ * command, e.g. `npm run chaos -- --seed S --only 7 --verbose`.
  */
 import '../core/polyfill.js'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { runChaos, formatSummary } from '../testing/chaos.js'
 
-const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I] [--nodes MIN-MAX] [--steps MIN-MAX]
-                        [--converge-timeout SECONDS] [--verbose] [--bail] [--json] [--dir DIR]
+const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I | --only I] [--nodes MIN-MAX] [--steps MIN-MAX]
+                        [--modes active,all] [--max-rss MIB] [--converge-timeout SECONDS] [--verbose] [--bail] [--json] [--dir DIR]
   --seed S              seed of the whole run (default: random, printed); schedule I of seed S is
                         always planned the same way
   --schedules N         how many schedules (default 10), indexes from --from (default 0)
+  --only I              just schedule I (replay of a failure: same as --from I --schedules 1)
+  --modes LIST          write modes the schedules may use (default active,all)
+  --max-rss MIB         a node past this RSS fails its schedule (default 512)
   --nodes MIN-MAX       nodes per schedule (default 3-5)
   --steps MIN-MAX       steps per schedule (default 8-14)
   --converge-timeout S  a schedule that is not steady this long after healing fails (default 120)
@@ -33,6 +36,9 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     schedules: { type: 'string' },
     from: { type: 'string' },
+    only: { type: 'string' },
+    modes: { type: 'string' },
+    'max-rss': { type: 'string' },
     nodes: { type: 'string' },
     steps: { type: 'string' },
     'converge-timeout': { type: 'string' },
@@ -50,15 +56,17 @@ if (values.help === true) {
 const seed = values.seed ?? randomBytes(4).toString('hex')
 const [minNodes, maxNodes] = range(values.nodes, [3, 5])
 const [minSteps, maxSteps] = range(values.steps, [8, 14])
-const schedules = Number(values.schedules ?? 10)
-const from = Number(values.from ?? 0)
-if (!Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps) {
+const schedules = values.only !== undefined ? 1 : Number(values.schedules ?? 10)
+const from = Number(values.only ?? values.from ?? 0)
+const modes = (values.modes ?? 'active,all').split(',').map(m => m.trim())
+const maxRss = Number(values['max-rss'] ?? 512)
+if (modes.some(m => m !== 'active' && m !== 'all') || !(maxRss > 0) || !Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps) {
   process.stderr.write(USAGE + '\n')
   process.exit(2)
 }
 // Interrupted: exiting runs the topology's exit hook, which kills every node still running.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { process.stdout.write(`${sig}: stopping\n`); process.exit(130) })
-process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps} (node ${process.version})\n`)
+process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps}, modes ${modes.join(',')}, RSS bound ${maxRss} MiB (node ${process.version})\n`)
 const summary = await runChaos({
   seed,
   schedules,
@@ -67,6 +75,8 @@ const summary = await runChaos({
   maxNodes,
   minSteps,
   maxSteps,
+  modes: modes as Array<'active' | 'all'>,
+  maxRssBytes: maxRss * 2 ** 20,
   verbose: values.verbose === true,
   bail: values.bail === true,
   baseDir: values.dir,

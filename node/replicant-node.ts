@@ -20,6 +20,7 @@ import type { VolumeRecord } from '../core/records.js'
 
 import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
 import { LinkFaults } from '../replication/link-faults.js'
+import { armFromEnv } from '../core/crash-points.js'
 
 const log = logger('node')
 
@@ -159,7 +160,8 @@ export class ReplicantNode {
 
   private static async startIn (opts: NodeOptions): Promise<ReplicantNode> {
     const identity = await loadOrCreateIdentity(opts.dataDir)
-    const store = await Store.open(opts.dataDir, opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {})
+    const store = await Store.open(opts.dataDir, { ...(opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {}), recordSynced: opts.testing === true })
+    if (opts.testing === true) armFromEnv(process.env.REPLICANT_CRASH_AT) // and packs record their fsynced lengths (power-loss runs)
     let libp2p: Libp2p | undefined
     try {
       const blocked = new Set<string>()

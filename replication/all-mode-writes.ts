@@ -9,6 +9,7 @@ import { decide } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
+import { crashPoint } from '../core/crash-points.js'
 import type { Store, NewFileRecord, CommitContext, PreparedWrite } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { ChunkFetcher } from './chunk-fetcher.js'
@@ -163,11 +164,13 @@ export class AllModeWrites {
       throw new ReplicantError(Codes.WRITE_NOT_ACKNOWLEDGED, `write to '${vol.name}' in all mode rolled back: member(s) failed: ${failed.map(f => `${f.peerId} (${f.error})`).join(', ')}`, { failed })
     }
     if (this.faults.crashAfterPrepare === true) process.kill(process.pid, 'SIGKILL')
+    crashPoint('all-prepared')
     const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
       return await applyIncoming(ctx, record)
     })
     if (this.faults.crashAfterDecision === true) process.kill(process.pid, 'SIGKILL')
+    crashPoint('all-decided')
     const commits = await Promise.allSettled(others.map(async m => { await sendCommit(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(this.prepareTimeoutMs)) }))
     commits.forEach((r, i) => {
       // Decided: a member that missed the commit resolves it by asking, or by replication.

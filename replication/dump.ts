@@ -8,6 +8,7 @@ import { hashHex, sha256 } from '../store/chunk-store.js'
 import { chunkHashes, genIdOf, RECORD_VERSION, type FileRecord, type VolumeRecord, type GenerationEntry } from '../core/records.js'
 import { normalizePath, validateVolumeName } from '../core/paths.js'
 import { applyIncoming } from './all-mode-writes.js'
+import { crashPoint } from '../core/crash-points.js'
 import { strip } from './reconcile.js'
 import { initialState } from './member-state.js'
 import type { Store, NewFileRecord, SnapshotRecord } from '../store/store.js'
@@ -246,6 +247,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
       for (const r of batch) out.push(...await applyIncoming(ctx, r))
       return out
     })
+    crashPoint('restore-batch')
   }
   for await (const { msg } of frames(createReadStream(path))) {
     if (msg.t === 'chunk') {

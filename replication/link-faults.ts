@@ -1,4 +1,5 @@
 import { ProtocolError, Codes } from '../core/errors.js'
+import { Rng } from '../core/rng.js'
 
 /** How the link to one peer misbehaves: a delay per reply, a bandwidth cap, a loss rate. */
 export interface LinkShape {
@@ -14,16 +15,21 @@ export interface LinkShape {
  * Slow and lossy links, simulated where libp2p's TCP transport offers no hook: in this node's
  * replies (index pages, chunk frames) to the peers named. A topology sets both ends, so both
  * directions of the pair are shaped. Replies to one peer share its bandwidth: they queue.
+ * Losses are drawn from a PRNG seeded per link (the caller's seed, else the peer id), never from
+ * Math.random: the n-th reply to a peer is lost or not the same way on every replay of a seed.
  */
 export class LinkFaults {
-  private readonly links = new Map<string, LinkShape & { nextFree: number }>()
+  private readonly links = new Map<string, LinkShape & { nextFree: number, rng: Rng, seed: string }>()
 
-  set (peers: string[], shape: Partial<LinkShape>): void {
+  set (peers: string[], shape: Partial<LinkShape>, seed?: string): void {
     const s: LinkShape = { delayMs: shape.delayMs ?? 0, bytesPerSecond: shape.bytesPerSecond ?? null, dropRate: shape.dropRate ?? 0 }
     if (!(Number.isFinite(s.delayMs) && s.delayMs >= 0 && s.delayMs <= 60_000)) throw new RangeError('delayMs must be 0-60000')
     if (s.bytesPerSecond !== null && !(Number.isFinite(s.bytesPerSecond) && s.bytesPerSecond >= 1024)) throw new RangeError('bytesPerSecond must be at least 1024')
     if (!(s.dropRate >= 0 && s.dropRate <= 1)) throw new RangeError('dropRate must be 0-1')
-    for (const p of peers) this.links.set(p, { ...s, nextFree: 0 })
+    for (const p of peers) {
+      const linkSeed = seed !== undefined ? `${seed}/${p}` : p
+      this.links.set(p, { ...s, nextFree: 0, rng: new Rng(linkSeed), seed: linkSeed })
+    }
   }
 
   /** Restores the links to `peers` (all of them without a list). */
@@ -45,7 +51,7 @@ export class LinkFaults {
   async pass (peer: string, bytes: number, signal?: AbortSignal): Promise<void> {
     const link = this.links.get(peer)
     if (link === undefined) return
-    if (link.dropRate > 0 && Math.random() < link.dropRate) throw new ProtocolError(Codes.LINK_DROPPED, `reply to ${peer} lost (simulated lossy link)`)
+    if (link.dropRate > 0 && link.rng.next() < link.dropRate) throw new ProtocolError(Codes.LINK_DROPPED, `reply to ${peer} lost (simulated lossy link)`)
     const now = Date.now()
     let until = now + link.delayMs
     if (link.bytesPerSecond !== null) {

@@ -1,4 +1,5 @@
 import { hashHex } from '../core/hash.js'
+import { crashPoint } from '../core/crash-points.js'
 import { chunkHashes } from '../core/records.js'
 import { noRepack, type ChunkStore, type RepackOptions, type RepackResult } from './chunk-store.js'
 import type { PreparedWrites } from './prepared.js'
@@ -58,6 +59,7 @@ export class ChunkCollector {
       const gone = batch.filter(h => !this.young.has(hashHex(h)))
       await this.chunks.delete(gone)
       deleted += gone.length
+      if (gone.length > 0) crashPoint('gc-sweep')
       batch = []
     }
     for await (const key of this.chunks.keys()) {

@@ -1,13 +1,16 @@
-import { open, readdir, writeFile, mkdir, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { open, readdir, writeFile, mkdir, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Mutex } from '../core/mutex.js'
 import { noRepack, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { syncDir } from '../core/durable.js'
+import { crashPoint } from '../core/crash-points.js'
 import { decodeLoc, encodeLoc, packGone, packId, packName, writeAt } from './pack-locations.js'
 import { PackReaders } from './pack-readers.js'
 import { PendingLocations } from './pack-pending.js'
+import { SyncedLengths } from './pack-synced.js'
+import { liveBytes, sealedPacks } from './pack-scan.js'
 
 const log = logger('packs')
 
@@ -34,6 +37,8 @@ export interface PackStoreOptions {
   repackHook?: (point: RepackPoint) => Promise<void>
   /** Told of every putMany before its bytes are written. */
   onPut?: PutObserver
+  /** Testing only: record each pack's fsynced length (pack-synced.ts). */
+  recordSynced?: boolean
 }
 
 /**
@@ -51,7 +56,9 @@ export interface PackStoreOptions {
  */
 export class PackChunkStore implements ChunkStore {
   private active: { id: number, fh: FileHandle, size: number } | undefined
-  private readonly dirty = new Set<FileHandle>()
+  /** Handles written since their last datasync, with their pack ids. */
+  private readonly dirty = new Map<FileHandle, number>()
+  private readonly synced: SyncedLengths | undefined
   private readonly readers: PackReaders
   private readonly writes = new Set<Promise<unknown>>()
   private readonly pending = new PendingLocations()
@@ -66,6 +73,7 @@ export class PackChunkStore implements ChunkStore {
 
   private constructor (private readonly dir: string, private readonly loc: LocSublevel, private readonly opts: PackStoreOptions) {
     this.targetBytes = opts.targetBytes ?? PACK_TARGET_BYTES
+    this.synced = opts.recordSynced === true ? new SyncedLengths(dir) : undefined
     this.readers = new PackReaders(dir, fh => this.dirty.has(fh), () => this.active?.id)
   }
 
@@ -201,11 +209,11 @@ export class PackChunkStore implements ChunkStore {
     }
     const write = writeAt(active.fh, chunks, start, total)
     this.writes.add(write)
-    this.dirty.add(active.fh)
+    this.dirty.set(active.fh, active.id)
     try {
       await write
       this.writes.delete(write)
-      this.dirty.add(active.fh)
+      this.dirty.set(active.fh, active.id)
       if (active.size >= this.targetBytes && this.active === active && this.rolling === undefined) {
         this.rolling = this.startPack(active.id + 1).finally(() => { this.rolling = undefined })
         await this.rolling
@@ -237,7 +245,10 @@ export class PackChunkStore implements ChunkStore {
       const handles = [...this.dirty]
       this.dirty.clear()
       try {
-        await Promise.all(handles.map(async fh => { await fh.datasync() }))
+        // Testing: a pack's length when its datasync begins is what a power loss keeps of it.
+        const lengths = this.synced === undefined ? [] : await Promise.all(handles.map(async ([fh, id]): Promise<[number, number]> => [id, (await fh.stat()).size]))
+        await Promise.all(handles.map(async ([fh]) => { await fh.datasync() }))
+        await this.synced?.record(lengths)
         if (entries.length > 0) await this.loc.batch(entries.map(e => ({ type: 'put' as const, key: e.key, value: e.value })))
         this.pending.settle(entries)
       } finally {
@@ -275,9 +286,9 @@ export class PackChunkStore implements ChunkStore {
       const result = noRepack()
       // A pack about to be unlinked must not be left in `dirty` (its handle is closed later).
       await this.sync()
-      const sealed = await this.sealedPacks()
+      const sealed = await sealedPacks(this.dir, this.active!.id, this.inflight)
       if (sealed.size === 0) return result
-      const live = await this.liveBytes(sealed, opts.signal)
+      const live = await liveBytes(this.loc, sealed, opts.signal)
       const liveBelow = opts.liveBelow ?? 0.5
       const dead: number[] = []
       const sparse = new Set<number>()
@@ -291,6 +302,7 @@ export class PackChunkStore implements ChunkStore {
       if (sparse.size === 0) return result
       const stuck = await this.moveLive(sparse, result, opts.signal)
       await this.opts.repackHook?.('switched')
+      crashPoint('repack-switched')
       for (const id of sparse) {
         if (stuck.has(id)) continue
         await this.removePack(id, sealed.get(id)!, result)
@@ -299,31 +311,6 @@ export class PackChunkStore implements ChunkStore {
       result.bytesFreed -= result.bytesCopied
       return result
     })
-  }
-
-  /** Pack files no append can reach any more, with their sizes. */
-  private async sealedPacks (): Promise<Map<number, number>> {
-    const activeId = this.active!.id
-    const out = new Map<number, number>()
-    for (const file of await readdir(this.dir)) {
-      const id = packId(file)
-      if (id === undefined || id >= activeId || this.inflight.has(id)) continue
-      const st = await stat(join(this.dir, file)).catch(() => undefined)
-      if (st !== undefined) out.set(id, st.size)
-    }
-    return out
-  }
-
-  /** Live bytes per pack of `packs`: one streaming scan of the locations. */
-  private async liveBytes (packs: Map<number, number>, signal?: AbortSignal): Promise<Map<number, number>> {
-    const live = new Map<number, number>()
-    let n = 0
-    for await (const value of this.loc.values()) {
-      if (++n % 4096 === 0) signal?.throwIfAborted()
-      const l = decodeLoc(value)
-      if (packs.has(l.pack)) live.set(l.pack, (live.get(l.pack) ?? 0) + l.length)
-    }
-    return live
   }
 
   /**
@@ -364,6 +351,7 @@ export class PackChunkStore implements ChunkStore {
       // A new pack's directory entry must be durable before any location moves into it.
       await syncDir(this.dir)
       await this.opts.repackHook?.('copied')
+      crashPoint('repack-copied')
       await this.switchLocations(moving.map((e, i) => ({ ...e, next: locs[i] })))
     } finally {
       this.release(pack)

@@ -34,6 +34,8 @@ export interface StoreOptions {
   packTargetBytes?: number
   /** Test hook only: awaited at each repack crash point (a kill -9 test pauses there). */
   repackHook?: (point: RepackPoint) => Promise<void>
+  /** Testing only: append each pack's fsynced length to chunks/synced-lengths (power-loss simulation). */
+  recordSynced?: boolean
 }
 
 type OwnChunkStore = ChunkStore & { close?: () => Promise<void> }
@@ -46,6 +48,7 @@ async function openChunks (dir: string, db: Db, backend: ChunkBackend, opts: Sto
   return await PackChunkStore.open(join(dir, 'chunks'), db.sublevel<Uint8Array, Uint8Array>('chunkloc', { keyEncoding: 'buffer', valueEncoding: 'view' }), {
     ...(opts.packTargetBytes !== undefined ? { targetBytes: opts.packTargetBytes } : {}),
     ...(opts.repackHook !== undefined ? { repackHook: opts.repackHook } : {}),
+    ...(opts.recordSynced === true ? { recordSynced: true } : {}),
     onPut
   })
 }

@@ -125,14 +125,44 @@ test('chaos plans and contents are a pure function of seed and index', t => {
   t.deepEqual(Array.from({ length: 5 }, () => r1.next()), Array.from({ length: 5 }, () => r2.next()))
 })
 
-test('a short chaos run: kill -9 at chosen points, partitions and restarts, and nothing is lost', async t => {
+test('history check: reads of never-written bytes, and all-mode writes missing on a member of the time', t => {
+  const h = new History()
+  put(h, '/f', 'a', 'v1', { [A]: 1 })
+  h.read('v', '/f', 'b', Buffer.from('v1'))
+  h.read('v', '/f', 'b', null)
+  t.deepEqual(h.checkReads('v'), [])
+  h.read('v', '/f', 'b', Buffer.from('garbage'))
+  t.deepEqual(h.checkReads('v').map(v => v.kind), ['READ_NEVER_WRITTEN'])
+
+  const all = new History()
+  all.membersAt = () => ['a', 'b', 'c']
+  put(all, '/f', 'a', 'v1', { [A]: 1 })
+  const held = [entry('/f', 'v1', { [A]: 1 })]
+  const stayed = (): boolean => true
+  t.deepEqual(all.checkAllMode('v', new Map([['a', held], ['b', held], ['c', held]]), stayed), [])
+  const missing = all.checkAllMode('v', new Map([['a', held], ['b', held], ['c', []]]), stayed)
+  t.deepEqual(missing.map(v => v.kind), ['ALL_MODE_MISSING'])
+  t.regex(missing[0].message, /with c a member, but c does not hold it/)
+  // A member removed after the write no longer has to hold it; a write made knowing it supersedes it.
+  t.deepEqual(all.checkAllMode('v', new Map([['a', held], ['b', held], ['c', []]]), node => node !== 'c'), [])
+  put(all, '/f', 'b', 'v2', { [A]: 1, [B]: 1 })
+  // v1 is superseded (not reported); v2, held nowhere, is missing on each of the three members.
+  t.deepEqual(all.checkAllMode('v', new Map([['a', []], ['b', []], ['c', []]]), stayed).map(v => v.op), [2, 2, 2])
+})
+
+test('a short chaos run: both write modes, a membership change, kill -9 at chosen points, partitions, and nothing is lost', async t => {
   t.timeout(240_000)
-  const seed = process.env.CHAOS_SEED ?? 'ci-4'
-  const plans = [0, 1].map(i => planSchedule(seed, i, { minNodes: 3, maxNodes: 3, minSteps: 5, maxSteps: 6 }))
-  t.true(plans.some(p => p.steps.some(s => s.t === 'partition')), 'the fixed seed includes a partition')
+  const seed = process.env.CHAOS_SEED ?? 'ci-6'
+  const shape = { minNodes: 3, maxNodes: 3, minSteps: 5, maxSteps: 6 }
+  const plans = [2, 3].map(i => planSchedule(seed, i, shape))
+  if (process.env.CHAOS_SEED === undefined) {
+    t.true(plans.some(p => p.steps.some(s => s.t === 'partition')), 'the fixed seed includes a partition')
+    t.deepEqual([...new Set(plans.flatMap(p => p.volumes.map(v => v.mode)))].sort(), ['active', 'all'], 'and both write modes')
+    t.true(plans.some(p => p.steps.some(s => s.t === 'burst' && s.side.some(x => x.t === 'member'))), 'and a membership change during writes')
+  }
   const lines: string[] = []
   const summary = await runChaos({
-    seed, schedules: 2, minNodes: 3, maxNodes: 3, minSteps: 5, maxSteps: 6,
+    seed, schedules: 2, from: 2, ...shape,
     baseDir: await tmpDir(t),
     convergeTimeoutMs: 200_000,
     log: line => { lines.push(line); t.log(line) }
@@ -141,7 +171,9 @@ test('a short chaos run: kill -9 at chosen points, partitions and restarts, and 
   t.is(summary.schedules, 2)
   t.true(summary.killPointsSurvived >= 2)
   t.true(summary.partitionSchedulesSurvived >= 1)
+  t.true(summary.membershipChanges.attempted >= 1)
   t.true(summary.ackedWrites > 0)
   t.true(summary.results.every(r => r.stats !== undefined && r.stats.ackedPuts === r.stats.present + r.stats.superseded + r.stats.uncertain))
-  t.regex(formatResult(summary.results[0]), new RegExp(`^schedule ${seed}/0: 3 nodes \\| faults: .*kill -9 .* \\| OK`))
+  t.true(Object.keys(summary.maxRss).length === 3, 'RSS sampled on every node')
+  t.regex(formatResult(summary.results[0]), new RegExp(`^schedule ${seed}/2: 3 nodes, [a-z+]+ \\| faults: .*(kill -9|power loss|crash) .* \\| OK`))
 })

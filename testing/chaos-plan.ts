@@ -1,27 +1,47 @@
 /**
- * Chaos plans: a schedule of write bursts and faults planned entirely from (seed, index) by a
- * seeded PRNG before it runs: node count, paths, every write's node, path, size and bytes,
- * every fault, its target and its point (a kill fires once its node has acknowledged N
- * writes of the burst, plus a delay of D ms). Replaying a seed replays the same plan.
+ * Chaos plans: a schedule planned entirely from (seed, index) by a seeded PRNG before it runs:
+ * node count, volumes (`active`, `all` or both, each on every node or all but a spare), paths,
+ * every lane of writes and reads (several lanes may share a node), every fault and its point,
+ * membership changes, snapshots, GC and dumps run beside the writes, crashes at named points
+ * (core/crash-points.ts) and power losses. Replaying a seed replays the same plan.
+ * Step kinds and side operations are described in docs/TOPOLOGY.md.
  */
 import { createCipheriv, createHash } from 'node:crypto'
 import { Rng } from './rng.js'
+import type { CrashPoint } from '../core/crash-points.js'
 
-export interface PlannedOp { id: number, kind: 'put' | 'delete', path: string, size: number }
+export type Mode = 'active' | 'all'
+export interface PlannedOp { id: number, kind: 'put' | 'delete' | 'read', volume: string, path: string, size: number }
+/** One lane: its ops are sent one after the other; lanes run at once, several may share a node. */
 export interface Writer { node: string, ops: PlannedOp[] }
-export interface KillPoint { node: string, afterAcks: number, delayMs: number }
+/** A kill -9 once `node` acknowledged `afterAcks` ops of the burst, plus `delayMs`; `power`: then its packs are cut to what was fsynced. */
+export interface KillPoint { node: string, afterAcks: number, delayMs: number, power: boolean }
+/** Run beside a burst's writes, `delayMs` after it starts. `via`: who to ask, in order (the first running member). */
+export type SideOp =
+  | { t: 'member', op: 'add' | 'remove', volume: string, node: string, via: string[], delayMs: number }
+  | { t: 'snapshot', volume: string, via: string[], delayMs: number }
+  | { t: 'gc', via: string[], repack: boolean, delayMs: number }
+  | { t: 'dump', volume: string, via: string[], delayMs: number }
 
 export type Step =
-  | { t: 'burst', writers: Writer[], kill?: KillPoint }
+  | { t: 'burst', writers: Writer[], kill?: KillPoint, side: SideOp[] }
   | { t: 'restart', node: string }
   /** A kill -9 on its own, `delayMs` after the step before (a heal or restart): lands in catch-up or merge. */
-  | { t: 'kill', node: string, delayMs: number }
+  | { t: 'kill', node: string, delayMs: number, power: boolean }
   | { t: 'stop', node: string }
   | { t: 'partition', groups: string[][] }
   | { t: 'heal' }
+  /** Heal, lift the links and restart every node that is down: all-mode writes can be acknowledged again. */
+  | { t: 'recover' }
   | { t: 'pause', ms: number }
-  /** A slow or lossy link between two nodes (until the end of the schedule). */
-  | { t: 'link', a: string, b: string, delayMs: number, bytesPerSecond: number | null, dropRate: number }
+  /** A slow or lossy link between two nodes (until the end of the schedule); its losses follow `seed`. */
+  | { t: 'link', a: string, b: string, delayMs: number, bytesPerSecond: number | null, dropRate: number, seed: string }
+  /** `node` arms `point`, then the operation that passes it runs there (GC, repack, restore, all-mode put). */
+  | { t: 'crash', node: string, point: CrashPoint, op?: PlannedOp }
+  /** The dump of the solo volume restored on `node` (which does not hold it yet); `crash`: killed inside. */
+  | { t: 'restore', node: string, crash: boolean }
+
+export interface PlanVolume { name: string, mode: Mode, members: string[], paths: string[] }
 
 export interface Plan {
   seed: string
@@ -29,7 +49,9 @@ export interface Plan {
   /** `${seed}/${index}`: everything in the plan derives from it. */
   id: string
   nodes: string[]
-  volume: string
+  volumes: PlanVolume[]
+  /** A volume on `solo.node` only, written at setup: the source of dumps restored elsewhere. */
+  solo: { name: string, node: string, files: PlannedOp[] }
   chunkSize: number
   steps: Step[]
 }
@@ -39,6 +61,8 @@ export interface PlanOptions {
   maxNodes?: number
   minSteps?: number
   maxSteps?: number
+  /** Which write modes a schedule may use (default both). */
+  modes?: Mode[]
 }
 
 const PATHS = ['/a.txt', '/b.bin', '/docs/c.md', '/docs/deep/d', '/e.log', '/f.tar.gz', '/g']
@@ -61,41 +85,105 @@ function split (rng: Rng, nodes: string[]): string[][] {
   return [order.slice(0, i), order.slice(i)]
 }
 
+function volumesOf (rng: Rng, nodes: string[], modes: Mode[]): PlanVolume[] {
+  const pick = modes.length === 1 ? modes : rng.weighted({ both: 2, active: 1, all: 1 }) === 'both' ? modes : [rng.pick(modes)]
+  return pick.map(mode => {
+    // A spare joins later by add-replica (a wannabe copying while writes go on).
+    const spare = nodes.length >= 3 && rng.chance(0.4) ? rng.pick(nodes) : undefined
+    return { name: `chaos-${mode}`, mode, members: nodes.filter(n => n !== spare), paths: rng.shuffle(PATHS).slice(0, rng.int(3, 6)) }
+  })
+}
+
 /** The plan of schedule `index` of `seed`: a pure function of its arguments. */
 export function planSchedule (seed: string, index: number, opts: PlanOptions = {}): Plan {
   const id = `${seed}/${index}`
   const rng = new Rng(id)
   const n = rng.int(opts.minNodes ?? 3, opts.maxNodes ?? 5)
   const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`)
-  const paths = rng.shuffle(PATHS).slice(0, rng.int(3, 6))
+  const volumes = volumesOf(rng, nodes, opts.modes ?? ['active', 'all'])
+  let nextOp = 1
+  const soloNode = rng.pick(nodes)
+  const solo = { name: 'chaos-solo', node: soloNode, files: [1, 2, 3].map(i => ({ id: nextOp++, kind: 'put' as const, volume: 'chaos-solo', path: `/solo-${i}`, size: rng.int(300_000, 700_000) })) }
   const count = rng.int(opts.minSteps ?? 8, opts.maxSteps ?? 14)
   const partitionAt = rng.chance(0.85) ? rng.int(0, Math.floor(count / 2)) : -1
   const killAt = rng.int(1, count - 1)
   const up = new Set(nodes)
+  const members = new Map(volumes.map(v => [v.name, new Set(v.members)]))
+  const restored = new Set<string>([soloNode])
   let partitioned = false
-  let nextOp = 1
   const steps: Step[] = []
+  const via = (): string[] => rng.shuffle(nodes)
+  const op = (vol: PlanVolume, path?: string): PlannedOp => {
+    const kind = rng.weighted({ put: 7, delete: 1, read: 1.5 })
+    return { id: nextOp++, kind, volume: vol.name, path: path ?? rng.pick(vol.paths), size: kind === 'put' ? size(rng) : 0 }
+  }
+  const side = (): SideOp[] => {
+    const out: SideOp[] = []
+    for (let i = Number(rng.weighted({ 0: 3, 1: 3, 2: 1 })); i > 0; i--) {
+      const vol = rng.pick(volumes)
+      const kind = rng.weighted({ member: 3, snapshot: 1, gc: 1.2, dump: 0.8 })
+      const delayMs = rng.int(0, 300)
+      if (kind === 'member') {
+        const m = members.get(vol.name)!
+        const outside = nodes.filter(x => !m.has(x))
+        if (outside.length > 0 && (m.size <= 2 || rng.chance(0.6))) {
+          const x = rng.pick(outside)
+          m.add(x)
+          out.push({ t: 'member', op: 'add', volume: vol.name, node: x, via: via(), delayMs })
+          // Sometimes removed again mid-copy, and added back: it must resume its copy.
+          if (rng.chance(0.35)) {
+            const later = delayMs + rng.int(50, 400)
+            out.push({ t: 'member', op: 'remove', volume: vol.name, node: x, via: via(), delayMs: later })
+            out.push({ t: 'member', op: 'add', volume: vol.name, node: x, via: via(), delayMs: later + rng.int(50, 400) })
+          }
+        } else if (m.size > 2) {
+          const x = rng.pick([...m])
+          m.delete(x)
+          out.push({ t: 'member', op: 'remove', volume: vol.name, node: x, via: via(), delayMs })
+        }
+      } else if (kind === 'gc') out.push({ t: 'gc', via: via(), repack: rng.chance(0.7), delayMs })
+      else out.push({ t: kind, volume: vol.name, via: via(), delayMs })
+    }
+    return out
+  }
   const burst = (kill: boolean): Step => {
     const live = nodes.filter(x => up.has(x))
-    const writers = rng.shuffle(live).slice(0, rng.int(1, Math.min(3, live.length)))
-    let target: string | undefined
-    if (kill) {
-      target = rng.pick(live)
-      if (!writers.includes(target)) writers.push(target)
-    }
-    const ws: Writer[] = writers.map(node => ({
-      node,
-      ops: Array.from({ length: rng.int(1, 4) }, () => {
-        const del = rng.chance(0.12)
-        return { id: nextOp++, kind: del ? 'delete' as const : 'put' as const, path: rng.pick(paths), size: del ? 0 : size(rng) }
-      })
+    const lanes = rng.int(1, 4)
+    // A hot burst: every lane writes one path of one volume (concurrent writes to one path).
+    const hot = rng.chance(0.2) ? { vol: rng.pick(volumes), path: '' } : undefined
+    if (hot !== undefined) hot.path = rng.pick(hot.vol.paths)
+    const ws: Writer[] = Array.from({ length: lanes }, () => ({
+      node: rng.pick(live),
+      ops: Array.from({ length: rng.int(1, 4) }, () => hot !== undefined ? op(hot.vol, hot.path) : op(rng.pick(volumes)))
     }))
-    if (target === undefined) return { t: 'burst', writers: ws }
+    const sides = side()
+    if (!kill) return { t: 'burst', writers: ws, side: sides }
+    const target = rng.pick(live)
+    if (!ws.some(w => w.node === target)) ws.push({ node: target, ops: [op(rng.pick(volumes))] })
     up.delete(target)
-    const own = ws.find(w => w.node === target)!.ops.length
-    return { t: 'burst', writers: ws, kill: { node: target, afterAcks: rng.int(0, own), delayMs: rng.chance(0.5) ? 0 : rng.int(1, 40) } }
+    const own = ws.filter(w => w.node === target).reduce((s, w) => s + w.ops.length, 0)
+    return { t: 'burst', writers: ws, side: sides, kill: { node: target, afterAcks: rng.int(0, own), delayMs: rng.chance(0.5) ? 0 : rng.int(1, 40), power: rng.chance(0.3) } }
   }
+  const crash = (): Step | undefined => {
+    const live = nodes.filter(x => up.has(x))
+    const allVol = volumes.find(v => v.mode === 'all')
+    const coordinators = allVol === undefined ? [] : live.filter(x => members.get(allVol.name)!.has(x))
+    const points: CrashPoint[] = ['gc-sweep', 'repack-copied', 'repack-switched', ...(coordinators.length > 0 ? ['all-prepared', 'all-decided'] as const : [])]
+    const point = rng.pick(points)
+    const node = point.startsWith('all-') ? rng.pick(coordinators) : rng.pick(live)
+    up.delete(node)
+    if (point.startsWith('all-')) return { t: 'crash', node, point, op: { id: nextOp++, kind: 'put', volume: allVol!.name, path: rng.pick(allVol!.paths), size: size(rng) } }
+    return { t: 'crash', node, point }
+  }
+  // An all-mode write needs every member: a schedule with an all volume recovers once midway, then goes on.
+  const recoverAt = volumes.some(v => v.mode === 'all') ? rng.int(Math.floor(count / 3), Math.max(Math.floor(count / 3), count - 3)) : -1
   for (let s = 0; s < count; s++) {
+    if (s === recoverAt) {
+      steps.push({ t: 'recover' })
+      for (const x of nodes) up.add(x)
+      partitioned = false
+      continue
+    }
     if (s === partitionAt) {
       steps.push({ t: 'partition', groups: split(rng, nodes) })
       partitioned = true
@@ -112,17 +200,28 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
         partition: partitionAt >= 0 && s > partitionAt ? 0.5 : 0,
         heal: partitioned ? 1.2 : 0,
         pause: 0.3,
-        link: 0.6
+        link: 0.6,
+        crash: up.size >= 2 ? 1 : 0,
+        restore: up.size >= 2 && up.has(soloNode) && nodes.some(x => up.has(x) && !restored.has(x)) ? 0.4 : 0
       })
     switch (kind) {
       case 'burst': steps.push(burst(false)); break
       case 'kill': steps.push(burst(true)); break
+      case 'crash': steps.push(crash()!); break
+      case 'restore': {
+        const x = rng.pick(nodes.filter(y => up.has(y) && !restored.has(y)))
+        restored.add(x)
+        const dies = rng.chance(0.5)
+        if (dies) up.delete(x)
+        steps.push({ t: 'restore', node: x, crash: dies })
+        break
+      }
       case 'restart': {
         const x = rng.pick(down)
         up.add(x)
         steps.push({ t: 'restart', node: x })
         // Sometimes killed again at once: during its merge after the unclean stop, or its catch-up.
-        if (rng.chance(0.3) && up.size >= 2) { up.delete(x); steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400) }) }
+        if (rng.chance(0.3) && up.size >= 2) { up.delete(x); steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400), power: rng.chance(0.3) }) }
         break
       }
       case 'stop': { const x = rng.pick(nodes.filter(y => up.has(y))); up.delete(x); steps.push({ t: 'stop', node: x }); break }
@@ -134,7 +233,7 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
         if (rng.chance(0.4) && up.size >= 2) {
           const x = rng.pick(nodes.filter(y => up.has(y)))
           up.delete(x)
-          steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400) })
+          steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400), power: rng.chance(0.3) })
         }
         break
       }
@@ -142,7 +241,7 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
       case 'link': {
         const a = rng.pick(nodes)
         const b = rng.pick(nodes.filter(y => y !== a))
-        steps.push({ t: 'link', a, b, delayMs: rng.int(0, 80), bytesPerSecond: rng.pick([null, 4_000_000, 1_000_000]), dropRate: rng.pick([0, 0.05, 0.2]) })
+        steps.push({ t: 'link', a, b, delayMs: rng.int(0, 80), bytesPerSecond: rng.pick([null, 4_000_000, 1_000_000]), dropRate: rng.pick([0, 0.05, 0.2]), seed: `${id}/link-${s}` })
         break
       }
     }
@@ -156,7 +255,7 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
     }
     steps.push(burst(true))
   }
-  return { seed, index, id, nodes, volume: 'chaos', chunkSize: 16 * 1024, steps }
+  return { seed, index, id, nodes, volumes, solo, chunkSize: 16 * 1024, steps }
 }
 
 /** The bytes of a planned put: unique per (plan, op), identical on every replay. */
@@ -168,18 +267,37 @@ export function contentOf (plan: Plan, op: PlannedOp): Buffer {
   return Buffer.concat([header, cipher.update(Buffer.alloc(op.size - header.byteLength)), cipher.final()])
 }
 
+const short = (v: string): string => v.replace(/^chaos-/, '')
+
+function describeOp (o: PlannedOp): string {
+  return `${o.kind === 'delete' ? 'del' : o.kind} ${short(o.volume)}:${o.path}${o.kind === 'put' ? ` ${o.size}B` : ''}`
+}
+
+function describeSide (s: SideOp): string {
+  const at = `+${s.delayMs}ms`
+  switch (s.t) {
+    case 'member': return `${s.op}-replica ${short(s.volume)} ${s.node} ${at}`
+    case 'gc': return `gc${s.repack ? '+repack' : ''} ${at}`
+    default: return `${s.t} ${short(s.volume)} ${at}`
+  }
+}
+
 export function describeStep (step: Step): string {
   switch (step.t) {
     case 'burst': {
-      const w = step.writers.map(x => `${x.node}:${x.ops.map(o => `${o.kind === 'put' ? 'put' : 'del'} ${o.path}${o.kind === 'put' ? ` ${o.size}B` : ''}`).join(', ')}`).join(' | ')
-      return `writes [${w}]${step.kill !== undefined ? ` + kill -9 ${step.kill.node} after ${step.kill.afterAcks} acks +${step.kill.delayMs}ms` : ''}`
+      const w = step.writers.map(x => `${x.node}:${x.ops.map(describeOp).join(', ')}`).join(' | ')
+      const k = step.kill !== undefined ? ` + ${step.kill.power ? 'power loss' : 'kill -9'} ${step.kill.node} after ${step.kill.afterAcks} acks +${step.kill.delayMs}ms` : ''
+      return `writes [${w}]${step.side.length > 0 ? ` beside [${step.side.map(describeSide).join(', ')}]` : ''}${k}`
     }
     case 'partition': return `partition ${step.groups.map(g => `[${g.join(',')}]`).join(' ')}`
     case 'restart': return `restart ${step.node}`
-    case 'kill': return `kill -9 ${step.node} after ${step.delayMs}ms`
+    case 'kill': return `${step.power ? 'power loss' : 'kill -9'} ${step.node} after ${step.delayMs}ms`
     case 'stop': return `stop ${step.node}`
     case 'heal': return 'heal'
+    case 'recover': return 'recover (heal, fix links, restart every node that is down)'
     case 'pause': return `pause ${step.ms}ms`
     case 'link': return `link ${step.a}<->${step.b} delay ${step.delayMs}ms${step.bytesPerSecond !== null ? ` ${step.bytesPerSecond} B/s` : ''} loss ${step.dropRate}`
+    case 'crash': return `crash ${step.node} at ${step.point}${step.op !== undefined ? ` (${describeOp(step.op)})` : ''}`
+    case 'restore': return `restore solo dump on ${step.node}${step.crash ? ' + crash inside' : ''}`
   }
 }

@@ -1,4 +1,4 @@
-/** What a chaos run reports: a line per schedule, a summary, the command that replays one. */
+/** What a chaos run reports: a line per schedule, a summary with the run's totals, the command that replays one. */
 import type { Violation } from './history.js'
 import type { ScheduleResult } from './chaos-schedule.js'
 
@@ -9,32 +9,98 @@ export interface ChaosSummary {
   failed: number
   killPoints: number
   killPointsSurvived: number
+  /** Schedules with a partition or a slow/lossy link. */
   partitionSchedules: number
   partitionSchedulesSurvived: number
+  powerLosses: number
+  crashPoints: { hit: number, missed: number, byPoint: Record<string, number> }
   ackedWrites: number
+  ackedByMode: { active: number, all: number }
+  /** Schedules per write-mode mix ('active', 'all', 'active+all'). */
+  modeMix: Record<string, number>
+  membershipChanges: { attempted: number, done: number }
+  side: { snapshots: number, gcs: number, dumps: number, restores: number }
+  reads: number
   conflictCopies: number
+  /** Max RSS per node name over the run (bytes). */
+  maxRss: Record<string, number>
+  /** Highest local-seq-per-acked-write ratio seen, and how many members went past the warning ratio. */
+  churn: { maxRatio: number, warnings: number }
   durationMs: number
   failures: Array<{ id: string, replay: string, violations: Violation[], dir?: string }>
   results: ScheduleResult[]
 }
 
-export function replayCommand (seed: string, index: number): string {
-  return `npm run chaos -- --seed ${seed} --from ${index} --schedules 1 --verbose`
+export function emptySummary (seed: string): ChaosSummary {
+  return {
+    seed, schedules: 0, passed: 0, failed: 0, killPoints: 0, killPointsSurvived: 0, partitionSchedules: 0, partitionSchedulesSurvived: 0, powerLosses: 0,
+    crashPoints: { hit: 0, missed: 0, byPoint: {} }, ackedWrites: 0, ackedByMode: { active: 0, all: 0 }, modeMix: {}, membershipChanges: { attempted: 0, done: 0 },
+    side: { snapshots: 0, gcs: 0, dumps: 0, restores: 0 }, reads: 0, conflictCopies: 0, maxRss: {}, churn: { maxRatio: 0, warnings: 0 }, durationMs: 0, failures: [], results: []
+  }
 }
+
+/** Adds one schedule's result to the run's totals. */
+export function addResult (s: ChaosSummary, r: ScheduleResult): void {
+  const c = r.counters
+  s.results.push(r)
+  s.schedules++
+  s.killPoints += r.kills
+  s.powerLosses += r.powerLosses
+  s.crashPoints.hit += c.crashes.hit
+  s.crashPoints.missed += c.crashes.missed
+  for (const [p, n] of Object.entries(c.crashes.byPoint)) s.crashPoints.byPoint[p] = (s.crashPoints.byPoint[p] ?? 0) + n
+  s.ackedWrites += r.writes.acked
+  s.ackedByMode.active += r.writes.ackedByMode.active
+  s.ackedByMode.all += r.writes.ackedByMode.all
+  const mix = [...r.modes].sort().join('+')
+  s.modeMix[mix] = (s.modeMix[mix] ?? 0) + 1
+  s.membershipChanges.attempted += c.membership.attempted
+  s.membershipChanges.done += c.membership.done
+  for (const k of ['snapshots', 'gcs', 'dumps', 'restores'] as const) s.side[k] += c.side[k]
+  s.reads += c.reads.ok + c.reads.missing
+  s.conflictCopies += r.stats?.conflictCopies ?? 0
+  for (const [n, b] of Object.entries(r.maxRss)) s.maxRss[n] = Math.max(s.maxRss[n] ?? 0, b)
+  for (const ch of r.churn) s.churn.maxRatio = Math.max(s.churn.maxRatio, ch.ratio)
+  s.churn.warnings += r.warnings.filter(w => w.startsWith('churn')).length
+  const shaken = r.partitions > 0 || r.links > 0
+  if (shaken) s.partitionSchedules++
+  if (r.ok) {
+    s.passed++
+    s.killPointsSurvived += r.kills
+    if (shaken) s.partitionSchedulesSurvived++
+  } else {
+    s.failed++
+  }
+}
+
+export function replayCommand (seed: string, index: number): string {
+  return `npm run chaos -- --seed ${seed} --only ${index} --verbose`
+}
+
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`
 
 export function formatResult (r: ScheduleResult): string {
   const s = r.stats
   const checked = s !== undefined ? ` | ${s.files} files, ${s.conflictCopies} conflict copies; acked puts ${s.ackedPuts}: ${s.present} present, ${s.superseded} superseded, ${s.uncertain} undecided` : ''
-  return `schedule ${r.id}: ${r.nodes} nodes | faults: ${r.faults.length > 0 ? r.faults.join(', ') : 'none'} | writes acked ${r.writes.acked} (failed ${r.writes.failed}, unknown ${r.writes.unknown}, deletes ${r.writes.deletes})${checked}` +
-    `${r.convergeMs !== undefined ? ` | steady in ${(r.convergeMs / 1000).toFixed(1)}s` : ''} | ${r.ok ? 'OK' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(1)}s`
+  const c = r.counters
+  const rss = Object.entries(r.maxRss).map(([n, b]) => `${n} ${mib(b)}`).join(', ')
+  const churn = r.churn.length > 0 ? ` | churn max ${Math.max(...r.churn.map(x => x.ratio)).toFixed(1)} seq/write` : ''
+  return `schedule ${r.id}: ${r.nodes} nodes, ${r.modes.join('+')} | faults: ${r.faults.length > 0 ? r.faults.join(', ') : 'none'} | writes acked ${r.writes.acked} (active ${r.writes.ackedByMode.active}, all ${r.writes.ackedByMode.all}; failed ${r.writes.failed}, unknown ${r.writes.unknown}, deletes ${r.writes.deletes}), reads ${c.reads.ok + c.reads.missing}` +
+    ` | membership ${c.membership.done}/${c.membership.attempted}, snapshots ${c.side.snapshots}, gc ${c.side.gcs}, dumps ${c.side.dumps}, restores ${c.side.restores}${checked}` +
+    `${r.convergeMs !== undefined ? ` | steady in ${(r.convergeMs / 1000).toFixed(1)}s` : ''} | max RSS ${rss}${churn} | ${r.ok ? 'OK' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(1)}s`
 }
 
 export function formatSummary (s: ChaosSummary): string {
+  const perSchedule = s.schedules > 0 ? s.durationMs / s.schedules : 0
   const lines = [
-    `chaos seed ${s.seed}: ${s.schedules} schedules, ${s.passed} passed, ${s.failed} failed in ${(s.durationMs / 1000).toFixed(0)}s`,
-    `  kill points survived: ${s.killPointsSurvived} of ${s.killPoints}`,
-    `  partition schedules survived: ${s.partitionSchedulesSurvived} of ${s.partitionSchedules}`,
-    `  acknowledged writes checked: ${s.ackedWrites}; conflict copies in final trees: ${s.conflictCopies}`
+    `chaos seed ${s.seed}: ${s.schedules} schedules, ${s.passed} passed, ${s.failed} failed in ${(s.durationMs / 1000).toFixed(0)}s (${(perSchedule / 1000).toFixed(1)} s per schedule)`,
+    `  write modes: ${Object.entries(s.modeMix).map(([m, n]) => `${m} ${n}`).join(', ')}`,
+    `  kill points survived: ${s.killPointsSurvived} of ${s.killPoints} (${s.powerLosses} power losses; crash points hit ${s.crashPoints.hit}, missed ${s.crashPoints.missed}: ${Object.entries(s.crashPoints.byPoint).map(([p, n]) => `${p} ${n}`).join(', ') || 'none'})`,
+    `  partition/link schedules survived: ${s.partitionSchedulesSurvived} of ${s.partitionSchedules}`,
+    `  acknowledged writes checked: ${s.ackedWrites} (active ${s.ackedByMode.active}, all ${s.ackedByMode.all}); reads checked ${s.reads}; conflict copies in final trees: ${s.conflictCopies}`,
+    `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,
+    `  max RSS per node: ${Object.entries(s.maxRss).sort().map(([n, b]) => `${n} ${mib(b)}`).join(', ')}`,
+    `  churn: max ${s.churn.maxRatio.toFixed(1)} local sequence numbers per acknowledged write; ${s.churn.warnings} member(s) past the warning ratio`
   ]
   for (const f of s.failures) lines.push(`  FAILED ${f.id}: ${f.violations[0]?.message ?? ''}\n    replay: ${f.replay}`)
   return lines.join('\n')

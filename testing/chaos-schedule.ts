@@ -1,36 +1,45 @@
 /**
- * Runs one chaos plan on a fresh topology of process nodes: its bursts and faults in order,
- * then every fault lifted and every node restarted; once the volume is steady the history
- * checker (history.ts) decides whether anything was lost. What cannot be replayed is timing:
- * how far replication got before a kill or partition, and which in-flight write a kill
- * lands on, depend on the machine's load.
+ * Runs one chaos plan on a fresh topology of process nodes: its steps in order, then every
+ * fault lifted, every node restarted and made a member of every volume again; once the volumes
+ * are steady the history checker (history.ts) decides whether anything was lost. What cannot
+ * be replayed is timing: how far replication got before a kill or partition, and which
+ * in-flight request a kill lands on, depend on the machine's load.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Topology } from './topology.js'
-import { History, type CheckStats, type TreeEntry, type Violation } from './history.js'
+import { History, sha256Hex, type CheckStats, type TreeEntry, type Violation } from './history.js'
 import { checkLocalChunks } from './local-chunks.js'
-import { contentOf, describeStep, type Plan, type Step } from './chaos-plan.js'
-import { logger } from '../core/log.js'
-
-const log = logger('chaos')
+import { contentOf, describeStep, type Mode, type Plan } from './chaos-plan.js'
+import { killNode, newCounters, runBurst, runCrash, runRestore, type StepContext, type StepCounters } from './chaos-steps.js'
+import { RssSampler, churnOf, type Churn } from './chaos-observe.js'
+import { poll } from './topology-waits.js'
 
 export interface ScheduleResult {
   id: string
   index: number
   nodes: number
+  modes: Mode[]
   ok: boolean
-  /** Faults in the order applied: "kill n2@1+12ms", "partition [n1][n2,n3]", ... */
+  /** Faults in the order applied: "kill -9 n2@1acks+12ms", "partition [n1][n2,n3]", ... */
   faults: string[]
   kills: number
+  powerLosses: number
   partitions: number
+  links: number
   restarts: number
   stops: number
-  writes: { acked: number, failed: number, unknown: number, deletes: number }
+  counters: StepCounters
+  writes: { acked: number, failed: number, unknown: number, deletes: number, ackedByMode: Record<Mode, number> }
   stats?: CheckStats
   violations: Violation[]
+  /** Not failures: change churn past the warning ratio. */
+  warnings: string[]
+  churn: Churn[]
+  maxRss: Record<string, number>
   convergeMs?: number
   durationMs: number
   /** Kept for a failed schedule: data dirs and node logs. */
@@ -47,7 +56,15 @@ export interface RunOptions {
   log?: (line: string) => void
   verbose?: boolean
   bin?: string
+  /** A node whose RSS goes past this fails the schedule (default 512 MiB). */
+  maxRssBytes?: number
+  /** Local change-log entries per acknowledged write past which a member is reported (default 8). */
+  churnWarnRatio?: number
+  /** Pack size of the nodes (default 256 KiB: packs roll, so repacks have work). */
+  packTargetBytes?: number
 }
+
+export const DEFAULT_MAX_RSS = 512 * 1024 * 1024
 
 /** Runs one planned schedule on a fresh topology of process nodes. */
 export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<ScheduleResult> {
@@ -55,74 +72,115 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
   const log = opts.log ?? (() => {})
   const vlog = (s: string): void => { if (opts.verbose === true) log(`  [${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`) }
   const history = new History()
+  const counters = newCounters()
   const result: ScheduleResult = {
-    id: plan.id, index: plan.index, nodes: plan.nodes.length, ok: false, faults: [], kills: 0, partitions: 0, restarts: 0, stops: 0,
-    writes: { acked: 0, failed: 0, unknown: 0, deletes: 0 }, violations: [], durationMs: 0
+    id: plan.id, index: plan.index, nodes: plan.nodes.length, modes: plan.volumes.map(v => v.mode), ok: false, faults: counters.faults, kills: 0, powerLosses: 0, partitions: 0, links: 0, restarts: 0, stops: 0,
+    counters, writes: { acked: 0, failed: 0, unknown: 0, deletes: 0, ackedByMode: { active: 0, all: 0 } }, violations: [], warnings: [], churn: [], maxRss: {}, durationMs: 0
   }
   const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), `replicant-chaos-${plan.seed.replace(/[^a-zA-Z0-9_-]/g, '_')}-${plan.index}-`))
   let topo: Topology | undefined
+  let rss: RssSampler | undefined
+  const volumes = [...plan.volumes.map(v => v.name)]
   const durability = async (node: string): Promise<void> => {
     // The node's own state only moves forward: what it acknowledged before it went down is still there.
-    const tree: TreeEntry[] = (await topo!.list(node, plan.volume)).map(f => ({ path: f.path, size: f.size, version: f.version, sha256: '' }))
-    result.violations.push(...history.checkNodeDurability(plan.volume, node, tree))
+    for (const v of volumes) {
+      const files = await topo!.list(node, v).catch(() => undefined) // not (or no longer) a member
+      if (files === undefined) continue
+      const tree: TreeEntry[] = files.map(f => ({ path: f.path, size: f.size, version: f.version, sha256: '' }))
+      result.violations.push(...history.checkNodeDurability(v, node, tree))
+    }
   }
   try {
-    topo = await Topology.start({ nodes: plan.nodes, dir, keepDir: true, history, bin: opts.bin, onEvent: e => vlog(`${e.kind}${e.node !== undefined ? ` ${e.node}` : ''}${e.detail !== undefined ? ` ${e.detail}` : ''}`) })
-    await topo.createVolume(plan.volume, { chunkSize: plan.chunkSize, writeMode: 'active' }, { timeoutMs: 60_000 })
+    topo = await Topology.start({ nodes: plan.nodes, dir, keepDir: true, history, bin: opts.bin, startArgs: ['--pack-target', String(opts.packTargetBytes ?? 256 * 1024)], onEvent: e => vlog(`${e.kind}${e.node !== undefined ? ` ${e.node}` : ''}${e.detail !== undefined ? ` ${e.detail}` : ''}`) })
+    const t = topo
+    rss = new RssSampler(() => t.nodes)
+    const ctx: StepContext = { topo, plan, history, dir, counters, violations: result.violations, members: new Map(), removals: [], vlog }
+    history.membersAt = v => { const m = ctx.members.get(v); return m === undefined ? undefined : [...m] }
+    for (const v of plan.volumes) {
+      await topo.createVolume(v.name, { members: v.members, chunkSize: plan.chunkSize, writeMode: v.mode }, { timeoutMs: 60_000 })
+      ctx.members.set(v.name, new Set(v.members))
+    }
+    await topo.createVolume(plan.solo.name, { members: [plan.solo.node], chunkSize: plan.chunkSize }, { timeoutMs: 60_000 })
+    for (const f of plan.solo.files) await topo.client(plan.solo.node).put(plan.solo.name, f.path, Readable.from([contentOf(plan, f)]), { size: f.size })
     for (const step of plan.steps) {
       vlog(`step: ${describeStep(step)}`)
       switch (step.t) {
-        case 'burst': await runBurst(topo, plan, step, result); break
+        case 'burst': await runBurst(ctx, step); break
+        case 'crash': await runCrash(ctx, step); break
+        case 'restore': await runRestore(ctx, step); break
         case 'partition':
           await topo.partition(...step.groups)
           result.partitions++
-          result.faults.push(describeStep(step))
+          counters.faults.push(describeStep(step))
           break
-        case 'heal': await topo.heal(); result.faults.push('heal'); break
+        case 'heal': await topo.heal(); counters.faults.push('heal'); break
+        case 'recover': {
+          await topo.heal()
+          await topo.fixLinks()
+          const down = topo.nodes.filter(n => !n.running).map(n => n.name)
+          await Promise.all(down.map(async n => { await topo!.restart(n) }))
+          for (const n of down) await durability(n)
+          result.restarts += down.length
+          counters.faults.push(`recover (restart ${down.join(',') || 'none'})`)
+          break
+        }
         case 'restart':
+          if (topo.node(step.node).running) break
           await topo.restart(step.node)
           result.restarts++
-          result.faults.push(`restart ${step.node}`)
+          counters.faults.push(`restart ${step.node}`)
           await durability(step.node)
           break
         case 'kill':
           if (step.delayMs > 0) await sleep(step.delayMs)
-          await topo.kill(step.node)
-          result.kills++
-          result.faults.push(`kill -9 ${step.node}+${step.delayMs}ms`)
+          if (topo.node(step.node).running) await killNode(ctx, step.node, step.power, `+${step.delayMs}ms`)
           break
         case 'stop': {
+          if (!topo.node(step.node).running) break
           const e = await topo.stop(step.node)
           result.stops++
-          result.faults.push(`stop ${step.node}`)
+          counters.faults.push(`stop ${step.node}`)
           if (e.code !== 0) result.violations.push({ kind: 'UNCLEAN_STOP', message: `clean stop of ${step.node} ended with code ${String(e.code)} signal ${String(e.signal)}${e.timedOut === true ? ' (timed out)' : ''}` })
           break
         }
         case 'pause': await sleep(step.ms); break
         case 'link':
-          await topo.slowLink(step.a, step.b, { delayMs: step.delayMs, bytesPerSecond: step.bytesPerSecond, dropRate: step.dropRate })
-          result.faults.push(describeStep(step))
+          await topo.slowLink(step.a, step.b, { delayMs: step.delayMs, bytesPerSecond: step.bytesPerSecond, dropRate: step.dropRate }, step.seed)
+          result.links++
+          counters.faults.push(describeStep(step))
           break
       }
     }
-    // Lift every fault, bring every node back, wait for the steady state, then check.
-    vlog('final: heal, restart every node that is down, wait for steady')
+    // Lift every fault, bring every node back, make every node a member of every volume again.
+    vlog('final: heal, restart every node that is down, re-add every non-member, wait for steady')
     await topo.heal()
     await topo.fixLinks()
     const down = topo.nodes.filter(n => !n.running).map(n => n.name)
     await Promise.all(down.map(async n => { await topo!.restart(n) }))
     for (const n of down) await durability(n)
     const t0 = Date.now()
-    await topo.waitForSteady(plan.volume, { timeoutMs: opts.convergeTimeoutMs ?? 120_000 })
+    for (const v of volumes) await everyoneMember(topo, v, vlog)
+    for (const v of volumes) await topo.waitForSteady(v, { nodes: topo.names(), timeoutMs: opts.convergeTimeoutMs ?? 120_000 })
     result.convergeMs = Date.now() - t0
-    const trees = new Map<string, TreeEntry[]>()
-    for (const n of topo.names()) trees.set(n, await topo.tree(n, plan.volume))
-    const check = history.check(plan.volume, trees)
-    result.violations.push(...check.violations)
-    result.stats = check.stats
+    const stats: CheckStats[] = []
+    for (const v of volumes) {
+      const trees = new Map<string, TreeEntry[]>()
+      for (const n of topo.names()) trees.set(n, await readTree(topo, n, v))
+      const check = history.check(v, trees)
+      result.violations.push(...check.violations, ...history.checkReads(v))
+      if (plan.volumes.find(p => p.name === v)?.mode === 'all') {
+        result.violations.push(...history.checkAllMode(v, trees, (node, op) => !ctx.removals.some(r => r.volume === v && r.node === node && r.at >= op.startedAt)))
+      }
+      stats.push(check.stats)
+      const acked = history.ops(v).filter(o => o.status === 'acked').length
+      result.churn.push(...await churnOf(topo.nodes, v, acked))
+    }
+    result.stats = sumStats(stats)
+    for (const c of result.churn) if (c.ratio > (opts.churnWarnRatio ?? 8)) result.warnings.push(`churn: ${c.node} used ${c.seq} local sequence numbers of ${c.volume} for ${c.acked} acknowledged writes (${c.ratio.toFixed(1)} per write)`)
   } catch (err) {
     result.violations.push({ kind: 'ERROR', message: `schedule error: ${(err as Error).message}` })
   } finally {
+    const max = await rss?.stop()
     if (topo !== undefined) {
       const exits = await topo.close()
       for (const [n, e] of exits) {
@@ -131,13 +189,25 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
       // Once stopped, every member's own store must hold every chunk of its tree.
       if (result.stats !== undefined) {
         for (const n of topo.nodes) {
-          result.violations.push(...await checkLocalChunks(n.name, n.dataDir, plan.volume).catch(err => [{ kind: 'ERROR' as const, message: `local check of ${n.name}: ${(err as Error).message}` }]))
+          for (const v of volumes) result.violations.push(...await checkLocalChunks(n.name, n.dataDir, v).catch(err => [{ kind: 'ERROR' as const, message: `local check of ${n.name}: ${(err as Error).message}` }]))
         }
       }
     }
+    for (const [n, b] of max ?? []) {
+      result.maxRss[n] = b
+      if (b > (opts.maxRssBytes ?? DEFAULT_MAX_RSS)) result.violations.push({ kind: 'RSS_BOUND', message: `${n} reached ${(b / 2 ** 20).toFixed(0)} MiB RSS, past the bound of ${((opts.maxRssBytes ?? DEFAULT_MAX_RSS) / 2 ** 20).toFixed(0)} MiB` })
+    }
   }
-  const c = history.counts(plan.volume)
-  result.writes = { acked: c.acked, failed: c.failed, unknown: c.unknown, deletes: c.deletes }
+  for (const v of plan.volumes) {
+    const c = history.counts(v.name)
+    result.writes.acked += c.acked
+    result.writes.failed += c.failed
+    result.writes.unknown += c.unknown
+    result.writes.deletes += c.deletes
+    result.writes.ackedByMode[v.mode] += c.acked
+  }
+  result.kills = counters.kills
+  result.powerLosses = counters.powerLosses
   result.ok = result.violations.length === 0
   result.durationMs = Date.now() - started
   if (result.ok || opts.keepFailed === false) await rm(dir, { recursive: true, force: true, maxRetries: 3 })
@@ -145,38 +215,37 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
   return result
 }
 
-async function runBurst (topo: Topology, plan: Plan, step: Extract<Step, { t: 'burst' }>, result: ScheduleResult): Promise<void> {
-  const kill = step.kill
-  let fire: () => void = () => {}
-  const trigger = new Promise<void>(resolve => { fire = resolve })
-  if (kill !== undefined && kill.afterAcks === 0) fire()
-  let killer: Promise<void> | undefined
-  if (kill !== undefined) {
-    killer = (async () => {
-      await trigger
-      if (kill.delayMs > 0) await sleep(kill.delayMs)
-      await topo.kill(kill.node)
-      result.kills++
-      result.faults.push(`kill -9 ${kill.node}@${kill.afterAcks}acks+${kill.delayMs}ms`)
-    })()
+function sumStats (all: CheckStats[]): CheckStats {
+  const out: CheckStats = { files: 0, conflictCopies: 0, ackedPuts: 0, ackedDeletes: 0, present: 0, superseded: 0, uncertain: 0 }
+  for (const s of all) for (const k of Object.keys(out) as Array<keyof CheckStats>) out[k] += s[k]
+  return out
+}
+
+/** A member's tree read back; a file that cannot be read shows as bytes nobody wrote (so it fails as lost). */
+async function readTree (topo: Topology, node: string, volume: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = []
+  for (const f of await topo.list(node, volume)) {
+    const sha256 = await topo.read(node, volume, f.path).then(b => sha256Hex(b), (err: Error) => `unreadable: ${err.message}`)
+    out.push({ path: f.path, size: f.size, version: f.version, sha256 })
   }
-  await Promise.all(step.writers.map(async w => {
-    let acks = 0
-    for (const op of w.ops) {
-      if (!topo.node(w.node).running) break // killed: the rest of its ops are never sent
-      try {
-        if (op.kind === 'put') await topo.write(w.node, plan.volume, op.path, contentOf(plan, op))
-        else await topo.remove(w.node, plan.volume, op.path)
-        acks++
-      } catch (err) {
-        // Recorded in the history (failed or unknown); a refused delete of an absent path is normal.
-        log('%s %s on %s failed: %s', op.kind, op.path, w.node, (err as Error).message)
-      }
-      if (kill !== undefined && w.node === kill.node && acks >= kill.afterAcks) fire()
+  return out
+}
+
+/** Adds back every node that is not a member of `volume` (removed, or a spare never added), until all are. */
+async function everyoneMember (topo: Topology, volume: string, vlog: (s: string) => void): Promise<void> {
+  topo.forgetMembers(volume)
+  await poll(`every node a member of ${volume}`, { timeoutMs: 90_000, intervalMs: 500 }, async () => {
+    // The newest configuration any node holds (a removed node keeps an older one).
+    let best: { members: string[], generation: number } | undefined
+    for (const n of topo.nodes) {
+      const info = await n.client.volumeInfo(volume).catch(() => undefined)
+      if (info !== undefined && (best === undefined || info.generation > best.generation)) best = { members: info.members, generation: info.generation }
     }
-  }))
-  if (killer !== undefined) {
-    fire() // its writer may have stopped short of the ack count (errors): the kill still happens
-    await killer
-  }
+    if (best === undefined) return undefined
+    const missing = topo.nodes.filter(n => !best.members.includes(n.peerId))
+    if (missing.length === 0) return true
+    const via = topo.nodes.find(n => best.members.includes(n.peerId))!
+    await topo.addReplica(volume, via.name, missing[0].name).catch((err: Error) => { vlog(`final add-replica ${volume} ${missing[0].name}: ${err.message}`) })
+    return undefined
+  })
 }

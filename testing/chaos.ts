@@ -1,21 +1,26 @@
 /**
- * Randomized reliability runs: schedules of writes on several members mixed with kill -9 at
- * chosen points, clean stops, restarts, partitions and heals, slow or lossy links, on a fresh
- * topology of process nodes each; at the end every fault is lifted, every node restarted, and
- * once the volume is steady the history checker (history.ts) decides whether anything was lost.
+ * Randomized reliability runs: schedules of writes and reads in `active` and `all` volumes on
+ * several members (several lanes per member too) mixed with kill -9 and power losses at chosen
+ * points, crashes at named points (GC, repack, restore, all-mode prepare/decision), membership
+ * changes, snapshots, GC and dumps beside the writes, clean stops, restarts, partitions and
+ * heals, slow or lossy links, on a fresh topology of process nodes each; at the end every fault
+ * is lifted, every node restarted and made a member again, and once the volumes are steady the
+ * history checker (history.ts) decides whether anything was lost.
  *
  * The parts: rng.ts (seeded PRNG), chaos-plan.ts (a schedule planned from seed and index),
- * chaos-schedule.ts (running one plan), local-chunks.ts (the stopped-store check),
- * chaos-report.ts (result lines and summary). This module runs many schedules in a row.
+ * chaos-schedule.ts (running one plan) with chaos-steps.ts (bursts, side operations, crashes,
+ * restores) and chaos-observe.ts (RSS, churn), power-loss.ts, local-chunks.ts (the
+ * stopped-store check), chaos-report.ts (result lines and totals). This module runs many
+ * schedules in a row.
  */
 import '../core/polyfill.js'
 import { planSchedule, describeStep, type PlanOptions } from './chaos-plan.js'
 import { runSchedule, type RunOptions } from './chaos-schedule.js'
-import { formatResult, replayCommand, type ChaosSummary } from './chaos-report.js'
+import { addResult, emptySummary, formatResult, replayCommand, type ChaosSummary } from './chaos-report.js'
 
 export { Rng } from './rng.js'
-export { planSchedule, contentOf, describeStep, type PlannedOp, type Writer, type KillPoint, type Step, type Plan, type PlanOptions } from './chaos-plan.js'
-export { runSchedule, type ScheduleResult, type RunOptions } from './chaos-schedule.js'
+export { planSchedule, contentOf, describeStep, type PlannedOp, type Writer, type KillPoint, type SideOp, type Step, type Plan, type PlanOptions, type Mode } from './chaos-plan.js'
+export { runSchedule, DEFAULT_MAX_RSS, type ScheduleResult, type RunOptions } from './chaos-schedule.js'
 export { checkLocalChunks } from './local-chunks.js'
 export { formatResult, formatSummary, replayCommand, type ChaosSummary } from './chaos-report.js'
 
@@ -32,33 +37,19 @@ export interface ChaosOptions extends RunOptions, PlanOptions {
 export async function runChaos (opts: ChaosOptions): Promise<ChaosSummary> {
   const log = opts.log ?? (() => {})
   const started = Date.now()
-  const summary: ChaosSummary = {
-    seed: opts.seed, schedules: 0, passed: 0, failed: 0, killPoints: 0, killPointsSurvived: 0, partitionSchedules: 0, partitionSchedulesSurvived: 0,
-    ackedWrites: 0, conflictCopies: 0, durationMs: 0, failures: [], results: []
-  }
+  const summary = emptySummary(opts.seed)
   const from = opts.from ?? 0
   for (let i = from; i < from + opts.schedules; i++) {
     const plan = planSchedule(opts.seed, i, opts)
     if (opts.verbose === true) {
-      log(`schedule ${plan.id}: ${plan.nodes.length} nodes, plan:`)
+      log(`schedule ${plan.id}: ${plan.nodes.length} nodes, volumes ${plan.volumes.map(v => `${v.name} (${v.mode}, members ${v.members.join(',')})`).join(', ')}, plan:`)
       for (const s of plan.steps) log(`  - ${describeStep(s)}`)
     }
     const r = await runSchedule(plan, opts)
-    summary.results.push(r)
-    summary.schedules++
-    summary.killPoints += r.kills
-    summary.ackedWrites += r.writes.acked
-    summary.conflictCopies += r.stats?.conflictCopies ?? 0
-    if (r.partitions > 0) summary.partitionSchedules++
-    if (r.ok) {
-      summary.passed++
-      summary.killPointsSurvived += r.kills
-      if (r.partitions > 0) summary.partitionSchedulesSurvived++
-    } else {
-      summary.failed++
-      summary.failures.push({ id: r.id, replay: replayCommand(opts.seed, i), violations: r.violations, dir: r.dir })
-    }
+    addResult(summary, r)
+    if (!r.ok) summary.failures.push({ id: r.id, replay: replayCommand(opts.seed, i), violations: r.violations, dir: r.dir })
     log(formatResult(r))
+    for (const w of r.warnings) log(`  warning: ${w}`)
     if (!r.ok) {
       for (const v of r.violations.slice(0, 10)) log(`  ${v.kind}: ${v.message}`)
       if (r.violations.length > 10) log(`  ... ${r.violations.length - 10} more`)

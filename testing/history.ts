@@ -53,7 +53,12 @@ export interface Op {
   /** The version vector the node reported for the committed record (acked only). */
   version?: VersionVector
   error?: string
+  /** The volume's members (node names) when it was acknowledged, if known (see membersAt). */
+  members?: string[]
 }
+
+/** A read made during a schedule: the sha256 of the bytes it returned, or null for "no such file". */
+export interface Read { volume: string, path: string, node: string, sha256: string | null, at: number }
 
 /** One file of a member's final tree. */
 export interface TreeEntry { path: string, size: number, sha256: string, version: VersionVector }
@@ -63,7 +68,13 @@ export interface TreeEntry { path: string, size: number, sha256: string, version
  * tree), ERROR (a step failed, or the volume never became steady) and UNCLEAN_STOP (a clean
  * stop did not exit 0).
  */
-export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'MISSING_CHUNK' | 'ERROR' | 'UNCLEAN_STOP'
+export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'MISSING_CHUNK' | 'ERROR' | 'UNCLEAN_STOP' |
+  /** A read during the schedule returned bytes no put to that path ever wrote. */
+  'READ_NEVER_WRITTEN' |
+  /** An acknowledged all-mode write is not on a member that was a member when it was acknowledged (and stayed one). */
+  'ALL_MODE_MISSING' |
+  /** A node's RSS went past the stated bound. */
+  'RSS_BOUND'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 
@@ -104,6 +115,9 @@ export class History {
   private readonly list: Op[] = []
   private nextId = 1
   private readonly aliases = new Map<string, string>()
+  private readonly readList: Read[] = []
+  /** Asked at each acknowledgement: the volume's members then, if the caller knows them. */
+  membersAt: ((volume: string) => string[] | undefined) | undefined
 
   /** Shows `peerId` as `name` in version vectors of messages (a topology registers its nodes). */
   alias (peerId: string, name: string): void { this.aliases.set(peerId, name) }
@@ -132,6 +146,48 @@ export class History {
     op.status = 'acked'
     op.endedAt = Date.now()
     if (version !== undefined) op.version = { ...version }
+    const members = this.membersAt?.(op.volume)
+    if (members !== undefined) op.members = [...members]
+  }
+
+  /** Records a read's outcome: the bytes it returned (null: the file did not exist). */
+  read (volume: string, path: string, node: string, bytes: Uint8Array | null): void {
+    this.readList.push({ volume, path, node, sha256: bytes === null ? null : sha256Hex(bytes), at: Date.now() })
+  }
+
+  reads (volume?: string): Read[] { return this.readList.filter(r => volume === undefined || r.volume === volume) }
+
+  /** READ_NEVER_WRITTEN: every read returned nothing or the bytes of a put attempted to that path (any outcome). */
+  checkReads (volume: string): Violation[] {
+    const written = new Set(this.ops(volume).filter(o => o.kind === 'put').map(o => `${o.path} ${o.sha256}`))
+    return this.reads(volume).filter(r => r.sha256 !== null && !written.has(`${r.path} ${r.sha256}`)).map(r => ({
+      kind: 'READ_NEVER_WRITTEN' as const, path: r.path, message: `a read of ${r.path} on ${r.node} returned bytes (sha256 ${r.sha256!.slice(0, 12)}) no put to it ever wrote`
+    }))
+  }
+
+  /**
+   * ALL_MODE_MISSING: every acknowledged put of an all-mode volume is, in each final tree of a
+   * node that was a member when it was acknowledged and stayed one (`stayed(node, op)`), present
+   * (its bytes at its path or a conflict copy) or superseded by an acknowledged op on that path
+   * with a greater version, or possibly replaced by an op of unknown outcome started after it.
+   * Puts acknowledged while the members were not known are skipped (counted by the caller).
+   */
+  checkAllMode (volume: string, trees: Map<string, TreeEntry[]>, stayed: (node: string, op: Op) => boolean): Violation[] {
+    const out: Violation[] = []
+    const ops = this.ops(volume)
+    for (const op of ops) {
+      if (op.kind !== 'put' || op.status !== 'acked' || op.members === undefined) continue
+      const others = ops.filter(o => o !== op && o.path === op.path)
+      if (op.version !== undefined && others.some(o => o.status === 'acked' && o.version !== undefined && compare(o.version, op.version!) === 'greater')) continue
+      if (others.some(o => (o.status === 'unknown' || o.status === 'pending') && o.startedAt >= op.startedAt)) continue
+      for (const m of op.members) {
+        const tree = trees.get(m)
+        if (tree === undefined || !stayed(m, op)) continue
+        if (tree.some(e => conflictBase(e.path) === op.path && e.sha256 === op.sha256)) continue
+        out.push({ kind: 'ALL_MODE_MISSING', path: op.path, op: op.id, message: `${this.describe(op)} was acknowledged in all mode with ${m} a member, but ${m} does not hold it` })
+      }
+    }
+    return out
   }
 
   /** `applied: 'no'` when the request provably did not take effect; 'unknown' when it may have. */

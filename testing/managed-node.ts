@@ -133,7 +133,7 @@ export class ManagedNode implements TopologyNode {
       return
     }
     const args = [...(this.opts.nodeArgs ?? []), this.opts.bin ?? DEFAULT_BIN, 'start', '--testing', '--data', this.dataDir, '--listen', listen, '--api', api,
-      ...joinAddrs.flatMap(a => ['--join', a])]
+      ...(this.opts.startArgs ?? []), ...joinAddrs.flatMap(a => ['--join', a])]
     const fd = openSync(this.logFile, 'a')
     let child: ChildProcess
     try {

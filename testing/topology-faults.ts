@@ -20,7 +20,7 @@ export interface FaultTargets {
 export class TopologyFaults {
   private groups: string[][] = []
   /** Slow or lossy links in force, per pair of node names (both ends shaped). */
-  private readonly shapedLinks = new Map<string, { a: string, b: string, shape: Partial<LinkShape> }>()
+  private readonly shapedLinks = new Map<string, { a: string, b: string, shape: Partial<LinkShape>, seed?: string }>()
 
   constructor (private readonly nodes: FaultTargets) {}
 
@@ -40,8 +40,9 @@ export class TopologyFaults {
   async reapply (n: ManagedNode): Promise<number> {
     const blocked = this.blockedFor(n.name)
     if (blocked.length > 0) await n.client.block(blocked)
-    for (const { a, b, shape } of this.shapedLinks.values()) {
-      if (a === n.name || b === n.name) await n.client.slowLink([this.nodes.managed(a === n.name ? b : a).peerId], shape)
+    for (const { a, b, shape, seed } of this.shapedLinks.values()) {
+      // Reseeded from the same seed: the restarted end's losses start that sequence again.
+      if (a === n.name || b === n.name) await n.client.slowLink([this.nodes.managed(a === n.name ? b : a).peerId], shape, seed === undefined ? undefined : `${seed}/${n.name}`)
     }
     return blocked.length
   }
@@ -79,11 +80,12 @@ export class TopologyFaults {
   /** The partition in force (groups of node names; empty when healed). */
   partitions (): string[][] { return this.groups.map(g => [...g]) }
 
-  async slowLink (a: string, b: string, shape: Partial<LinkShape>): Promise<void> {
+  /** `seed` drives the link's losses (each end draws from `${seed}/${its name}`). */
+  async slowLink (a: string, b: string, shape: Partial<LinkShape>, seed?: string): Promise<void> {
     const [na, nb] = [this.nodes.managed(a), this.nodes.managed(b)]
     if (a === b) throw new TopologyError(Codes.BAD_TOPOLOGY, 'a link joins two different nodes')
-    this.shapedLinks.set([a, b].sort().join('\0'), { a, b, shape: { ...shape } })
-    await Promise.all([[na, nb], [nb, na]].filter(([n]) => n.running).map(async ([n, other]) => { await n.client.slowLink([other.peerId], shape) }))
+    this.shapedLinks.set([a, b].sort().join('\0'), { a, b, shape: { ...shape }, ...(seed !== undefined ? { seed } : {}) })
+    await Promise.all([[na, nb], [nb, na]].filter(([n]) => n.running).map(async ([n, other]) => { await n.client.slowLink([other.peerId], shape, seed === undefined ? undefined : `${seed}/${n.name}`) }))
   }
 
   async fixLinks (): Promise<void> {

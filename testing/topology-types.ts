@@ -34,6 +34,8 @@ export interface TopologyOptions {
   bin?: string
   /** Extra Node.js flags for process nodes. */
   nodeArgs?: string[]
+  /** Extra `replicant start` flags for process nodes, e.g. ['--pack-target', '262144']. */
+  startArgs?: string[]
   env?: NodeJS.ProcessEnv
   /** Records every write and delete made through write()/remove(). */
   history?: History

@@ -32,6 +32,7 @@ import { TopologyError } from './topology-error.js'
 import { sha256Hex, type History, type TreeEntry } from './history.js'
 import { ManagedNode } from './managed-node.js'
 import { TopologyFaults } from './topology-faults.js'
+import { cutToSynced, type PowerCut } from './power-loss.js'
 import { poll, waitForConvergence, waitForSteady } from './topology-waits.js'
 import type { ExitInfo, NodeSpec, TopologyEvent, TopologyNode, TopologyOptions, VolumeSpec, WaitOptions } from './topology-types.js'
 
@@ -238,6 +239,39 @@ export class Topology {
     return e
   }
 
+  /** SIGKILL, then every pack cut to what was fsynced (testing/power-loss.ts): a power cut. */
+  async powerLoss (name: string): Promise<PowerCut> {
+    await this.kill(name)
+    const cut = await cutToSynced(this.managed(name).dataDir)
+    this.emit('power-loss', name, `${cut.cut} of ${cut.packs} packs cut, ${cut.bytesCut} B lost`)
+    return cut
+  }
+
+  /** Arms a crash point (core/crash-points.ts) on a running node: it SIGKILLs itself there. */
+  async crashAt (name: string, point: string, skip = 0): Promise<void> {
+    await this.client(name).crashAt(point, skip)
+    this.emit('crash-armed', name, `${point} after ${skip} passes`)
+  }
+
+  /** add-replica through `on`; the members known here follow the node's answer. */
+  async addReplica (volume: string, on: string, node: string): Promise<string[]> {
+    return this.learnMembers(volume, await this.client(on).addReplica(volume, this.managed(node).peerId))
+  }
+
+  async removeReplica (volume: string, on: string, node: string): Promise<string[]> {
+    return this.learnMembers(volume, await this.client(on).removeReplica(volume, this.managed(node).peerId))
+  }
+
+  private learnMembers (volume: string, vol: { members: string[], generation: number }): string[] {
+    const names = vol.members.map(p => this.nameOf(p) ?? p)
+    this.volumes.set(volume, names)
+    this.emit('members', undefined, `${volume} generation ${vol.generation}: ${names.join(',')}`)
+    return names
+  }
+
+  /** Forgets the members known here: the next members() asks a running node. */
+  forgetMembers (volume: string): void { this.volumes.delete(volume) }
+
   /** A clean stop (SIGTERM; the node closes its store). */
   async stop (name: string): Promise<ExitInfo> {
     const e = await this.managed(name).stop()
@@ -281,8 +315,8 @@ export class Topology {
    * (their stream reset) with chance `dropRate`. Simulated inside the nodes (libp2p's TCP
    * transport has no hook for it); kept across restarts until fixLinks().
    */
-  async slowLink (a: string, b: string, shape: Partial<LinkShape>): Promise<void> {
-    await this.faults.slowLink(a, b, shape)
+  async slowLink (a: string, b: string, shape: Partial<LinkShape>, seed?: string): Promise<void> {
+    await this.faults.slowLink(a, b, shape, seed)
     this.emit('slow-link', undefined, `${a}<->${b} ${JSON.stringify(shape)}`)
   }
 

@@ -3,7 +3,7 @@
  * level) load only here, by dynamic import, so that client commands start fast.
  */
 import { createInterface } from 'node:readline'
-import { Option } from 'commander'
+import { Option, InvalidArgumentError } from 'commander'
 import { DEFAULTS } from '../../config/defaults.js'
 import { VERSION } from '../../api/api-info.js'
 import type { CopyOffer } from '../../replication/membership.js'
@@ -11,7 +11,7 @@ import { type Cli, out, fmtBytes, collect } from '../cli.js'
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
-  discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean
+  discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -54,6 +54,7 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
     ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
     ...(opts.testing === true ? { testing: true } : {}),
+    ...(opts.packTarget !== undefined ? { packTargetBytes: opts.packTarget } : {}),
     report: (line) => { out(line) }
   })
   out(`replicant ${VERSION} node started\npeer id: ${node.peerId}`)
@@ -99,6 +100,7 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
     .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
     .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
+    .option('--pack-target <bytes>', 'size at which a chunk pack file is closed and a new one started (default 64 MiB; chaos runs use small packs so repacks happen)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 65536) throw new InvalidArgumentError('--pack-target takes an integer of at least 65536'); return n })
     .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
     .action(async (opts: StartOptions) => { await start(cli, opts) })
 }
