@@ -38,7 +38,9 @@ export async function applyIncoming (ctx: CommitContext, record: NewFileRecord):
   const local = await ctx.get(record.path)
   const d = decide(local, { ...record, seq: 0 })
   if (d.kind === 'skip') return []
-  return d.kind === 'apply' ? [d.record] : d.records
+  if (d.kind === 'apply') return [d.record]
+  for (const r of d.records) ctx.cause(r.path, r.path === record.path ? 'resolution' : 'conflictCopy')
+  return d.records
 }
 
 /**
@@ -166,7 +168,7 @@ export class AllModeWrites {
     const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
       return await applyIncoming(ctx, record)
-    })
+    }, record.deleted ? 'delete' : 'write')
     if (this.faults.crashAfterDecision === true) process.kill(process.pid, 'SIGKILL')
     const commits = await Promise.allSettled(others.map(async m => { await sendCommit(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(this.prepareTimeoutMs)) }))
     commits.forEach((r, i) => {
@@ -200,10 +202,11 @@ export class AllModeWrites {
       if (state === 'commit') return
       throw new ReplicantError(Codes.TX_UNKNOWN, `no prepared write ${txId} here${state === 'abort' ? ' (it was aborted)' : ''}`)
     }
+    // The coordinator's own write counts as a write; a member applies another's.
     await this.store.commitFiles(volume, async (ctx) => {
       ctx.settleTx(txId)
       return await applyIncoming(ctx, p.record)
-    })
+    }, p.coordinator === this.selfId ? (p.record.deleted ? 'delete' : 'write') : 'remoteApply')
     this.settled(volume, txId)
   }
 

@@ -245,7 +245,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
       const out: NewFileRecord[] = []
       for (const r of batch) out.push(...await applyIncoming(ctx, r))
       return out
-    })
+    }, 'restore')
   }
   for await (const { msg } of frames(createReadStream(path))) {
     if (msg.t === 'chunk') {
@@ -264,7 +264,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
         const cur = await get(p)
         if (cur === undefined || cur.deleted) return []
         return [{ ...cur, size: 0, chunks: new Uint8Array(0), deleted: true, vv: msg.vv as FileRecord['vv'], mtime: Date.now() }]
-      })
+      }, 'restore')
       result.deletes++
     }
   }

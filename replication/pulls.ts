@@ -229,11 +229,12 @@ export class Pulls {
         for (const r of d.kind === 'apply' ? [d.record] : d.records) {
           out.push(r)
           staged.set(r.path, { ...r, seq: 0 })
+          if (d.kind === 'conflict') ctx.cause(r.path, r.path === rec.path ? 'resolution' : 'conflictCopy')
         }
       }
       ctx.setWatermark(peer, page.last)
       return out
-    })
+    }, 'remoteApply')
     if (repair) states.startRepair(volume)
     if (states.repairing.has(volume)) this.d.kickCopy(volume)
   }
