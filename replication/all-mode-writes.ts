@@ -5,7 +5,7 @@ import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, ty
 import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.js'
 import { requestLocate } from '../protocols/control-protocol.js'
 import { authorizeMember } from './member-authorizer.js'
-import { decide } from './reconcile.js'
+import { reconcileRecord } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -33,14 +33,17 @@ export interface AllModeOptions {
   faults?: WriteFaults
 }
 
-/** Applies an incoming version of a file the way every member does (reconcile.decide). */
+/**
+ * Applies an incoming version of a file the way every member does (reconcile.ts). A record
+ * taken as it is counts as the commit's cause (a write on the coordinator); conflicts as theirs.
+ */
 export async function applyIncoming (ctx: CommitContext, record: NewFileRecord): Promise<NewFileRecord[]> {
-  const local = await ctx.get(record.path)
-  const d = decide(local, { ...record, seq: 0 })
-  if (d.kind === 'skip') return []
-  if (d.kind === 'apply') return [d.record]
-  for (const r of d.records) ctx.cause(r.path, r.path === record.path ? 'resolution' : 'conflictCopy')
-  return d.records
+  const out: NewFileRecord[] = []
+  for (const { record: r, cause } of await reconcileRecord(ctx.get, { ...record, seq: 0 })) {
+    if (cause !== 'remoteApply') ctx.cause(r.path, cause)
+    out.push(r)
+  }
+  return out
 }
 
 /**
