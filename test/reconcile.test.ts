@@ -117,7 +117,7 @@ test('two members resolving different pairs to one vector with different content
 
 /** Applies `incoming` to a member's records the way a pull does. */
 async function meet (member: Map<string, FileRecord>, incoming: FileRecord): Promise<number> {
-  const out = await reconcileRecord(async p => member.get(p), incoming)
+  const out = await reconcileRecord(async p => await Promise.resolve(member.get(p)), incoming)
   for (const { record } of out) member.set(record.path, { ...record, seq: 0 })
   return out.length
 }

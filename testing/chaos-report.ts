@@ -25,7 +25,8 @@ export function replayCommand (seed: string, index: number): string {
 export function formatResult (r: ScheduleResult): string {
   const s = r.stats
   const checked = s !== undefined ? ` | ${s.files} files, ${s.conflictCopies} conflict copies; acked puts ${s.ackedPuts}: ${s.present} present, ${s.superseded} superseded, ${s.uncertain} undecided` : ''
-  return `schedule ${r.id}: ${r.nodes} nodes | faults: ${r.faults.length > 0 ? r.faults.join(', ') : 'none'} | writes acked ${r.writes.acked} (failed ${r.writes.failed}, unknown ${r.writes.unknown}, deletes ${r.writes.deletes})${checked}` +
+  const churn = r.churn !== undefined ? ` | max seq ${r.churn.maxSeq} for ${r.churn.writes} writes` : ''
+  return `schedule ${r.id}: ${r.nodes} nodes | faults: ${r.faults.length > 0 ? r.faults.join(', ') : 'none'} | writes acked ${r.writes.acked} (failed ${r.writes.failed}, unknown ${r.writes.unknown}, deletes ${r.writes.deletes})${checked}${churn}` +
     `${r.convergeMs !== undefined ? ` | steady in ${(r.convergeMs / 1000).toFixed(1)}s` : ''} | ${r.ok ? 'OK' : 'FAILED'} in ${(r.durationMs / 1000).toFixed(1)}s`
 }
 

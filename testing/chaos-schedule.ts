@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Topology } from './topology.js'
 import { History, type CheckStats, type TreeEntry, type Violation } from './history.js'
 import { checkLocalChunks } from './local-chunks.js'
+import { checkChurn, type ChurnStats } from './chaos-churn.js'
 import { contentOf, describeStep, type Plan, type Step } from './chaos-plan.js'
 import { logger } from '../core/log.js'
 
@@ -30,6 +31,8 @@ export interface ScheduleResult {
   stops: number
   writes: { acked: number, failed: number, unknown: number, deletes: number }
   stats?: CheckStats
+  /** Each member's seq and local changes by cause once steady (chaos-churn.ts). */
+  churn?: ChurnStats
   violations: Violation[]
   convergeMs?: number
   durationMs: number
@@ -120,6 +123,10 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
     const check = history.check(plan.volume, trees)
     result.violations.push(...check.violations)
     result.stats = check.stats
+    const tried = history.counts(plan.volume)
+    const churn = await checkChurn(topo, plan.volume, tried.acked + tried.failed + tried.unknown)
+    result.churn = churn.stats
+    result.violations.push(...churn.violations)
   } catch (err) {
     result.violations.push({ kind: 'ERROR', message: `schedule error: ${(err as Error).message}` })
   } finally {

@@ -6,6 +6,7 @@
  *
  * The parts: rng.ts (seeded PRNG), chaos-plan.ts (a schedule planned from seed and index),
  * chaos-schedule.ts (running one plan), local-chunks.ts (the stopped-store check),
+ * chaos-churn.ts (no member still changing once steady, seqs bounded by the writes),
  * chaos-report.ts (result lines and summary). This module runs many schedules in a row.
  */
 import '../core/polyfill.js'
@@ -17,6 +18,7 @@ export { Rng } from './rng.js'
 export { planSchedule, contentOf, describeStep, type PlannedOp, type Writer, type KillPoint, type Step, type Plan, type PlanOptions } from './chaos-plan.js'
 export { runSchedule, type ScheduleResult, type RunOptions } from './chaos-schedule.js'
 export { checkLocalChunks } from './local-chunks.js'
+export { checkChurn, churnBound, type ChurnStats } from './chaos-churn.js'
 export { formatResult, formatSummary, replayCommand, type ChaosSummary } from './chaos-report.js'
 
 export interface ChaosOptions extends RunOptions, PlanOptions {

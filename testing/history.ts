@@ -63,7 +63,7 @@ export interface TreeEntry { path: string, size: number, sha256: string, version
  * tree), ERROR (a step failed, or the volume never became steady) and UNCLEAN_STOP (a clean
  * stop did not exit 0).
  */
-export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'MISSING_CHUNK' | 'ERROR' | 'UNCLEAN_STOP'
+export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED' | 'MISSING_CHUNK' | 'ERROR' | 'UNCLEAN_STOP' | 'CHURN'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 
