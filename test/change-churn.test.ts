@@ -3,6 +3,8 @@ import test, { type ExecutionContext } from 'ava'
 import { createHash } from 'node:crypto'
 import { Topology, type TopologyOptions } from '../testing/topology.js'
 import type { LocalChanges } from '../api/types.js'
+import { conflictBase } from '../testing/history.js'
+import { churnBound } from '../testing/chaos-churn.js'
 import { sleep } from './helpers.js'
 
 /*
@@ -78,5 +80,62 @@ test.serial('conflicts resolved in different orders end with one copy per conten
     t.true(c.changes.resolution <= 3, `${n}: ${c.changes.resolution} resolutions for 3 concurrent writes`)
     t.true(c.changes.conflictCopy <= 3, `${n}: ${c.changes.conflictCopy} conflict copies for 3 concurrent writes`)
     t.true(c.seq <= 8, `${n}: ${c.seq} local changes for 3 writes`)
+  }
+})
+
+/** For each base path, the contents held at it and at its conflict copies, with their paths. */
+function holdings (tree: Array<{ path: string, sha256: string }>): Map<string, Map<string, string[]>> {
+  const out = new Map<string, Map<string, string[]>>()
+  for (const e of tree) {
+    const base = conflictBase(e.path)
+    const held = out.get(base) ?? new Map<string, string[]>()
+    held.set(e.sha256, [...(held.get(e.sha256) ?? []), e.path])
+    out.set(base, held)
+  }
+  return out
+}
+
+// The chaos shape of issue 13 made deterministic: five members write the same paths alone,
+// then meet in changing pairs (so each resolves a different pair first), over a slow link
+// (63 ms, 1 MB/s), with a kill -9 and a restart (a merge) before the final heal.
+test.serial('five members meeting in changing pairs, a slow link and a kill -9: one copy per content, quiet after, seqs bounded by the writes', async t => {
+  const names = ['n1', 'n2', 'n3', 'n4', 'n5']
+  const topo = await topology(t, { nodes: names })
+  await topo.createVolume('v')
+  await topo.partition(...names.map(n => [n]))
+  const paths = ['/a.txt', '/docs/b']
+  const contents = new Map<string, string[]>(paths.map(p => [p, []]))
+  for (const n of names) {
+    for (const p of paths) {
+      const body = `${p} from ${n}`
+      await topo.write(n, 'v', p, body)
+      contents.get(p)!.push(sha(body))
+    }
+  }
+  const writes = names.length * paths.length
+  await topo.slowLink('n1', 'n5', { delayMs: 63, bytesPerSecond: 1_000_000 })
+  for (const groups of [[['n1', 'n2'], ['n3', 'n4'], ['n5']], [['n2', 'n3'], ['n4', 'n5'], ['n1']], [['n1', 'n5', 'n3'], ['n2', 'n4']]]) {
+    await topo.partition(...groups)
+    for (const g of groups) if (g.length > 1) await topo.waitForConvergence('v', { nodes: g, timeoutMs: 60_000 })
+  }
+  await topo.kill('n4')
+  await topo.heal()
+  await topo.restart('n4')
+  await topo.waitForSteady('v', { timeoutMs: 90_000 })
+
+  const tree = await topo.tree('n1', 'v')
+  for (const n of names.slice(1)) t.deepEqual(await topo.tree(n, 'v'), tree, `${n} holds the same tree`)
+  const held = holdings(tree)
+  t.deepEqual([...held.keys()].sort(), [...paths].sort())
+  for (const p of paths) {
+    const byContent = held.get(p)!
+    t.deepEqual([...byContent.keys()].sort(), [...contents.get(p)!].sort(), `${p}: every member's write is kept`)
+    for (const [content, at] of byContent) t.is(at.length, 1, `${p}: content ${content.slice(0, 8)} is held once, not at ${at.join(', ')}`)
+  }
+
+  const counts = await assertQuiet(t, topo, 'v', 3000)
+  for (const [n, c] of counts) {
+    t.log(`${n}: seq ${c.seq}, since its last start ${JSON.stringify(c.changes)}`)
+    t.true(c.seq <= churnBound(writes), `${n}: ${c.seq} local changes for ${writes} writes (bound ${churnBound(writes)})`)
   }
 })
