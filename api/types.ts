@@ -3,7 +3,7 @@
  * node and replication methods the routes call; JSON drops undefined fields, hence the `?`s.
  */
 import type { VolumeRecord, WriteMode } from '../core/records.js'
-import type { SnapshotRecord, GcResult as StoreGcResult } from '../store/store.js'
+import type { SnapshotRecord, GcResult as StoreGcResult, LocalChanges } from '../store/store.js'
 import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
 import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
@@ -14,7 +14,7 @@ import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
 
-export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, ChangeView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
+export type { VolumeRecord, WriteMode, SnapshotRecord, LocalChanges, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, ChangeView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
 
 /** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
 export interface ErrorBody { error: { code: ErrorCode, message: string, details?: Record<string, unknown> } }
@@ -48,6 +48,12 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   caughtUp: boolean
   /** All-mode writes prepared here past their expiry whose decision nobody reachable knows yet. */
   inDoubt: InDoubt
+  /**
+   * Local changes (new seqs) since this node started, by cause: write, delete, remoteApply,
+   * resolution, conflictCopy, restore. Resolutions and copies far above the writes, or still
+   * growing with no writes, are churn.
+   */
+  localChanges: LocalChanges
 }
 
 export interface InDoubt { count: number, txIds: string[] }

@@ -337,7 +337,8 @@ export class ReplicantNode {
       membershipChanges: this.sync.membership.changesFor(vol.name),
       lacking: this.sync.lacking(vol.name),
       caughtUp: this.sync.holdsAll(vol, memberStates),
-      inDoubt: { count: inDoubt.length, txIds: inDoubt }
+      inDoubt: { count: inDoubt.length, txIds: inDoubt },
+      localChanges: this.store.localChanges(vol.name)
     }
   }
 

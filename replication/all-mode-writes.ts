@@ -5,7 +5,7 @@ import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, ty
 import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.js'
 import { requestLocate } from '../protocols/control-protocol.js'
 import { authorizeMember } from './member-authorizer.js'
-import { decide } from './reconcile.js'
+import { reconcileRecord } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -34,12 +34,17 @@ export interface AllModeOptions {
   faults?: WriteFaults
 }
 
-/** Applies an incoming version of a file the way every member does (reconcile.decide). */
+/**
+ * Applies an incoming version of a file the way every member does (reconcile.ts). A record
+ * taken as it is counts as the commit's cause (a write on the coordinator); conflicts as theirs.
+ */
 export async function applyIncoming (ctx: CommitContext, record: NewFileRecord): Promise<NewFileRecord[]> {
-  const local = await ctx.get(record.path)
-  const d = decide(local, { ...record, seq: 0 })
-  if (d.kind === 'skip') return []
-  return d.kind === 'apply' ? [d.record] : d.records
+  const out: NewFileRecord[] = []
+  for (const { record: r, cause } of await reconcileRecord(ctx.get, { ...record, seq: 0 })) {
+    if (cause !== 'remoteApply') ctx.cause(r.path, cause)
+    out.push(r)
+  }
+  return out
 }
 
 /**
@@ -168,7 +173,7 @@ export class AllModeWrites {
     const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
       return await applyIncoming(ctx, record)
-    })
+    }, record.deleted ? 'delete' : 'write')
     if (this.faults.crashAfterDecision === true) process.kill(process.pid, 'SIGKILL')
     crashPoint('all-decided')
     const commits = await Promise.allSettled(others.map(async m => { await sendCommit(this.libp2p, peerIdFromString(m), tx, AbortSignal.timeout(this.prepareTimeoutMs)) }))
@@ -203,10 +208,11 @@ export class AllModeWrites {
       if (state === 'commit') return
       throw new ReplicantError(Codes.TX_UNKNOWN, `no prepared write ${txId} here${state === 'abort' ? ' (it was aborted)' : ''}`)
     }
+    // The coordinator's own write counts as a write; a member applies another's.
     await this.store.commitFiles(volume, async (ctx) => {
       ctx.settleTx(txId)
       return await applyIncoming(ctx, p.record)
-    })
+    }, p.coordinator === this.selfId ? (p.record.deleted ? 'delete' : 'write') : 'remoteApply')
     this.settled(volume, txId)
   }
 

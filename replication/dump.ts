@@ -246,7 +246,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
       const out: NewFileRecord[] = []
       for (const r of batch) out.push(...await applyIncoming(ctx, r))
       return out
-    })
+    }, 'restore')
     crashPoint('restore-batch')
   }
   for await (const { msg } of frames(createReadStream(path))) {
@@ -266,7 +266,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
         const cur = await get(p)
         if (cur === undefined || cur.deleted) return []
         return [{ ...cur, size: 0, chunks: new Uint8Array(0), deleted: true, vv: msg.vv as FileRecord['vv'], mtime: Date.now() }]
-      })
+      }, 'restore')
       result.deletes++
     }
   }

@@ -1,5 +1,5 @@
 import type { IndexPage, IndexRequest } from '../protocols/index-protocol.js'
-import { decide } from './reconcile.js'
+import { reconcileRecord } from './reconcile.js'
 import { Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -194,9 +194,7 @@ export class Pulls {
     // Decide once outside the commit to learn which chunks to fetch; decide again inside it.
     const needed: Uint8Array[] = []
     for (const rec of page.records) {
-      const d = decide(await store.getFile(volume, rec.path), rec)
-      if (d.kind === 'skip') continue
-      for (const r of d.kind === 'apply' ? [d.record] : d.records) {
+      for (const { record: r } of await reconcileRecord(async path => await store.getFile(volume, path), rec)) {
         // One push per hash: spreading a long file's list (100k+ chunks) overflows the stack.
         if (!r.deleted) for (const h of chunkHashes(r)) needed.push(h)
       }
@@ -223,17 +221,15 @@ export class Pulls {
       const out: NewFileRecord[] = []
       const staged = new Map<string, FileRecord>()
       for (const rec of page.records) {
-        const local = staged.get(rec.path) ?? await ctx.get(rec.path)
-        const d = decide(local, rec)
-        if (d.kind === 'skip') continue
-        for (const r of d.kind === 'apply' ? [d.record] : d.records) {
+        for (const { record: r, cause } of await reconcileRecord(async path => staged.get(path) ?? await ctx.get(path), rec)) {
           out.push(r)
           staged.set(r.path, { ...r, seq: 0 })
+          ctx.cause(r.path, cause)
         }
       }
       ctx.setWatermark(peer, page.last)
       return out
-    })
+    }, 'remoteApply')
     if (repair) states.startRepair(volume)
     if (states.repairing.has(volume)) this.d.kickCopy(volume)
   }

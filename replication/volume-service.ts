@@ -294,7 +294,7 @@ export class VolumeService {
         v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
         chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
       }]
-    })
+    }, 'delete')
     return rec
   }
 }

@@ -3,6 +3,7 @@ import { hashHex } from '../core/hash.js'
 import { logger } from '../core/log.js'
 import { chunkHashes, type FileRecord, type NewFileRecord, type VolumeRecord } from '../core/records.js'
 import type { ChunkStore } from './chunk-store.js'
+import { ChangeCounts, type ChangeCause } from './change-counts.js'
 import type { PreparedWrites } from './prepared.js'
 import type { Volumes } from './volumes.js'
 import { SEP, END, refKey, versionKey, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
@@ -17,6 +18,8 @@ export interface CommitContext {
   setWatermark: (peerId: string, seq: number) => void
   /** Record an `all`-mode transaction as committed, and drop its prepared record, in the same batch. */
   settleTx: (txId: string) => void
+  /** Why the record at `path` is written (counted once the batch is written; default: the commit's cause). */
+  cause: (path: string, cause: ChangeCause) => void
 }
 
 export type CommitListener = (volume: VolumeRecord, records: FileRecord[]) => void
@@ -30,6 +33,8 @@ export class Files {
   readonly commitListeners = new Set<CommitListener>()
   /** Work counters (tests assert on work done rather than time). */
   readonly counters = { versionsSaved: 0 }
+  /** Local changes per volume by cause, since open (store/change-counts.ts). */
+  readonly changes = new ChangeCounts()
   /** volumeSize's last answer per volume, valid while the volume's id and seq are the same. */
   private readonly sizes = new Map<string, { key: string, files: number, bytes: number }>()
 
@@ -91,20 +96,22 @@ export class Files {
    * watermark set. Chunks they reference must already be in the chunk store: they are synced
    * before the batch is written.
    */
-  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>): Promise<FileRecord[]> {
+  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, defaultCause: ChangeCause = 'write'): Promise<FileRecord[]> {
     this.ctx.assertOpen()
     return await this.ctx.mutex.run(async () => {
       const { sub } = this.ctx
       let volume = await this.volumes.requireVolume(volName)
       const pending = new Map<string, FileRecord>()
       const watermarkOps: Op[] = []
+      const causes = new Map<string, ChangeCause>()
       const ctx: CommitContext = {
         volume,
         get: async (path) => pending.get(path) ?? await this.getFile(volName, path),
         setWatermark: (peerId, seq) => {
           watermarkOps.push({ type: 'put', key: `${volName}${SEP}${peerId}`, value: seq, sublevel: sub.watermarks })
         },
-        settleTx: (txId) => { watermarkOps.push(...this.prepared.settleOps(volName, txId)) }
+        settleTx: (txId) => { watermarkOps.push(...this.prepared.settleOps(volName, txId)) },
+        cause: (path, cause) => { causes.set(path, cause) }
       }
       const next = await decide(ctx)
       if (next.length === 0 && watermarkOps.length === 0) return []
@@ -167,6 +174,7 @@ export class Files {
       ops.push(...watermarkOps)
       await this.ctx.write(ops)
       const result = [...finals.values()]
+      for (const rec of result) this.changes.add(volName, causes.get(rec.path) ?? defaultCause)
       if (result.length > 0) {
         for (const listener of this.commitListeners) {
           try { listener(volume, result) } catch (err) { log.error('commit listener failed: %O', err) }

@@ -15,6 +15,7 @@ import { ChunkCollector, type GcResult } from './gc.js'
 import { YoungChunks } from './young-chunks.js'
 import { Peers } from './peers.js'
 import { deleteReplica, type ReplicaDeleted } from './replica-delete.js'
+import type { ChangeCause, LocalChanges } from './change-counts.js'
 
 export type { NewFileRecord } from '../core/records.js'
 export type { CommitContext } from './files.js'
@@ -22,6 +23,7 @@ export type { SnapshotRecord } from './store-context.js'
 export type { PreparedWrite } from './prepared.js'
 export type { GcResult } from './gc.js'
 export type { ReplicaDeleted } from './replica-delete.js'
+export type { ChangeCause, LocalChanges } from './change-counts.js'
 
 const log = logger('store')
 
@@ -164,7 +166,7 @@ export class Store {
   async deleteVolume (vol: string, guard?: (rec: VolumeRecord) => void): Promise<ReplicaDeleted> {
     return await deleteReplica(this.ctx, this.volumes, this.horizon, {
       pinned: v => this.snapshots.hasPins(v),
-      forget: v => { this.files.forgetSize(v); this.prepared.invalidate(v) }
+      forget: v => { this.files.forgetSize(v); this.files.changes.forget(v); this.prepared.invalidate(v) }
     }, vol, guard)
   }
   /** Live files and bytes of a volume. */
@@ -186,9 +188,12 @@ export class Store {
   }
 
   /** The only way the index changes: see Files.commitFiles. */
-  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>): Promise<FileRecord[]> {
-    return await this.files.commitFiles(volName, decide)
+  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, cause?: ChangeCause): Promise<FileRecord[]> {
+    return await this.files.commitFiles(volName, decide, cause)
   }
+
+  /** Local changes of a volume by cause since the store opened (store/change-counts.ts). */
+  localChanges (volName: string): LocalChanges { return this.files.changes.of(volName) }
 
   /** Purges tombstones at or below `upto` and raises the volume's log floor. */
   async compactLog (volName: string, upto: number): Promise<{ purged: number, floor: number }> { return await this.files.compactLog(volName, upto) }

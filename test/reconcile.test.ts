@@ -1,6 +1,6 @@
 import '../core/polyfill.js'
 import test from 'ava'
-import { decide, conflictPath, resolvedVector } from '../replication/reconcile.js'
+import { decide, conflictPath, reconcileRecord } from '../replication/reconcile.js'
 import { compare } from '../core/version-vector.js'
 import type { FileRecord } from '../core/records.js'
 
@@ -48,12 +48,15 @@ test('concurrent live versions: both kept, identical whichever side decides', t 
   t.deepEqual(copy.chunks, r.chunks)
 })
 
-test('equal mtimes: tie broken by vector, still symmetric', t => {
+test('equal mtimes: tie broken by content, still symmetric', t => {
   const l = rec('/a', { A: 1 }, { chunks: new Uint8Array(32).fill(1) })
   const r = rec('/a', { B: 1 }, { chunks: new Uint8Array(32).fill(2) })
   const d = decide(l, r)
   t.is(d.kind, 'conflict')
-  if (d.kind === 'conflict') t.is(d.records.length, 2)
+  if (d.kind === 'conflict') {
+    t.is(d.records.length, 2)
+    t.deepEqual(d.records[1].chunks, r.chunks, 'the larger bytes win a tie of mtime and size')
+  }
   t.deepEqual(d, decide(r, l))
 })
 
@@ -77,20 +80,21 @@ test('concurrent identical content merges vectors without a copy', t => {
   t.is(d.kind, 'conflict')
   if (d.kind === 'conflict') {
     t.is(d.records.length, 1)
-    t.like(d.records[0].vv, { A: 1, B: 1 })
-    t.deepEqual(d.records[0].vv, resolvedVector({ A: 1 }, { B: 1 }))
+    t.deepEqual(d.records[0].vv, { A: 1, B: 1 }, 'the join of both: no entry is invented')
   }
 })
 
 // Found by chaos seed link-1/5: member 1 held A, member 3 held W (A's successor by an earlier
 // conflict, under merge(A, B)); both met the same concurrent delete D and kept their live
-// version under merge(x, D), the same vector, so the two contents never converged.
-test('two members resolving different pairs never end with two contents under one vector', t => {
-  const a = rec('/g', { J: 1, N: 1 }, { mtime: 3000, chunks: new Uint8Array(32).fill(1) })
-  const b = rec('/g', { L: 1, N: 1 }, { mtime: 2000, chunks: new Uint8Array(32).fill(2) })
+// version under merge(x, D), the same vector. Two contents under one vector are resolved like
+// a conflict (by content), so the two members still converge.
+test('two members resolving different pairs to one vector with different contents converge', t => {
+  const a = rec('/g', { J: 1, N: 1 }, { mtime: 2000, chunks: new Uint8Array(32).fill(1) })
+  const b = rec('/g', { L: 1, N: 1 }, { mtime: 3000, chunks: new Uint8Array(32).fill(2) })
   const ab = decide(a, b)
   if (ab.kind !== 'conflict') return t.fail()
   const w = { ...ab.records[ab.records.length - 1], seq: 2 }
+  t.deepEqual(w.chunks, b.chunks)
   const d = rec('/g', { L: 2, N: 1 }, { deleted: true })
   const onMember1 = decide(a, d)
   const onMember3 = decide(w, d)
@@ -98,12 +102,87 @@ test('two members resolving different pairs never end with two contents under on
   const [x, y] = [{ ...onMember1.records[0], seq: 3 }, { ...onMember3.records[0], seq: 3 }]
   t.false(x.deleted)
   t.false(y.deleted)
-  t.notDeepEqual(x.vv, y.vv, 'different pairs, different vectors')
-  // When the two meet, they are concurrent, and both sides settle on the same result.
-  t.is(compare(x.vv, y.vv), 'concurrent')
-  t.deepEqual(decide(x, y), decide(y, x))
+  t.deepEqual(x.vv, y.vv, 'one vector, two contents')
+  const onX = decide(x, y)
+  const onY = decide(y, x)
+  if (onX.kind !== 'conflict') return t.fail()
+  t.deepEqual(onX.records.map(r => r.path), [conflictPath('/g', a), '/g'], 'member 1 takes W and keeps A as a copy')
+  t.deepEqual(onX.records[1].chunks, b.chunks)
+  t.deepEqual(onX.records[1].vv, x.vv)
+  if (onY.kind !== 'conflict') return t.fail()
+  t.deepEqual(onY.records, [onX.records[0]], 'member 3 keeps W and makes the same copy of A')
   // The same pair resolved on two members gives the identical record.
   t.deepEqual(decide(a, d), decide(d, a))
+})
+
+/** Applies `incoming` to a member's records the way a pull does. */
+async function meet (member: Map<string, FileRecord>, incoming: FileRecord): Promise<number> {
+  const out = await reconcileRecord(async p => await Promise.resolve(member.get(p)), incoming)
+  for (const { record } of out) member.set(record.path, { ...record, seq: 0 })
+  return out.length
+}
+
+function permutations<T> (xs: T[]): T[][] {
+  if (xs.length <= 1) return [xs]
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map(p => [x, ...p]))
+}
+
+// The churn of issue 13: resolutions that named their pair made R(R(X,Y),Z) and R(X,R(Y,Z))
+// two new concurrent vectors (and a second copy of Y's bytes), so members that resolved in
+// different orders kept resolving. By content and join, every order gives one result.
+test('three concurrent writes resolved in any order give the same records, and meeting again changes nothing', async t => {
+  const x = rec('/f.txt', { A: 1 }, { mtime: 1000, chunks: new Uint8Array(32).fill(1) })
+  const y = rec('/f.txt', { B: 1 }, { mtime: 2000, chunks: new Uint8Array(32).fill(2) })
+  const z = rec('/f.txt', { C: 1 }, { mtime: 3000, chunks: new Uint8Array(32).fill(3) })
+  const gone = rec('/f.txt', { D: 1 }, { deleted: true, mtime: 4000 })
+  const results: Array<Map<string, FileRecord>> = []
+  for (const order of permutations([x, y, z, gone])) {
+    const member = new Map<string, FileRecord>()
+    for (const r of order) await meet(member, r)
+    results.push(member)
+  }
+  const first = results[0]
+  t.deepEqual([...first.keys()].sort(), [conflictPath('/f.txt', x), conflictPath('/f.txt', y), '/f.txt'].sort())
+  t.deepEqual(first.get('/f.txt')?.chunks, z.chunks)
+  t.deepEqual(first.get('/f.txt')?.vv, { A: 1, B: 1, C: 1, D: 1 })
+  // Members that resolved in different orders hold the same paths and contents; their copies
+  // may carry different vectors of the same bytes, which merge when they meet.
+  for (const m of results) {
+    t.deepEqual([...m.keys()].sort(), [...first.keys()].sort())
+    t.deepEqual(m.get('/f.txt'), first.get('/f.txt'))
+  }
+  // Two members that resolved in different orders meet both ways: they end identical, and
+  // a third exchange changes nothing.
+  for (const other of results.slice(1)) {
+    const a = new Map([...first].map(([k, v]) => [k, { ...v }]))
+    const b = new Map([...other].map(([k, v]) => [k, { ...v }]))
+    for (let round = 0; round < 2; round++) {
+      for (const r of [...b.values()]) await meet(a, r)
+      for (const r of [...a.values()]) await meet(b, r)
+    }
+    const sorted = (m: Map<string, FileRecord>): FileRecord[] => [...m.values()].sort((p, q) => p.path < q.path ? -1 : 1)
+    t.deepEqual(sorted(a), sorted(b))
+    let changes = 0
+    for (const r of [...b.values()]) changes += await meet(a, r)
+    for (const r of [...a.values()]) changes += await meet(b, r)
+    t.is(changes, 0)
+  }
+})
+
+test('a conflict copy already made under a later vector is not overwritten by an older one', async t => {
+  const x = rec('/f', { A: 1 }, { mtime: 1000, chunks: new Uint8Array(32).fill(1) })
+  const z = rec('/f', { C: 1 }, { mtime: 3000, chunks: new Uint8Array(32).fill(3) })
+  const copy = conflictPath('/f', x)
+  const member = new Map<string, FileRecord>([
+    ['/f', { ...z, vv: { A: 1, C: 1 } }],
+    [copy, { ...x, path: copy, vv: { A: 1, B: 1 } }]
+  ])
+  // x meets z again (from a member that never saw the later copy): the path is already resolved.
+  t.is(await meet(member, x), 0)
+  // A concurrent version of the path that x loses to again: the copy stays at its later vector.
+  member.set('/f', { ...z, vv: { C: 1 } })
+  await meet(member, x)
+  t.deepEqual(member.get(copy)?.vv, { A: 1, B: 1 })
 })
 
 test('conflict path keeps the extension and the directory', t => {

@@ -17,6 +17,7 @@ import { contentOf, describeStep, type Mode, type Plan } from './chaos-plan.js'
 import { killNode, newCounters, runBurst, runCrash, runRestore, type StepContext, type StepCounters } from './chaos-steps.js'
 import { RssSampler, churnOf, type Churn } from './chaos-observe.js'
 import { poll } from './topology-waits.js'
+import { checkChurn, type ChurnStats } from './chaos-churn.js'
 
 export interface ScheduleResult {
   id: string
@@ -35,6 +36,8 @@ export interface ScheduleResult {
   counters: StepCounters
   writes: { acked: number, failed: number, unknown: number, deletes: number, ackedByMode: Record<Mode, number> }
   stats?: CheckStats
+  /** Per volume: each member's seq and local changes by cause once steady (chaos-churn.ts). */
+  churnStats: Record<string, ChurnStats>
   violations: Violation[]
   /** Not failures: change churn past the warning ratio. */
   warnings: string[]
@@ -75,7 +78,7 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
   const counters = newCounters()
   const result: ScheduleResult = {
     id: plan.id, index: plan.index, nodes: plan.nodes.length, modes: plan.volumes.map(v => v.mode), ok: false, faults: counters.faults, kills: 0, powerLosses: 0, partitions: 0, links: 0, restarts: 0, stops: 0,
-    counters, writes: { acked: 0, failed: 0, unknown: 0, deletes: 0, ackedByMode: { active: 0, all: 0 } }, violations: [], warnings: [], churn: [], maxRss: {}, durationMs: 0
+    counters, writes: { acked: 0, failed: 0, unknown: 0, deletes: 0, ackedByMode: { active: 0, all: 0 } }, violations: [], warnings: [], churn: [], churnStats: {}, maxRss: {}, durationMs: 0
   }
   const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), `replicant-chaos-${plan.seed.replace(/[^a-zA-Z0-9_-]/g, '_')}-${plan.index}-`))
   let topo: Topology | undefined
@@ -174,6 +177,10 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
       stats.push(check.stats)
       const acked = history.ops(v).filter(o => o.status === 'acked').length
       result.churn.push(...await churnOf(topo.nodes, v, acked))
+      // Quiet once steady, and local changes bounded by the writes tried (chaos-churn.ts).
+      const quiet = await checkChurn(topo, v, history.ops(v).length)
+      result.churnStats[v] = quiet.stats
+      result.violations.push(...quiet.violations)
     }
     result.stats = sumStats(stats)
     for (const c of result.churn) if (c.ratio > (opts.churnWarnRatio ?? 8)) result.warnings.push(`churn: ${c.node} used ${c.seq} local sequence numbers of ${c.volume} for ${c.acked} acknowledged writes (${c.ratio.toFixed(1)} per write)`)

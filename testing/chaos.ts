@@ -9,9 +9,9 @@
  *
  * The parts: rng.ts (seeded PRNG), chaos-plan.ts (a schedule planned from seed and index),
  * chaos-schedule.ts (running one plan) with chaos-steps.ts (bursts, side operations, crashes,
- * restores) and chaos-observe.ts (RSS, churn), power-loss.ts, local-chunks.ts (the
- * stopped-store check), chaos-report.ts (result lines and totals). This module runs many
- * schedules in a row.
+ * restores) and chaos-observe.ts (RSS, churn ratios), chaos-churn.ts (no member still changing
+ * once steady, seqs bounded by the writes), power-loss.ts, local-chunks.ts (the stopped-store
+ * check), chaos-report.ts (result lines and totals). This module runs many schedules in a row.
  */
 import '../core/polyfill.js'
 import { planSchedule, describeStep, type PlanOptions } from './chaos-plan.js'
@@ -22,6 +22,7 @@ export { Rng } from './rng.js'
 export { planSchedule, contentOf, describeStep, type PlannedOp, type Writer, type KillPoint, type SideOp, type Step, type Plan, type PlanOptions, type Mode } from './chaos-plan.js'
 export { runSchedule, DEFAULT_MAX_RSS, type ScheduleResult, type RunOptions } from './chaos-schedule.js'
 export { checkLocalChunks } from './local-chunks.js'
+export { checkChurn, churnBound, type ChurnStats } from './chaos-churn.js'
 export { formatResult, formatSummary, replayCommand, type ChaosSummary } from './chaos-report.js'
 
 export interface ChaosOptions extends RunOptions, PlanOptions {
