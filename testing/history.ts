@@ -74,7 +74,9 @@ export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED'
   /** An acknowledged all-mode write is not on a member that was a member when it was acknowledged (and stayed one). */
   'ALL_MODE_MISSING' |
   /** A node's RSS went past the stated bound. */
-  'RSS_BOUND'
+  'RSS_BOUND' |
+  /** A restore killed mid-way left, once its node restarted, a file the snapshot does not hold. */
+  'PARTIAL_RESTORE'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 
