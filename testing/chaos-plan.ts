@@ -45,7 +45,7 @@ export type Step =
   | { t: 'crash', node: string, point: CrashPoint, op?: PlannedOp, junk?: number }
   /**
    * The dump of the solo volume restored on `node` (which does not hold it yet); `crash`: killed
-   * inside, restarted at once, what is left checked, dropped and restored again.
+   * inside, restarted at once, what is left checked, and restored again over it.
    */
   | { t: 'restore', node: string, crash: boolean }
 
@@ -344,6 +344,6 @@ export function describeStep (step: Step): string {
     case 'pause': return `pause ${step.ms}ms`
     case 'link': return `link ${step.a}<->${step.b} delay ${step.delayMs}ms${step.bytesPerSecond !== null ? ` ${step.bytesPerSecond} B/s` : ''} loss ${step.dropRate}`
     case 'crash': return `crash ${step.node} at ${step.point}${step.op !== undefined ? ` (${describeOp(step.op)})` : ''}${step.junk !== undefined ? ` (junk ${step.junk} deleted first)` : ''}`
-    case 'restore': return `restore solo dump on ${step.node}${step.crash ? ' + crash inside, restart, check, drop and restore again' : ''}`
+    case 'restore': return `restore solo dump on ${step.node}${step.crash ? ' + crash inside, restart, check, restore again' : ''}`
   }
 }

@@ -14,7 +14,7 @@ export interface ChaosSummary {
   partitionSchedulesSurvived: number
   powerLosses: number
   crashPoints: { hit: number, missed: number, byPoint: Record<string, number>, missedByPoint: Record<string, number> }
-  /** Restores killed mid-way: what their node held once back (checked, then dropped and restored again). */
+  /** Restores killed mid-way: what their node held once back (checked, then restored again over it). */
   partialRestores: { absent: number, partial: number, files: number }
   restarts: number
   ackedWrites: number
@@ -119,7 +119,7 @@ export function formatSummary (s: ChaosSummary): string {
     `chaos seed ${s.seed}: ${s.schedules} schedules, ${s.passed} passed, ${s.failed} failed in ${(s.durationMs / 1000).toFixed(0)}s (${(perSchedule / 1000).toFixed(1)} s per schedule)`,
     `  write modes: ${Object.entries(s.modeMix).map(([m, n]) => `${m} ${n}`).join(', ')}`,
     `  kill points survived: ${s.killPointsSurvived} of ${s.killPoints} (${s.powerLosses} power losses; crash points hit ${s.crashPoints.hit}, missed ${s.crashPoints.missed}; hit/tried per point: ${crashTable(s.crashPoints)}); restarts ${s.restarts}`,
-    `  restores killed mid-way: ${s.partialRestores.absent + s.partialRestores.partial} (volume absent after restart ${s.partialRestores.absent}, partial ${s.partialRestores.partial} with ${s.partialRestores.files} files, each a file of the snapshot; all dropped and restored again)`,
+    `  restores killed mid-way: ${s.partialRestores.absent + s.partialRestores.partial} (volume absent after restart ${s.partialRestores.absent}, partial ${s.partialRestores.partial} with ${s.partialRestores.files} files, each a file of the snapshot; each restored again over what was left)`,
     `  partition/link schedules survived: ${s.partitionSchedulesSurvived} of ${s.partitionSchedules}`,
     `  acknowledged writes checked: ${s.ackedWrites} (active ${s.ackedByMode.active}, all ${s.ackedByMode.all}); reads checked ${s.reads}; conflict copies in final trees: ${s.conflictCopies}`,
     `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,

@@ -260,7 +260,8 @@ export async function runRestore (ctx: StepContext, step: Extract<Step, { t: 're
 /**
  * What a restore killed mid-way leaves, once its node is back: no volume, or one whose every
  * file is a file of the snapshot (same path, size, version and readable bytes: a prefix of the
- * restore, nothing half-written); and that volume can be dropped, so the restore can run again.
+ * restore, nothing half-written). The caller then restores the same dump again over it, which
+ * must give the whole snapshot (replication/dump.ts starts an interrupted restore over).
  */
 async function checkPartialRestore (ctx: StepContext, node: string, want: string[]): Promise<void> {
   const { topo, plan } = ctx
@@ -284,5 +285,4 @@ async function checkPartialRestore (ctx: StepContext, node: string, want: string
   }
   ctx.counters.partialRestores.partial++
   ctx.counters.partialRestores.files += files.length
-  await topo.client(node).dropVolume(vol)
 }
