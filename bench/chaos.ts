@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { runChaos, formatSummary } from '../testing/chaos.js'
 
-const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I | --only I] [--nodes MIN-MAX] [--steps MIN-MAX]
+const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I | --only I] [--nodes MIN-MAX] [--steps MIN-MAX] [--kills MIN-MAX]
                         [--modes active,all] [--max-rss MIB] [--converge-timeout SECONDS] [--verbose] [--bail] [--json] [--dir DIR]
   --seed S              seed of the whole run (default: random, printed); schedule I of seed S is
                         always planned the same way
@@ -17,7 +17,9 @@ const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I | --
   --modes LIST          write modes the schedules may use (default active,all)
   --max-rss MIB         a node past this RSS fails its schedule (default 512)
   --nodes MIN-MAX       nodes per schedule (default 3-5)
-  --steps MIN-MAX       steps per schedule (default 8-14)
+  --steps MIN-MAX       steps per schedule (default 8-14; more are added until the kill points are planned)
+  --kills MIN-MAX       kill points per schedule: SIGKILLs, power losses, crash points (default 8-12)
+  --parallel N          schedules run at once (default 1); each on its own topology and ports
   --converge-timeout S  a schedule that is not steady this long after healing fails (default 120)
   --verbose             print each schedule's plan and every step as it runs
   --bail                stop at the first failing schedule
@@ -41,6 +43,8 @@ const { values } = parseArgs({
     'max-rss': { type: 'string' },
     nodes: { type: 'string' },
     steps: { type: 'string' },
+    kills: { type: 'string' },
+    parallel: { type: 'string' },
     'converge-timeout': { type: 'string' },
     verbose: { type: 'boolean' },
     bail: { type: 'boolean' },
@@ -56,17 +60,19 @@ if (values.help === true) {
 const seed = values.seed ?? randomBytes(4).toString('hex')
 const [minNodes, maxNodes] = range(values.nodes, [3, 5])
 const [minSteps, maxSteps] = range(values.steps, [8, 14])
+const [minKills, maxKills] = range(values.kills, [8, 12])
+const parallel = Number(values.parallel ?? 1)
 const schedules = values.only !== undefined ? 1 : Number(values.schedules ?? 10)
 const from = Number(values.only ?? values.from ?? 0)
 const modes = (values.modes ?? 'active,all').split(',').map(m => m.trim())
 const maxRss = Number(values['max-rss'] ?? 512)
-if (modes.some(m => m !== 'active' && m !== 'all') || !(maxRss > 0) || !Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps) {
+if (modes.some(m => m !== 'active' && m !== 'all') || !(maxRss > 0) || !Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps || maxKills < minKills || !Number.isInteger(parallel) || parallel < 1) {
   process.stderr.write(USAGE + '\n')
   process.exit(2)
 }
 // Interrupted: exiting runs the topology's exit hook, which kills every node still running.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { process.stdout.write(`${sig}: stopping\n`); process.exit(130) })
-process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps}, modes ${modes.join(',')}, RSS bound ${maxRss} MiB (node ${process.version})\n`)
+process.stdout.write(`chaos: seed ${seed}, schedules ${from}..${from + schedules - 1}, nodes ${minNodes}-${maxNodes}, steps ${minSteps}-${maxSteps}, kill points ${minKills}-${maxKills}, parallel ${parallel}, modes ${modes.join(',')}, RSS bound ${maxRss} MiB (node ${process.version})\n`)
 const summary = await runChaos({
   seed,
   schedules,
@@ -75,6 +81,9 @@ const summary = await runChaos({
   maxNodes,
   minSteps,
   maxSteps,
+  minKills,
+  maxKills,
+  parallel,
   modes: modes as Array<'active' | 'all'>,
   maxRssBytes: maxRss * 2 ** 20,
   verbose: values.verbose === true,

@@ -220,8 +220,15 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
   const hv = header.volume
   const existing = await store.getVolume(hv.name)
   const marker = `restored:${hv.name}`
+  // Set while a full restore runs: a volume left by one that was killed is only a prefix of it, restored again from scratch.
+  const running = `restoring:${hv.name}`
   if (header.base === null) {
-    if (existing !== undefined) throw new ReplicantError(Codes.VOLUME_EXISTS, `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`)
+    if (existing !== undefined) {
+      const interrupted = await store.getMeta<{ id: string }>(running)
+      if (interrupted?.id !== existing.id) throw new ReplicantError(Codes.VOLUME_EXISTS, `volume '${hv.name}' already exists here: a full dump restores only onto a node without it`)
+      await store.deleteVolume(hv.name)
+    }
+    await store.putMeta(running, { id: hv.id })
     await store.createVolume({
       v: RECORD_VERSION, name: hv.name, id: hv.id, generation: hv.generation, genId: hv.genId, history: hv.history,
       members: [...hv.members].sort(), writeMode: hv.writeMode, chunkSize: hv.chunkSize, createdAt: hv.createdAt, seq: 0, dirty: false, state: initialState('restored')
@@ -274,6 +281,7 @@ export async function restoreDump (store: Store, path: string, verified?: DumpHe
   // The source's change log is applied up to the snapshot's seq: a later join is a minicopy.
   await store.commitFiles(hv.name, (ctx) => { ctx.setWatermark(header.source, header.snapshot.seq); return Promise.resolve([]) })
   await store.putMeta(marker, { id: hv.id, snapshot: header.snapshot.name, seq: header.snapshot.seq })
+  if (header.base === null) await store.deleteMeta(running)
   return result
 }
 

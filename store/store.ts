@@ -270,4 +270,9 @@ export class Store {
     this.ctx.assertOpen()
     await this.ctx.write([{ type: 'put', key, value, sublevel: this.ctx.sub.meta }])
   }
+
+  async deleteMeta (key: string): Promise<void> {
+    this.ctx.assertOpen()
+    await this.ctx.write([{ type: 'del', key, sublevel: this.ctx.sub.meta }])
+  }
 }

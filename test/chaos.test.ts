@@ -1,7 +1,7 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { History, conflictBase, sha256Hex, type TreeEntry } from '../testing/history.js'
-import { planSchedule, contentOf, describeStep, runChaos, formatResult, Rng } from '../testing/chaos.js'
+import { planSchedule, contentOf, describeStep, runChaos, formatResult, formatRates, Rng } from '../testing/chaos.js'
 import { tmpDir } from './helpers.js'
 
 const A = 'peerA'
@@ -116,10 +116,19 @@ test('chaos plans and contents are a pure function of seed and index', t => {
   t.true(contentOf(a, firstPut).equals(contentOf(b, firstPut)))
   t.is(contentOf(a, firstPut).byteLength, firstPut.size)
   t.true(a.steps.every(s => describeStep(s).length > 0))
-  // Every plan kills at least one node at a chosen point; most partition.
+  // Every plan kills at least one node at a chosen point, has its 8 to 12 kill points, and a partition or link; most partition.
   const plans = Array.from({ length: 40 }, (_, i) => planSchedule('survey', i))
   t.true(plans.every(p => p.steps.some(s => s.t === 'burst' && s.kill !== undefined)))
+  const killPoints = (p: ReturnType<typeof planSchedule>): number => p.steps.filter(s => (s.t === 'burst' && s.kill !== undefined) || s.t === 'kill' || s.t === 'crash' || (s.t === 'restore' && s.crash)).length
+  t.true(plans.every(p => killPoints(p) >= 8), plans.map(killPoints).join(','))
+  t.true(plans.every(p => p.steps.some(s => s.t === 'partition' || s.t === 'link')))
   t.true(plans.filter(p => p.steps.some(s => s.t === 'partition')).length >= 20)
+  // A GC crash deletes junk of its own node written at setup; an all-mode crash writes through its node.
+  for (const s of plans.flatMap(p => p.steps.map(x => ({ p, x })))) {
+    if (s.x.t !== 'crash') continue
+    if (s.x.point.startsWith('all-')) t.true(s.x.op !== undefined && s.x.junk === undefined)
+    else t.is(s.p.junk[s.x.junk!].node, s.x.node)
+  }
   const r1 = new Rng('x')
   const r2 = new Rng('x')
   t.deepEqual(Array.from({ length: 5 }, () => r1.next()), Array.from({ length: 5 }, () => r2.next()))
@@ -150,30 +159,37 @@ test('history check: reads of never-written bytes, and all-mode writes missing o
   t.deepEqual(all.checkAllMode('v', new Map([['a', []], ['b', []], ['c', []]]), stayed).map(v => v.op), [2, 2, 2])
 })
 
-test('a short chaos run: both write modes, a membership change, kill -9 at chosen points, partitions, and nothing is lost', async t => {
+test('a short chaos run: both write modes, a membership change, kill -9 at chosen points, crash points, a restore killed mid-way, partitions, and nothing is lost', async t => {
   t.timeout(240_000)
   const seed = process.env.CHAOS_SEED ?? 'ci-6'
   const shape = { minNodes: 3, maxNodes: 3, minSteps: 5, maxSteps: 6 }
-  const plans = [2, 3].map(i => planSchedule(seed, i, shape))
+  const plans = [1, 2].map(i => planSchedule(seed, i, shape))
   if (process.env.CHAOS_SEED === undefined) {
     t.true(plans.some(p => p.steps.some(s => s.t === 'partition')), 'the fixed seed includes a partition')
     t.deepEqual([...new Set(plans.flatMap(p => p.volumes.map(v => v.mode)))].sort(), ['active', 'all'], 'and both write modes')
     t.true(plans.some(p => p.steps.some(s => s.t === 'burst' && s.side.some(x => x.t === 'member'))), 'and a membership change during writes')
+    t.true(plans.some(p => p.steps.some(s => s.t === 'restore' && s.crash)), 'and a restore killed mid-way')
+    t.true(plans.some(p => p.steps.some(s => s.t === 'crash' && s.junk !== undefined)), 'and a GC crash')
   }
   const lines: string[] = []
   const summary = await runChaos({
-    seed, schedules: 2, from: 2, ...shape,
+    seed, schedules: 2, from: 1, ...shape,
     baseDir: await tmpDir(t),
     convergeTimeoutMs: 200_000,
     log: line => { lines.push(line); t.log(line) }
   })
   t.is(summary.failed, 0, lines.join('\n'))
   t.is(summary.schedules, 2)
-  t.true(summary.killPointsSurvived >= 2)
+  t.true(summary.killPointsSurvived >= 16, `${summary.killPointsSurvived} kill points`)
+  if (process.env.CHAOS_SEED === undefined) {
+    t.true(summary.crashPoints.hit >= 1, JSON.stringify(summary.crashPoints))
+    t.is(summary.partialRestores.absent + summary.partialRestores.partial, 1, 'the restore killed mid-way was checked once its node was back')
+  }
   t.true(summary.partitionSchedulesSurvived >= 1)
   t.true(summary.membershipChanges.attempted >= 1)
   t.true(summary.ackedWrites > 0)
   t.true(summary.results.every(r => r.stats !== undefined && r.stats.ackedPuts === r.stats.present + r.stats.superseded + r.stats.uncertain))
   t.true(Object.keys(summary.maxRss).length === 3, 'RSS sampled on every node')
-  t.regex(formatResult(summary.results[0]), new RegExp(`^schedule ${seed}/2: 3 nodes, [a-z+]+ \\| faults: .*(kill -9|power loss|crash) .* \\| OK`))
+  t.regex(formatResult(summary.results[0]), new RegExp(`^schedule ${seed}/1: 3 nodes, [a-z+]+ \\| kill points \\d+ \\(crash points hit \\d+, missed \\d+\\) \\| faults: .*(kill -9|power loss|crash) .* \\| OK`))
+  t.regex(formatRates(summary), /kill points\/min, .* partition\/link schedules\/min/)
 })

@@ -142,3 +142,34 @@ test('a dump being taken keeps its snapshot (and so its chunks) from deletion an
   const after = await a.collectGarbage({ youngSeconds: 0 }) as { deleted: number }
   t.is(after.deleted, 5, 'the snapshot\'s five chunks are reclaimed once it is deleted')
 })
+
+test('a restore killed between two batches leaves a prefix of the snapshot, and the same dump restores again over it', async t => {
+  t.timeout(120_000)
+  const { Topology } = await import('../testing/topology.js')
+  const topo = await Topology.start({ nodes: ['src', 'dst'], dir: await tmpDir(t), keepDir: true })
+  t.teardown(async () => { await topo.close() })
+  await topo.createVolume('solo', { members: ['src'], chunkSize: 16 * 1024 })
+  // Chunks go in batches of 64: three files of ~40 chunks each commit in more than one batch.
+  const files = [1, 2, 3].map(i => ({ path: `/f${i}`, data: randomBytes(640_000 + i) }))
+  for (const f of files) await topo.write('src', 'solo', f.path, f.data)
+  const snap = await topo.client('src').createSnapshot('solo')
+  const file = join(topo.dir, 'solo.dump')
+  const out = createWriteStream(file)
+  await topo.client('src').dump('solo', snap.name, out)
+  await new Promise<void>(resolve => { if (out.closed) resolve(); else out.once('close', () => resolve()) })
+  const restore = async (): Promise<unknown> => await topo.client('dst').restore(createReadStream(file), (await stat(file)).size)
+  await topo.crashAt('dst', 'restore-batch')
+  await t.throwsAsync(restore())
+  await waitFor(() => topo.node('dst').running ? undefined : true) // it killed itself at the point
+  await topo.restart('dst')
+  // What the killed restore left: files of the snapshot, each whole, fewer than all.
+  const left = await topo.list('dst', 'solo')
+  t.true(left.length < files.length, `${left.length} files left`)
+  for (const f of left) t.true((await topo.read('dst', 'solo', f.path)).equals(files.find(x => x.path === f.path)!.data), f.path)
+  // Restored again from scratch: the whole snapshot.
+  t.like(await restore(), { files: 3 })
+  t.deepEqual((await topo.list('dst', 'solo')).map(f => f.path), files.map(f => f.path))
+  for (const f of files) t.true((await topo.read('dst', 'solo', f.path)).equals(f.data), f.path)
+  // A volume that is there because it was restored completely is not restored over.
+  t.is((await t.throwsAsync(restore()) as { code?: string }).code, 'VOLUME_EXISTS')
+})

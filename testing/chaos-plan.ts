@@ -25,7 +25,8 @@ export type SideOp =
 
 export type Step =
   | { t: 'burst', writers: Writer[], kill?: KillPoint, side: SideOp[] }
-  | { t: 'restart', node: string }
+  /** Every node named restarts at once (in parallel). */
+  | { t: 'restart', nodes: string[] }
   /** A kill -9 on its own, `delayMs` after the step before (a heal or restart): lands in catch-up or merge. */
   | { t: 'kill', node: string, delayMs: number, power: boolean }
   | { t: 'stop', node: string }
@@ -36,9 +37,16 @@ export type Step =
   | { t: 'pause', ms: number }
   /** A slow or lossy link between two nodes (until the end of the schedule); its losses follow `seed`. */
   | { t: 'link', a: string, b: string, delayMs: number, bytesPerSecond: number | null, dropRate: number, seed: string }
-  /** `node` arms `point`, then the operation that passes it runs there (GC, repack, restore, all-mode put). */
-  | { t: 'crash', node: string, point: CrashPoint, op?: PlannedOp }
-  /** The dump of the solo volume restored on `node` (which does not hold it yet); `crash`: killed inside. */
+  /**
+   * `node` arms `point`, then the operation that passes it runs there: a GC with repack (after
+   * the files of `junk` are deleted, so it has something to sweep and a sparse pack to copy) or
+   * an all-mode put it coordinates (`op`; every member is up and linked just before).
+   */
+  | { t: 'crash', node: string, point: CrashPoint, op?: PlannedOp, junk?: number }
+  /**
+   * The dump of the solo volume restored on `node` (which does not hold it yet); `crash`: killed
+   * inside, restarted at once, what is left checked, and restored again over it.
+   */
   | { t: 'restore', node: string, crash: boolean }
 
 export interface PlanVolume { name: string, mode: Mode, members: string[], paths: string[] }
@@ -52,6 +60,11 @@ export interface Plan {
   volumes: PlanVolume[]
   /** A volume on `solo.node` only, written at setup: the source of dumps restored elsewhere. */
   solo: { name: string, node: string, files: PlannedOp[] }
+  /**
+   * GC fodder, written at setup in a volume of `node` alone: `doomed` paths are deleted just
+   * before crash step `junk` = index here; the `keep` ones stay, so their packs become sparse.
+   */
+  junk: Array<{ node: string, volume: string, doomed: PlannedOp[], keep: PlannedOp[] }>
   chunkSize: number
   steps: Step[]
 }
@@ -61,6 +74,9 @@ export interface PlanOptions {
   maxNodes?: number
   minSteps?: number
   maxSteps?: number
+  /** Kill points (SIGKILLs, power losses, crash points) per schedule: steps are added until reached. */
+  minKills?: number
+  maxKills?: number
   /** Which write modes a schedule may use (default both). */
   modes?: Mode[]
 }
@@ -146,6 +162,11 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
     }
     return out
   }
+  const link = (linkSeed: string): Step => {
+    const a = rng.pick(nodes)
+    const b = rng.pick(nodes.filter(y => y !== a))
+    return { t: 'link', a, b, delayMs: rng.int(0, 80), bytesPerSecond: rng.pick([null, 4_000_000, 1_000_000]), dropRate: rng.pick([0, 0.05, 0.2]), seed: linkSeed }
+  }
   const burst = (kill: boolean): Step => {
     const live = nodes.filter(x => up.has(x))
     const lanes = rng.int(1, 4)
@@ -164,20 +185,40 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
     const own = ws.filter(w => w.node === target).reduce((s, w) => s + w.ops.length, 0)
     return { t: 'burst', writers: ws, side: sides, kill: { node: target, afterAcks: rng.int(0, own), delayMs: rng.chance(0.5) ? 0 : rng.int(1, 40), power: rng.chance(0.3) } }
   }
-  const crash = (): Step | undefined => {
-    const live = nodes.filter(x => up.has(x))
+  const junk: Plan['junk'] = []
+  const crash = (): Step[] => {
     const allVol = volumes.find(v => v.mode === 'all')
-    const coordinators = allVol === undefined ? [] : live.filter(x => members.get(allVol.name)!.has(x))
-    const points: CrashPoint[] = ['gc-sweep', 'repack-copied', 'repack-switched', ...(coordinators.length > 0 ? ['all-prepared', 'all-decided'] as const : [])]
+    const points: CrashPoint[] = ['gc-sweep', 'repack-copied', 'repack-switched', ...(allVol !== undefined ? ['all-prepared', 'all-decided'] as const : [])]
     const point = rng.pick(points)
-    const node = point.startsWith('all-') ? rng.pick(coordinators) : rng.pick(live)
+    const out: Step[] = []
+    if (allVol !== undefined && point.startsWith('all-')) {
+      // An all-mode write reaches prepare only with every member up and linked: recover first.
+      if (partitioned || up.size < nodes.length) {
+        out.push({ t: 'recover' })
+        for (const x of nodes) up.add(x)
+        partitioned = false
+      }
+      const node = rng.pick([...members.get(allVol.name)!])
+      up.delete(node)
+      out.push({ t: 'crash', node, point, op: { id: nextOp++, kind: 'put', volume: allVol.name, path: rng.pick(allVol.paths), size: size(rng) } })
+      return out
+    }
+    const node = rng.pick(nodes.filter(x => up.has(x)))
     up.delete(node)
-    if (point.startsWith('all-')) return { t: 'crash', node, point, op: { id: nextOp++, kind: 'put', volume: allVol!.name, path: rng.pick(allVol!.paths), size: size(rng) } }
-    return { t: 'crash', node, point }
+    // Small keepers between doomed files leave their packs mostly dead (a repack copies them); the spacer rolls the pack.
+    const volume = `chaos-junk-${node}`
+    const n = junk.length
+    const files = (tag: string, k: number, lo: number, hi: number): PlannedOp[] => Array.from({ length: k }, (_, i) => ({ id: nextOp++, kind: 'put' as const, volume, path: `/${n}-${tag}${i}`, size: rng.int(lo, hi) }))
+    junk.push({ node, volume, keep: files('keep', 6, 2_000, 6_000), doomed: [...files('doomed', 6, 20_000, 40_000), ...files('spacer', 1, 300_000, 400_000)] })
+    out.push({ t: 'crash', node, point, junk: n })
+    return out
   }
+  const killTarget = rng.int(opts.minKills ?? 8, opts.maxKills ?? 12)
+  let kills = 0
   // An all-mode write needs every member: a schedule with an all volume recovers once midway, then goes on.
   const recoverAt = volumes.some(v => v.mode === 'all') ? rng.int(Math.floor(count / 3), Math.max(Math.floor(count / 3), count - 3)) : -1
-  for (let s = 0; s < count; s++) {
+  // Steps beyond `count` are added until the schedule has its kill points (bounded).
+  for (let s = 0; (s < count || kills < killTarget) && s < count + 4 * killTarget; s++) {
     if (s === recoverAt) {
       steps.push({ t: 'recover' })
       for (const x of nodes) up.add(x)
@@ -190,38 +231,45 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
       continue
     }
     const down = nodes.filter(x => !up.has(x))
+    const short = kills < killTarget
     const kind = s === killAt && up.size >= 2
       ? 'kill'
       : rng.weighted({
         burst: 3,
-        kill: up.size >= 2 ? 2.5 : 0,
-        restart: down.length > 0 ? 3 : 0,
+        kill: up.size >= 2 ? (short ? 4 : 1) : 0,
+        restart: down.length > 0 ? (up.size < 2 ? 8 : 3) : 0,
         stop: up.size >= 2 ? 0.4 : 0,
         partition: partitionAt >= 0 && s > partitionAt ? 0.5 : 0,
         heal: partitioned ? 1.2 : 0,
         pause: 0.3,
         link: 0.6,
-        crash: up.size >= 2 ? 1 : 0,
-        restore: up.size >= 2 && up.has(soloNode) && nodes.some(x => up.has(x) && !restored.has(x)) ? 0.4 : 0
+        crash: up.size >= 2 ? (short ? 2 : 0.5) : 0,
+        restore: up.has(soloNode) && nodes.some(x => up.has(x) && !restored.has(x)) ? 0.6 : 0
       })
     switch (kind) {
       case 'burst': steps.push(burst(false)); break
-      case 'kill': steps.push(burst(true)); break
-      case 'crash': steps.push(crash()!); break
+      case 'kill': steps.push(burst(true)); kills++; break
+      case 'crash': steps.push(...crash()); kills++; break
       case 'restore': {
         const x = rng.pick(nodes.filter(y => up.has(y) && !restored.has(y)))
         restored.add(x)
         const dies = rng.chance(0.5)
-        if (dies) up.delete(x)
+        if (dies) kills++
         steps.push({ t: 'restore', node: x, crash: dies })
         break
       }
       case 'restart': {
-        const x = rng.pick(down)
-        up.add(x)
-        steps.push({ t: 'restart', node: x })
-        // Sometimes killed again at once: during its merge after the unclean stop, or its catch-up.
-        if (rng.chance(0.3) && up.size >= 2) { up.delete(x); steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400), power: rng.chance(0.3) }) }
+        // Several nodes restart at once half of the time: one start-up's wait for all of them.
+        const xs = down.length > 1 && rng.chance(0.5) ? down : [rng.pick(down)]
+        for (const x of xs) up.add(x)
+        steps.push({ t: 'restart', nodes: xs })
+        // Sometimes one is killed again at once: during its merge after the unclean stop, or its catch-up.
+        if (rng.chance(0.3) && up.size >= 2) {
+          const x = rng.pick(xs)
+          up.delete(x)
+          kills++
+          steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400), power: rng.chance(0.3) })
+        }
         break
       }
       case 'stop': { const x = rng.pick(nodes.filter(y => up.has(y))); up.delete(x); steps.push({ t: 'stop', node: x }); break }
@@ -233,29 +281,27 @@ export function planSchedule (seed: string, index: number, opts: PlanOptions = {
         if (rng.chance(0.4) && up.size >= 2) {
           const x = rng.pick(nodes.filter(y => up.has(y)))
           up.delete(x)
+          kills++
           steps.push({ t: 'kill', node: x, delayMs: rng.int(0, 400), power: rng.chance(0.3) })
         }
         break
       }
       case 'pause': steps.push({ t: 'pause', ms: rng.int(50, 600) }); break
-      case 'link': {
-        const a = rng.pick(nodes)
-        const b = rng.pick(nodes.filter(y => y !== a))
-        steps.push({ t: 'link', a, b, delayMs: rng.int(0, 80), bytesPerSecond: rng.pick([null, 4_000_000, 1_000_000]), dropRate: rng.pick([0, 0.05, 0.2]), seed: `${id}/link-${s}` })
-        break
-      }
+      case 'link': steps.push(link(`${id}/link-${s}`)); break
     }
   }
-  // Every schedule has at least one kill point in a burst of writes.
+  // Every schedule has at least one kill point in a burst of writes...
   if (!steps.some(s => s.t === 'burst' && s.kill !== undefined)) {
     if (up.size < 2) {
       const x = rng.pick(nodes.filter(y => !up.has(y)))
       up.add(x)
-      steps.push({ t: 'restart', node: x })
+      steps.push({ t: 'restart', nodes: [x] })
     }
     steps.push(burst(true))
   }
-  return { seed, index, id, nodes, volumes, solo, chunkSize: 16 * 1024, steps }
+  // ...and a partition or a slow/lossy link somewhere.
+  if (!steps.some(s => s.t === 'partition' || s.t === 'link')) steps.splice(rng.int(0, steps.length - 1), 0, link(`${id}/link-extra`))
+  return { seed, index, id, nodes, volumes, solo, junk, chunkSize: 16 * 1024, steps }
 }
 
 /** The bytes of a planned put: unique per (plan, op), identical on every replay. */
@@ -290,14 +336,14 @@ export function describeStep (step: Step): string {
       return `writes [${w}]${step.side.length > 0 ? ` beside [${step.side.map(describeSide).join(', ')}]` : ''}${k}`
     }
     case 'partition': return `partition ${step.groups.map(g => `[${g.join(',')}]`).join(' ')}`
-    case 'restart': return `restart ${step.node}`
+    case 'restart': return `restart ${step.nodes.join(',')}`
     case 'kill': return `${step.power ? 'power loss' : 'kill -9'} ${step.node} after ${step.delayMs}ms`
     case 'stop': return `stop ${step.node}`
     case 'heal': return 'heal'
     case 'recover': return 'recover (heal, fix links, restart every node that is down)'
     case 'pause': return `pause ${step.ms}ms`
     case 'link': return `link ${step.a}<->${step.b} delay ${step.delayMs}ms${step.bytesPerSecond !== null ? ` ${step.bytesPerSecond} B/s` : ''} loss ${step.dropRate}`
-    case 'crash': return `crash ${step.node} at ${step.point}${step.op !== undefined ? ` (${describeOp(step.op)})` : ''}`
-    case 'restore': return `restore solo dump on ${step.node}${step.crash ? ' + crash inside' : ''}`
+    case 'crash': return `crash ${step.node} at ${step.point}${step.op !== undefined ? ` (${describeOp(step.op)})` : ''}${step.junk !== undefined ? ` (junk ${step.junk} deleted first)` : ''}`
+    case 'restore': return `restore solo dump on ${step.node}${step.crash ? ' + crash inside, restart, check, restore again' : ''}`
   }
 }

@@ -105,6 +105,8 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
     }
     await topo.createVolume(plan.solo.name, { members: [plan.solo.node], chunkSize: plan.chunkSize }, { timeoutMs: 60_000 })
     for (const f of plan.solo.files) await topo.client(plan.solo.node).put(plan.solo.name, f.path, Readable.from([contentOf(plan, f)]), { size: f.size })
+    await writeJunk(topo, plan)
+    ctx.junkWrittenAt = Date.now()
     for (const step of plan.steps) {
       vlog(`step: ${describeStep(step)}`)
       switch (step.t) {
@@ -127,13 +129,15 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
           counters.faults.push(`recover (restart ${down.join(',') || 'none'})`)
           break
         }
-        case 'restart':
-          if (topo.node(step.node).running) break
-          await topo.restart(step.node)
-          result.restarts++
-          counters.faults.push(`restart ${step.node}`)
-          await durability(step.node)
+        case 'restart': {
+          const down = step.nodes.filter(n => !topo!.node(n).running)
+          if (down.length === 0) break
+          await Promise.all(down.map(async n => { await topo!.restart(n) }))
+          result.restarts += down.length
+          counters.faults.push(`restart ${down.join(',')}`)
+          for (const n of down) await durability(n)
           break
+        }
         case 'kill':
           if (step.delayMs > 0) await sleep(step.delayMs)
           if (topo.node(step.node).running) await killNode(ctx, step.node, step.power, `+${step.delayMs}ms`)
@@ -214,6 +218,7 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
     result.writes.ackedByMode[v.mode] += c.acked
   }
   result.kills = counters.kills
+  result.restarts += counters.restarts
   result.powerLosses = counters.powerLosses
   result.ok = result.violations.length === 0
   result.durationMs = Date.now() - started
@@ -238,10 +243,26 @@ async function readTree (topo: Topology, node: string, volume: string): Promise<
   return out
 }
 
+/**
+ * The GC fodder of the crash steps (plan.junk), each set in a volume of its node alone: a keeper
+ * then a doomed file, in turn, then the spacer, so the packs they share end up mostly dead.
+ */
+async function writeJunk (topo: Topology, plan: Plan): Promise<void> {
+  const made = new Set<string>()
+  for (const j of plan.junk) {
+    if (!made.has(j.volume)) {
+      await topo.createVolume(j.volume, { members: [j.node], chunkSize: plan.chunkSize }, { timeoutMs: 60_000 })
+      made.add(j.volume)
+    }
+    const order = j.doomed.flatMap((d, i) => i < j.keep.length ? [j.keep[i], d] : [d])
+    for (const f of order) await topo.client(j.node).put(j.volume, f.path, Readable.from([contentOf(plan, f)]), { size: f.size })
+  }
+}
+
 /** Adds back every node that is not a member of `volume` (removed, or a spare never added), until all are. */
 async function everyoneMember (topo: Topology, volume: string, vlog: (s: string) => void): Promise<void> {
   topo.forgetMembers(volume)
-  await poll(`every node a member of ${volume}`, { timeoutMs: 90_000, intervalMs: 500 }, async () => {
+  await poll(`every node a member of ${volume}`, { timeoutMs: 90_000, intervalMs: 200 }, async () => {
     // The newest configuration any node holds (a removed node keeps an older one).
     let best: { members: string[], generation: number } | undefined
     for (const n of topo.nodes) {

@@ -21,7 +21,11 @@ const log = logger('chaos')
 export interface StepCounters {
   kills: number
   powerLosses: number
-  crashes: { hit: number, missed: number, byPoint: Record<string, number> }
+  /** Crash points passed (the node killed itself there) and missed (killed from outside), per point. */
+  crashes: { hit: number, missed: number, byPoint: Record<string, number>, missedByPoint: Record<string, number> }
+  /** Restores killed mid-way, as their node showed once restarted: volume absent, or partial (files kept). */
+  partialRestores: { absent: number, partial: number, files: number }
+  restarts: number
   membership: { attempted: number, done: number }
   side: { snapshots: number, gcs: number, dumps: number, restores: number, failed: number }
   reads: { ok: number, missing: number, failed: number }
@@ -30,7 +34,7 @@ export interface StepCounters {
 
 export function newCounters (): StepCounters {
   return {
-    kills: 0, powerLosses: 0, crashes: { hit: 0, missed: 0, byPoint: {} }, membership: { attempted: 0, done: 0 },
+    kills: 0, powerLosses: 0, crashes: { hit: 0, missed: 0, byPoint: {}, missedByPoint: {} }, partialRestores: { absent: 0, partial: 0, files: 0 }, restarts: 0, membership: { attempted: 0, done: 0 },
     side: { snapshots: 0, gcs: 0, dumps: 0, restores: 0, failed: 0 }, reads: { ok: 0, missing: 0, failed: 0 }, faults: []
   }
 }
@@ -47,6 +51,8 @@ export interface StepContext {
   /** Removal attempts (any outcome): a member removed after a write no longer has to hold it. */
   removals: Array<{ volume: string, node: string, at: number }>
   vlog: (s: string) => void
+  /** When the junk of the crash GCs was written (setup). */
+  junkWrittenAt?: number
 }
 
 /** GC beside writes collects chunks older than this (the default 10 min would collect nothing in a schedule). */
@@ -157,34 +163,72 @@ async function runSide (ctx: StepContext, s: SideOp): Promise<void> {
   }
 }
 
-/** Waits up to `ms` for `node` to exit by itself; kills it if it did not (the point was never passed). */
-async function awaitCrash (ctx: StepContext, node: string, point: string, ms: number): Promise<void> {
+/**
+ * Waits for `node` to exit by itself at `point` while `work` (the operation that passes it) runs.
+ * An answer, success or a node's error, means the point was not passed (a node that passes it
+ * dies before it can answer): then it is killed from outside at once, counted as missed.
+ */
+async function awaitCrash (ctx: StepContext, node: string, point: string, work: Promise<unknown>, ms: number): Promise<string> {
+  let answer: string | undefined
+  const settled = work.then(() => { answer = 'answered'; return answer }, (err: Error) => { const m = err.message; if (isReplicantError(err)) answer = m; return m })
   const deadline = Date.now() + ms
-  while (ctx.topo.node(node).running && Date.now() < deadline) await sleep(20)
-  if (ctx.topo.node(node).running) {
+  while (ctx.topo.node(node).running && answer === undefined && Date.now() < deadline) await sleep(20)
+  // An answer and the exit can race: a moment more for the exit to be seen.
+  if (answer !== undefined && ctx.topo.node(node).running) await sleep(50)
+  const hit = !ctx.topo.node(node).running
+  const miss = ctx.counters.crashes.missedByPoint
+  if (!hit) {
     ctx.counters.crashes.missed++
+    miss[point] = (miss[point] ?? 0) + 1
     await ctx.topo.kill(node)
-    ctx.counters.faults.push(`kill -9 ${node} (crash point ${point} not reached)`)
+    ctx.counters.faults.push(`kill -9 ${node} (crash point ${point} not reached${answer !== undefined ? `: ${answer}` : ''})`)
   } else {
     ctx.counters.crashes.hit++
     ctx.counters.crashes.byPoint[point] = (ctx.counters.crashes.byPoint[point] ?? 0) + 1
     ctx.counters.faults.push(`crash ${node} at ${point}`)
   }
   ctx.counters.kills++
+  return await settled
 }
+
+/** Chunks of the junk written at setup are older than this when a crash GC runs with it as its young window. */
+export const CRASH_GC_YOUNG_SECONDS = 2
 
 export async function runCrash (ctx: StepContext, step: Extract<Step, { t: 'crash' }>): Promise<void> {
   const { topo } = ctx
   if (!topo.node(step.node).running) return
-  await topo.crashAt(step.node, step.point)
   const op = step.op
+  if (op !== undefined) await awaitLinked(ctx, step.node, op.volume)
+  if (step.junk !== undefined) await dropJunk(ctx, step.node, step.junk)
+  await topo.crashAt(step.node, step.point)
   const work = op !== undefined
     ? topo.write(step.node, op.volume, op.path, contentOf(ctx.plan, op))
-    : topo.client(step.node).gc(GC_YOUNG_SECONDS, { repack: true })
-  const settled = work.then(() => 'answered', (err: Error) => err.message)
-  await awaitCrash(ctx, step.node, step.point, 8_000)
-  ctx.vlog(`crash trigger: ${await settled}`)
+    : topo.client(step.node).gc(CRASH_GC_YOUNG_SECONDS, { repack: true })
+  ctx.vlog(`crash trigger: ${await awaitCrash(ctx, step.node, step.point, work, 8_000)}`)
 }
+
+/** Deletes the doomed junk files and waits until their chunks are past the crash GC's young window. */
+async function dropJunk (ctx: StepContext, node: string, index: number): Promise<void> {
+  const j = ctx.plan.junk[index]
+  const client = ctx.topo.client(node)
+  for (const f of j.doomed) await client.remove(j.volume, f.path).catch((err: Error) => { ctx.vlog(`junk ${f.path}: ${err.message}`) })
+  const age = Date.now() - (ctx.junkWrittenAt ?? 0)
+  if (age < CRASH_GC_YOUNG_SECONDS * 1000 + 300) await sleep(CRASH_GC_YOUNG_SECONDS * 1000 + 300 - age)
+}
+
+/** Waits (bounded) until `node` is connected to every other member of `volume`: an all-mode write then reaches prepare. */
+async function awaitLinked (ctx: StepContext, node: string, volume: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    const info = await ctx.topo.client(node).volumeInfo(volume).catch(() => undefined)
+    if (info !== undefined && info.memberStates.every(m => m.self || m.connected)) return
+    await sleep(100)
+  }
+  ctx.vlog(`${node}: not connected to every member of ${volume} after 10 s`)
+}
+
+type FileKey = Array<{ path: string, size: number, version: Record<string, number> }>
+const treeKey = (fs: FileKey): string[] => fs.map(f => `${f.path} ${f.size} ${JSON.stringify(f.version)}`).sort()
 
 /** The solo volume's dump (a snapshot of it, taken now on its node) restored on `step.node`. */
 export async function runRestore (ctx: StepContext, step: Extract<Step, { t: 'restore' }>): Promise<void> {
@@ -196,20 +240,49 @@ export async function runRestore (ctx: StepContext, step: Extract<Step, { t: 're
   const out = createWriteStream(file)
   await topo.client(src).dump(plan.solo.name, snap.name, out)
   await new Promise<void>((resolve, reject) => { if (out.closed) resolve(); else { out.once('close', resolve); out.once('error', reject) } })
-  if (step.crash) await topo.crashAt(step.node, 'restore-batch')
-  const work = topo.client(step.node).restore(createReadStream(file), (await stat(file)).size)
-  if (step.crash) {
-    const settled = work.then(() => 'answered', (err: Error) => err.message)
-    await awaitCrash(ctx, step.node, 'restore-batch', 8_000)
-    ctx.vlog(`restore under crash: ${await settled}`)
-    return
+  const want = treeKey((await topo.client(src).list(plan.solo.name, undefined, { snapshot: snap.name })).files)
+  const restore = async (): Promise<void> => {
+    await topo.client(step.node).restore(createReadStream(file), (await stat(file)).size)
+    ctx.counters.side.restores++
+    // The restored tree is the snapshot's: same paths, sizes and versions.
+    const got = treeKey(await topo.list(step.node, plan.solo.name))
+    if (want.join('\n') !== got.join('\n')) ctx.violations.push({ kind: 'IDENTICAL', message: `restore of ${plan.solo.name} on ${step.node} differs from snapshot ${snap.name} on ${src}:\n${got.join('\n')}\nvs\n${want.join('\n')}` })
   }
-  await work
-  ctx.counters.side.restores++
-  // The restored tree is the snapshot's: same paths, sizes and versions.
-  const key = (fs: Array<{ path: string, size: number, version: Record<string, number> }>): string => fs.map(f => `${f.path} ${f.size} ${JSON.stringify(f.version)}`).sort().join('\n')
-  const want = key((await topo.client(src).list(plan.solo.name, undefined, { snapshot: snap.name })).files)
-  const got = key(await topo.list(step.node, plan.solo.name))
-  if (want !== got) ctx.violations.push({ kind: 'IDENTICAL', message: `restore of ${plan.solo.name} on ${step.node} differs from snapshot ${snap.name} on ${src}:\n${got}\nvs\n${want}` })
+  if (!step.crash) { await restore(); return }
+  await topo.crashAt(step.node, 'restore-batch')
+  ctx.vlog(`restore under crash: ${await awaitCrash(ctx, step.node, 'restore-batch', topo.client(step.node).restore(createReadStream(file), (await stat(file)).size), 8_000)}`)
+  await topo.restart(step.node)
+  ctx.counters.restarts++
+  await checkPartialRestore(ctx, step.node, want)
+  await restore()
 }
 
+/**
+ * What a restore killed mid-way leaves, once its node is back: no volume, or one whose every
+ * file is a file of the snapshot (same path, size, version and readable bytes: a prefix of the
+ * restore, nothing half-written). The caller then restores the same dump again over it, which
+ * must give the whole snapshot (replication/dump.ts starts an interrupted restore over).
+ */
+async function checkPartialRestore (ctx: StepContext, node: string, want: string[]): Promise<void> {
+  const { topo, plan } = ctx
+  const vol = plan.solo.name
+  const files = await topo.list(node, vol).catch((err: unknown) => {
+    if (isReplicantError(err) && err.code === Codes.VOLUME_NOT_FOUND) return undefined
+    throw err
+  })
+  if (files === undefined) { ctx.counters.partialRestores.absent++; return }
+  const snapshot = new Set(want)
+  const bytes = new Map(plan.solo.files.map(f => [f.path, f]))
+  for (const f of files) {
+    const key = treeKey([f])[0]
+    const planned = bytes.get(f.path)
+    if (!snapshot.has(key) || planned === undefined) {
+      ctx.violations.push({ kind: 'PARTIAL_RESTORE', message: `after a restore of ${vol} killed mid-way, ${node} lists ${key}, which is not in the snapshot` })
+      continue
+    }
+    const got = await topo.read(node, vol, f.path).catch((err: Error) => Buffer.from(`unreadable: ${err.message}`))
+    if (!got.equals(contentOf(plan, planned))) ctx.violations.push({ kind: 'PARTIAL_RESTORE', message: `after a restore of ${vol} killed mid-way, ${node} reads ${f.path} (${got.byteLength} B) with bytes the snapshot does not hold` })
+  }
+  ctx.counters.partialRestores.partial++
+  ctx.counters.partialRestores.files += files.length
+}

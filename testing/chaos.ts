@@ -23,15 +23,17 @@ export { planSchedule, contentOf, describeStep, type PlannedOp, type Writer, typ
 export { runSchedule, DEFAULT_MAX_RSS, type ScheduleResult, type RunOptions } from './chaos-schedule.js'
 export { checkLocalChunks } from './local-chunks.js'
 export { checkChurn, churnBound, type ChurnStats } from './chaos-churn.js'
-export { formatResult, formatSummary, replayCommand, type ChaosSummary } from './chaos-report.js'
+export { formatResult, formatSummary, formatRates, replayCommand, type ChaosSummary } from './chaos-report.js'
 
 export interface ChaosOptions extends RunOptions, PlanOptions {
   seed: string
   /** Number of schedules (from index `from`, default 0). */
   schedules: number
   from?: number
-  /** Stop at the first failing schedule. */
+  /** Stop at the first failing schedule (schedules already running finish). */
   bail?: boolean
+  /** Schedules run at once (default 1), each on its own topology; lines come in the order they finish. */
+  parallel?: number
 }
 
 /** Runs `schedules` schedules of `seed`, one after the other, logging a line per schedule. */
@@ -40,7 +42,9 @@ export async function runChaos (opts: ChaosOptions): Promise<ChaosSummary> {
   const started = Date.now()
   const summary = emptySummary(opts.seed)
   const from = opts.from ?? 0
-  for (let i = from; i < from + opts.schedules; i++) {
+  let next = from
+  let stop = false
+  const one = async (i: number): Promise<void> => {
     const plan = planSchedule(opts.seed, i, opts)
     if (opts.verbose === true) {
       log(`schedule ${plan.id}: ${plan.nodes.length} nodes, volumes ${plan.volumes.map(v => `${v.name} (${v.mode}, members ${v.members.join(',')})`).join(', ')}, plan:`)
@@ -56,9 +60,15 @@ export async function runChaos (opts: ChaosOptions): Promise<ChaosSummary> {
       if (r.violations.length > 10) log(`  ... ${r.violations.length - 10} more`)
       log(`  replay: ${replayCommand(opts.seed, i)}`)
       if (r.dir !== undefined) log(`  data dirs and node logs kept in ${r.dir}`)
-      if (opts.bail === true) break
+      if (opts.bail === true) stop = true
     }
   }
+  const lane = async (): Promise<void> => {
+    while (!stop && next < from + opts.schedules) await one(next++)
+  }
+  await Promise.all(Array.from({ length: Math.max(1, opts.parallel ?? 1) }, lane))
+  summary.results.sort((a, b) => a.index - b.index)
+  summary.failures.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }))
   summary.durationMs = Date.now() - started
   return summary
 }

@@ -76,7 +76,9 @@ export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED'
   /** A node's RSS went past the stated bound. */
   'RSS_BOUND' |
   /** A member still changing once steady, or far more local changes than writes (chaos-churn.ts). */
-  'CHURN'
+  'CHURN' |
+  /** A restore killed mid-way left, once its node restarted, a file the snapshot does not hold. */
+  'PARTIAL_RESTORE'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 
