@@ -12,9 +12,27 @@ import { join } from 'node:path'
 import { Topology } from '../testing/topology.js'
 import { checkLocalChunks } from '../testing/local-chunks.js'
 import { waitFor } from './helpers.js'
+import { adopted, moveTo, owingMerge } from '../replication/member-state.js'
+import type { VolumeRecord } from '../core/records.js'
 
 /** How long a member may take to become steady here: seconds on an idle machine; generous under load. */
 const STEADY_BOUND_MS = 60_000
+
+test('member states: a removed replica found dirty owes a merge and, listed again, returns to merge; one removed mid-copy still resumes its copy', t => {
+  const vol = { name: 'v', state: 'steady' } as unknown as VolumeRecord
+  const removed = moveTo(vol, 'removed')
+  t.is(adopted(removed, true).state, 'steady', 'removed clean while steady: steady again')
+  const owing = owingMerge(removed)
+  t.is(owing.state, 'removed')
+  t.is(owing.removedFrom, 'merge')
+  t.is(adopted(owing, true).state, 'merge', 'listed again, it merges')
+  t.is(adopted(owing, true).removedFrom, undefined)
+  t.is(adopted(owing, false).state, 'removed', 'a generation without it keeps it removed')
+  t.is(adopted(owing, false).removedFrom, 'merge', '... still owing the merge')
+  const midCopy = moveTo({ ...vol, state: 'copy' }, 'removed')
+  t.is(owingMerge(midCopy).removedFrom, 'copy', 'a wannabe removed mid-copy resumes its copy')
+  t.is(owingMerge(vol), vol, 'only a removed replica is marked')
+})
 
 async function topology (t: ExecutionContext): Promise<Topology> {
   const topo = await Topology.start({ nodes: 3 })
