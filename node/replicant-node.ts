@@ -1,5 +1,6 @@
 import '../core/polyfill.js'
-import { readdir, rm, rmdir, stat } from 'node:fs/promises'
+import { diskUsage } from './disk-usage.js'
+import { readdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -354,17 +355,8 @@ export class ReplicantNode {
     return { ...r, ms: Date.now() - started, disk: await this.diskUsage() }
   }
 
-  /** Bytes of chunk pack files (unlinked packs no longer count) and of the index database on disk. */
-  async diskUsage (): Promise<{ packBytes: number, indexBytes: number }> {
-    const size = async (dir: string): Promise<number> => {
-      let n = 0
-      for (const f of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-        if (f.isFile()) n += (await stat(join(dir, f.name)).catch(() => ({ size: 0 }))).size
-      }
-      return n
-    }
-    return { packBytes: await size(join(this.dataDir, 'chunks')), indexBytes: await size(join(this.dataDir, 'store')) }
-  }
+  /** Bytes of chunk pack files and of the index database on disk (node/disk-usage.ts). */
+  async diskUsage (): Promise<{ packBytes: number, indexBytes: number }> { return await diskUsage(this.dataDir) }
 
   async status (): Promise<StatusResponse> {
     return {

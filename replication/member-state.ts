@@ -24,11 +24,15 @@ const log = logger('member-state')
  *   (new, here)           steady     created through the API, or restored from a dump
  *   copy, merge           steady     every chunk held and the index caught up (background copy)
  *   steady, merge         merge      found dirty at start (a merge interrupted merges again)
+ *   removed               removed    found dirty at start: it now owes a merge (`removedFrom: merge`),
+ *                                    unless it was removed mid-copy (a copy verifies by fetching)
  *   steady, copy, merge   removed    remove-replica of this node, or a later generation without it
  *   removed               steady     a later generation that lists this node again (the rejoin
  *                                    rules then decide how it catches up)
  *   removed               copy,      the same, for a node removed while in copy or merge (kept
- *                         merge      in `removedFrom`): it did not hold everything, so it resumes
+ *                         merge      in `removedFrom`): it did not hold everything, so it resumes;
+ *                                    re-entering merge this way runs the whole merge again
+ *                                    (the engine's `relisted`: verification, then full pulls)
  *   steady, copy, merge   repairing  chunks of an update not fetched (copy and merge only once
  *                                    they fetch updates inline)
  *   repairing             steady     a background copy pass found nothing missing
@@ -83,6 +87,15 @@ export function adopted (vol: VolumeRecord, member: boolean): VolumeRecord {
 }
 
 /**
+ * A removed replica found dirty at start: it was not shut down cleanly, so it owes the merge
+ * it cannot run while removed (it serves nothing and pulls nothing). Kept in the record, so a
+ * clean stop (which clears the dirty flag) does not forget it before it is listed again.
+ */
+export function owingMerge (vol: VolumeRecord): VolumeRecord {
+  return vol.state === 'removed' && vol.removedFrom === undefined ? { ...vol, removedFrom: 'merge' } : vol
+}
+
+/**
  * The in-memory side of the machine (offline, repairing) and the guards of copy and merge
  * (index caught up, chunks verified), with the stored transitions that read them.
  */
@@ -120,9 +133,14 @@ export class MemberStates {
     this.verified.delete(volume)
   }
 
-  /** steady or merge -> merge, persisted: a crash during the merge merges again. */
+  /**
+   * steady or merge -> merge, persisted: a crash during the merge merges again. A merge that
+   * begins (again) starts over: a verification or full pull from before it does not count.
+   */
   async enterMerge (volume: string): Promise<void> {
     await this.store.updateVolume(volume, v => moveTo(v, 'merge'))
+    this.caughtUp.delete(volume)
+    this.verified.delete(volume)
   }
 
   /** What this node tells a member asking for its state: offline, or the stored state. */

@@ -1,5 +1,6 @@
 import type { PullMode } from './pulls.js'
 import type { CopyProgress } from './background-copy.js'
+import type { VolumeRecord } from '../core/records.js'
 
 export interface AnnounceResult { peerId: string, status: 'created' | 'exists' | 'pending' | 'refused', error?: string }
 
@@ -15,6 +16,8 @@ export interface MembershipHost {
   progressOf: (volume: string) => CopyProgress | undefined
   setRemote: (volume: string, peer: string, state: string, generation: number | null, seq?: number) => void
   forgetRemote: (volume: string, peer: string) => void
+  /** A later generation listed this node again after it was removed (`vol` as adopted). */
+  relisted: (vol: VolumeRecord) => void
 }
 
 /**

@@ -245,6 +245,7 @@ export class Membership {
     this.promises.settle(updated.name, updated.generation)
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
+    if (member && local.state === 'removed') this.engine.relisted(updated)
     if (member) {
       // Greet the members that are new to us; all of them if we have just become a member.
       const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'

@@ -13,7 +13,7 @@ import { BackgroundCopy, type CopyProgress } from './background-copy.js'
 import { Membership, type MembershipOptions } from './membership.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { AllModeWrites, type AllModeOptions } from './all-mode-writes.js'
-import { MemberStates, type VolumeMemberState } from './member-state.js'
+import { MemberStates, owingMerge, type VolumeMemberState } from './member-state.js'
 import { Pulls, type PullMode } from './pulls.js'
 import { Notices } from './notices.js'
 import { RemoteViews } from './remote-views.js'
@@ -100,6 +100,8 @@ export class SyncEngine {
   private readonly notices: Notices
   private readonly controller = new AbortController()
   private safetyTimer: NodeJS.Timeout | undefined
+  /** The merge running (or queued after it) per volume: one at a time, bounded by the volumes held. */
+  private readonly merging = new Map<string, Promise<void>>()
   private stopped = false
 
   private readonly faults: { serveCorruptChunks?: boolean, links?: LinkFaults }
@@ -132,7 +134,8 @@ export class SyncEngine {
       kickCopy: vol => { this.copy.kick(vol) },
       progressOf: vol => this.copy.progressOf(vol),
       setRemote: (vol, peer, state, generation, seq) => { this.setRemote(vol, peer, state, generation, seq) },
-      forgetRemote: (vol, peer) => { this.forgetRemote(vol, peer) }
+      forgetRemote: (vol, peer) => { this.forgetRemote(vol, peer) },
+      relisted: vol => { this.relisted(vol) }
     }
     this.membership = new Membership(libp2p, store, peers, host, states, this.decisions, opts)
     this.allMode = new AllModeWrites(libp2p, store, peers, this.fetcher, this.controller.signal, opts)
@@ -185,6 +188,9 @@ export class SyncEngine {
    * is missing and a full pull from a member has completed (or there is no other member).
    */
   private async merge (volume: string): Promise<void> {
+    // Removed meanwhile (a merge queued behind one the removal interrupted): it owes the merge
+    // (removedFrom) and runs it when listed again.
+    if ((await this.store.getVolume(volume))?.state === 'removed') return
     await this.states.enterMerge(volume)
     await this.store.clearWatermarks(volume)
     const { checked, dropped } = await verifyChunks(this.store, volume, this.controller.signal)
@@ -195,6 +201,24 @@ export class SyncEngine {
     log('merge of %s: verified %d chunks, %d dropped', volume, checked, dropped)
     for (const m of vol.members) if (m !== this.selfId && this.peers.isConnected(m)) this.schedulePull(volume, m, 'merge')
     this.copy.kick(volume)
+  }
+
+  /** Runs the merge of `volume` after the one under way, if any (a re-listing during a merge merges again). */
+  private startMerge (volume: string): void {
+    const next = (this.merging.get(volume) ?? Promise.resolve())
+      .then(async () => { if (!this.stopped) await this.merge(volume) })
+      .catch((err: Error) => { log.error('merge of %s failed: %s', volume, err.message) })
+      .finally(() => { if (this.merging.get(volume) === next) this.merging.delete(volume) })
+    this.merging.set(volume, next)
+  }
+
+  /**
+   * A later generation listed this node again after it was removed. If that put the volume
+   * back in `merge` (removed during a merge, or found dirty while removed), the merge runs from
+   * the start: without its verification the volume would never leave `merge` (issue 13, w4b/7).
+   */
+  private relisted (vol: VolumeRecord): void {
+    if (vol.state === 'merge') this.startMerge(vol.name)
   }
 
   async start (): Promise<void> {
@@ -216,10 +240,14 @@ export class SyncEngine {
     this.safetyTimer = setInterval(() => { void this.pulls.pullAllConnected() }, SAFETY_PULL_MS)
     this.safetyTimer.unref()
     for (const vol of await this.store.listVolumes()) {
-      if (vol.state === 'removed') continue
+      if (vol.state === 'removed') {
+        // Not merged while removed; the record keeps that it owes one when listed again.
+        if (this.store.foundDirty.includes(vol.name)) await this.store.updateVolume(vol.name, owingMerge)
+        continue
+      }
       if (vol.state === 'merge' || (this.store.foundDirty.includes(vol.name) && vol.state !== 'copy')) {
         // Not shut down cleanly (or a merge itself was interrupted): merge before steady.
-        void this.merge(vol.name).catch((err: Error) => log.error('merge of %s failed: %s', vol.name, err.message))
+        this.startMerge(vol.name)
       } else if (vol.state === 'copy') {
         // A copy interrupted by a stop resumes: chunks already held are not fetched again.
         this.copy.kick(vol.name)
@@ -238,6 +266,7 @@ export class SyncEngine {
     this.copy.stop()
     await this.pulls.settle()
     await this.copy.settled()
+    await Promise.allSettled([...this.merging.values()])
   }
 
   private onNotice (peer: string, notice: Notice): void {
