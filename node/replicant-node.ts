@@ -7,10 +7,11 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
-import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
+import type { AnnouncedVolume, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
-import { SyncEngine, notTakenEffect, type AnnounceResult } from '../replication/sync-engine.js'
+import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
+import { moveVolume, type MoveOpts } from './volume-move.js'
 import type { CopyApproval } from '../replication/membership.js'
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
@@ -248,48 +249,9 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
-  /**
-   * Moves a volume's replica from one member to another, online: adds `to` (a wannabe that
-   * serves at once), waits until it is steady, then removes `from`. Reads and writes through
-   * the other members never stop. Idempotent, so an interrupted move is resumed by running it
-   * again; `abandon` removes `to` instead, leaving the volume as it was on `from`.
-   */
-  async moveVolume (volume: string, from: unknown, to: unknown, opts: { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: MoveProgress) => void } = {}): Promise<MoveResult> {
-    if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
-    if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
-    let vol = await this.volumes.volume(volume)
-    const report = (phase: MoveProgress['phase'], extra: Pick<MoveProgress, 'state' | 'progress' | 'removed'> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
-    if (opts.abandon === true) {
-      if (vol.members.includes(to) && vol.members.includes(from)) {
-        await this.sync.removeReplica(volume, to)
-        report('abandoned', { removed: to })
-      } else {
-        report('abandoned', { removed: null })
-      }
-      return { ...(await this.store.requireVolume(volume)), phase: 'abandoned' }
-    }
-    if (!vol.members.includes(from)) {
-      if (vol.members.includes(to)) return { ...vol, phase: 'done' }
-      throw new InvalidInputError(Codes.BAD_REQUEST, `${from} is not a member of '${volume}'`)
-    }
-    if (!vol.members.includes(to)) {
-      report('adding')
-      vol = (await this.sync.addReplica(volume, to)).volume
-    }
-    report('copying')
-    while (true) {
-      if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`)
-      const state = await this.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
-      report('copying', { state: state.state, progress: state.progress ?? null })
-      if (state.state === 'steady') break
-      await new Promise(resolve => setTimeout(resolve, 500))
-    }
-    report('removing')
-    const removed = await this.sync.removeReplica(volume, from)
-    const failed = notTakenEffect(removed.announce)
-    if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
-    report('done')
-    return { ...removed.volume, phase: 'done' }
+  /** Moves a replica online from one member to another (volume-move.ts). */
+  async moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
+    return await moveVolume(this, volume, from, to, opts)
   }
 
   /** Removes a member online; the volume goes on with the others at a new generation. */
@@ -299,10 +261,11 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
-  /** Adds a member to a volume online; it becomes a wannabe that serves at once. */
-  async addReplica (volume: string, peerId: unknown): Promise<AnnouncedVolume> {
+  /** Adds a member to a volume online; it becomes a wannabe that serves at once. A never-seen peer needs `force`. */
+  async addReplica (volume: string, peerId: unknown, opts: { force?: unknown } = {}): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
-    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId)
+    if (opts.force !== undefined && typeof opts.force !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'force must be true or false')
+    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId, { force: opts.force === true })
     return { ...vol, announce }
   }
 

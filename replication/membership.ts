@@ -284,8 +284,8 @@ export class Membership {
     return await this.changes.announce(vol, alsoTell)
   }
 
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.changes.addReplica(volume, peer)
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    return await this.changes.addReplica(volume, peer, opts)
   }
 
   async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {

@@ -11,6 +11,7 @@ import { nextGeneration } from './generations.js'
 import { moveTo } from './member-state.js'
 import type { GenerationPromises } from './promises.js'
 import type { Decisions } from './decisions.js'
+import { requireSeen } from './peer-sighting.js'
 
 const log = logger('members')
 
@@ -74,11 +75,16 @@ export class ReplicaSetChanges {
     return vol
   }
 
-  /** Adds `peer` (which starts as a wannabe) to the replica set of `volume`. */
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+  /**
+   * Adds `peer` (which starts as a wannabe) to the replica set of `volume`. A peer this node
+   * has never seen is refused with UNKNOWN_PEER unless `force`: a mistyped id would otherwise
+   * become a member that never copies and holds back compaction.
+   */
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
     const vol = await this.requireMember(volume)
     if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
+    await requireSeen(this.d, peer, `add-replica ${volume}`, opts.force === true)
     const updated = await this.propose(vol, nextGeneration(vol, [...vol.members, peer]), `add ${peer}`)
     this.d.host.setRemote(volume, peer, 'copy', updated.generation)
     const announce = await this.announce(updated)

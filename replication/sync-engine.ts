@@ -253,8 +253,8 @@ export class SyncEngine {
     return await this.membership.announce(vol)
   }
 
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.membership.addReplica(volume, peer)
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    return await this.membership.addReplica(volume, peer, opts)
   }
 
   /** A member's own report of its state of a volume (asked now). */
