@@ -36,7 +36,8 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   repairing: boolean
   /** Present while repairing. */
   repair?: CopyProgress | null
-  memberStates: MemberView[]
+  /** `neverSeen`: a member that has not connected to this node within `start --never-seen-after`. */
+  memberStates: Array<MemberView & { neverSeen: boolean }>
   decisions: DecisionView[]
   /** Recent membership changes accepted or refused here, with who proposed them. */
   membershipChanges: ChangeView[]
@@ -96,7 +97,8 @@ export type RemoveReplicaResult = AnnouncedVolume
 export interface VolumeDropped { name: string, id: string, files: number, bytes: number, snapshots: number, versions: number, prepared: number, refs: number }
 
 /** POST /v1/volumes/:name/compact */
-export interface CompactResult { purged: number, floor: number, safeUpto: number }
+/** `neverSeen`: members left out of the safe point, never having connected (never-seen.ts). */
+export interface CompactResult { purged: number, floor: number, safeUpto: number, neverSeen: string[] }
 
 export type MovePhase = 'adding' | 'copying' | 'removing' | 'done' | 'abandoned'
 

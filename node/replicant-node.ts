@@ -7,9 +7,10 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
-import type { AnnouncedVolume, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
+import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
+import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
 import { moveVolume, type MoveOpts } from './volume-move.js'
 import type { CopyApproval } from '../replication/membership.js'
@@ -39,6 +40,8 @@ export interface NodeOptions {
   copyConcurrency?: number
   /** A member unreachable this long starts a new generation on the others (default 10 min). */
   graceMs?: number
+  /** A member that has not connected within this long is reported never seen and does not hold back compaction (default 10 min). */
+  neverSeenAfterMs?: number
   /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
   approveCopy?: CopyApproval
   /** Volumes (or all: true) whose foreign replica here may be deleted and fully recopied. */
@@ -103,6 +106,7 @@ export class ReplicantNode {
   apiUrl: string | undefined
   private readonly api: HttpApi | undefined
   private readonly startedAt = Date.now()
+  private readonly neverSeenAfterMs: number
   private stopping: Promise<void> | undefined
 
   /** Started for testing (`start --testing`): faults and the fault routes are honoured. */
@@ -115,6 +119,7 @@ export class ReplicantNode {
 
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
     this.testing = opts.testing === true
+    this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
     this.faults = this.testing ? faultsOf(opts.faults) : { links: new LinkFaults() }
     this.dataDir = dataDir
@@ -231,17 +236,19 @@ export class ReplicantNode {
    * (from what they asked for), or, with `upto`, everything up to that seq; members further
    * behind are then given a full copy.
    */
-  async compactLog (volume: string, body: { upto?: unknown } = {}): Promise<{ purged: number, floor: number, safeUpto: number }> {
+  async compactLog (volume: string, body: { upto?: unknown } = {}): Promise<CompactResult> {
     const vol = await this.volumes.volume(volume)
     const applied = await this.store.listApplied(vol.name)
-    const others = vol.members.filter(m => m !== this.peerId)
+    // A member never seen holds nothing of ours: it does not hold the safe point (never-seen.ts).
+    const neverSeen = await neverSeenMembers(this.peers, vol, this.peerId, this.neverSeenAfterMs)
+    const others = vol.members.filter(m => m !== this.peerId && !neverSeen.has(m))
     const safeUpto = others.length === 0 ? vol.seq : Math.min(...others.map(m => applied[m] ?? 0))
     let upto = safeUpto
     if (body.upto !== undefined) {
       if (typeof body.upto !== 'number' || !Number.isSafeInteger(body.upto) || body.upto < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'upto must be a non-negative integer')
       upto = body.upto
     }
-    return { ...await this.store.compactLog(vol.name, upto), safeUpto }
+    return { ...await this.store.compactLog(vol.name, upto), safeUpto, neverSeen: [...neverSeen] }
   }
 
   async setWriteMode (volume: string, writeMode: unknown): Promise<AnnouncedVolume> {
@@ -282,7 +289,8 @@ export class ReplicantNode {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
-    const memberStates = await this.sync.members(vol)
+    const neverSeen = await neverSeenMembers(this.peers, vol, this.peerId, this.neverSeenAfterMs)
+    const memberStates = (await this.sync.members(vol)).map(m => ({ ...m, neverSeen: neverSeen.has(m.peerId) }))
     const inDoubt = this.sync.allMode.inDoubt(vol.name)
     return {
       ...vol,

@@ -8,10 +8,11 @@ import { DEFAULTS } from '../../config/defaults.js'
 import { VERSION } from '../../api/api-info.js'
 import type { CopyOffer } from '../../replication/membership.js'
 import { type Cli, out, fmtBytes, collect } from '../cli.js'
+import { parseDurationMs } from '../../replication/never-seen.js'
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
-  discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean
+  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -39,6 +40,8 @@ function confirmOnStdin (): (offer: CopyOffer) => Promise<boolean> {
 async function start (cli: Cli, opts: StartOptions): Promise<void> {
   const data = cli.dataDir()
   if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
+  const neverSeenAfterMs = opts.neverSeenAfter === undefined ? undefined : parseDurationMs(opts.neverSeenAfter)
+  if (opts.neverSeenAfter !== undefined && neverSeenAfterMs === undefined) throw new Error(`--never-seen-after takes a duration such as 90s, 10m or 1h (plain numbers are seconds), not '${opts.neverSeenAfter}'`)
   const approveCopy = opts.copy === false
     ? () => Promise.resolve(false)
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
@@ -51,6 +54,7 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(approveCopy !== undefined ? { approveCopy } : {}),
     ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
     ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
+    ...(neverSeenAfterMs !== undefined ? { neverSeenAfterMs } : {}),
     ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
     ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
     ...(opts.testing === true ? { testing: true } : {}),
@@ -97,6 +101,7 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
     .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
     .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
+    .option('--never-seen-after <duration>', 'a member that has not connected within this long (90s, 10m, 1h) is shown as never seen and does not hold back log compaction (default 10m)')
     .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
     .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
     .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')

@@ -30,7 +30,7 @@ function volumeLines (v: VolumeInfo): string[] {
   for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
   for (const c of v.membershipChanges ?? []) lines.push(`    membership change ${c.outcome}, proposed by ${c.proposer}: ${c.what}`)
   for (const m of v.memberStates) {
-    const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
+    const where = `${m.self ? 'this node' : m.connected ? 'connected' : m.neverSeen ? 'never seen (check the id; it does not hold back compaction)' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
     const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
     lines.push(`    ${m.peerId}  ${where}  ${progress}${m.self ? '' : `  ${lagText(m)}`}`)
   }

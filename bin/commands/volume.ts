@@ -90,6 +90,7 @@ export function registerVolumeCommands (cli: Cli): void {
     .action(async (name: string, opts: { upto?: number }) => {
       const r = await (await cli.client()).compactLog(name, opts.upto)
       out(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})`)
+      if (r.neverSeen.length > 0) out(`  not waited for (never seen; a full copy if they ever come): ${r.neverSeen.join(', ')}`)
     })
 
   volume.command('move <name>')
