@@ -1,7 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
-import { authorizeMember } from './member-authorizer.js'
+import { authorizeMember, noVolumeFor } from './member-authorizer.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, NotFoundError, NotMemberError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
@@ -95,22 +95,20 @@ export class Membership {
   async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
     const candidate = this.candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
-    if (local === undefined) {
-      if (!candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
-        throw this.refuse(candidate.name, peer, 'a volume is created here only by a member that lists itself and this node', new NotMemberError(`volume '${candidate.name}': only a member may create a volume on another member`))
+    const member = local?.members.includes(peer) === true
+    if (local === undefined || (!member && local.id !== candidate.id && !this.trusted(peer))) {
+      // A name held here with another id, from a non-member, is answered as a name not held here.
+      let why = 'a volume is created here only by a member that lists itself and this node'
+      if (local !== undefined) {
+        why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
+        this.refusals.set(candidate.name, why)
+      }
+      if (local !== undefined || !candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
+        throw this.refuse(candidate.name, peer, why, noVolumeFor(candidate.name, peer))
       }
       return await this.createRequested(candidate, peer)
     }
-    const member = local.members.includes(peer)
-    if (!member && !(local.id !== candidate.id && this.trusted(peer))) {
-      if (local.id !== candidate.id) {
-        // The reason (with both ids) is for this node's operator; the peer learns only that its volume is another.
-        const why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
-        this.refusals.set(candidate.name, why)
-        throw this.refuse(candidate.name, peer, why, new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has another id (unrelated replicas), and ${peer} is not a member of it`))
-      }
-      throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
-    }
+    if (!member && local.id === candidate.id) throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     if (local.id !== candidate.id) return await this.foreignReplica(local, candidate, peer)
     if (candidate.generation < local.generation || (candidate.generation === local.generation && genIdOf(candidate) === genIdOf(local))) {
       return { created: false, volume: descriptorOf(local) }
@@ -130,12 +128,13 @@ export class Membership {
   async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean): Promise<void> {
     const candidate = this.candidateOf(desc, undefined)
     const local = await this.store.getVolume(candidate.name)
-    // Not held here (yet: an offer awaiting the operator): this node does not vote.
-    if (local === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${candidate.name}' on this node`)
+    // Not held here (yet: an offer awaiting the operator): this node does not vote. A
+    // non-member that does not name our id gets the same answer, so it learns nothing.
+    if (local === undefined || (!local.members.includes(peer) && local.id !== candidate.id)) throw noVolumeFor(candidate.name, peer)
     if (!local.members.includes(peer)) {
       throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     }
-    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has id ${local.id}, not ${candidate.id}`)
+    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has another id than the one ${peer} named (unrelated replicas)`)
     if (release) { this.promises.release(local.name, genIdOf(candidate)); return }
     try {
       this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
@@ -196,7 +195,7 @@ export class Membership {
     if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
     this.refusals.set(candidate.name, why)
     this.record(candidate.name, peer, 'refused', why)
-    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
+    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has another id than ${candidate.id} (unrelated replicas)`)
   }
 
   private readonly offers = new Set<string>()
