@@ -29,7 +29,11 @@ async function answer (p: Promise<unknown>): Promise<string> {
   }
 }
 
-async function drain (it: AsyncIterable<unknown>): Promise<void> { for await (const _ of it) { /* nothing */ } }
+async function drain (it: AsyncIterable<unknown>): Promise<number> {
+  let n = 0
+  for await (const item of it) if (item !== undefined) n++
+  return n
+}
 
 test('a stranger asking about an existing and a non-existing volume over every protocol gets identical answers, with no id or generation', async t => {
   const a = await startNode(t, { api: false })
