@@ -88,6 +88,7 @@ export class ReplicantClient {
   async volumeInfo (name: string): Promise<VolumeInfo> { return await this.json('GET', ReplicantClient.volumePath(name)) }
   async addReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId, ...(opts.force === true ? { force: true } : {}) }) }
   async removeReplica (volume: string, peerId: string): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`)) }
+  async acceptVolume (volume: string, from: string): Promise<{ volume: string, from: string, accepted: true }> { return await this.json('POST', ReplicantClient.volumePath(volume, '/accept'), { from }) }
   async dropVolume (name: string): Promise<VolumeDropped> { return await this.json('DELETE', ReplicantClient.volumePath(name)) }
   async compactLog (volume: string, upto?: number): Promise<CompactResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/compact'), upto !== undefined ? { upto } : {}) }
   async setWriteMode (volume: string, writeMode: string): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode }) }

@@ -40,6 +40,7 @@ export interface MembershipAdmin {
   addReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
   removeReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
   moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOptions): Promise<NodeAnswer<MoveResult>>
+  acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }>
   readonly volumes: Pick<VolumeService, 'volume'>
 }
 

@@ -13,7 +13,9 @@ import type { FetchCounters } from '../replication/chunk-fetcher.js'
 import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
+import type { VolumeRefusal } from '../replication/volume-acceptance.js'
 
+export type { VolumeRefusal }
 export type { VolumeRecord, WriteMode, SnapshotRecord, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, ChangeView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
 
 /** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
@@ -73,6 +75,8 @@ export interface StatusResponse {
   disk: DiskUsage
   fetched: FetchedCounters
   volumes: VolumeInfo[]
+  /** New volumes this node refused (`--accept-volumes`), newest last, at most 32. */
+  volumeRefusals?: VolumeRefusal[]
   /** Sizes of what the node holds in memory per chunk or peer (each bounded). */
   memory?: MemoryUse
 }

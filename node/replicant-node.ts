@@ -14,6 +14,7 @@ import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/ne
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
 import { moveVolume, type MoveOpts } from './volume-move.js'
 import type { CopyApproval } from '../replication/membership.js'
+import type { AcceptVolumes } from '../replication/volume-acceptance.js'
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { validateVolumeName } from '../core/paths.js'
@@ -40,6 +41,10 @@ export interface NodeOptions {
   copyConcurrency?: number
   /** A member unreachable this long starts a new generation on the others (default 10 min). */
   graceMs?: number
+  /** Who may create a volume here (default known: --join peers, members of volumes held here, acceptVolumesFrom, approvals). */
+  acceptVolumes?: AcceptVolumes
+  /** Peers whose new volumes are accepted in `known` mode (`--accept-volumes-from`). */
+  acceptVolumesFrom?: string[]
   /** A member that has not connected within this long is reported never seen and does not hold back compaction (default 10 min). */
   neverSeenAfterMs?: number
   /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
@@ -132,6 +137,8 @@ export class ReplicantNode {
       graceMs: opts.graceMs,
       approveCopy: opts.approveCopy,
       discardLocal: opts.discardLocal,
+      acceptVolumes: opts.acceptVolumes,
+      acceptVolumesFrom: opts.acceptVolumesFrom,
       report: opts.report,
       // The operator introduces the peers it trusts (--join): they may replace a foreign replica with --discard-local.
       trusted: (opts.join ?? []).map(a => /\/p2p\/([^/]+)$/.exec(a)?.[1]).filter((p): p is string => p !== undefined),
@@ -276,6 +283,15 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
+  /** The operator lets `from` create `volume` on this node once (`volume accept VOL --from PEER`). */
+  async acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }> {
+    const name = validateVolumeName(volume)
+    if (typeof from !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'from must be a peer id')
+    try { peerIdFromString(from) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${from}`) }
+    await this.sync.membership.acceptance.approve(name, from)
+    return { volume: name, from, accepted: true }
+  }
+
   async listVolumes (): Promise<VolumeRecord[]> {
     return await this.store.listVolumes()
   }
@@ -348,6 +364,7 @@ export class ReplicantNode {
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
+      volumeRefusals: [...this.sync.membership.acceptance.refused],
       memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
     }
   }

@@ -42,7 +42,8 @@ export interface EnsureResult {
 export interface ControlHandlers {
   /** Addresses this node knows for the given peers (peer exchange, so members can find each other). */
   locate: (peer: string, peers: string[]) => Promise<Record<string, string[]>>
-  ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
+  /** `probe`: only whether this node would take the volume from `peer`; nothing is created or changed. */
+  ensureVolume: (peer: string, desc: VolumeDescriptor, probe: boolean) => Promise<EnsureResult>
   /** A member proposes `desc` as the next generation: promise it (or, with release, drop the promise). */
   prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean) => Promise<void>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
@@ -62,7 +63,8 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
     try {
       const msg = await framed.read()
       if (msg.t === 'ensure-volume') {
-        const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
+        const m = msg as Message & { volume: VolumeDescriptor, probe?: unknown }
+        const res = await handlers.ensureVolume(peer, m.volume, m.probe === true)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
       } else if (msg.t === 'prepare-generation') {
         const m = msg as Message & { volume: VolumeDescriptor, release?: unknown }
@@ -93,8 +95,8 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortS
   return await request(libp2p, peer, CONTROL_PROTOCOL, msg, { maxFrame: MAX_SMALL_FRAME_BYTES, signal })
 }
 
-export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<EnsureResult> {
-  const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
+export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal, probe = false): Promise<EnsureResult> {
+  const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc, ...(probe ? { probe: true } : {}) }, signal), 'ok')
   return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
 }
 

@@ -1,7 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
-import { authorizeMember, noVolumeFor } from './member-authorizer.js'
+import { noVolumeFor } from './member-authorizer.js'
+import { memberStateReply } from './member-state-reply.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, NotMemberError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
@@ -16,6 +17,7 @@ import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges } from './replica-set.js'
 import { GraceWatch } from './grace.js'
 import { GenerationPromises } from './promises.js'
+import { VolumeAcceptance } from './volume-acceptance.js'
 import type { CopyOffer, MembershipOptions } from './membership-options.js'
 
 export { historyOf, nextGeneration } from './generations.js'
@@ -38,6 +40,7 @@ export const DEFAULT_GRACE_MS = 10 * 60_000
 export class Membership {
   readonly refusals = new Map<string, string>()
   readonly promises = new GenerationPromises()
+  readonly acceptance: VolumeAcceptance
   readonly graceMs: number
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
@@ -52,6 +55,7 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
+    this.acceptance = new VolumeAcceptance(libp2p.peerId.toString(), store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
@@ -92,11 +96,15 @@ export class Membership {
    * A non-member learns nothing from the refusal, not even the volume id. Every change accepted
    * or refused is reported and kept for status with its proposer.
    */
-  async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
+  async ensureVolume (peer: string, desc: VolumeDescriptor, probe = false): Promise<EnsureResult> {
     const candidate = this.candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
     const member = local?.members.includes(peer) === true
     if (local === undefined || (!member && local.id !== candidate.id && !this.trusted(peer))) {
+      // Unsolicited volumes (volume-acceptance.ts); the answer is the same whether the name is held here or not.
+      const refused = await this.acceptance.refusal(candidate.name, peer)
+      if (refused !== undefined) throw this.refuse(candidate.name, peer, refused.why, refused.error)
+      if (probe) return { created: false }
       // A name held here with another id, from a non-member, is answered as a name not held here.
       let why = 'a volume is created here only by a member that lists itself and this node'
       if (local !== undefined) {
@@ -108,6 +116,7 @@ export class Membership {
       }
       return await this.createRequested(candidate, peer)
     }
+    if (probe) return { created: false }
     if (!member && local.id === candidate.id) throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     if (local.id !== candidate.id) return await this.foreignReplica(local, candidate, peer)
     if (candidate.generation < local.generation || (candidate.generation === local.generation && genIdOf(candidate) === genIdOf(local))) {
@@ -162,6 +171,7 @@ export class Membership {
       return { created: false }
     }
     await this.store.createVolume(candidate)
+    await this.acceptance.consume(candidate.name, peer)
     log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
     this.accepted(candidate, peer, 'created here as a new member (wannabe)')
     this.engine.forgetRemote(candidate.name, peer)
@@ -211,6 +221,7 @@ export class Membership {
         if (!await this.approve(offer, peer)) return
         if (await this.store.getVolume(candidate.name) !== undefined) return
         await this.store.createVolume(candidate)
+        await this.acceptance.consume(candidate.name, peer)
         this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
         this.engine.schedulePull(candidate.name, peer, 'copy')
         this.engine.kickCopy(candidate.name)
@@ -258,22 +269,9 @@ export class Membership {
     return updated
   }
 
+  /** A member's request for this node's state of a volume (member-state-reply.ts). */
   async memberState (peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
-    const vol = await authorizeMember(this.store, volume, volumeId, peer)
-    const addrs: Record<string, string[]> = {}
-    for (const m of vol.members) {
-      if (m === this.selfId || m === peer) continue
-      const rec = await this.store.getPeer(m)
-      if (rec !== undefined && rec.addrs.length > 0) addrs[m] = rec.addrs
-    }
-    const progress = this.engine.progressOf(vol.name)
-    return {
-      volume: vol.name, volumeId: vol.id, seq: vol.seq, generation: vol.generation, members: vol.members,
-      state: this.states.reported(vol), addrs,
-      genId: genIdOf(vol), history: vol.history ?? [], logFloor: vol.logFloor ?? 0,
-      ...(withSize ? { size: await this.store.volumeSize(vol.name) } : {}),
-      ...(vol.state === 'copy' && progress !== undefined ? { progress: { filesTotal: progress.filesTotal, filesDone: progress.filesDone, bytesTotal: progress.bytesTotal, bytesDone: progress.bytesDone } } : {})
-    }
+    return await memberStateReply({ store: this.store, selfId: this.selfId, host: this.engine, states: this.states }, peer, volume, volumeId, withSize)
   }
 
   // ---- changes made here (replica-set.ts) ----

@@ -179,6 +179,11 @@ export class PeerManager {
     return Date.now() - since
   }
 
+  /** Whether the operator introduced `peer` (--join, join(); persisted). */
+  isJoined (peer: string): boolean {
+    return this.joined.has(peer)
+  }
+
   isConnected (peer: string): boolean {
     return this.libp2p.getConnections(peerIdFromString(peer)).length > 0
   }

@@ -203,7 +203,7 @@ export class SyncEngine {
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
       locate: async (_peer, peers) => await this.peers.locate(peers),
-      ensureVolume: async (peer, desc) => await this.membership.ensureVolume(peer, desc),
+      ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
       prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
     })

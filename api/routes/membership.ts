@@ -13,6 +13,11 @@ export function membershipRoutes (router: Router, node: MembershipAdmin): void {
   router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
     sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
   })
+  // A one-time permission for a peer to create this volume here (the volume is not held yet).
+  router.add('POST', /^\/v1\/volumes\/([^/]+)\/accept$/, async (req, res, [vol]) => {
+    const body = await readJson(req)
+    sendJson(res, 200, await node.acceptVolume(decodeSegment(vol), body.from))
+  })
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/move$/, async (req, res, [vol]) => {
     const body = await readJson(req)
     await node.volumes.volume(decodeSegment(vol))

@@ -136,6 +136,14 @@ export function registerVolumeCommands (cli: Cli): void {
       }
     })
 
+  volume.command('accept <name>')
+    .description('let a peer create this volume on this node once (a node started with --accept-volumes known or none refused it); the proposer then retries')
+    .requiredOption('--from <peerid>', 'the peer that proposes the volume')
+    .action(async (name: string, opts: { from: string }) => {
+      const r = await (await cli.client()).acceptVolume(name, opts.from)
+      out(`volume ${r.volume}: accepted once from ${r.from}; retry the change (add-replica) on that peer`)
+    })
+
   volume.command('drop <name>')
     .description('delete this node\'s replica of a volume it is no longer a member of (state removed); `gc` then gives the space back')
     .action(async (name: string) => {
