@@ -47,6 +47,8 @@ export interface ControlHandlers {
   /** A member proposes `desc` as the next generation: promise it (or, with release, drop the promise). */
   prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean) => Promise<void>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
+  /** Whether `member` is a member of the volume with that name and id here (asked by a node it proposed the volume to). */
+  vouch: (peer: string, volume: string, volumeId: string, member: string) => Promise<boolean>
 }
 
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
@@ -76,6 +78,10 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
           throw new ProtocolError(Codes.BAD_MESSAGE, 'locate needs a list of at most 64 peer ids')
         }
         await framed.write({ v: WIRE_VERSION, t: 'located', addrs: await handlers.locate(peer, m.peers as string[]) })
+      } else if (msg.t === 'vouch') {
+        const m = msg as Message & { volume: unknown, volumeId: unknown, member: unknown }
+        if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string' || typeof m.member !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'vouch needs volume, volumeId and member')
+        await framed.write({ v: WIRE_VERSION, t: 'vouched', member: await handlers.vouch(peer, m.volume, m.volumeId, m.member) })
       } else if (msg.t === 'state') {
         const m = msg as Message & { volume: unknown, volumeId: unknown, size: unknown }
         if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
@@ -98,6 +104,11 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortS
 export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal, probe = false): Promise<EnsureResult> {
   const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc, ...(probe ? { probe: true } : {}) }, signal), 'ok')
   return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
+}
+
+/** Asks `peer` whether `member` is a member of its volume `volume` with id `volumeId`. */
+export async function requestVouch (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, member: string, signal?: AbortSignal): Promise<boolean> {
+  return expect<Message & { member: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'vouch', volume, volumeId, member }, signal), 'vouched').member === true
 }
 
 /** Asks a member to promise `desc`'s generation to its generation id (or to release that promise). */

@@ -55,7 +55,7 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
-    this.acceptance = new VolumeAcceptance(libp2p.peerId.toString(), store, peers, opts)
+    this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
@@ -102,7 +102,7 @@ export class Membership {
     const member = local?.members.includes(peer) === true
     if (local === undefined || (!member && local.id !== candidate.id && !this.trusted(peer))) {
       // Unsolicited volumes (volume-acceptance.ts); the answer is the same whether the name is held here or not.
-      const refused = await this.acceptance.refusal(candidate.name, peer)
+      const refused = await this.acceptance.refusal(candidate, peer)
       if (refused !== undefined) throw this.refuse(candidate.name, peer, refused.why, refused.error)
       if (probe) return { created: false }
       // A name held here with another id, from a non-member, is answered as a name not held here.

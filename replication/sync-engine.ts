@@ -205,7 +205,8 @@ export class SyncEngine {
       locate: async (_peer, peers) => await this.peers.locate(peers),
       ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
       prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
-      memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
+      memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
+      vouch: async (peer, volume, volumeId, member) => await this.membership.acceptance.vouch(peer, volume, volumeId, member)
     })
     await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.notices.announceSeq(vol.name) })

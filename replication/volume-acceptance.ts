@@ -1,4 +1,8 @@
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { ReplicantError, Codes } from '../core/errors.js'
+import { requestVouch } from '../protocols/control-protocol.js'
+import { noVolumeFor } from './member-authorizer.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
@@ -20,6 +24,9 @@ export const MAX_VOLUME_REFUSALS = 32
 
 interface Approval { volume: string, from: string, at: number }
 
+/** What a proposal says of the volume. */
+export interface Candidate { name: string, id: string, members: string[] }
+
 export interface AcceptanceOptions {
   acceptVolumes?: AcceptVolumes
   /** `--accept-volumes-from`: peers whose new volumes are taken in `known` mode. */
@@ -31,7 +38,8 @@ export interface AcceptanceOptions {
  * Whether a peer may create a volume on this node (one it does not hold): unsolicited volumes
  * fill disks. `all` takes any; `known` (the default) takes them from peers the operator
  * introduced (--join, persisted), peers that are members of a volume held here, the
- * --accept-volumes-from list, and one-time approvals; `none` only approvals. The answer to a
+ * --accept-volumes-from list, proposers such a known peer vouches for (a member of that
+ * volume there), and one-time approvals; `none` only approvals. The answer to a
  * refused proposer says what to run on this node; refusals are logged and kept for status.
  */
 export class VolumeAcceptance {
@@ -39,12 +47,39 @@ export class VolumeAcceptance {
   readonly mode: AcceptVolumes
 
   constructor (
-    private readonly selfId: string,
+    private readonly libp2p: Libp2p,
     private readonly store: Store,
-    private readonly peers: Pick<PeerManager, 'isJoined'>,
+    private readonly peers: Pick<PeerManager, 'isJoined' | 'isConnected'>,
     private readonly opts: AcceptanceOptions = {}
   ) {
     this.mode = opts.acceptVolumes ?? 'known'
+  }
+
+  private get selfId (): string { return this.libp2p.peerId.toString() }
+
+  /**
+   * Another node asks whether `member` is a member of our `volume` with id `volumeId`. Only
+   * an asker that names the right id is answered (it was sent the id by a member); anyone
+   * else gets the answer a name not held here gets.
+   */
+  async vouch (asker: string, volume: string, volumeId: string, member: string): Promise<boolean> {
+    const vol = await this.store.getVolume(volume)
+    if (vol === undefined || vol.id !== volumeId) throw noVolumeFor(volume, asker)
+    return vol.state !== 'removed' && vol.members.includes(this.selfId) && vol.members.includes(member)
+  }
+
+  /**
+   * In `known` mode a proposer not known here is still taken when a known peer that the
+   * proposal lists, and that is connected, confirms the proposer is a member of that volume
+   * (same id): a node joined to one member can be added by another.
+   */
+  private async vouched (candidate: Candidate, peer: string): Promise<boolean> {
+    for (const m of candidate.members) {
+      if (m === peer || m === this.selfId || !this.peers.isConnected(m) || !await this.known(m)) continue
+      const yes = await requestVouch(this.libp2p, peerIdFromString(m), candidate.name, candidate.id, peer, AbortSignal.timeout(3_000)).catch(() => false)
+      if (yes) return true
+    }
+    return false
   }
 
   private async approvals (): Promise<Approval[]> {
@@ -74,10 +109,11 @@ export class VolumeAcceptance {
    * Undefined if `peer` may create `volume` here; otherwise the refusal (recorded, logged) with
    * the error for the proposer. It says nothing of whether a volume of that name is held here.
    */
-  async refusal (volume: string, peer: string): Promise<{ why: string, error: ReplicantError } | undefined> {
+  async refusal (candidate: Candidate, peer: string): Promise<{ why: string, error: ReplicantError } | undefined> {
+    const volume = candidate.name
     if (this.mode === 'all') return undefined
     if ((await this.approvals()).some(a => a.volume === volume && a.from === peer)) return undefined
-    if (this.mode === 'known' && await this.known(peer)) return undefined
+    if (this.mode === 'known' && (await this.known(peer) || await this.vouched(candidate, peer))) return undefined
     const why = this.mode === 'none'
       ? `new volume '${volume}' from ${peer} not accepted: this node takes new volumes only with an operator approval (--accept-volumes none)`
       : `new volume '${volume}' from ${peer} not accepted: not a peer this node knows (--accept-volumes known: joined peers, members of volumes held here, --accept-volumes-from)`

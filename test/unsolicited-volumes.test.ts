@@ -48,8 +48,9 @@ test('add-replica onto a node that does not know the proposer fails naming `volu
   const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
   await a.createVolume({ name: 'v', replicas: [b.peerId] })
   await waitFor(async () => await b.store.getVolume('v'))
-  // c was joined to b by its operator, and knows nothing of a.
-  const c = await startNode(t, { join: [b.multiaddrs()[0]] })
+  // c connects to a (so a has seen it) but its operator introduced no one: it knows nothing of a.
+  const c = await startNode(t)
+  await c.libp2p.dial(multiaddr(a.multiaddrs()[0]))
   const gen = (await a.store.requireVolume('v')).generation
   const err = await failure(a.addReplica('v', c.peerId))
   t.is(err?.code, 'VOLUME_REFUSED')
@@ -61,6 +62,23 @@ test('add-replica onto a node that does not know the proposer fails naming `volu
   const added = await a.addReplica('v', c.peerId)
   t.true(added.members.includes(c.peerId))
   await waitFor(async () => await c.store.getVolume('v'))
+})
+
+test('a node joined to one member takes a volume from another member that the first vouches for', async t => {
+  const a = await startNode(t, { api: false })
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'w', replicas: [b.peerId] })
+  await waitFor(async () => await b.store.getVolume('w'))
+  const c = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
+  const added = await b.addReplica('w', c.peerId)
+  t.true(added.members.includes(c.peerId))
+  await waitFor(async () => await c.store.getVolume('w'))
+  // A made-up volume listing a is not vouched for: a holds no such volume.
+  const intruder = await stranger(t)
+  await intruder.dial(multiaddr(c.multiaddrs()[0]))
+  const forged = { ...descriptorOf(await b.store.requireVolume('w')), name: 'made-up', id: 'd'.repeat(32), members: [a.peerId, c.peerId, intruder.peerId.toString()].sort() }
+  t.is((await failure(requestEnsureVolume(intruder, peerIdFromString(c.peerId), forged)))?.code, 'VOLUME_REFUSED')
+  t.is(await c.store.getVolume('made-up'), undefined)
 })
 
 test('--accept-volumes none refuses even a joined peer until approved; all takes a stranger\'s volume (the old behaviour)', async t => {
