@@ -177,6 +177,7 @@ export class Membership {
     this.engine.forgetRemote(candidate.name, peer)
     this.engine.schedulePull(candidate.name, peer, 'copy')
     this.engine.kickCopy(candidate.name)
+    this.meet(candidate, m => m !== peer)
     return { created: true, volume: descriptorOf(candidate) }
   }
 
@@ -255,18 +256,23 @@ export class Membership {
     this.promises.settle(updated.name, updated.generation)
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
-    if (member) {
-      // Greet the members that are new to us; all of them if we have just become a member.
-      const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
-      for (const m of updated.members) {
-        if (m === this.selfId || (wasMember && local.members.includes(m))) continue
-        // A member we are not connected to is located through our peers and dialled; the
-        // connection itself triggers the greeting.
-        if (this.peers.isConnected(m)) void this.greet(m, updated.name)
-        else void this.peers.reach(m, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
-      }
-    }
+    // Greet the members that are new to us; all of them if we have just become a member.
+    const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
+    if (member) this.meet(updated, m => !(wasMember && local.members.includes(m)))
     return updated
+  }
+
+  /**
+   * Greets the members of `vol` that `which` picks. One not connected is located through our
+   * peers and dialled (the connection itself triggers the greeting): a member created here by
+   * one member thus meets the others, whose addresses it may not know yet.
+   */
+  private meet (vol: VolumeRecord, which: (member: string) => boolean): void {
+    for (const m of vol.members) {
+      if (m === this.selfId || !which(m)) continue
+      if (this.peers.isConnected(m)) void this.greet(m, vol.name)
+      else void this.peers.reach(m, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
+    }
   }
 
   /** A member's request for this node's state of a volume (member-state-reply.ts). */

@@ -19,6 +19,8 @@ export interface VolumeRefusal { volume: string, from: string, at: number, why: 
 /** Store meta key: one-time operator approvals (`volume accept VOL --from PEER`). */
 const APPROVALS_KEY = 'volumeApprovals'
 const MAX_APPROVALS = 64
+const VOUCH_ATTEMPTS = 4
+const VOUCH_RETRY_MS = 500
 /** Refusals kept for status. */
 export const MAX_VOLUME_REFUSALS = 32
 
@@ -74,10 +76,17 @@ export class VolumeAcceptance {
    * (same id): a node joined to one member can be added by another.
    */
   private async vouched (candidate: Candidate, peer: string): Promise<boolean> {
+    const vouchers: string[] = []
     for (const m of candidate.members) {
-      if (m === peer || m === this.selfId || !this.peers.isConnected(m) || !await this.known(m)) continue
-      const yes = await requestVouch(this.libp2p, peerIdFromString(m), candidate.name, candidate.id, peer, AbortSignal.timeout(3_000)).catch(() => false)
-      if (yes) return true
+      if (m !== peer && m !== this.selfId && this.peers.isConnected(m) && await this.known(m)) vouchers.push(m)
+    }
+    // At creation the proposer tells every member at once: a voucher may not hold it yet.
+    for (let attempt = 0; vouchers.length > 0 && attempt < VOUCH_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise(resolve => setTimeout(resolve, VOUCH_RETRY_MS))
+      for (const m of vouchers) {
+        const yes = await requestVouch(this.libp2p, peerIdFromString(m), candidate.name, candidate.id, peer, AbortSignal.timeout(3_000)).catch(() => false)
+        if (yes) return true
+      }
     }
     return false
   }
