@@ -105,8 +105,9 @@ export class ReplicantClient {
   async listVolumes (): Promise<VolumeList> { return await this.json('GET', '/v1/volumes') }
   async createVolume (body: CreateVolumeRequest): Promise<AnnouncedVolume> { return await this.json('POST', '/v1/volumes', body) }
   async volumeInfo (name: string): Promise<VolumeInfo> { return await this.json('GET', ReplicantClient.volumePath(name)) }
-  async addReplica (volume: string, peerId: string): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId }) }
+  async addReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId, ...(opts.force === true ? { force: true } : {}) }) }
   async removeReplica (volume: string, peerId: string): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`)) }
+  async acceptVolume (volume: string, from: string): Promise<{ volume: string, from: string, accepted: true }> { return await this.json('POST', ReplicantClient.volumePath(volume, '/accept'), { from }) }
   async dropVolume (name: string): Promise<VolumeDropped> { return await this.json('DELETE', ReplicantClient.volumePath(name)) }
   async compactLog (volume: string, upto?: number): Promise<CompactResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/compact'), upto !== undefined ? { upto } : {}) }
   async setWriteMode (volume: string, writeMode: string): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode }) }
@@ -128,7 +129,7 @@ export class ReplicantClient {
   }
 
   /** Runs a volume move on the node, calling `onProgress` for each progress line. */
-  async move (volume: string, body: { from: string, to: string, abandon?: boolean }, onProgress: (p: MoveProgress) => void = () => {}): Promise<MoveResult> {
+  async move (volume: string, body: { from: string, to: string, abandon?: boolean, force?: boolean }, onProgress: (p: MoveProgress) => void = () => {}): Promise<MoveResult> {
     const res = await this.check(await this.send('POST', ReplicantClient.volumePath(volume, '/move'), { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
     let buf = ''
     let last: MoveLine | undefined

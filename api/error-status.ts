@@ -30,6 +30,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.LAST_MEMBER]: 409,
   [Codes.GENERATION_CONFLICT]: 409,
   [Codes.UNKNOWN_PEER]: 404,
+  [Codes.VOLUME_REFUSED]: 403,
   [Codes.CHANGE_REFUSED]: 409,
   [Codes.MOVE_INTERRUPTED]: 502,
   [Codes.ILLEGAL_TRANSITION]: 500,

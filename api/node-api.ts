@@ -34,12 +34,13 @@ export interface VolumeAdmin {
 }
 
 /** onProgress is called with each progress line the route sends (NDJSON). */
-export interface MoveOptions { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: NodeAnswer<MoveProgress>) => void }
+export interface MoveOptions { abandon?: boolean, force?: boolean, signal?: AbortSignal, onProgress?: (p: NodeAnswer<MoveProgress>) => void }
 
 export interface MembershipAdmin {
-  addReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  addReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
   removeReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
   moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOptions): Promise<NodeAnswer<MoveResult>>
+  acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }>
   readonly volumes: Pick<VolumeService, 'volume'>
 }
 

@@ -13,7 +13,9 @@ import type { FetchCounters } from '../replication/chunk-fetcher.js'
 import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
+import type { VolumeRefusal } from '../replication/volume-acceptance.js'
 
+export type { VolumeRefusal }
 export type { VolumeRecord, WriteMode, SnapshotRecord, LocalChanges, FileView, PeerView, AnnounceResult, MemberLag, MemberView, DecisionView, ChangeView, CopyProgress, FetchCounters, RestoreResult, LinkShape }
 
 /** Every error answer: `{ "error": ... }` with the status of api/error-status.ts. */
@@ -36,7 +38,8 @@ export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
   repairing: boolean
   /** Present while repairing. */
   repair?: CopyProgress | null
-  memberStates: MemberView[]
+  /** `neverSeen`: a member that has not connected to this node within `start --never-seen-after`. */
+  memberStates: Array<MemberView & { neverSeen: boolean }>
   decisions: DecisionView[]
   /** Recent membership changes accepted or refused here, with who proposed them. */
   membershipChanges: ChangeView[]
@@ -78,6 +81,8 @@ export interface StatusResponse {
   disk: DiskUsage
   fetched: FetchedCounters
   volumes: VolumeInfo[]
+  /** New volumes this node refused (`--accept-volumes`), newest last, at most 32. */
+  volumeRefusals?: VolumeRefusal[]
   /** Sizes of what the node holds in memory per chunk or peer (each bounded). */
   memory?: MemoryUse
 }
@@ -102,7 +107,8 @@ export type RemoveReplicaResult = AnnouncedVolume
 export interface VolumeDropped { name: string, id: string, files: number, bytes: number, snapshots: number, versions: number, prepared: number, refs: number }
 
 /** POST /v1/volumes/:name/compact */
-export interface CompactResult { purged: number, floor: number, safeUpto: number }
+/** `neverSeen`: members left out of the safe point, never having connected (never-seen.ts). */
+export interface CompactResult { purged: number, floor: number, safeUpto: number, neverSeen: string[] }
 
 export type MovePhase = 'adding' | 'copying' | 'removing' | 'done' | 'abandoned'
 

@@ -8,11 +8,14 @@ import { Store } from '../store/store.js'
 import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
-import type { AnnouncedVolume, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
+import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
-import { SyncEngine, notTakenEffect, type AnnounceResult } from '../replication/sync-engine.js'
+import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
+import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
+import { moveVolume, type MoveOpts } from './volume-move.js'
 import type { CopyApproval } from '../replication/membership.js'
+import type { AcceptVolumes } from '../replication/volume-acceptance.js'
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { validateVolumeName } from '../core/paths.js'
@@ -40,6 +43,12 @@ export interface NodeOptions {
   copyConcurrency?: number
   /** A member unreachable this long starts a new generation on the others (default 10 min). */
   graceMs?: number
+  /** Who may create a volume here (default known: --join peers, members of volumes held here, acceptVolumesFrom, approvals). */
+  acceptVolumes?: AcceptVolumes
+  /** Peers whose new volumes are accepted in `known` mode (`--accept-volumes-from`). */
+  acceptVolumesFrom?: string[]
+  /** A member that has not connected within this long is reported never seen and does not hold back compaction (default 10 min). */
+  neverSeenAfterMs?: number
   /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
   approveCopy?: CopyApproval
   /** Volumes (or all: true) whose foreign replica here may be deleted and fully recopied. */
@@ -104,6 +113,7 @@ export class ReplicantNode {
   apiUrl: string | undefined
   private readonly api: HttpApi | undefined
   private readonly startedAt = Date.now()
+  private readonly neverSeenAfterMs: number
   private stopping: Promise<void> | undefined
 
   /** Started for testing (`start --testing`): faults and the fault routes are honoured. */
@@ -116,6 +126,7 @@ export class ReplicantNode {
 
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
     this.testing = opts.testing === true
+    this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
     this.faults = this.testing ? faultsOf(opts.faults) : { links: new LinkFaults() }
     this.dataDir = dataDir
@@ -128,6 +139,8 @@ export class ReplicantNode {
       graceMs: opts.graceMs,
       approveCopy: opts.approveCopy,
       discardLocal: opts.discardLocal,
+      acceptVolumes: opts.acceptVolumes,
+      acceptVolumesFrom: opts.acceptVolumesFrom,
       report: opts.report,
       // The operator introduces the peers it trusts (--join): they may replace a foreign replica with --discard-local.
       trusted: (opts.join ?? []).map(a => /\/p2p\/([^/]+)$/.exec(a)?.[1]).filter((p): p is string => p !== undefined),
@@ -233,17 +246,19 @@ export class ReplicantNode {
    * (from what they asked for), or, with `upto`, everything up to that seq; members further
    * behind are then given a full copy.
    */
-  async compactLog (volume: string, body: { upto?: unknown } = {}): Promise<{ purged: number, floor: number, safeUpto: number }> {
+  async compactLog (volume: string, body: { upto?: unknown } = {}): Promise<CompactResult> {
     const vol = await this.volumes.volume(volume)
     const applied = await this.store.listApplied(vol.name)
-    const others = vol.members.filter(m => m !== this.peerId)
+    // A member never seen holds nothing of ours: it does not hold the safe point (never-seen.ts).
+    const neverSeen = await neverSeenMembers(this.peers, vol, this.peerId, this.neverSeenAfterMs)
+    const others = vol.members.filter(m => m !== this.peerId && !neverSeen.has(m))
     const safeUpto = others.length === 0 ? vol.seq : Math.min(...others.map(m => applied[m] ?? 0))
     let upto = safeUpto
     if (body.upto !== undefined) {
       if (typeof body.upto !== 'number' || !Number.isSafeInteger(body.upto) || body.upto < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'upto must be a non-negative integer')
       upto = body.upto
     }
-    return { ...await this.store.compactLog(vol.name, upto), safeUpto }
+    return { ...await this.store.compactLog(vol.name, upto), safeUpto, neverSeen: [...neverSeen] }
   }
 
   async setWriteMode (volume: string, writeMode: unknown): Promise<AnnouncedVolume> {
@@ -251,48 +266,9 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
-  /**
-   * Moves a volume's replica from one member to another, online: adds `to` (a wannabe that
-   * serves at once), waits until it is steady, then removes `from`. Reads and writes through
-   * the other members never stop. Idempotent, so an interrupted move is resumed by running it
-   * again; `abandon` removes `to` instead, leaving the volume as it was on `from`.
-   */
-  async moveVolume (volume: string, from: unknown, to: unknown, opts: { abandon?: boolean, signal?: AbortSignal, onProgress?: (p: MoveProgress) => void } = {}): Promise<MoveResult> {
-    if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
-    if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
-    let vol = await this.volumes.volume(volume)
-    const report = (phase: MoveProgress['phase'], extra: Pick<MoveProgress, 'state' | 'progress' | 'removed'> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
-    if (opts.abandon === true) {
-      if (vol.members.includes(to) && vol.members.includes(from)) {
-        await this.sync.removeReplica(volume, to)
-        report('abandoned', { removed: to })
-      } else {
-        report('abandoned', { removed: null })
-      }
-      return { ...(await this.store.requireVolume(volume)), phase: 'abandoned' }
-    }
-    if (!vol.members.includes(from)) {
-      if (vol.members.includes(to)) return { ...vol, phase: 'done' }
-      throw new InvalidInputError(Codes.BAD_REQUEST, `${from} is not a member of '${volume}'`)
-    }
-    if (!vol.members.includes(to)) {
-      report('adding')
-      vol = (await this.sync.addReplica(volume, to)).volume
-    }
-    report('copying')
-    while (true) {
-      if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`)
-      const state = await this.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
-      report('copying', { state: state.state, progress: state.progress ?? null })
-      if (state.state === 'steady') break
-      await new Promise(resolve => setTimeout(resolve, 500))
-    }
-    report('removing')
-    const removed = await this.sync.removeReplica(volume, from)
-    const failed = notTakenEffect(removed.announce)
-    if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
-    report('done')
-    return { ...removed.volume, phase: 'done' }
+  /** Moves a replica online from one member to another (volume-move.ts). */
+  async moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
+    return await moveVolume(this, volume, from, to, opts)
   }
 
   /** Removes a member online; the volume goes on with the others at a new generation. */
@@ -302,11 +278,21 @@ export class ReplicantNode {
     return { ...vol, announce }
   }
 
-  /** Adds a member to a volume online; it becomes a wannabe that serves at once. */
-  async addReplica (volume: string, peerId: unknown): Promise<AnnouncedVolume> {
+  /** Adds a member to a volume online; it becomes a wannabe that serves at once. A never-seen peer needs `force`. */
+  async addReplica (volume: string, peerId: unknown, opts: { force?: unknown } = {}): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
-    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId)
+    if (opts.force !== undefined && typeof opts.force !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'force must be true or false')
+    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId, { force: opts.force === true })
     return { ...vol, announce }
+  }
+
+  /** The operator lets `from` create `volume` on this node once (`volume accept VOL --from PEER`). */
+  async acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }> {
+    const name = validateVolumeName(volume)
+    if (typeof from !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'from must be a peer id')
+    try { peerIdFromString(from) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${from}`) }
+    await this.sync.membership.acceptance.approve(name, from)
+    return { volume: name, from, accepted: true }
   }
 
   async listVolumes (): Promise<VolumeRecord[]> {
@@ -322,7 +308,8 @@ export class ReplicantNode {
     const vol = await this.store.requireVolume(validateVolumeName(name))
     const { files, bytes } = await this.store.volumeSize(vol.name)
     const progress = vol.state === 'copy' || vol.state === 'merge' ? this.sync.progress(vol.name) ?? null : null
-    const memberStates = await this.sync.members(vol)
+    const neverSeen = await neverSeenMembers(this.peers, vol, this.peerId, this.neverSeenAfterMs)
+    const memberStates = (await this.sync.members(vol)).map(m => ({ ...m, neverSeen: neverSeen.has(m.peerId) }))
     const inDoubt = this.sync.allMode.inDoubt(vol.name)
     return {
       ...vol,
@@ -372,6 +359,7 @@ export class ReplicantNode {
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
+      volumeRefusals: [...this.sync.membership.acceptance.refused],
       memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
     }
   }

@@ -42,10 +42,13 @@ export interface EnsureResult {
 export interface ControlHandlers {
   /** Addresses this node knows for the given peers (peer exchange, so members can find each other). */
   locate: (peer: string, peers: string[]) => Promise<Record<string, string[]>>
-  ensureVolume: (peer: string, desc: VolumeDescriptor) => Promise<EnsureResult>
+  /** `probe`: only whether this node would take the volume from `peer`; nothing is created or changed. */
+  ensureVolume: (peer: string, desc: VolumeDescriptor, probe: boolean) => Promise<EnsureResult>
   /** A member proposes `desc` as the next generation: promise it (or, with release, drop the promise). */
   prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean) => Promise<void>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
+  /** Whether `member` is a member of the volume with that name and id here (asked by a node it proposed the volume to). */
+  vouch: (peer: string, volume: string, volumeId: string, member: string) => Promise<boolean>
 }
 
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
@@ -62,7 +65,8 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
     try {
       const msg = await framed.read()
       if (msg.t === 'ensure-volume') {
-        const res = await handlers.ensureVolume(peer, (msg as Message & { volume: VolumeDescriptor }).volume)
+        const m = msg as Message & { volume: VolumeDescriptor, probe?: unknown }
+        const res = await handlers.ensureVolume(peer, m.volume, m.probe === true)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
       } else if (msg.t === 'prepare-generation') {
         const m = msg as Message & { volume: VolumeDescriptor, release?: unknown }
@@ -74,6 +78,10 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
           throw new ProtocolError(Codes.BAD_MESSAGE, 'locate needs a list of at most 64 peer ids')
         }
         await framed.write({ v: WIRE_VERSION, t: 'located', addrs: await handlers.locate(peer, m.peers as string[]) })
+      } else if (msg.t === 'vouch') {
+        const m = msg as Message & { volume: unknown, volumeId: unknown, member: unknown }
+        if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string' || typeof m.member !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'vouch needs volume, volumeId and member')
+        await framed.write({ v: WIRE_VERSION, t: 'vouched', member: await handlers.vouch(peer, m.volume, m.volumeId, m.member) })
       } else if (msg.t === 'state') {
         const m = msg as Message & { volume: unknown, volumeId: unknown, size: unknown }
         if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string') throw new ProtocolError(Codes.BAD_MESSAGE, 'state request needs volume and volumeId')
@@ -93,9 +101,14 @@ async function call (libp2p: Libp2p, peer: PeerId, msg: Message, signal?: AbortS
   return await request(libp2p, peer, CONTROL_PROTOCOL, msg, { maxFrame: MAX_SMALL_FRAME_BYTES, signal })
 }
 
-export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal): Promise<EnsureResult> {
-  const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc }, signal), 'ok')
+export async function requestEnsureVolume (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, signal?: AbortSignal, probe = false): Promise<EnsureResult> {
+  const reply = expect<Message & { created: boolean, volume?: VolumeDescriptor }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'ensure-volume', volume: desc, ...(probe ? { probe: true } : {}) }, signal), 'ok')
   return { created: reply.created === true, ...(reply.volume !== undefined && typeof reply.volume === 'object' ? { volume: reply.volume } : {}) }
+}
+
+/** Asks `peer` whether `member` is a member of its volume `volume` with id `volumeId`. */
+export async function requestVouch (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, member: string, signal?: AbortSignal): Promise<boolean> {
+  return expect<Message & { member: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'vouch', volume, volumeId, member }, signal), 'vouched').member === true
 }
 
 /** Asks a member to promise `desc`'s generation to its generation id (or to release that promise). */

@@ -1,4 +1,4 @@
-import { NotMemberError, NotFoundError, ConflictError, Codes } from '../core/errors.js'
+import { NotMemberError, NotFoundError, ConflictError, Codes, type ReplicantError } from '../core/errors.js'
 import type { VolumeRecord } from '../core/records.js'
 import type { Store } from '../store/store.js'
 import type { Authorizer } from '../protocols/sources.js'
@@ -7,16 +7,31 @@ import type { Authorizer } from '../protocols/sources.js'
 type Volumes = Pick<Store, 'getVolume'>
 
 /**
+ * What a peer learns that is not a member of a volume of that name here and does not name its
+ * id: the same answer whether the volume exists or not (same code, same words, no id, no
+ * generation), so a stranger cannot tell which names exist.
+ */
+export function noVolumeFor (volume: string, peer: string): ReplicantError {
+  return new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume '${volume}' on this node lists ${peer} as a member`)
+}
+
+/**
  * A volume's index, chunks, writes and member state are served only to its members, and only
- * for the volume with the id the peer names: a peer with another volume of the same name gets nothing.
+ * for the volume with the id the peer names: a peer with another volume of the same name gets
+ * nothing. A non-member that names the right id (a former member: it knows the id) is told
+ * NOT_A_MEMBER; any other non-member gets `noVolumeFor`, as if the name were not held here.
  */
 export async function authorizeMember (volumes: Volumes, volume: unknown, volumeId: unknown, remotePeer: string): Promise<VolumeRecord> {
   if (typeof volume !== 'string') throw new NotFoundError(Codes.VOLUME_NOT_FOUND, 'request names no volume')
   const vol = await volumes.getVolume(volume)
-  if (vol === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${volume}' on this node`)
-  if (!vol.members.includes(remotePeer)) throw new NotMemberError(`peer ${remotePeer} is not a member of volume '${volume}'`)
+  if (vol === undefined) throw noVolumeFor(volume, remotePeer)
+  if (!vol.members.includes(remotePeer)) {
+    if (volumeId === vol.id) throw new NotMemberError(`peer ${remotePeer} is not a member of volume '${volume}'`)
+    throw noVolumeFor(volume, remotePeer)
+  }
   if (volumeId !== vol.id) {
-    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${volume}' here has id ${vol.id}, the peer named ${String(volumeId)}`)
+    // A member of the configuration held here, with another volume of that name: told so, without our id.
+    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${volume}' here has another id than the one ${remotePeer} named (unrelated replicas)`)
   }
   return vol
 }

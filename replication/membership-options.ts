@@ -11,7 +11,9 @@ export interface CopyOffer {
 /** Answers whether a full copy may run; `--no-copy` answers no, `--confirm-copy` asks. */
 export type CopyApproval = (offer: CopyOffer) => Promise<boolean>
 
-export interface MembershipOptions {
+import type { AcceptanceOptions } from './volume-acceptance.js'
+
+export interface MembershipOptions extends AcceptanceOptions {
   graceMs?: number
   approveCopy?: CopyApproval
   /** Volumes (or all, with true) whose foreign local replica may be discarded and recopied. */

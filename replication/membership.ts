@@ -1,9 +1,10 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
-import { authorizeMember } from './member-authorizer.js'
+import { noVolumeFor } from './member-authorizer.js'
+import { memberStateReply } from './member-state-reply.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
-import { ConflictError, NotFoundError, NotMemberError, Codes } from '../core/errors.js'
+import { ConflictError, NotMemberError, Codes } from '../core/errors.js'
 import { asVolumeRecord } from '../core/codec.js'
 import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -16,6 +17,7 @@ import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges } from './replica-set.js'
 import { GraceWatch } from './grace.js'
 import { GenerationPromises } from './promises.js'
+import { VolumeAcceptance } from './volume-acceptance.js'
 import type { CopyOffer, MembershipOptions } from './membership-options.js'
 
 export { historyOf, nextGeneration } from './generations.js'
@@ -38,6 +40,7 @@ export const DEFAULT_GRACE_MS = 10 * 60_000
 export class Membership {
   readonly refusals = new Map<string, string>()
   readonly promises = new GenerationPromises()
+  readonly acceptance: VolumeAcceptance
   readonly graceMs: number
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
@@ -52,6 +55,7 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
+    this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
   }
@@ -92,25 +96,28 @@ export class Membership {
    * A non-member learns nothing from the refusal, not even the volume id. Every change accepted
    * or refused is reported and kept for status with its proposer.
    */
-  async ensureVolume (peer: string, desc: VolumeDescriptor): Promise<EnsureResult> {
+  async ensureVolume (peer: string, desc: VolumeDescriptor, probe = false): Promise<EnsureResult> {
     const candidate = this.candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
-    if (local === undefined) {
-      if (!candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
-        throw this.refuse(candidate.name, peer, 'a volume is created here only by a member that lists itself and this node', new NotMemberError(`volume '${candidate.name}': only a member may create a volume on another member`))
+    const member = local?.members.includes(peer) === true
+    if (local === undefined || (!member && local.id !== candidate.id && !this.trusted(peer))) {
+      // Unsolicited volumes (volume-acceptance.ts); the answer is the same whether the name is held here or not.
+      const refused = await this.acceptance.refusal(candidate, peer)
+      if (refused !== undefined) throw this.refuse(candidate.name, peer, refused.why, refused.error)
+      if (probe) return { created: false }
+      // A name held here with another id, from a non-member, is answered as a name not held here.
+      let why = 'a volume is created here only by a member that lists itself and this node'
+      if (local !== undefined) {
+        why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
+        this.refusals.set(candidate.name, why)
+      }
+      if (local !== undefined || !candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
+        throw this.refuse(candidate.name, peer, why, noVolumeFor(candidate.name, peer))
       }
       return await this.createRequested(candidate, peer)
     }
-    const member = local.members.includes(peer)
-    if (!member && !(local.id !== candidate.id && this.trusted(peer))) {
-      if (local.id !== candidate.id) {
-        // The reason (with both ids) is for this node's operator; the peer learns only that its volume is another.
-        const why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
-        this.refusals.set(candidate.name, why)
-        throw this.refuse(candidate.name, peer, why, new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has another id (unrelated replicas), and ${peer} is not a member of it`))
-      }
-      throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
-    }
+    if (probe) return { created: false }
+    if (!member && local.id === candidate.id) throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here (generation ${local.generation})`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     if (local.id !== candidate.id) return await this.foreignReplica(local, candidate, peer)
     if (candidate.generation < local.generation || (candidate.generation === local.generation && genIdOf(candidate) === genIdOf(local))) {
       return { created: false, volume: descriptorOf(local) }
@@ -130,12 +137,13 @@ export class Membership {
   async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean): Promise<void> {
     const candidate = this.candidateOf(desc, undefined)
     const local = await this.store.getVolume(candidate.name)
-    // Not held here (yet: an offer awaiting the operator): this node does not vote.
-    if (local === undefined) throw new NotFoundError(Codes.VOLUME_NOT_FOUND, `no volume named '${candidate.name}' on this node`)
+    // Not held here (yet: an offer awaiting the operator): this node does not vote. A
+    // non-member that does not name our id gets the same answer, so it learns nothing.
+    if (local === undefined || (!local.members.includes(peer) && local.id !== candidate.id)) throw noVolumeFor(candidate.name, peer)
     if (!local.members.includes(peer)) {
       throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     }
-    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has id ${local.id}, not ${candidate.id}`)
+    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has another id than the one ${peer} named (unrelated replicas)`)
     if (release) { this.promises.release(local.name, genIdOf(candidate)); return }
     try {
       this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
@@ -163,11 +171,13 @@ export class Membership {
       return { created: false }
     }
     await this.store.createVolume(candidate)
+    await this.acceptance.consume(candidate.name, peer)
     log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
     this.accepted(candidate, peer, 'created here as a new member (wannabe)')
     this.engine.forgetRemote(candidate.name, peer)
     this.engine.schedulePull(candidate.name, peer, 'copy')
     this.engine.kickCopy(candidate.name)
+    this.meet(candidate, m => m !== peer)
     return { created: true, volume: descriptorOf(candidate) }
   }
 
@@ -196,7 +206,7 @@ export class Membership {
     if (this.refusals.get(candidate.name) !== why) this.opts.report?.(`refused: ${why}`)
     this.refusals.set(candidate.name, why)
     this.record(candidate.name, peer, 'refused', why)
-    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has id ${local.id}, not ${candidate.id}`)
+    throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${candidate.name}' here has another id than ${candidate.id} (unrelated replicas)`)
   }
 
   private readonly offers = new Set<string>()
@@ -212,6 +222,7 @@ export class Membership {
         if (!await this.approve(offer, peer)) return
         if (await this.store.getVolume(candidate.name) !== undefined) return
         await this.store.createVolume(candidate)
+        await this.acceptance.consume(candidate.name, peer)
         this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
         this.engine.schedulePull(candidate.name, peer, 'copy')
         this.engine.kickCopy(candidate.name)
@@ -246,36 +257,28 @@ export class Membership {
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
     if (member && local.state === 'removed') this.engine.relisted(updated)
-    if (member) {
-      // Greet the members that are new to us; all of them if we have just become a member.
-      const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
-      for (const m of updated.members) {
-        if (m === this.selfId || (wasMember && local.members.includes(m))) continue
-        // A member we are not connected to is located through our peers and dialled; the
-        // connection itself triggers the greeting.
-        if (this.peers.isConnected(m)) void this.greet(m, updated.name)
-        else void this.peers.reach(m, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
-      }
-    }
+    // Greet the members that are new to us; all of them if we have just become a member.
+    const wasMember = local.members.includes(this.selfId) && local.state !== 'removed'
+    if (member) this.meet(updated, m => !(wasMember && local.members.includes(m)))
     return updated
   }
 
-  async memberState (peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
-    const vol = await authorizeMember(this.store, volume, volumeId, peer)
-    const addrs: Record<string, string[]> = {}
+  /**
+   * Greets the members of `vol` that `which` picks. One not connected is located through our
+   * peers and dialled (the connection itself triggers the greeting): a member created here by
+   * one member thus meets the others, whose addresses it may not know yet.
+   */
+  private meet (vol: VolumeRecord, which: (member: string) => boolean): void {
     for (const m of vol.members) {
-      if (m === this.selfId || m === peer) continue
-      const rec = await this.store.getPeer(m)
-      if (rec !== undefined && rec.addrs.length > 0) addrs[m] = rec.addrs
+      if (m === this.selfId || !which(m)) continue
+      if (this.peers.isConnected(m)) void this.greet(m, vol.name)
+      else void this.peers.reach(m, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))
     }
-    const progress = this.engine.progressOf(vol.name)
-    return {
-      volume: vol.name, volumeId: vol.id, seq: vol.seq, generation: vol.generation, members: vol.members,
-      state: this.states.reported(vol), addrs,
-      genId: genIdOf(vol), history: vol.history ?? [], logFloor: vol.logFloor ?? 0,
-      ...(withSize ? { size: await this.store.volumeSize(vol.name) } : {}),
-      ...(vol.state === 'copy' && progress !== undefined ? { progress: { filesTotal: progress.filesTotal, filesDone: progress.filesDone, bytesTotal: progress.bytesTotal, bytesDone: progress.bytesDone } } : {})
-    }
+  }
+
+  /** A member's request for this node's state of a volume (member-state-reply.ts). */
+  async memberState (peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
+    return await memberStateReply({ store: this.store, selfId: this.selfId, host: this.engine, states: this.states }, peer, volume, volumeId, withSize)
   }
 
   // ---- changes made here (replica-set.ts) ----
@@ -285,8 +288,8 @@ export class Membership {
     return await this.changes.announce(vol, alsoTell)
   }
 
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.changes.addReplica(volume, peer)
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    return await this.changes.addReplica(volume, peer, opts)
   }
 
   async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {

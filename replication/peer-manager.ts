@@ -36,6 +36,8 @@ export class PeerManager {
   private timer: NodeJS.Timeout | undefined
   private readonly controller = new AbortController()
   private readonly joined = new Set<string>()
+  /** When each peer that matters was first found to matter (this run): the never-seen clock. */
+  private readonly wantedSince = new Map<string, number>()
   /** Peer records in the store after the last tick (status: `memory.knownPeers`). */
   knownPeers = 0
   /** Overridable by tests. */
@@ -164,6 +166,24 @@ export class PeerManager {
     }
   }
 
+  /**
+   * How long a peer that matters (a member, a joined peer) has mattered without ever having
+   * connected to this node (no identify, ever, in the store); undefined once it has connected,
+   * or if it does not matter (yet: the clock starts at the first redial round that wants it).
+   */
+  async neverSeenForMs (peer: string): Promise<number | undefined> {
+    const since = this.wantedSince.get(peer)
+    if (since === undefined || this.isConnected(peer)) return undefined
+    const rec = await this.store.getPeer(peer)
+    if (rec !== undefined && rec.lastSeen > 0) return undefined
+    return Date.now() - since
+  }
+
+  /** Whether the operator introduced `peer` (--join, join(); persisted). */
+  isJoined (peer: string): boolean {
+    return this.joined.has(peer)
+  }
+
   isConnected (peer: string): boolean {
     return this.libp2p.getConnections(peerIdFromString(peer)).length > 0
   }
@@ -206,6 +226,8 @@ export class PeerManager {
       if (this.store.isOpen) log.error('redial round: %s', (err as Error).message)
       return
     }
+    for (const p of wanted) if (!this.wantedSince.has(p)) this.wantedSince.set(p, now)
+    for (const p of this.wantedSince.keys()) if (!wanted.has(p)) this.wantedSince.delete(p)
     for (const peer of peers) {
       if (!wanted.has(peer.peerId)) continue
       if (this.blocked.has(peer.peerId) || this.isConnected(peer.peerId) || peer.addrs.length === 0) continue

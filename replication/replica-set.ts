@@ -1,7 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestLocate, requestPrepareGeneration, descriptorOf, type VolumeDescriptor } from '../protocols/control-protocol.js'
-import { ConflictError, InvalidInputError, NotFoundError, Codes, isReplicantError } from '../core/errors.js'
+import { ConflictError, InvalidInputError, NotFoundError, ReplicantError, Codes, isReplicantError } from '../core/errors.js'
 import { genIdOf, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
@@ -11,6 +11,7 @@ import { nextGeneration } from './generations.js'
 import { moveTo } from './member-state.js'
 import type { GenerationPromises } from './promises.js'
 import type { Decisions } from './decisions.js'
+import { requireSeen } from './peer-sighting.js'
 
 const log = logger('members')
 
@@ -74,15 +75,39 @@ export class ReplicaSetChanges {
     return vol
   }
 
-  /** Adds `peer` (which starts as a wannabe) to the replica set of `volume`. */
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+  /**
+   * Adds `peer` (which starts as a wannabe) to the replica set of `volume`. A peer this node
+   * has never seen is refused with UNKNOWN_PEER unless `force`: a mistyped id would otherwise
+   * become a member that never copies and holds back compaction.
+   */
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     try { peerIdFromString(peer) } catch { throw new InvalidInputError(Codes.BAD_REQUEST, `not a peer id: ${peer}`) }
     const vol = await this.requireMember(volume)
     if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
-    const updated = await this.propose(vol, nextGeneration(vol, [...vol.members, peer]), `add ${peer}`)
+    await requireSeen(this.d, peer, `add-replica ${volume}`, opts.force === true)
+    const next = nextGeneration(vol, [...vol.members, peer])
+    await this.probeNewcomer(next, peer)
+    const updated = await this.propose(vol, next, `add ${peer}`)
     this.d.host.setRemote(volume, peer, 'copy', updated.generation)
     const announce = await this.announce(updated)
     return { volume: await this.d.store.requireVolume(volume), announce }
+  }
+
+  /**
+   * Asks a reachable newcomer whether it takes the volume from this node (its --accept-volumes):
+   * a refusal fails the change before anything is committed, so it can be retried once the
+   * newcomer's operator has accepted it. An unreachable newcomer learns it when next seen.
+   */
+  private async probeNewcomer (next: VolumeRecord, peer: string): Promise<void> {
+    const { libp2p, peers } = this.d
+    if (!await peers.reach(peer, async (via, ps) => await requestLocate(libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) return
+    try {
+      await requestEnsureVolume(libp2p, peerIdFromString(peer), descriptorOf(next), AbortSignal.timeout(10_000), true)
+    } catch (err) {
+      if (!isReplicantError(err) || err.code !== Codes.VOLUME_REFUSED) return
+      this.d.report?.(`volume ${next.name}: ${peer} refused to hold it: ${err.message}`)
+      throw new ReplicantError(Codes.VOLUME_REFUSED, `add-replica ${next.name}: ${peer} refused to hold the volume: ${err.message}`, { volume: next.name, peerId: peer })
+    }
   }
 
   /** A new generation, membership unchanged (a member away past the grace period), through the same promises. */

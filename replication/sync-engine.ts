@@ -227,9 +227,10 @@ export class SyncEngine {
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
       locate: async (_peer, peers) => await this.peers.locate(peers),
-      ensureVolume: async (peer, desc) => await this.membership.ensureVolume(peer, desc),
+      ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
       prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
-      memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize)
+      memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
+      vouch: async (peer, volume, volumeId, member) => await this.membership.acceptance.vouch(peer, volume, volumeId, member)
     })
     await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.notices.announceSeq(vol.name) })
@@ -282,8 +283,8 @@ export class SyncEngine {
     return await this.membership.announce(vol)
   }
 
-  async addReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.membership.addReplica(volume, peer)
+  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    return await this.membership.addReplica(volume, peer, opts)
   }
 
   /** A member's own report of its state of a volume (asked now). */

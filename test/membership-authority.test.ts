@@ -60,6 +60,10 @@ test('a stranger that lists itself in a descriptor is refused, adopts nothing, l
   t.is(after.generation, before.generation, 'nothing adopted')
   t.deepEqual(after.members, before.members)
   t.is((await failure(fetchIndexPage(intruder, target, { volume: 'private', volumeId: vol.id, since: 0 })))?.code, 'NOT_A_MEMBER')
+  // Nor can it create a volume of its own here (a joins nobody: the stranger is not known).
+  const created = await failure(requestEnsureVolume(intruder, target, { ...forged, name: 'takeover', id: 'a'.repeat(32), members: [a.peerId, me].sort() }))
+  t.is(created?.code, 'VOLUME_REFUSED')
+  t.is(await a.store.getVolume('takeover'), undefined, 'nothing created')
   t.true(reports.some(l => l.includes(me) && l.includes('private')), `the refusal is reported, naming the proposer: ${JSON.stringify(reports)}`)
 })
 
@@ -94,4 +98,6 @@ test('a member can remove itself: the others adopt the new generation without it
     t.deepEqual(rec.members, [b.peerId, c.peerId].sort())
   }
   t.is((await a.store.requireVolume('v')).state, 'removed')
+  // The remover stops serving the volume.
+  t.is((await failure(a.volumes.stat('v', '/anything')))?.code, 'VOLUME_REMOVED')
 })

@@ -64,8 +64,9 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
       delete process.env.REPLICANT_FAULTS
     }
     const c1 = new ReplicantClient(n1.url)
-    await c1.createVolume({ name: 'tx', replicas: [n2.peerId, n3.peerId], writeMode: 'all' })
-    await waitFor(async () => (await c2.volumeInfo('tx').catch(() => undefined)) !== undefined && (await c3.volumeInfo('tx').catch(() => undefined)) !== undefined ? true : undefined, 100)
+    // Created on n2, which n1 and n3 joined (--accept-volumes known); n1 coordinates the write.
+    await c2.createVolume({ name: 'tx', replicas: [n1.peerId, n3.peerId], writeMode: 'all' })
+    await waitFor(async () => (await c1.volumeInfo('tx').catch(() => undefined)) !== undefined && (await c3.volumeInfo('tx').catch(() => undefined)) !== undefined ? true : undefined, 100)
     await waitFor(async () => {
       const i = await c1.volumeInfo('tx')
       return i.memberStates.every((m: any) => m.connected) ? true : undefined

@@ -8,10 +8,15 @@ import { readJson, decodeSegment } from '../validate.js'
 export function membershipRoutes (router: Router, node: MembershipAdmin): void {
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/replicas$/, async (req, res, [vol]) => {
     const body = await readJson(req)
-    sendJson(res, 200, await node.addReplica(decodeSegment(vol), body.peerId))
+    sendJson(res, 200, await node.addReplica(decodeSegment(vol), body.peerId, { force: body.force }))
   })
   router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
     sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
+  })
+  // A one-time permission for a peer to create this volume here (the volume is not held yet).
+  router.add('POST', /^\/v1\/volumes\/([^/]+)\/accept$/, async (req, res, [vol]) => {
+    const body = await readJson(req)
+    sendJson(res, 200, await node.acceptVolume(decodeSegment(vol), body.from))
   })
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/move$/, async (req, res, [vol]) => {
     const body = await readJson(req)
@@ -23,6 +28,7 @@ export function membershipRoutes (router: Router, node: MembershipAdmin): void {
     try {
       const result = await node.moveVolume(decodeSegment(vol), body.from, body.to, {
         abandon: body.abandon === true,
+        force: body.force === true,
         signal: controller.signal,
         onProgress: (p) => { res.write(JSON.stringify({ progress: p }) + '\n') }
       })

@@ -8,10 +8,12 @@ import { DEFAULTS } from '../../config/defaults.js'
 import { VERSION } from '../../api/api-info.js'
 import type { CopyOffer } from '../../replication/membership.js'
 import { type Cli, out, fmtBytes, collect } from '../cli.js'
+import { parseDurationMs } from '../../replication/never-seen.js'
+import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volume-acceptance.js'
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
-  discardLocal?: boolean | string[], grace?: number, prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number
+  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -39,6 +41,8 @@ function confirmOnStdin (): (offer: CopyOffer) => Promise<boolean> {
 async function start (cli: Cli, opts: StartOptions): Promise<void> {
   const data = cli.dataDir()
   if (opts.grace !== undefined && !(opts.grace > 0)) throw new Error('--grace takes a number of seconds above 0')
+  const neverSeenAfterMs = opts.neverSeenAfter === undefined ? undefined : parseDurationMs(opts.neverSeenAfter)
+  if (opts.neverSeenAfter !== undefined && neverSeenAfterMs === undefined) throw new Error(`--never-seen-after takes a duration such as 90s, 10m or 1h (plain numbers are seconds), not '${opts.neverSeenAfter}'`)
   const approveCopy = opts.copy === false
     ? () => Promise.resolve(false)
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
@@ -51,6 +55,9 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(approveCopy !== undefined ? { approveCopy } : {}),
     ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
     ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
+    ...(neverSeenAfterMs !== undefined ? { neverSeenAfterMs } : {}),
+    ...(opts.acceptVolumes !== undefined ? { acceptVolumes: opts.acceptVolumes as AcceptVolumes } : {}),
+    ...(opts.acceptVolumesFrom !== undefined ? { acceptVolumesFrom: opts.acceptVolumesFrom.flatMap(s => s.split(',')).map(s => s.trim()).filter(s => s !== '') } : {}),
     ...(opts.prepareTimeout !== undefined && opts.prepareTimeout > 0 ? { prepareTimeoutMs: opts.prepareTimeout * 1000 } : {}),
     ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
     ...(opts.testing === true ? { testing: true } : {}),
@@ -98,6 +105,9 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
     .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
     .option('--grace <seconds>', 'a member unreachable this long starts a new generation on the others', (v) => Number(v))
+    .addOption(new Option('--accept-volumes <mode>', 'who may create a volume on this node: all, known (--join peers, members of volumes held here, --accept-volumes-from) or none (only `volume accept`)').choices([...ACCEPT_VOLUMES_MODES]).default('known'))
+    .option('--accept-volumes-from <peers>', 'comma-separated peer ids whose new volumes are accepted (repeatable)', collect)
+    .option('--never-seen-after <duration>', 'a member that has not connected within this long (90s, 10m, 1h) is shown as never seen and does not hold back log compaction (default 10m)')
     .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
     .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
     .option('--pack-target <bytes>', 'size at which a chunk pack file is closed and a new one started (default 64 MiB; chaos runs use small packs so repacks happen)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 65536) throw new InvalidArgumentError('--pack-target takes an integer of at least 65536'); return n })

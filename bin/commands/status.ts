@@ -30,7 +30,7 @@ function volumeLines (v: VolumeInfo): string[] {
   for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
   for (const c of v.membershipChanges ?? []) lines.push(`    membership change ${c.outcome}, proposed by ${c.proposer}: ${c.what}`)
   for (const m of v.memberStates) {
-    const where = `${m.self ? 'this node' : m.connected ? 'connected' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
+    const where = `${m.self ? 'this node' : m.connected ? 'connected' : m.neverSeen ? 'never seen (check the id; it does not hold back compaction)' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`
     const progress = m.self ? `seq ${m.seq}` : `seq ${m.seq ?? '?'}  applied ${m.watermark}${m.syncing ? '  syncing' : ''}${m.lastError !== null ? `  error: ${m.lastError}` : ''}`
     lines.push(`    ${m.peerId}  ${where}  ${progress}${m.self ? '' : `  ${lagText(m)}`}`)
   }
@@ -40,7 +40,8 @@ function volumeLines (v: VolumeInfo): string[] {
 function statusLines (s: StatusResponse): string[] {
   return [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map(m => `listen:  ${m}`),
     ...(s.disk !== undefined ? [`disk:    chunk packs ${fmtBytes(s.disk.packBytes)}, index ${fmtBytes(s.disk.indexBytes)}`] : []), 'volumes:',
-    ...s.volumes.flatMap(volumeLines)]
+    ...s.volumes.flatMap(volumeLines),
+    ...(s.volumeRefusals ?? []).map(r => `refused new volume ${r.volume} from ${r.from} (${Math.round((Date.now() - r.at) / 1000)}s ago): accept it with \`replicant volume accept ${r.volume} --from ${r.from}\``)]
 }
 
 export function registerStatusCommands (cli: Cli): void {

@@ -1,6 +1,6 @@
 /** `replicant volume ...`: create, inspect, change and move volumes and their members. */
 import { Option } from 'commander'
-import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine } from '../cli.js'
+import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine, forcedOnYes } from '../cli.js'
 import type { AnnounceResult, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
 import { notTakenEffect } from '../../replication/membership-host.js'
 import { ReplicantError, Codes } from '../../core/errors.js'
@@ -55,8 +55,10 @@ export function registerVolumeCommands (cli: Cli): void {
     })
   volume.command('add-replica <name> <peerid>')
     .description('add a member online; it serves reads at once (a wannabe) while a background copy fills it')
-    .action(async (name: string, peer: string) => {
-      const v = await (await cli.client()).addReplica(name, peer)
+    .option('--force', 'add the peer even if this node has never seen it (on a terminal you are asked instead)')
+    .action(async (name: string, peer: string, opts: { force?: boolean }) => {
+      const c = await cli.client()
+      const v = await forcedOnYes(Codes.UNKNOWN_PEER, `add never-seen peer ${peer}?`, async force => await c.addReplica(name, peer, { force: force || opts.force === true }))
       out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
       tookEffect(v.name, v.announce ?? [])
@@ -88,6 +90,7 @@ export function registerVolumeCommands (cli: Cli): void {
     .action(async (name: string, opts: { upto?: number }) => {
       const r = await (await cli.client()).compactLog(name, opts.upto)
       out(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})`)
+      if (r.neverSeen.length > 0) out(`  not waited for (never seen; a full copy if they ever come): ${r.neverSeen.join(', ')}`)
     })
 
   volume.command('move <name>')
@@ -95,11 +98,13 @@ export function registerVolumeCommands (cli: Cli): void {
     .requiredOption('--from <peerid>', 'the member to move away from')
     .requiredOption('--to <peerid>', 'the node to move to')
     .option('--abandon', 'give up an interrupted move: remove --to, the volume stays as it was on --from')
-    .action(async (name: string, opts: { from: string, to: string, abandon?: boolean }) => {
+    .option('--force', 'move to a peer this node has never seen (on a terminal you are asked instead)')
+    .action(async (name: string, opts: { from: string, to: string, abandon?: boolean, force?: boolean }) => {
       const line = new ProgressLine()
-      const r = await (await cli.client()).move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true }, (p) => {
+      const c = await cli.client()
+      const r = await forcedOnYes(Codes.UNKNOWN_PEER, `add never-seen peer ${opts.to}?`, async force => await c.move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true, force: force || opts.force === true }, (p) => {
         line.show(moveLine(name, opts.to, p), { skipSame: true })
-      })
+      }))
       line.end()
       out(`volume ${name}: move ${r.phase}; members ${r.members.join(', ')}, generation ${r.generation}`)
     })
@@ -129,6 +134,14 @@ export function registerVolumeCommands (cli: Cli): void {
         }
         await new Promise(resolve => setTimeout(resolve, 500))
       }
+    })
+
+  volume.command('accept <name>')
+    .description('let a peer create this volume on this node once (a node started with --accept-volumes known or none refused it); the proposer then retries')
+    .requiredOption('--from <peerid>', 'the peer that proposes the volume')
+    .action(async (name: string, opts: { from: string }) => {
+      const r = await (await cli.client()).acceptVolume(name, opts.from)
+      out(`volume ${r.volume}: accepted once from ${r.from}; retry the change (add-replica) on that peer`)
     })
 
   volume.command('drop <name>')

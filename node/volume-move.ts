@@ -1,0 +1,54 @@
+import type { MoveProgress, MoveResult } from '../api/types.js'
+import type { SyncEngine } from '../replication/sync-engine.js'
+import { notTakenEffect } from '../replication/sync-engine.js'
+import type { VolumeService } from '../replication/volume-service.js'
+import type { Store } from '../store/store.js'
+import { InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
+
+export interface MoveOpts { abandon?: boolean, force?: boolean, signal?: AbortSignal, onProgress?: (p: MoveProgress) => void }
+
+/**
+ * Moves a volume's replica from one member to another, online: adds `to` (a wannabe that
+ * serves at once; a never-seen `to` needs `force`), waits until it is steady, then removes
+ * `from`. Reads and writes through the other members never stop. An interrupted move is
+ * resumed by running it again; `abandon` removes `to` instead, leaving the volume as it was
+ * on `from`. A `from` that is not a member is refused (MEMBER_NOT_FOUND): a move that
+ * changes nothing must not say `done`.
+ */
+export async function moveVolume (d: { sync: SyncEngine, volumes: VolumeService, store: Store }, volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
+  if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
+  if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
+  let vol = await d.volumes.volume(volume)
+  const report = (phase: MoveProgress['phase'], extra: Pick<MoveProgress, 'state' | 'progress' | 'removed'> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
+  if (opts.abandon === true) {
+    if (vol.members.includes(to) && vol.members.includes(from)) {
+      await d.sync.removeReplica(volume, to)
+      report('abandoned', { removed: to })
+    } else {
+      report('abandoned', { removed: null })
+    }
+    return { ...(await d.store.requireVolume(volume)), phase: 'abandoned' }
+  }
+  if (!vol.members.includes(from)) {
+    const already = vol.members.includes(to) ? ` (${to} is a member: if this move already completed, there is nothing left to do)` : ''
+    throw new NotFoundError(Codes.MEMBER_NOT_FOUND, `${from} is not a member of '${volume}' (members: ${vol.members.join(', ')})${already}`, { volume, peerId: from })
+  }
+  if (!vol.members.includes(to)) {
+    report('adding')
+    vol = (await d.sync.addReplica(volume, to, { force: opts.force === true })).volume
+  }
+  report('copying')
+  while (true) {
+    if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`)
+    const state = await d.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
+    report('copying', { state: state.state, progress: state.progress ?? null })
+    if (state.state === 'steady') break
+    await new Promise(resolve => setTimeout(resolve, 500))
+  }
+  report('removing')
+  const removed = await d.sync.removeReplica(volume, from)
+  const failed = notTakenEffect(removed.announce)
+  if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
+  report('done')
+  return { ...removed.volume, phase: 'done' }
+}
