@@ -17,6 +17,8 @@ export interface ChaosSummary {
   /** Restores killed mid-way: what their node held once back (checked, then restored again over it). */
   partialRestores: { absent: number, partial: number, files: number }
   restarts: number
+  /** Generations left with two configurations (members changed while others were down), resolved at the end. */
+  configSplits: number
   ackedWrites: number
   ackedByMode: { active: number, all: number }
   /** Schedules per write-mode mix ('active', 'all', 'active+all'). */
@@ -37,7 +39,7 @@ export interface ChaosSummary {
 export function emptySummary (seed: string): ChaosSummary {
   return {
     seed, schedules: 0, passed: 0, failed: 0, killPoints: 0, killPointsSurvived: 0, partitionSchedules: 0, partitionSchedulesSurvived: 0, powerLosses: 0,
-    crashPoints: { hit: 0, missed: 0, byPoint: {}, missedByPoint: {} }, partialRestores: { absent: 0, partial: 0, files: 0 }, restarts: 0, ackedWrites: 0, ackedByMode: { active: 0, all: 0 }, modeMix: {}, membershipChanges: { attempted: 0, done: 0 },
+    crashPoints: { hit: 0, missed: 0, byPoint: {}, missedByPoint: {} }, partialRestores: { absent: 0, partial: 0, files: 0 }, restarts: 0, configSplits: 0, ackedWrites: 0, ackedByMode: { active: 0, all: 0 }, modeMix: {}, membershipChanges: { attempted: 0, done: 0 },
     side: { snapshots: 0, gcs: 0, dumps: 0, restores: 0 }, reads: 0, conflictCopies: 0, maxRss: {}, churn: { maxRatio: 0, warnings: 0 }, durationMs: 0, failures: [], results: []
   }
 }
@@ -55,6 +57,7 @@ export function addResult (s: ChaosSummary, r: ScheduleResult): void {
   for (const [p, n] of Object.entries(c.crashes.missedByPoint)) s.crashPoints.missedByPoint[p] = (s.crashPoints.missedByPoint[p] ?? 0) + n
   for (const k of ['absent', 'partial', 'files'] as const) s.partialRestores[k] += c.partialRestores[k]
   s.restarts += r.restarts
+  s.configSplits += r.configSplits.count
   s.ackedWrites += r.writes.acked
   s.ackedByMode.active += r.writes.ackedByMode.active
   s.ackedByMode.all += r.writes.ackedByMode.all
@@ -122,7 +125,7 @@ export function formatSummary (s: ChaosSummary): string {
     `  restores killed mid-way: ${s.partialRestores.absent + s.partialRestores.partial} (volume absent after restart ${s.partialRestores.absent}, partial ${s.partialRestores.partial} with ${s.partialRestores.files} files, each a file of the snapshot; each restored again over what was left)`,
     `  partition/link schedules survived: ${s.partitionSchedulesSurvived} of ${s.partitionSchedules}`,
     `  acknowledged writes checked: ${s.ackedWrites} (active ${s.ackedByMode.active}, all ${s.ackedByMode.all}); reads checked ${s.reads}; conflict copies in final trees: ${s.conflictCopies}`,
-    `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,
+    `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; split generations resolved at the end ${s.configSplits}; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,
     `  max RSS per node: ${Object.entries(s.maxRss).sort().map(([n, b]) => `${n} ${mib(b)}`).join(', ')}`,
     `  churn: max ${s.churn.maxRatio.toFixed(1)} local sequence numbers per acknowledged write; ${s.churn.warnings} member(s) past the warning ratio`
   ]

@@ -32,6 +32,8 @@ export interface ScheduleResult {
   partitions: number
   links: number
   restarts: number
+  /** Generations found with two configurations at the end, resolved by a further change (everyoneMember). */
+  configSplits: { count: number }
   stops: number
   counters: StepCounters
   writes: { acked: number, failed: number, unknown: number, deletes: number, ackedByMode: Record<Mode, number> }
@@ -78,7 +80,7 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
   const counters = newCounters()
   const result: ScheduleResult = {
     id: plan.id, index: plan.index, nodes: plan.nodes.length, modes: plan.volumes.map(v => v.mode), ok: false, faults: counters.faults, kills: 0, powerLosses: 0, partitions: 0, links: 0, restarts: 0, stops: 0,
-    counters, writes: { acked: 0, failed: 0, unknown: 0, deletes: 0, ackedByMode: { active: 0, all: 0 } }, violations: [], warnings: [], churn: [], churnStats: {}, maxRss: {}, durationMs: 0
+    counters, writes: { acked: 0, failed: 0, unknown: 0, deletes: 0, ackedByMode: { active: 0, all: 0 } }, violations: [], warnings: [], churn: [], churnStats: {}, configSplits: { count: 0 }, maxRss: {}, durationMs: 0
   }
   const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), `replicant-chaos-${plan.seed.replace(/[^a-zA-Z0-9_-]/g, '_')}-${plan.index}-`))
   let topo: Topology | undefined
@@ -166,7 +168,7 @@ export async function runSchedule (plan: Plan, opts: RunOptions = {}): Promise<S
     await Promise.all(down.map(async n => { await topo!.restart(n) }))
     for (const n of down) await durability(n)
     const t0 = Date.now()
-    for (const v of volumes) await everyoneMember(topo, v, vlog)
+    for (const v of volumes) await everyoneMember(topo, v, vlog, result.configSplits)
     for (const v of volumes) await topo.waitForSteady(v, { nodes: topo.names(), timeoutMs: opts.convergeTimeoutMs ?? 120_000 })
     result.convergeMs = Date.now() - t0
     const stats: CheckStats[] = []
@@ -259,20 +261,40 @@ async function writeJunk (topo: Topology, plan: Plan): Promise<void> {
   }
 }
 
-/** Adds back every node that is not a member of `volume` (removed, or a spare never added), until all are. */
-async function everyoneMember (topo: Topology, volume: string, vlog: (s: string) => void): Promise<void> {
+/**
+ * Adds back every node that is not a member of `volume` (removed, or a spare never added), until
+ * all are. Changes made while members were down can leave two configurations of one generation
+ * (docs/CONSISTENCY.md, failure cases); as an operator would, this resolves that with a change
+ * through a holder of one of them, preferring one that lacks a node, so that its next generation
+ * supersedes both. `splits` counts the generations found split.
+ */
+async function everyoneMember (topo: Topology, volume: string, vlog: (s: string) => void, splits: { count: number }): Promise<void> {
   topo.forgetMembers(volume)
+  const seen = new Set<number>()
   await poll(`every node a member of ${volume}`, { timeoutMs: 90_000, intervalMs: 200 }, async () => {
-    // The newest configuration any node holds (a removed node keeps an older one).
-    let best: { members: string[], generation: number } | undefined
+    // The newest configurations nodes hold (a removed node keeps an older one).
+    const held: Array<{ node: string, members: string[], generation: number, genId: string }> = []
     for (const n of topo.nodes) {
       const info = await n.client.volumeInfo(volume).catch(() => undefined)
-      if (info !== undefined && (best === undefined || info.generation > best.generation)) best = { members: info.members, generation: info.generation }
+      if (info !== undefined) held.push({ node: n.name, members: info.members, generation: info.generation, genId: info.genId ?? `${info.id}/${info.generation}` })
     }
-    if (best === undefined) return undefined
-    const missing = topo.nodes.filter(n => !best.members.includes(n.peerId))
-    if (missing.length === 0) return true
-    const via = topo.nodes.find(n => best.members.includes(n.peerId))!
+    if (held.length === 0) return undefined
+    const top = Math.max(...held.map(h => h.generation))
+    const newest = held.filter(h => h.generation === top)
+    const split = new Set(newest.map(h => h.genId)).size > 1
+    if (split && !seen.has(top)) { seen.add(top); splits.count++; vlog(`generation ${top} of ${volume} is split: ${newest.map(h => `${h.node} ${h.members.length} members`).join(', ')}`) }
+    const lacking = (h: typeof held[number]): typeof topo.nodes => topo.nodes.filter(n => !h.members.includes(n.peerId))
+    const best = newest.find(h => lacking(h).length > 0) ?? newest[0]
+    const missing = lacking(best)
+    if (missing.length === 0 && !split) return true
+    // Through a member that holds this configuration itself.
+    const via = topo.nodes.find(n => n.name === best.node)!
+    if (missing.length === 0) {
+      // Every split side lists everyone: a change is still needed to supersede both.
+      const other = topo.nodes.find(n => n.name !== via.name)!
+      await topo.removeReplica(volume, via.name, other.name).catch((err: Error) => { vlog(`final remove-replica ${volume} ${other.name}: ${err.message}`) })
+      return undefined
+    }
     await topo.addReplica(volume, via.name, missing[0].name).catch((err: Error) => { vlog(`final add-replica ${volume} ${missing[0].name}: ${err.message}`) })
     return undefined
   })
