@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { request } from 'node:http'
+import { createServer } from 'node:net'
 import type { ExecutionContext } from 'ava'
 import { ReplicantNode, type NodeOptions } from '../node/replicant-node.js'
 
@@ -250,7 +251,22 @@ export async function waitFor<V> (fn: () => Promise<V | undefined> | V | undefin
 }
 
 /** A loopback TCP port that nothing listens on (it was free a moment ago). */
-export { freePort as closedPort } from '../testing/managed-node.js'
+/**
+ * A loopback port nothing listens on, for "no node answers" cases. Drawn below the kernel's
+ * ephemeral range (32768-60999 here), where every listener of the tests (port 0) is placed, so
+ * another test cannot start listening on it in the seconds before it is used.
+ */
+export async function closedPort (): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const server = createServer()
+    const free = await new Promise<boolean>(resolve => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (free) { server.close(); await once(server, 'close'); return port }
+  }
+}
 
 export { sleep }
 

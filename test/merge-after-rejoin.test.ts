@@ -145,8 +145,10 @@ test.serial('removed while steady, killed -9 dirty, re-added while down: restart
 
   await topo.waitForSteady('v', { timeoutMs: STEADY_BOUND_MS })
   await sameTrees(t, topo, 'v')
-  const info = await topo.client('n2').volumeInfo('v')
-  t.true(info.damagedChunks > 0, `the merge verified n2's chunks and dropped the damaged ones (damagedChunks ${info.damagedChunks})`)
+  // Whether n2 verified and refetched (damagedChunks > 0) or was given a fresh copy depends on
+  // which it learned first, its restart or the re-add; either way what it serves and holds must
+  // be the right bytes (before the fix it came back steady serving the damaged ones).
+  t.log(`damagedChunks on n2: ${(await topo.client('n2').volumeInfo('v')).damagedChunks}`)
   await topo.stop('n2')
   t.deepEqual(await checkLocalChunks('n2', topo.node('n2').dataDir, 'v'), [], 'steady n2 holds every chunk itself, with the right bytes')
 })
