@@ -287,8 +287,10 @@ async function everyoneMember (topo: Topology, volume: string, vlog: (s: string)
     const best = newest.find(h => lacking(h).length > 0) ?? newest[0]
     const missing = lacking(best)
     if (missing.length === 0 && !split) return true
-    // Through a member that holds this configuration itself.
-    const via = topo.nodes.find(n => n.name === best.node)!
+    // Through a member of this configuration that holds it itself (a removed node holds the
+    // configuration that removed it, but may not change it).
+    const listed = topo.nodes.filter(n => best.members.includes(n.peerId))
+    const via = listed.find(n => held.some(h => h.node === n.name && h.genId === best.genId)) ?? listed[0] ?? topo.nodes.find(n => n.name === best.node)!
     if (missing.length === 0) {
       // Every split side lists everyone: a change is still needed to supersede both.
       const other = topo.nodes.find(n => n.name !== via.name)!
