@@ -1,5 +1,7 @@
 import { newCounters, type ChunkFetcher, type FetchCounters } from './chunk-fetcher.js'
 import { chunkHashes, type VolumeRecord } from '../core/records.js'
+import { ReplicantError, Codes } from '../core/errors.js'
+import { hashHex } from '../store/chunk-store.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { OnDemandReader } from './on-demand.js'
@@ -25,7 +27,16 @@ export interface CopyProgress {
   etaSeconds: number | null
   startedAt: number
   lastError: string | null
+  /**
+   * Chunks the last failed round could get from no reachable member, and (up to
+   * UNAVAILABLE_PATHS of) the files that need them: a copy or merge that cannot finish says
+   * what it lacks instead of waiting silently. null once a round gets everything it asked for.
+   */
+  unavailable: { chunks: number, paths: string[] } | null
 }
+
+/** Paths named in `unavailable` (status stays small when much is lacking). */
+const UNAVAILABLE_PATHS = 16
 
 /**
  * The background copy of a member in `copy` state (a wannabe): it walks the index, fetches
@@ -117,6 +128,8 @@ export class BackgroundCopy {
       return
     }
     let round: Uint8Array[] = []
+    // Which file needs each hash of the round (bounded by ROUND_CHUNKS), to name what is lacking.
+    let pathOf = new Map<string, string>()
     for await (const rec of this.store.listFiles(volume, '/', { signal: this.controller.signal })) {
       if (rec.deleted || rec.size === 0) continue
       const hashes = [...chunkHashes(rec)]
@@ -126,13 +139,15 @@ export class BackgroundCopy {
       // A long file is cut into rounds too (and no spread: 100k+ hashes overflow the stack).
       for (const h of missing) {
         round.push(h)
+        pathOf.set(hashHex(h), rec.path)
         if (round.length >= ROUND_CHUNKS) {
-          await this.fetchRound(vol, round, progress)
+          await this.fetchRound(vol, round, progress, pathOf)
           round = []
+          pathOf = new Map()
         }
       }
     }
-    if (round.length > 0) await this.fetchRound(vol, round, progress)
+    if (round.length > 0) await this.fetchRound(vol, round, progress, pathOf)
     // Another pass confirms nothing is missing (and catches writes that came meanwhile).
     const again = this.runs.get(volume)
     if (again !== undefined) again.again = true
@@ -142,7 +157,7 @@ export class BackgroundCopy {
     const prev = this.progress.get(vol.name)
     const p: CopyProgress = {
       filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0, rate: null, etaSeconds: null,
-      startedAt: prev?.startedAt ?? Date.now(), lastError: null
+      startedAt: prev?.startedAt ?? Date.now(), lastError: null, unavailable: prev?.unavailable ?? null
     }
     for await (const rec of this.store.listFiles(vol.name, '/', { signal: this.controller.signal })) {
       if (rec.deleted) continue
@@ -155,25 +170,39 @@ export class BackgroundCopy {
       p.bytesDone += held
       if (held === rec.size) p.filesDone++
     }
+    // Everything held: nothing is lacking any more (a record that needed it was superseded).
+    if (p.bytesDone === p.bytesTotal) p.unavailable = null
     this.progress.set(vol.name, p)
     this.updateRate(p)
     return p
   }
 
-  private async fetchRound (vol: VolumeRecord, hashes: Uint8Array[], progress: CopyProgress): Promise<void> {
+  private async fetchRound (vol: VolumeRecord, hashes: Uint8Array[], progress: CopyProgress, pathOf: ReadonlyMap<string, string>): Promise<void> {
     const waitStart = Date.now()
     while (this.reader.active > 0 && Date.now() - waitStart < YIELD_MAX_MS && !this.stopped) {
       await new Promise(resolve => setTimeout(resolve, 5))
     }
     const before = this.counters.bytesReceived
-    await this.fetcher.fetch(vol, hashes, this.sources(vol), {
-      signal: this.controller.signal,
-      wantMax: COPY_WANT_MAX,
-      inFlight: Math.max(1, this.concurrency),
-      counters: this.counters,
-      // Readers first: while on-demand fetches wait, at most one copy want-list is sent at a time.
-      yieldWhile: () => this.reader.active > 0
-    })
+    try {
+      await this.fetcher.fetch(vol, hashes, this.sources(vol), {
+        signal: this.controller.signal,
+        wantMax: COPY_WANT_MAX,
+        inFlight: Math.max(1, this.concurrency),
+        counters: this.counters,
+        // Readers first: while on-demand fetches wait, at most one copy want-list is sent at a time.
+        yieldWhile: () => this.reader.active > 0
+      })
+      progress.unavailable = null
+    } catch (err) {
+      if (err instanceof ReplicantError && err.code === Codes.CHUNK_MISSING) {
+        const have = await this.store.chunks.hasMany(hashes)
+        const lacking = hashes.filter((_, i) => !have[i])
+        const paths = [...new Set(lacking.map(h => pathOf.get(hashHex(h))).filter((p): p is string => p !== undefined))].sort()
+        progress.unavailable = { chunks: lacking.length, paths: paths.slice(0, UNAVAILABLE_PATHS) }
+        throw new ReplicantError(Codes.CHUNK_MISSING, `${err.message}; needed by ${paths.slice(0, 4).join(', ')}${paths.length > 4 ? ` and ${paths.length - 4} more file(s)` : ''}`, { ...err.details, paths: paths.slice(0, UNAVAILABLE_PATHS) })
+      }
+      throw err
+    }
     progress.bytesDone = Math.min(progress.bytesTotal, progress.bytesDone + this.counters.bytesReceived - before)
     this.updateRate(progress)
   }
