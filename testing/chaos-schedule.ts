@@ -288,8 +288,9 @@ async function everyoneMember (topo: Topology, volume: string, vlog: (s: string)
     const lacking = (h: typeof held[number]): typeof topo.nodes => topo.nodes.filter(n => !h.members.includes(n.peerId))
     // A member of a configuration that holds that configuration itself can change it (a removed
     // node holds the configuration that removed it, but may not change it).
-    const holderOf = (h: typeof held[number]): typeof topo.nodes[number] | undefined =>
-      topo.nodes.find(n => h.members.includes(n.peerId) && held.some(o => o.node === n.name && same(o, h)))
+    const holdersOf = (h: typeof held[number]): typeof topo.nodes =>
+      topo.nodes.filter(n => h.members.includes(n.peerId) && held.some(o => o.node === n.name && same(o, h)))
+    const holderOf = (h: typeof held[number]): typeof topo.nodes[number] | undefined => holdersOf(h)[0]
     const best = newest.find(h => lacking(h).length > 0 && holderOf(h) !== undefined)
     if (best === undefined) {
       if (!split) return newest.every(h => lacking(h).length === 0) ? true : undefined
@@ -298,7 +299,7 @@ async function everyoneMember (topo: Topology, volume: string, vlog: (s: string)
       // Through a holder that every side lists (each side then takes its proposal), removing a
       // node that some side does not list if there is one.
       const listedBy = (n: typeof topo.nodes[number]): number => newest.filter(h => h.members.includes(n.peerId)).length
-      const holders = newest.flatMap(h => topo.nodes.filter(n => h.members.includes(n.peerId) && held.some(o => o.node === n.name && same(o, h))).map(n => ({ n, side: h })))
+      const holders = newest.flatMap(h => holdersOf(h).map(n => ({ n, side: h })))
       if (holders.length === 0) return undefined
       const { n: via, side } = holders.sort((x, y) => listedBy(y.n) - listedBy(x.n))[0]
       const others = topo.nodes.filter(n => n.name !== via.name && side.members.includes(n.peerId)).sort((x, y) => listedBy(x) - listedBy(y))
