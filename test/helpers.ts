@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
+import { request as tlsRequest } from 'node:https'
 import { createServer } from 'node:net'
 import type { ExecutionContext } from 'ava'
 import { ReplicantNode, type NodeOptions } from '../node/replicant-node.js'
@@ -139,11 +140,12 @@ export async function spawnNodeProcess (t: T, dataDir: string, extraArgs: string
       throw new Error(`replicant start exited (code ${String(done.code)}, signal ${String(done.signal)}) before serving\nstdout: ${out}\nstderr: ${err}`)
     }
     // api.json may be missing, stale (a killed node's) or caught half-written.
-    const info = await readFile(join(dataDir, 'api.json'), 'utf8').then(s => JSON.parse(s) as { url: string, pid: number, peerId: string }).catch(() => undefined)
+    const info = await readFile(join(dataDir, 'api.json'), 'utf8').then(s => JSON.parse(s) as { url: string, pid: number, peerId: string, tlsCert?: string }).catch(() => undefined)
     if (info !== undefined && info.pid === proc.pid) {
       // The node writes its token before api.json.
       const token = await readApiToken(dataDir)
-      const res = await httpRequest(info.url, { path: '/v1/status', token }).catch(() => undefined)
+      const ca = info.tlsCert !== undefined ? await readFile(info.tlsCert) : undefined
+      const res = await httpRequest(info.url, { path: '/v1/status', token, ...(ca !== undefined ? { ca } : {}) }).catch(() => undefined)
       // The start banner ends with the API line: once it is here, the banner is complete.
       if (res?.status === 200 && out.includes(`api: ${info.url}\n`)) {
         apiTokens.set(info.url, token)
@@ -162,13 +164,14 @@ export interface HttpResult { status: number, headers: Record<string, string | s
  * node these helpers started at `baseUrl` (`token` overrides it; null sends none), unless
  * `headers` has an Authorization of its own.
  */
-export async function httpRequest (baseUrl: string, opts: { method?: string, path: string, headers?: Record<string, string | number>, body?: string | Uint8Array, token?: string | null, localAddress?: string }): Promise<HttpResult> {
+export async function httpRequest (baseUrl: string, opts: { method?: string, path: string, headers?: Record<string, string | number>, body?: string | Uint8Array, token?: string | null, localAddress?: string, ca?: Buffer }): Promise<HttpResult> {
   const u = new URL(baseUrl)
   const token = opts.token === null ? undefined : opts.token ?? apiTokens.get(baseUrl)
   const given = Object.keys(opts.headers ?? {}).some(k => k.toLowerCase() === 'authorization')
   const headers = { ...(token !== undefined && !given ? { authorization: `Bearer ${token}` } : {}), ...opts.headers }
   return await new Promise<HttpResult>((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) }, res => {
+    const options = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) }
+    const done = (res: IncomingMessage): void => {
       const parts: Buffer[] = []
       res.on('data', (b: Buffer) => parts.push(b))
       res.once('error', reject)
@@ -176,7 +179,8 @@ export async function httpRequest (baseUrl: string, opts: { method?: string, pat
         const body = Buffer.concat(parts)
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) })
       })
-    })
+    }
+    const req = u.protocol === 'https:' ? tlsRequest({ ...options, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }, done) : request(options, done)
     req.once('error', reject)
     req.end(opts.body)
   })
