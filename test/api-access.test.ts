@@ -10,6 +10,7 @@ import { stat, readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { connect } from 'node:net'
 import { HttpApi, type ApiNode } from '../api/http-api.js'
 import { API_TOKEN_FILE } from '../api/api-token.js'
 import { MAX_AUTH_FAILURES } from '../api/access.js'
@@ -79,6 +80,13 @@ test('the Host check accepts the bound address, localhost, 127.0.0.1, [::1] and 
   for (const host of ['localhost', `localhost:${Number(port) + 1}`, `replicant.lan:${Number(port) + 1}`, 'other.lan', `127.0.0.1.nip.io:${port}`]) {
     assertRefused(t, await httpRequest(url, { path: '/v1/status', headers: { host } }), 403, 'HOST_REFUSED', host)
   }
+  // HTTP/1.0 may leave the Host out: that names nothing, so it is refused too.
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.end(`GET /v1/status HTTP/1.0\r\nAuthorization: Bearer ${node.apiToken!}\r\n\r\n`)
+  let raw = ''
+  for await (const piece of socket) raw += (piece as Buffer).toString('latin1')
+  t.regex(raw, /^HTTP\/1\.1 403 /)
+  t.regex(raw, /HOST_REFUSED/)
 })
 
 test('a JSON body is parsed only as application/json: text/plain and form bodies get 415; file uploads stay bytes', async t => {
@@ -175,6 +183,16 @@ test('init makes the token (mode 0600, no temp file left); api-token prints it; 
   t.is((await runCli(['--api-url', proc.url, 'status'], { dataDir: await tmpDir(t), env: { REPLICANT_TOKEN: proc.token } })).code, 0)
   t.is((await runCli(['--api-url', proc.url, '--token', proc.token, 'status'], { dataDir: await tmpDir(t) })).code, 0)
   await proc.kill()
+})
+
+test('NodeOptions.apiToken sets the token (and the file the CLI reads); a token too short to be safe is refused', async t => {
+  const token = 'an-explicit-token-for-tests'
+  const node = await startNode(t, { apiToken: token })
+  t.is(node.apiToken, token)
+  t.is((await readFile(join(node.dataDir, API_TOKEN_FILE), 'utf8')).trim(), token)
+  t.is((await httpRequest(node.apiUrl!, { path: '/v1/status', token })).status, 200)
+  t.is((await runCli(['status'], { dataDir: node.dataDir })).code, 0)
+  await t.throwsAsync(startNode(t, { apiToken: 'short' }), { code: 'BAD_REQUEST', message: /16 to 512 printable/ })
 })
 
 test('an API off loopback without TLS or --api-insecure refuses to start (one line, exit 1, nothing created); --api-insecure starts', async t => {
