@@ -24,10 +24,10 @@ export function cliOf (program: Command): Cli {
     dataDir: () => opts().data,
     client: async () => {
       const { data, apiUrl, apiCa } = opts()
-      // --api-url never gets the data dir's token: it may name another node, or another server.
-      const given = opts().token ?? process.env.REPLICANT_TOKEN
+      // --api-url never gets the data dir's token (it may name another node, or another server),
+      // and REPLICANT_TOKEN is for --api-url only (a variable left set must not break --data).
       const info = apiUrl === undefined ? await readApiInfo(data) : undefined
-      const token = given ?? (info !== undefined ? await readApiToken(data) : undefined)
+      const token = opts().token ?? (info !== undefined ? await readApiToken(data) : process.env.REPLICANT_TOKEN)
       const caFile = apiCa ?? info?.tlsCert
       const ca = caFile !== undefined ? await readFile(caFile) : undefined
       return new ReplicantClient(apiUrl ?? info!.url, { ...(token !== undefined ? { token } : {}), ...(ca !== undefined ? { ca } : {}) })

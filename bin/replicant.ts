@@ -23,7 +23,7 @@ program
   .version(VERSION)
   .option('--data <dir>', 'node data directory', DEFAULTS.dataDir)
   .option('--api-url <url>', 'URL of a running node\'s HTTP API (default: read from --data)')
-  .option('--token <token>', 'the node\'s API token (default: REPLICANT_TOKEN, else read from --data; needed with --api-url)')
+  .option('--token <token>', 'the node\'s API token (default: read from --data; with --api-url, REPLICANT_TOKEN)')
   .option('--api-ca <file>', 'PEM certificate to trust for an https API (default: the one the node on --data serves)')
   .showHelpAfterError()
 

@@ -13,7 +13,8 @@ import { promisify } from 'node:util'
 import { connect } from 'node:net'
 import { HttpApi, type ApiNode } from '../api/http-api.js'
 import { API_TOKEN_FILE } from '../api/api-token.js'
-import { MAX_AUTH_FAILURES } from '../api/access.js'
+import { ApiAccess, MAX_AUTH_FAILURES, MAX_TRACKED_CLIENTS } from '../api/access.js'
+import type { IncomingMessage } from 'node:http'
 import type { Route } from '../api/router.js'
 import { startNode, httpRequest, runCli, spawnNodeProcess, tmpDir, type HttpResult } from './helpers.js'
 
@@ -136,6 +137,15 @@ test('failures are rate-limited per client address: 429 with Retry-After, other 
   t.is((await httpRequest(url, from)).status, 200)
 })
 
+test('the failure record is bounded: a flood of client addresses keeps at most MAX_TRACKED_CLIENTS', t => {
+  const access = new ApiAccess({ token: 'the-right-token-of-this-node' })
+  for (let i = 0; i < MAX_TRACKED_CLIENTS * 3; i++) {
+    const req = { headers: {}, socket: { remoteAddress: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` } } as unknown as IncomingMessage
+    t.throws(() => { access.checkToken(req) }, { code: 'UNAUTHORIZED' })
+  }
+  t.is(access.trackedClients, MAX_TRACKED_CLIENTS)
+})
+
 test('the status page hook: GET /?token= sets an HttpOnly SameSite=Strict cookie, which then stands for the token', async t => {
   const node = await startNode(t)
   const url = node.apiUrl!
@@ -174,7 +184,8 @@ test('init makes the token (mode 0600, no temp file left); api-token prints it; 
   const proc = await spawnNodeProcess(t, dataDir)
   t.is((await stat(file)).mode & 0o777, 0o600)
   t.not(proc.token, token)
-  const status = await runCli(['status', '--json'], { dataDir })
+  // A REPLICANT_TOKEN left set for another node does not get in the way of --data.
+  const status = await runCli(['status', '--json'], { dataDir, env: { REPLICANT_TOKEN: 'a-stale-token-of-another-node' } })
   t.is(status.code, 0, status.stderr)
   // --api-url users pass the token themselves: none is sent otherwise.
   const bare = await runCli(['--api-url', proc.url, 'status'], { dataDir: await tmpDir(t) })
