@@ -31,7 +31,6 @@ import { armFromEnv } from '../core/crash-points.js'
 const log = logger('node')
 
 export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js'
-export { parseHostPort } from './api-options.js'
 
 /** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
 export interface NodeOptions extends ApiExposureOptions {
