@@ -10,7 +10,8 @@ import { renameDurably } from '../core/durable.js'
 export const API_FILE = 'api.json'
 export const VERSION = '0.1.0'
 
-export interface ApiInfo { url: string, pid: number, peerId: string }
+/** `tlsCert`: the API is https, served with this certificate (absolute path), which the CLI trusts. */
+export interface ApiInfo { url: string, pid: number, peerId: string, tlsCert?: string }
 
 /** Reads the API address a running node wrote into its data dir. */
 export async function readApiInfo (dataDir: string): Promise<ApiInfo> {

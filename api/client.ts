@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from 'node:http'
+import { request as tlsRequest } from 'node:https'
 import { pipeline } from 'node:stream/promises'
 import { Readable, type Writable } from 'node:stream'
 import { ReplicantError, Codes, toErrorCode } from '../core/errors.js'
@@ -10,6 +11,13 @@ import type {
 } from './types.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
+
+export interface ClientOptions {
+  /** The node's API token (`replicant api-token`), sent as `Authorization: Bearer`. */
+  token?: string
+  /** For an https API: the certificate (PEM) to trust, e.g. the node's self-signed one. */
+  ca?: string | Buffer
+}
 
 /** The error a node answered with (`{ error: { code, message, details } }`); an unregistered code becomes HTTP_ERROR. */
 function errorFrom (body: unknown): ReplicantError | undefined {
@@ -42,7 +50,7 @@ interface MoveLine { progress?: MoveProgress, result?: MoveResult, error?: unkno
  * back as ReplicantError with the node's code.
  */
 export class ReplicantClient {
-  constructor (readonly baseUrl: string) {}
+  constructor (readonly baseUrl: string, private readonly opts: ClientOptions = {}) {}
 
   private async send (method: string, path: string, opts: { body?: Readable | string, headers?: Record<string, string | number> } = {}): Promise<IncomingMessage> {
     const url = new URL(path, this.baseUrl)
@@ -58,7 +66,10 @@ export class ReplicantClient {
 
   private async sendOnce (url: URL, method: string, opts: { body?: Readable | string, headers?: Record<string, string | number> }): Promise<IncomingMessage> {
     return await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(url, { method, headers: opts.headers })
+      const headers = { ...opts.headers, ...(this.opts.token !== undefined ? { authorization: `Bearer ${this.opts.token}` } : {}) }
+      const req = url.protocol === 'https:'
+        ? tlsRequest(url, { method, headers, ...(this.opts.ca !== undefined ? { ca: this.opts.ca } : {}) })
+        : request(url, { method, headers })
       req.once('response', resolve)
       req.once('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ECONNREFUSED') reject(new ReplicantError(Codes.NODE_NOT_RUNNING, `no node answers at ${this.baseUrl}`))

@@ -13,6 +13,13 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.FILE_TOO_LARGE]: 413,
   [Codes.METHOD_NOT_ALLOWED]: 405,
   [Codes.NO_ROUTE]: 404,
+  [Codes.UNSUPPORTED_MEDIA_TYPE]: 415,
+  [Codes.UNAUTHORIZED]: 401,
+  [Codes.RATE_LIMITED]: 429,
+  [Codes.HOST_REFUSED]: 403,
+  // Raised on the client (no token file) or at start (off loopback without TLS): never answered by a node.
+  [Codes.NO_API_TOKEN]: 500,
+  [Codes.API_INSECURE]: 500,
   [Codes.VOLUME_EXISTS]: 409,
   [Codes.VOLUME_NOT_FOUND]: 404,
   [Codes.VOLUME_ID_MISMATCH]: 409,

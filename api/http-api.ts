@@ -1,12 +1,15 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import { once } from 'node:events'
 import { ReplicantError, Codes, isReplicantError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { httpStatusOf } from './error-status.js'
 import { sendJson } from './respond.js'
-import { Router } from './router.js'
+import { Router, type Route } from './router.js'
+import { ApiAccess } from './access.js'
 import type { ApiNode } from './node-api.js'
 import { statusRoutes } from './routes/status.js'
+import { statusPageRoutes } from './routes/status-page.js'
 import { faultRoutes } from './routes/faults.js'
 import { volumeRoutes } from './routes/volumes.js'
 import { membershipRoutes } from './routes/membership.js'
@@ -19,17 +22,31 @@ export type { ApiNode } from './node-api.js'
 const log = logger('http')
 
 export interface HttpApiOptions {
+  /** The token every request must carry (api/api-token.ts). */
+  token: string
+  /** Further names the Host header may carry (`--api-allowed-hosts`). */
+  allowedHosts?: string[]
+  /** Served over TLS (node:https) with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer, key: string | Buffer }
   /** A node started for testing: only then do the fault routes (/v1/faults/*) exist. */
   testing?: boolean
 }
 
-/** The node's local HTTP API; the CLI is one of its clients. */
+/**
+ * The node's local HTTP API; the CLI is one of its clients. Every request passes the Host
+ * check, then the token check (api/access.ts); no CORS header is ever sent, so a browser
+ * page of another origin can neither read an answer nor pass a preflight.
+ */
 export class HttpApi {
   private readonly server: Server
   private readonly router = new Router()
+  private readonly access: ApiAccess
 
-  constructor (node: ApiNode, options: HttpApiOptions = {}) {
-    this.server = createServer((req, res) => { void this.dispatch(req, res) })
+  constructor (node: ApiNode, private readonly options: HttpApiOptions) {
+    this.access = new ApiAccess({ token: options.token, allowedHosts: options.allowedHosts })
+    const handle = (req: IncomingMessage, res: ServerResponse): void => { void this.dispatch(req, res) }
+    this.server = options.tls !== undefined ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle)
+    statusPageRoutes(this.router, this.access, options.tls !== undefined)
     statusRoutes(this.router, node)
     // Without testing the fault routes answer NO_ROUTE, like any unknown route.
     if (options.testing === true) faultRoutes(this.router, node)
@@ -40,9 +57,13 @@ export class HttpApi {
     fileRoutes(this.router, node)
   }
 
+  /** Every route this API answers (tests check each one's access rules). */
+  routes (): Route[] { return this.router.table() }
+
   private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      await this.router.dispatch(req, res)
+      this.access.checkHost(req)
+      await this.router.dispatch(req, res, (r) => { this.access.checkToken(r) })
     } catch (err) {
       this.fail(req, res, err)
     }
@@ -61,21 +82,31 @@ export class HttpApi {
     // Drain what is left of the request so the client sees the answer, not a reset.
     req.resume()
     const headers: Record<string, string> = {}
-    // RFC 9110: a 405 lists the allowed methods; a 416 names the current length.
+    // RFC 9110: a 405 lists the allowed methods; a 416 names the current length; a 401 the
+    // scheme (RFC 6750). RFC 6585: a 429 says when to come back.
     const status = httpStatusOf(e)
     const allow = e.details?.allow
     const size = e.details?.size
+    const retryAfter = e.details?.retryAfter
     if (status === 405 && Array.isArray(allow)) headers.allow = allow.join(', ')
     if (status === 416 && typeof size === 'number') headers['content-range'] = `bytes */${size}`
+    if (status === 401) headers['www-authenticate'] = 'Bearer realm="replicant"'
+    if (status === 429 && typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
     sendJson(res, status, { error: e.toJSON() }, headers)
   }
 
-  async listen (host: string, port: number): Promise<{ host: string, port: number }> {
+  /** Listens on `host:port` (port 0: a free one); returns the URL a local client dials. */
+  async listen (host: string, port: number): Promise<{ host: string, port: number, url: string }> {
     this.server.listen(port, host)
     await once(this.server, 'listening')
     const addr = this.server.address()
     if (addr === null || typeof addr === 'string') throw new Error('HTTP API has no address')
-    return { host: addr.address, port: addr.port }
+    const tls = this.options.tls !== undefined
+    this.access.bind(addr.address, addr.port, tls)
+    // A wildcard address is dialled on loopback (and its Host then names loopback, which the check accepts).
+    const dial = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '::1' : addr.address
+    const h = dial.includes(':') ? `[${dial}]` : dial
+    return { host: addr.address, port: addr.port, url: `${tls ? 'https' : 'http'}://${h}:${addr.port}` }
   }
 
   async close (): Promise<void> {

@@ -4,16 +4,34 @@ import { ReplicantError, NotFoundError, Codes } from '../core/errors.js'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void> | void
 
-interface Route { method: string, pattern: RegExp, handler: Handler }
+export interface RouteOptions {
+  /**
+   * Answered without the API token (the Host check still applies). No route is public today;
+   * this is the hook for a metrics route opened by an explicit flag, or a status page's login.
+   */
+  public?: boolean
+}
+
+export interface Route { readonly method: string, readonly pattern: RegExp, readonly public: boolean }
+
+interface Entry extends Route { handler: Handler }
+
+/** Checks a request's token; called before any route that is not public, and before a 404 or 405. */
+export type Authorize = (req: IncomingMessage) => void
 
 export class Router {
-  private readonly routes: Route[] = []
+  private readonly routes: Entry[] = []
 
-  add (method: string, pattern: RegExp, handler: Handler): void {
-    this.routes.push({ method, pattern, handler })
+  add (method: string, pattern: RegExp, handler: Handler, opts: RouteOptions = {}): void {
+    this.routes.push({ method, pattern, handler, public: opts.public === true })
   }
 
-  async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Every route, in order (tests walk it, so that a new route is checked for access too). */
+  table (): Route[] {
+    return this.routes.map(({ method, pattern, public: open }) => ({ method, pattern, public: open }))
+  }
+
+  async dispatch (req: IncomingMessage, res: ServerResponse, authorize: Authorize): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     // Match on the raw path: URL parsing folds `..` segments, which must reach validation instead.
     const rawPath = (req.url ?? '/').split('?')[0]
@@ -23,9 +41,12 @@ export class Router {
       if (m === null) continue
       allowed.push(r.method)
       if (r.method !== req.method) continue
+      if (!r.public) authorize(req)
       await r.handler(req, res, m.slice(1), url)
       return
     }
+    // Which paths exist is not told without the token either.
+    authorize(req)
     if (allowed.length > 0) throw new ReplicantError(Codes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${rawPath}`, { allow: allowed })
     throw new NotFoundError(Codes.NO_ROUTE, `no route ${req.method} ${rawPath}`)
   }

@@ -8,8 +8,30 @@ import type { JsonObject } from './node-api.js'
 /** Largest JSON request body accepted (volume create and other control calls). */
 export const MAX_JSON_BODY = 64 * 1024
 
+/**
+ * The media type of a request's body (lower case, parameters dropped), or undefined without
+ * a Content-Type header.
+ */
+function mediaType (req: IncomingMessage): string | undefined {
+  return req.headers['content-type']?.split(';')[0].trim().toLowerCase()
+}
+
+/**
+ * Parsed as JSON only when declared so: a browser sends text/plain, form and multipart bodies
+ * cross-site without a preflight (a "simple" request), but never application/json. A request
+ * without a body and without a Content-Type is `{}`.
+ */
+function checkJsonType (req: IncomingMessage): void {
+  const type = mediaType(req)
+  if (type === 'application/json') return
+  const bodyless = type === undefined && req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0'
+  if (bodyless) return
+  throw new InvalidInputError(Codes.UNSUPPORTED_MEDIA_TYPE, `request body must be Content-Type application/json, not ${type ?? 'undeclared'}`)
+}
+
 /** The request body as a JSON object (an empty body is `{}`). */
 export async function readJson (req: IncomingMessage): Promise<JsonObject> {
+  checkJsonType(req)
   let size = 0
   const parts: Buffer[] = []
   for await (const part of req as AsyncIterable<Buffer>) {

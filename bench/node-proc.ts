@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ReplicantClient } from '../api/client.js'
+import { readApiToken } from '../api/api-token.js'
 import { procMemory, registerCleanup } from './lib.js'
 
 const BIN = fileURLToPath(new URL('../bin/replicant.js', import.meta.url))
@@ -32,9 +33,9 @@ export class NodeProcess {
   private exitCode: number | null | undefined
   private readonly unregister: () => void
 
-  private constructor (readonly child: ChildProcess, readonly dataDir: string, readonly apiUrl: string, readonly peerId: string,
+  private constructor (readonly child: ChildProcess, readonly dataDir: string, readonly apiUrl: string, readonly apiToken: string, readonly peerId: string,
     private readonly log: { text: string }, exited: Promise<number | null>) {
-    this.client = new ReplicantClient(apiUrl)
+    this.client = new ReplicantClient(apiUrl, { token: apiToken })
     this.exited = exited
     void exited.then(code => { this.exitCode = code })
     this.unregister = registerCleanup(async () => { await this.stop() })
@@ -62,7 +63,8 @@ export class NodeProcess {
       try {
         const info = JSON.parse(await readFile(join(opts.dataDir, 'api.json'), 'utf8')) as { url: string, pid: number, peerId: string }
         if (info.pid === child.pid) {
-          const node = new NodeProcess(child, opts.dataDir, info.url, info.peerId, log, exited)
+          // The node writes its API token before api.json.
+          const node = new NodeProcess(child, opts.dataDir, info.url, await readApiToken(opts.dataDir), info.peerId, log, exited)
           unregisterKill() // the node's own cleanup (stop) replaces the bare kill
           return node
         }

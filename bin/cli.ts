@@ -1,10 +1,12 @@
 /** What every command group shares: the client of the node --data names, and output helpers. */
 import type { Command } from 'commander'
+import { readFile } from 'node:fs/promises'
 import { readApiInfo } from '../api/api-info.js'
+import { readApiToken } from '../api/api-token.js'
 import { ReplicantClient } from '../api/client.js'
 import type { CopyProgress } from '../api/types.js'
 
-export interface GlobalOptions { data: string, apiUrl?: string }
+export interface GlobalOptions { data: string, apiUrl?: string, token?: string, apiCa?: string }
 
 /** A command group's view of the CLI: the program (for global options) and a client. */
 export interface Cli {
@@ -21,9 +23,14 @@ export function cliOf (program: Command): Cli {
     program,
     dataDir: () => opts().data,
     client: async () => {
-      const { data, apiUrl } = opts()
-      if (apiUrl !== undefined) return new ReplicantClient(apiUrl)
-      return new ReplicantClient((await readApiInfo(data)).url)
+      const { data, apiUrl, apiCa } = opts()
+      // --api-url never gets the data dir's token (it may name another node, or another server),
+      // and REPLICANT_TOKEN is for --api-url only (a variable left set must not break --data).
+      const info = apiUrl === undefined ? await readApiInfo(data) : undefined
+      const token = opts().token ?? (info !== undefined ? await readApiToken(data) : process.env.REPLICANT_TOKEN)
+      const caFile = apiCa ?? info?.tlsCert
+      const ca = caFile !== undefined ? await readFile(caFile) : undefined
+      return new ReplicantClient(apiUrl ?? info!.url, { ...(token !== undefined ? { token } : {}), ...(ca !== undefined ? { ca } : {}) })
     }
   }
 }

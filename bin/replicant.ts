@@ -23,6 +23,8 @@ program
   .version(VERSION)
   .option('--data <dir>', 'node data directory', DEFAULTS.dataDir)
   .option('--api-url <url>', 'URL of a running node\'s HTTP API (default: read from --data)')
+  .option('--token <token>', 'the node\'s API token (default: read from --data; with --api-url, REPLICANT_TOKEN)')
+  .option('--api-ca <file>', 'PEM certificate to trust for an https API (default: the one the node on --data serves)')
   .showHelpAfterError()
 
 // In this order: it is the order `replicant --help` lists them in.

@@ -136,7 +136,7 @@ async function up (file: string, opts: { dir: string, fresh?: boolean, json?: bo
       ...state.nodes.map(n => [n.name, n.peerId, n.apiUrl, rel(n.dataDir), n.multiaddrs[0] ?? ''])]))
     for (const v of state.volumes) process.stdout.write(`volume ${v.name} (${v.writeMode}): ${v.members.join(', ')}\n`)
     const a = state.nodes[0]
-    process.stdout.write(`reach a node: replicant --api-url ${a.apiUrl} status   (or --data ${rel(a.dataDir)})\n`)
+    process.stdout.write(`reach a node: replicant --data ${rel(a.dataDir)} status   (or --api-url ${a.apiUrl} with REPLICANT_TOKEN=$(replicant --data ${rel(a.dataDir)} api-token))\n`)
     process.stdout.write(`stop: Ctrl-C here, or replicant topology down${opts.dir !== DEFAULT_TOPOLOGY_DIR ? ` --dir ${opts.dir}` : ''}\n`)
   }
 

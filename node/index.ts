@@ -2,7 +2,8 @@
 import '../core/polyfill.js'
 
 export { ReplicantNode, readApiInfo, type NodeOptions, type ApiInfo } from './replicant-node.js'
-export { ReplicantClient } from '../api/client.js'
+export { ReplicantClient, type ClientOptions } from '../api/client.js'
+export { readApiToken } from '../api/api-token.js'
 export { VolumeService, type CreateVolumeOptions, type PutOptions, type FileView, type VolumeCollaborators } from '../replication/volume-service.js'
 export { ReplicantError, InvalidInputError, NotFoundError, ConflictError, ProtocolError, NotMemberError, Codes } from '../core/errors.js'
 export * as versionVector from '../core/version-vector.js'

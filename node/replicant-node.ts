@@ -23,6 +23,8 @@ import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../core/records.js'
 
 import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
+import { API_TOKEN_FILE } from '../api/api-token.js'
+import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } from './api-options.js'
 import { LinkFaults } from '../replication/link-faults.js'
 import { armFromEnv } from '../core/crash-points.js'
 
@@ -30,11 +32,10 @@ const log = logger('node')
 
 export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js'
 
-export interface NodeOptions {
+/** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
+export interface NodeOptions extends ApiExposureOptions {
   dataDir: string
   listen?: string[]
-  /** HOST:PORT of the local HTTP API; port 0 picks a free one. false: no HTTP API. */
-  api?: string | false
   /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
   join?: string[]
   /** How long a read waits for a chunk fetched on demand (default 10 s). */
@@ -91,14 +92,6 @@ function faultsOf (faults: NodeFaults | undefined): NodeFaults {
   }
 }
 
-export function parseHostPort (s: string): { host: string, port: number } {
-  const m = /^(.*):(\d+)$/.exec(s)
-  if (m === null) throw new InvalidInputError(Codes.BAD_REQUEST, `expected HOST:PORT, got '${s}'`)
-  const port = Number(m[2])
-  if (port > 65535) throw new InvalidInputError(Codes.BAD_REQUEST, `port out of range in '${s}'`)
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
-}
-
 /**
  * One Replicant node: identity, store, libp2p peer and HTTP API. Every role runs in this
  * class; the CLI, the tests and the topology API all start nodes through start().
@@ -111,6 +104,8 @@ export class ReplicantNode {
   readonly peers: PeerManager
   readonly sync: SyncEngine
   apiUrl: string | undefined
+  /** The token the HTTP API requires (undefined without an API). */
+  readonly apiToken: string | undefined
   private readonly api: HttpApi | undefined
   private readonly startedAt = Date.now()
   private readonly neverSeenAfterMs: number
@@ -124,7 +119,7 @@ export class ReplicantNode {
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions, api: PreparedApi | undefined) {
     this.testing = opts.testing === true
     this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
@@ -156,12 +151,14 @@ export class ReplicantNode {
       chunkSource: async (vol, hash, _length, signal) => await sync.readChunk(vol, hash, signal)
     })
     // Built now, listening once the engine runs (start()).
-    this.api = opts.api === false ? undefined : new HttpApi(this, { testing: this.testing })
+    this.apiToken = api?.token
+    this.api = api === undefined ? undefined : new HttpApi(this, { testing: this.testing, token: api.token, allowedHosts: api.allowedHosts, ...(api.tls !== undefined ? { tls: api.tls } : {}) })
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
 
   static async start (opts: NodeOptions): Promise<ReplicantNode> {
+    apiAddress(opts) // an exposed API without TLS is refused before anything is created
     // A start that fails takes back a data dir it initialised itself (and nothing else).
     const fresh = await readdir(opts.dataDir).then(files => files.length === 0 ? 'empty' : undefined, () => 'absent' as const)
     try {
@@ -174,6 +171,7 @@ export class ReplicantNode {
 
   private static async startIn (opts: NodeOptions): Promise<ReplicantNode> {
     const identity = await loadOrCreateIdentity(opts.dataDir)
+    const api = await prepareApi(opts.dataDir, opts)
     const store = await Store.open(opts.dataDir, { ...(opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {}), recordSynced: opts.testing === true })
     if (opts.testing === true) armFromEnv(process.env.REPLICANT_CRASH_AT) // and packs record their fsynced lengths (power-loss runs)
     let libp2p: Libp2p | undefined
@@ -183,15 +181,12 @@ export class ReplicantNode {
       libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts, api)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
-      if (node.api !== undefined && opts.api !== false) {
-        const { host, port } = parseHostPort(opts.api ?? `${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`)
-        const addr = await node.api.listen(host, port)
-        const h = addr.host.includes(':') ? `[${addr.host}]` : addr.host
-        node.apiUrl = `http://${h}:${addr.port}`
-        await writeApiInfo(opts.dataDir, { url: node.apiUrl, pid: process.pid, peerId: node.peerId })
+      if (node.api !== undefined && api !== undefined) {
+        node.apiUrl = (await node.api.listen(api.host, api.port)).url
+        await writeApiInfo(opts.dataDir, { url: node.apiUrl, pid: process.pid, peerId: node.peerId, ...(api.tls !== undefined ? { tlsCert: api.tls.certFile } : {}) })
       }
       log('started %s on %o api %s', node.peerId, node.multiaddrs(), node.apiUrl)
       return node
@@ -376,6 +371,6 @@ function addressInUse (err: Error, listen: string[]): ReplicantError | undefined
 
 /** What a first start creates in an empty (or absent) data dir; the dir itself stays if it existed. */
 async function removeInitialised (dataDir: string, created: boolean): Promise<void> {
-  for (const f of [IDENTITY_FILE, 'store', 'chunks', 'api.json']) await rm(join(dataDir, f), { recursive: true, force: true })
+  for (const f of [IDENTITY_FILE, 'store', 'chunks', 'api.json', API_TOKEN_FILE]) await rm(join(dataDir, f), { recursive: true, force: true })
   if (created && (await readdir(dataDir)).length === 0) await rmdir(dataDir)
 }

@@ -57,7 +57,7 @@ test('seeded lossy links lose the same replies on every replay, and different on
 test('crash points: POST /v1/faults/crash validates its body, and an armed point kills the node inside GC', async t => {
   const dataDir = await tmpDir(t)
   const node = await spawnNodeProcess(t, dataDir)
-  const post = async (path: string, body: unknown): Promise<{ status: number, json: () => any }> => await httpRequest(node.url, { method: 'POST', path, body: JSON.stringify(body) })
+  const post = async (path: string, body: unknown): Promise<{ status: number, json: () => any }> => await httpRequest(node.url, { method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
   const bad = await post('/v1/faults/crash', { point: 'nowhere' })
   t.is(bad.status, 400)
   t.is(bad.json().error.code, 'BAD_REQUEST')
@@ -74,7 +74,7 @@ test('crash points: POST /v1/faults/crash validates its body, and an armed point
   t.is(exit.signal, 'SIGKILL')
   // It comes back, and a GC finishes the sweep.
   const again = await spawnNodeProcess(t, dataDir)
-  const gc = await httpRequest(again.url, { method: 'POST', path: '/v1/gc', body: JSON.stringify({ youngSeconds: 0 }) })
+  const gc = await httpRequest(again.url, { method: 'POST', path: '/v1/gc', body: JSON.stringify({ youngSeconds: 0 }), headers: { 'content-type': 'application/json' } })
   t.is(gc.status, 200)
   t.is((await httpRequest(again.url, { path: '/v1/volumes/v/files/f' })).status, 200)
   await again.kill()

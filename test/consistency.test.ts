@@ -1,9 +1,8 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
-import { startNode, waitFor, sha256Stream, spawnNodeProcess, tmpDir, sleep, asyncSource } from './helpers.js'
+import { startNode, waitFor, sha256Stream, spawnNodeProcess, tmpDir, sleep, asyncSource, clientOf } from './helpers.js'
 import { converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 import { Readable } from 'node:stream'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
@@ -119,8 +118,8 @@ test('crash: kill -9 during writes, restart runs a merge, ends steady and identi
   const n1 = await spawnNodeProcess(t, `${dir}/n1`)
   const ma1 = /listening: (\S+)/.exec(n1.stdout())![1]
   const n2 = await spawnNodeProcess(t, `${dir}/n2`, ['--join', ma1])
-  const c1 = new ReplicantClient(n1.url)
-  const c2 = new ReplicantClient(n2.url)
+  const c1 = clientOf(n1)
+  const c2 = clientOf(n2)
   await c1.createVolume({ name: 'k', replicas: [n2.peerId] })
   const acked = new Map<string, string>()
   let stop = false
@@ -138,7 +137,7 @@ test('crash: kill -9 during writes, restart runs a merge, ends steady and identi
   stop = true
   await writer
   const n2b = await spawnNodeProcess(t, `${dir}/n2`)
-  const c2b = new ReplicantClient(n2b.url)
+  const c2b = clientOf(n2b)
   const info = await waitFor(async () => {
     const i = await c2b.volumeInfo('k')
     return i.state === 'steady' && i.decisions.some((d: any) => d.decision === 'merge') ? i : undefined

@@ -8,7 +8,7 @@ import { tmpDir, spawnNodeProcess, httpRequest, randomSource, sha256Hex, waitFor
 const MiB = 1024 * 1024
 
 async function createVolume (url: string, name: string): Promise<void> {
-  const res = await httpRequest(url, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name }) })
+  const res = await httpRequest(url, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name }), headers: { 'content-type': 'application/json' } })
   if (res.status !== 201) throw new Error(`create volume: ${res.status} ${res.body.toString()}`)
 }
 
@@ -29,7 +29,7 @@ test('kill -9 in the middle of a large PUT: after restart the file is absent (ne
   // Declare 300 MiB, send 24 MiB of it, then kill the node while the body is still open.
   const declared = 300 * MiB
   const u = new URL(node.url)
-  const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: '/v1/volumes/v/files/big.bin', headers: { 'content-length': declared }, agent: false })
+  const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: '/v1/volumes/v/files/big.bin', headers: { 'content-length': declared, authorization: `Bearer ${node.token}` }, agent: false })
   let response: number | undefined
   req.on('response', res => { response = res.statusCode; res.resume() })
   req.on('error', () => {}) // the node dies under it

@@ -4,18 +4,17 @@ import { randomBytes } from 'node:crypto'
 import { createWriteStream, createReadStream } from 'node:fs'
 import { readFile, writeFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startNode, tmpDir, waitFor, runCli } from './helpers.js'
+import { startNode, tmpDir, waitFor, runCli, clientOf } from './helpers.js'
 import { tree, converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import { writeDump } from '../replication/dump.js'
 
 async function dumpTo (node: ReplicantNode, vol: string, snap: string, file: string, since?: string): Promise<void> {
-  await new ReplicantClient(node.apiUrl!).dump(vol, snap, createWriteStream(file), since)
+  await clientOf(node).dump(vol, snap, createWriteStream(file), since)
 }
 
 async function restoreFrom (node: ReplicantNode, file: string): Promise<any> {
-  return await new ReplicantClient(node.apiUrl!).restore(createReadStream(file), (await stat(file)).size)
+  return await clientOf(node).restore(createReadStream(file), (await stat(file)).size)
 }
 
 test('full dump, restore on a fresh node: identical tree and volume id; incremental on its base gives the later snapshot', async t => {
@@ -127,7 +126,7 @@ test('a dump being taken keeps its snapshot (and so its chunks) from deletion an
   const dump = writeDump(a.store, vol, await a.store.getSnapshot('p', 's1'), undefined, a.peerId)
   const pieces: Uint8Array[] = [(await dump.next()).value as Uint8Array]
   // Paused after its first piece: the snapshot is in use.
-  const busy = await t.throwsAsync(new ReplicantClient(a.apiUrl!).deleteSnapshot('p', 's1'))
+  const busy = await t.throwsAsync(clientOf(a).deleteSnapshot('p', 's1'))
   t.is((busy as any).code, 'SNAPSHOT_IN_USE')
   const gc = await a.collectGarbage({ youngSeconds: 0 }) as { deleted: number }
   t.is(gc.deleted, 0, 'nothing the snapshot references is collected while the dump runs')
@@ -138,7 +137,7 @@ test('a dump being taken keeps its snapshot (and so its chunks) from deletion an
   await restoreFrom(b, file)
   t.deepEqual(await read(b, 'p', '/f'), old, 'the dump holds the snapshot\'s bytes')
   // The dump is over: the snapshot may go, and its chunks with it.
-  await new ReplicantClient(a.apiUrl!).deleteSnapshot('p', 's1')
+  await clientOf(a).deleteSnapshot('p', 's1')
   const after = await a.collectGarbage({ youngSeconds: 0 }) as { deleted: number }
   t.is(after.deleted, 5, 'the snapshot\'s five chunks are reclaimed once it is deleted')
 })

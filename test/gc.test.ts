@@ -2,9 +2,8 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes, createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { startNode, tmpDir, spawnNodeProcess, httpRequest } from './helpers.js'
+import { startNode, tmpDir, spawnNodeProcess, httpRequest, clientOf } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 import { chunkHashes } from '../core/records.js'
 import { hashHex } from '../store/chunk-store.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
@@ -54,7 +53,7 @@ test('gc killed with -9 in the middle loses nothing still referenced, and a reru
   t.timeout(180_000)
   const dir = await tmpDir(t)
   const n = await spawnNodeProcess(t, `${dir}/n`)
-  const c = new ReplicantClient(n.url)
+  const c = clientOf(n)
   await c.createVolume({ name: 'k', chunkSize: 4096 })
   const live = new Map<string, string>()
   for (let i = 0; i < 20; i++) {
@@ -73,7 +72,7 @@ test('gc killed with -9 in the middle loses nothing still referenced, and a reru
   await n.kill('SIGKILL')
   await gc
   const n2 = await spawnNodeProcess(t, `${dir}/n`)
-  const c2 = new ReplicantClient(n2.url)
+  const c2 = clientOf(n2)
   for (const [path, hex] of live) {
     const parts: Buffer[] = []
     for await (const p of await c2.open('k', path)) parts.push(p as Buffer)

@@ -11,10 +11,13 @@ import { fileURLToPath } from 'node:url'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
+import { request as tlsRequest } from 'node:https'
 import { createServer } from 'node:net'
 import type { ExecutionContext } from 'ava'
 import { ReplicantNode, type NodeOptions } from '../node/replicant-node.js'
+import { ReplicantClient } from '../api/client.js'
+import { readApiToken } from '../api/api-token.js'
 
 type T = ExecutionContext<unknown>
 
@@ -46,7 +49,28 @@ export async function startNode (t: T, opts: Partial<NodeOptions> = {}): Promise
   const dataDir = opts.dataDir ?? await tmpDir(t)
   const node = await ReplicantNode.start({ listen: [LOOPBACK], api: '127.0.0.1:0', testing: true, ...opts, dataDir })
   t.teardown(async () => { await node.stop().catch(() => {}) })
+  if (node.apiUrl !== undefined && node.apiToken !== undefined) apiTokens.set(node.apiUrl, node.apiToken)
   return node
+}
+
+/**
+ * The API token of each node these helpers started, by API URL: httpRequest sends it unless
+ * told otherwise, so that tests about something else need not carry it around.
+ */
+const apiTokens = new Map<string, string>()
+
+/** The token of the node these helpers started at `apiUrl`. */
+export function tokenOf (apiUrl: string): string {
+  const token = apiTokens.get(apiUrl)
+  if (token === undefined) throw new Error(`no node started by the test helpers at ${apiUrl}`)
+  return token
+}
+
+/** A client of a node started by these helpers (in-process or a process), with its token. */
+export function clientOf (node: { apiUrl?: string, url?: string }): ReplicantClient {
+  const url = node.apiUrl ?? node.url
+  if (url === undefined) throw new Error('the node has no HTTP API')
+  return new ReplicantClient(url, { token: tokenOf(url) })
 }
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stdoutBytes: Buffer, stderr: string }
@@ -75,6 +99,8 @@ export async function runCli (args: string[], opts: { dataDir: string, input?: s
 export interface NodeProcess {
   proc: ChildProcess
   url: string
+  /** Its API token (read from the data dir). */
+  token: string
   peerId: string
   /** Resolves when the process has exited (it never rejects). */
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
@@ -114,12 +140,16 @@ export async function spawnNodeProcess (t: T, dataDir: string, extraArgs: string
       throw new Error(`replicant start exited (code ${String(done.code)}, signal ${String(done.signal)}) before serving\nstdout: ${out}\nstderr: ${err}`)
     }
     // api.json may be missing, stale (a killed node's) or caught half-written.
-    const info = await readFile(join(dataDir, 'api.json'), 'utf8').then(s => JSON.parse(s) as { url: string, pid: number, peerId: string }).catch(() => undefined)
+    const info = await readFile(join(dataDir, 'api.json'), 'utf8').then(s => JSON.parse(s) as { url: string, pid: number, peerId: string, tlsCert?: string }).catch(() => undefined)
     if (info !== undefined && info.pid === proc.pid) {
-      const res = await httpRequest(info.url, { path: '/v1/status' }).catch(() => undefined)
+      // The node writes its token before api.json.
+      const token = await readApiToken(dataDir)
+      const ca = info.tlsCert !== undefined ? await readFile(info.tlsCert) : undefined
+      const res = await httpRequest(info.url, { path: '/v1/status', token, ...(ca !== undefined ? { ca } : {}) }).catch(() => undefined)
       // The start banner ends with the API line: once it is here, the banner is complete.
       if (res?.status === 200 && out.includes(`api: ${info.url}\n`)) {
-        return { proc, url: info.url, peerId: info.peerId, exited, stdout: () => out, stderr: () => err, kill }
+        apiTokens.set(info.url, token)
+        return { proc, url: info.url, token, peerId: info.peerId, exited, stdout: () => out, stderr: () => err, kill }
       }
     }
     await sleep(50)
@@ -130,12 +160,18 @@ export interface HttpResult { status: number, headers: Record<string, string | s
 
 /**
  * One HTTP request with the path sent exactly as given (no URL normalisation, so `..` and
- * `%00` reach the server raw). Resolves with the whole response.
+ * `%00` reach the server raw). Resolves with the whole response. Sends the API token of the
+ * node these helpers started at `baseUrl` (`token` overrides it; null sends none), unless
+ * `headers` has an Authorization of its own.
  */
-export async function httpRequest (baseUrl: string, opts: { method?: string, path: string, headers?: Record<string, string | number>, body?: string | Uint8Array }): Promise<HttpResult> {
+export async function httpRequest (baseUrl: string, opts: { method?: string, path: string, headers?: Record<string, string | number>, body?: string | Uint8Array, token?: string | null, localAddress?: string, ca?: Buffer }): Promise<HttpResult> {
   const u = new URL(baseUrl)
+  const token = opts.token === null ? undefined : opts.token ?? apiTokens.get(baseUrl)
+  const given = Object.keys(opts.headers ?? {}).some(k => k.toLowerCase() === 'authorization')
+  const headers = { ...(token !== undefined && !given ? { authorization: `Bearer ${token}` } : {}), ...opts.headers }
   return await new Promise<HttpResult>((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, agent: false }, res => {
+    const options = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) }
+    const done = (res: IncomingMessage): void => {
       const parts: Buffer[] = []
       res.on('data', (b: Buffer) => parts.push(b))
       res.once('error', reject)
@@ -143,7 +179,8 @@ export async function httpRequest (baseUrl: string, opts: { method?: string, pat
         const body = Buffer.concat(parts)
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) })
       })
-    })
+    }
+    const req = u.protocol === 'https:' ? tlsRequest({ ...options, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }, done) : request(options, done)
     req.once('error', reject)
     req.end(opts.body)
   })

@@ -19,10 +19,16 @@ interface Fixture {
 const filePath = (vol: string, path: string): string =>
   `/v1/volumes/${vol}/files/${path.split('/').filter(s => s !== '').map(encodeURIComponent).join('/')}`
 
+/** A JSON request (POST, PATCH) without a Content-Type is sent as application/json, as the client does. */
+function withJsonType (opts: Parameters<Fixture['api']>[0]): Parameters<Fixture['api']>[0] {
+  const typed = Object.keys(opts.headers ?? {}).some(k => k.toLowerCase() === 'content-type')
+  return opts.method === 'POST' || opts.method === 'PATCH' ? { ...opts, headers: { ...(typed ? {} : { 'content-type': 'application/json' }), ...opts.headers } } : opts
+}
+
 /** A node with volume 'v' holding a few known files. */
 async function setup (t: ExecutionContext, node?: ReplicantNode): Promise<Fixture> {
   node ??= await startNode(t)
-  const api: Fixture['api'] = async opts => await httpRequest(node.apiUrl!, opts)
+  const api: Fixture['api'] = async opts => await httpRequest(node.apiUrl!, withJsonType(opts))
   const files = new Map<string, Buffer>([
     ['/keep/a.bin', randomBytes(K64 * 2 + 17)],
     ['/keep/b.txt', Buffer.from('hello, replicant\n')],
@@ -56,7 +62,7 @@ function assertError (t: ExecutionContext, res: HttpResult, status: number, code
 
 test('volumes: create, list and info', async t => {
   const node = await startNode(t)
-  const api = async (o: Parameters<Fixture['api']>[0]): Promise<HttpResult> => await httpRequest(node.apiUrl!, o)
+  const api = async (o: Parameters<Fixture['api']>[0]): Promise<HttpResult> => await httpRequest(node.apiUrl!, withJsonType(o))
   t.deepEqual((await api({ path: '/v1/volumes' })).json(), { volumes: [] })
 
   const created = await api({ method: 'POST', path: '/v1/volumes', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'photos' }) })
@@ -166,7 +172,7 @@ test('files: empty file, unicode and chunked (no content-length) uploads', async
   const bytes = randomBytes(K64 * 2 + 3)
   const res = await new Promise<HttpResult>((resolve, reject) => {
     const u = new URL(node.apiUrl!)
-    const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: '/v1/volumes/v/files/chunked.bin', agent: false }, r => {
+    const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: '/v1/volumes/v/files/chunked.bin', headers: { authorization: `Bearer ${node.apiToken!}` }, agent: false }, r => {
       const parts: Buffer[] = []
       r.on('data', (b: Buffer) => parts.push(b))
       r.on('end', () => { const body = Buffer.concat(parts); resolve({ status: r.statusCode ?? 0, headers: r.headers, body, json: () => JSON.parse(body.toString()) }) })
@@ -419,7 +425,7 @@ async function connections (node: ReplicantNode): Promise<number> {
  */
 async function cutPut (node: ReplicantNode, path: string, send: number, declared: number | undefined): Promise<void> {
   const u = new URL(node.apiUrl!)
-  const headers: Record<string, number> = declared !== undefined ? { 'content-length': declared } : {}
+  const headers: Record<string, number | string> = { authorization: `Bearer ${node.apiToken!}`, ...(declared !== undefined ? { 'content-length': declared } : {}) }
   const req = request({ host: u.hostname, port: u.port, method: 'PUT', path, headers, agent: false })
   req.on('error', () => {}) // destroyed on purpose
   req.on('response', res => res.resume())

@@ -93,7 +93,7 @@ test('the peer manager keeps and redials only peers that matter; strangers age o
 
 test('status shows the sizes of what the node holds in memory', async t => {
   const node = await startNode(t)
-  await httpRequest(node.apiUrl!, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name: 'v' }) })
+  await httpRequest(node.apiUrl!, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name: 'v' }), headers: { 'content-type': 'application/json' } })
   await httpRequest(node.apiUrl!, { method: 'PUT', path: '/v1/volumes/v/files/f', body: Buffer.alloc(1000, 1) })
   const status = (await httpRequest(node.apiUrl!, { path: '/v1/status' })).json()
   t.deepEqual(Object.keys(status.memory).sort(), ['knownPeers', 'notices', 'youngChunks'])

@@ -36,7 +36,7 @@ for (const how of ['deleted', 'truncated'] as const) {
     const dataDir = await tmpDir(t)
     const body = randomBytes(40_000)
     const first = await startNode(t, { dataDir })
-    t.is((await httpRequest(first.apiUrl!, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name: 'v' }) })).status, 201)
+    t.is((await httpRequest(first.apiUrl!, { method: 'POST', path: '/v1/volumes', body: JSON.stringify({ name: 'v' }), headers: { 'content-type': 'application/json' } })).status, 201)
     t.is((await httpRequest(first.apiUrl!, { method: 'PUT', path: '/v1/volumes/v/files/f', body })).status, 201)
     await first.stop()
     const chunks = join(dataDir, 'chunks')

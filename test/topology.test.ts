@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { Topology, TopologyError, type TopologyOptions } from '../testing/topology.js'
 import { parseTopologyConfig, loadTopologyConfig, startTopologyFromConfig } from '../testing/topology-config.js'
 import { ReplicantClient } from '../api/client.js'
+import { readApiToken } from '../api/api-token.js'
 import { tmpDir, runCli, waitFor, sleep, BIN, DIST } from './helpers.js'
 
 const CONFIG = join(DIST, '..', 'config')
@@ -270,17 +271,18 @@ test.serial('CLI: topology up FILE prints how to reach each node, refuses a seco
     t.deepEqual([cols[1], cols[2], cols[4]], [n.peerId, n.apiUrl, n.multiaddrs[0]])
     t.true(n.dataDir.endsWith(cols[3]))
     t.true(alive(n.pid))
-    t.is((await new ReplicantClient(n.apiUrl).status()).peerId, n.peerId)
+    t.is((await new ReplicantClient(n.apiUrl, { token: await readApiToken(n.dataDir) }).status()).peerId, n.peerId)
   }
   t.regex(out, /volume docs \(active\): a, b, c/)
   t.regex(out, /volume media \(active\): a, b/)
   // The volumes of the file exist on their members and replicate.
-  const c = new ReplicantClient(state.nodes[2].apiUrl)
+  const c = new ReplicantClient(state.nodes[2].apiUrl, { token: await readApiToken(state.nodes[2].dataDir) })
   t.deepEqual((await c.listVolumes()).volumes.map((v: any) => v.name), ['docs'])
-  const put = await runCli(['--api-url', state.nodes[0].apiUrl, 'put', 'docs', '-', '/hello.txt'], { dataDir: dir, input: 'hello from a' })
+  // --api-url takes its token from REPLICANT_TOKEN (or --token), never from --data.
+  const put = await runCli(['--api-url', state.nodes[0].apiUrl, 'put', 'docs', '-', '/hello.txt'], { dataDir: dir, input: 'hello from a', env: { REPLICANT_TOKEN: await readApiToken(state.nodes[0].dataDir) } })
   t.is(put.code, 0, put.stderr)
   await waitFor(async () => (await c.list('docs')).files.length === 1 ? true : undefined, 100)
-  const got = await runCli(['--api-url', state.nodes[2].apiUrl, 'get', 'docs', '/hello.txt'], { dataDir: dir })
+  const got = await runCli(['--api-url', state.nodes[2].apiUrl, '--token', await readApiToken(state.nodes[2].dataDir), 'get', 'docs', '/hello.txt'], { dataDir: dir })
   t.is(got.stdout, 'hello from a')
 
   const second = await runCli(['topology', 'up', join(CONFIG, 'three-nodes.json'), '--dir', dir], { dataDir: dir })

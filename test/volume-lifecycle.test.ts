@@ -1,9 +1,8 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { startNode, runCli, waitFor } from './helpers.js'
+import { startNode, runCli, waitFor, clientOf } from './helpers.js'
 import { bytes, converged, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
@@ -28,7 +27,7 @@ test('volume drop deletes a former member\'s replica whole (gc gives the space b
   const refused = await runCli(['volume', 'drop', 'old'], { dataDir: b.dataDir })
   t.not(refused.code, 0)
   t.regex(refused.stderr, /STILL_A_MEMBER/)
-  const client = new ReplicantClient(b.apiUrl!)
+  const client = clientOf(b)
   const err = await t.throwsAsync(client.dropVolume('old'), { instanceOf: ReplicantError })
   t.is(err?.code, Codes.STILL_A_MEMBER)
 

@@ -2,9 +2,8 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { startNode, waitFor, sleep, spawnNodeProcess, tmpDir } from './helpers.js'
+import { startNode, waitFor, sleep, spawnNodeProcess, tmpDir, clientOf } from './helpers.js'
 import { converged, bytes, read, paths } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 
 test('all mode on 3 members: a write is visible on every member when it returns', async t => {
   const a = await startNode(t, { api: false })
@@ -52,8 +51,8 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     const n2 = await spawnNodeProcess(t, `${dir}/n2`, expiry)
     const ma2 = /listening: (\S+)/.exec(n2.stdout())![1]
     const n3 = await spawnNodeProcess(t, `${dir}/n3`, [...expiry, '--join', ma2])
-    const c2 = new ReplicantClient(n2.url)
-    const c3 = new ReplicantClient(n3.url)
+    const c2 = clientOf(n2)
+    const c3 = clientOf(n3)
     // The coordinator: a process that kills itself at the fault point (spawnNodeProcess starts
     // it with --testing, without which REPLICANT_FAULTS is ignored).
     process.env.REPLICANT_FAULTS = fault
@@ -63,7 +62,7 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     } finally {
       delete process.env.REPLICANT_FAULTS
     }
-    const c1 = new ReplicantClient(n1.url)
+    const c1 = clientOf(n1)
     // Created on n2, which n1 and n3 joined (--accept-volumes known); n1 coordinates the write.
     await c2.createVolume({ name: 'tx', replicas: [n1.peerId, n3.peerId], writeMode: 'all' })
     await waitFor(async () => (await c1.volumeInfo('tx').catch(() => undefined)) !== undefined && (await c3.volumeInfo('tx').catch(() => undefined)) !== undefined ? true : undefined, 100)
@@ -78,7 +77,7 @@ for (const fault of ['crash-after-prepare', 'crash-after-decision'] as const) {
     // The members keep their prepared write in doubt while nobody knows the decision ...
     await sleep(3500)
     const n1b = await spawnNodeProcess(t, `${dir}/n1`, expiry)
-    const c1b = new ReplicantClient(n1b.url)
+    const c1b = clientOf(n1b)
     // ... and once the coordinator is back (it aborts its own undecided write, or tells its
     // commit), all agree.
     const expected = fault === 'crash-after-prepare' ? [] : ['/x']

@@ -13,6 +13,7 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { ReplicantNode, API_FILE, type ApiInfo } from '../node/replicant-node.js'
 import { ReplicantClient } from '../api/client.js'
+import { readApiToken } from '../api/api-token.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { Codes } from '../core/errors.js'
 import { TopologyError } from './topology-error.js'
@@ -71,6 +72,7 @@ export class ManagedNode implements TopologyNode {
   lastExit: ExitInfo | undefined
   instance: ReplicantNode | undefined
   private url: string | undefined
+  private token: string | undefined
   private child: ChildProcess | undefined
   private exited: Promise<ExitInfo> | undefined
   private port: number
@@ -93,7 +95,13 @@ export class ManagedNode implements TopologyNode {
     return this.url
   }
 
-  get client (): ReplicantClient { return new ReplicantClient(this.apiUrl) }
+  /** The token the running node's API requires (read from its data dir, or the in-process node's). */
+  get apiToken (): string {
+    if (this.token === undefined || !this.running) throw new TopologyError(Codes.NODE_DOWN, `node ${this.name} is not running`, { node: this.name })
+    return this.token
+  }
+
+  get client (): ReplicantClient { return new ReplicantClient(this.apiUrl, { token: this.apiToken }) }
 
   async logTail (bytes = 4096): Promise<string> { return await tail(this.logFile, bytes) }
 
@@ -128,6 +136,7 @@ export class ManagedNode implements TopologyNode {
       const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, testing: true })
       this.instance = node
       this.url = node.apiUrl
+      this.token = node.apiToken
       this.peerId = node.peerId
       this.multiaddrs = node.multiaddrs()
       return
@@ -151,11 +160,14 @@ export class ManagedNode implements TopologyNode {
       }
       const info = await readFile(join(this.dataDir, API_FILE), 'utf8').then(s => JSON.parse(s) as ApiInfo).catch(() => undefined)
       if (info !== undefined && info.pid === child.pid) {
-        const status = await new ReplicantClient(info.url).status().catch(() => undefined)
+        // The node writes its token before api.json.
+        const token = await readApiToken(this.dataDir)
+        const status = await new ReplicantClient(info.url, { token }).status().catch(() => undefined)
         if (status !== undefined) {
           this.child = child
           this.exited = exited
           this.url = info.url
+          this.token = token
           this.peerId = status.peerId
           this.multiaddrs = status.multiaddrs
           // Whatever ends the process, the node is down from then on.

@@ -79,6 +79,8 @@ export interface TopologyNode {
   readonly running: boolean
   /** The HTTP API of the running node (changes at every restart). */
   readonly apiUrl: string
+  /** The token the running node's API requires (`Authorization: Bearer`). */
+  readonly apiToken: string
   readonly multiaddrs: string[]
   readonly pid: number | undefined
   /** A client of the running node's HTTP API. */

@@ -13,7 +13,8 @@ import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volu
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
-  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number
+  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number,
+  apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[]
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -46,11 +47,15 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
   const approveCopy = opts.copy === false
     ? () => Promise.resolve(false)
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
+  if ((opts.apiTlsCert === undefined) !== (opts.apiTlsKey === undefined)) throw new Error('--api-tls-cert and --api-tls-key go together')
   const { ReplicantNode } = await import('../../node/replicant-node.js')
   const node = await ReplicantNode.start({
     dataDir: data,
     listen: opts.listen,
     api: opts.http ?? opts.api,
+    ...(opts.apiTlsCert !== undefined && opts.apiTlsKey !== undefined ? { apiTls: { cert: opts.apiTlsCert, key: opts.apiTlsKey } } : {}),
+    ...(opts.apiInsecure === true ? { apiInsecure: true } : {}),
+    ...(opts.apiAllowedHosts !== undefined ? { apiAllowedHosts: opts.apiAllowedHosts.flatMap(s => s.split(',')).map(s => s.trim()).filter(s => s !== '') } : {}),
     join: opts.join,
     ...(approveCopy !== undefined ? { approveCopy } : {}),
     ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
@@ -89,10 +94,19 @@ export function registerNodeCommands (cli: Cli): void {
       const data = cli.dataDir()
       const { loadOrCreateIdentity } = await import('../../node/identity.js')
       const { Store } = await import('../../store/store.js')
+      const { loadOrCreateApiToken } = await import('../../api/api-token.js')
       const id = await loadOrCreateIdentity(data)
+      await loadOrCreateApiToken(data)
       const store = await Store.open(data)
       await store.close()
-      out(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}`)
+      out(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}\napi token: in ${data}/api.token (replicant api-token shows it)`)
+    })
+
+  program.command('api-token')
+    .description('print the HTTP API token of the node on --data (for --token / REPLICANT_TOKEN, scripts, the status page)')
+    .action(async () => {
+      const { readApiToken } = await import('../../api/api-token.js')
+      out(await readApiToken(cli.dataDir()))
     })
 
   program.command('start')
@@ -101,6 +115,10 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--join <multiaddr>', 'peer to dial at start, ending in /p2p/<peer id> (repeatable); remembered and redialled', collect)
     .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
     .option('--http <host:port>', 'alias of --api')
+    .option('--api-tls-cert <file>', 'serve the HTTP API over https with this PEM certificate (with --api-tls-key); required off loopback unless --api-insecure')
+    .option('--api-tls-key <file>', 'the PEM private key of --api-tls-cert')
+    .option('--api-insecure', 'allow the HTTP API off loopback without TLS (the token then crosses the network in clear)')
+    .option('--api-allowed-hosts <names>', 'comma-separated names (host or host:port) the Host header may carry besides the bound address and localhost (repeatable)', collect)
     .option('--confirm-copy', 'ask (on stdin) before any full copy onto this node, showing the volume id and size')
     .option('--no-copy', 'refuse every full copy onto this node; such volumes stay offline here')
     .option('--discard-local [volumes...]', 'a local replica whose volume id differs from its members\' is deleted and fully recopied (all volumes, or those named); the only option that deletes data')
