@@ -85,9 +85,11 @@ export class ReplicantClient {
   }
 
   private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
-    return await this.body<T>(await this.send(method, path, body === undefined
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    // content-length always: Node frames no body of a DELETE by default (no chunked encoding).
+    return await this.body<T>(await this.send(method, path, text === undefined
       ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
+      : { body: text, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }))
   }
 
   static filePath (volume: string, path: string): string {

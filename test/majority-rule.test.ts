@@ -1,7 +1,8 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { startNode, waitFor } from './helpers.js'
+import { startNode, waitFor, httpRequest } from './helpers.js'
+import { ReplicantClient } from '../api/client.js'
 import { cluster } from './replication-helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import type { VolumeRecord } from '../core/records.js'
@@ -66,8 +67,9 @@ test('3 members, one partitioned, changes proposed on both sides at once: the mi
   }
 })
 
-test('2 members, one stopped: remove-replica of the stopped one fails without force (NO_QUORUM) and succeeds with force, with a warning', async t => {
-  const [a, b] = await cluster(t, 2)
+test('2 members, one stopped: remove-replica of the stopped one fails without force (NO_QUORUM, 503) and succeeds with force, with a warning', async t => {
+  const a = await startNode(t)
+  const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
   await a.createVolume({ name: 'pair', replicas: [b.peerId] })
   await waitFor(async () => await allAt([a, b], 'pair', 1))
   const gen = (await a.store.requireVolume('pair')).generation
@@ -75,8 +77,12 @@ test('2 members, one stopped: remove-replica of the stopped one fails without fo
   const err = await t.throwsAsync(a.removeReplica('pair', b.peerId))
   t.is((err as { code?: string }).code, 'NO_QUORUM')
   t.regex(err?.message ?? '', new RegExp(`${b.peerId}: unreachable`))
+  const res = await httpRequest(a.apiUrl!, { method: 'DELETE', path: `/v1/volumes/pair/replicas/${b.peerId}` })
+  t.is(res.status, 503)
+  t.is(res.json().error.code, 'NO_QUORUM')
   t.is((await a.store.requireVolume('pair')).generation, gen, 'nothing changed')
-  const forced = await a.removeReplica('pair', b.peerId, { force: true })
+  // The API's {"force": true} (the CLI's --force).
+  const forced = await new ReplicantClient(a.apiUrl!).removeReplica('pair', b.peerId, { force: true })
   t.is(forced.generation, gen + 1)
   t.deepEqual(forced.members, [a.peerId])
   t.regex(forced.warning ?? '', /without a majority/)
