@@ -19,6 +19,8 @@ export interface MemberAnswer {
   answer: 'promised' | 'refused' | 'unreachable'
   /** Why it refused, or why it could not be asked. */
   error?: string
+  /** The proposer itself. */
+  self?: true
 }
 
 export function describeAnswers (answers: readonly MemberAnswer[], selfId: string): string {

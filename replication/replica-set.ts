@@ -197,13 +197,13 @@ export class ReplicaSetChanges {
           await requestPrepareGeneration(libp2p, peerIdFromString(m), desc, false, AbortSignal.timeout(10_000))
         }
         firstPromise ??= Date.now()
-        answers.push({ peerId: m, answer: 'promised' })
+        answers.push({ peerId: m, answer: 'promised', ...(m === this.selfId ? { self: true as const } : {}) })
       } catch (err) {
         if (m !== this.selfId && !(isReplicantError(err) && REFUSALS.has(err.code))) {
           answers.push({ peerId: m, answer: 'unreachable', error: (err as Error).message })
           continue
         }
-        answers.push({ peerId: m, answer: 'refused', error: (err as Error).message })
+        answers.push({ peerId: m, answer: 'refused', error: (err as Error).message, ...(m === this.selfId ? { self: true as const } : {}) })
         const why = `${m === this.selfId ? 'this node' : m} refused generation ${next.generation}: ${(err as Error).message}`
         fail(new ConflictError(Codes.GENERATION_CONFLICT, `change of '${vol.name}' (${what}) not made: ${why}; nothing changed, retry`, { volume: vol.name, refusedBy: m, answers }), why)
       }

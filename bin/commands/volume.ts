@@ -36,7 +36,7 @@ async function change<V> (peer: string | undefined, attempt: (force: boolean) =>
   } catch (err) {
     const answers = (err as { details?: { answers?: unknown } }).details?.answers
     if (Array.isArray(answers)) {
-      for (const a of answers as MemberAnswer[]) out(`  member ${a.peerId}: ${a.answer}${a.error !== undefined ? ` (${a.error})` : ''}`)
+      for (const a of answers as MemberAnswer[]) out(`  member ${a.peerId}${a.self === true ? ' (this node)' : ''}: ${a.answer}${a.error !== undefined ? ` (${a.error})` : ''}`)
     }
     throw err
   }
