@@ -96,9 +96,11 @@ export class ReplicantClient {
   }
 
   private async json<T> (method: string, path: string, body?: unknown): Promise<T> {
-    return await this.body<T>(await this.send(method, path, body === undefined
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    // content-length always: Node frames no body of a DELETE by default (no chunked encoding).
+    return await this.body<T>(await this.send(method, path, text === undefined
       ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }))
+      : { body: text, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }))
   }
 
   static filePath (volume: string, path: string): string {
@@ -117,11 +119,11 @@ export class ReplicantClient {
   async createVolume (body: CreateVolumeRequest): Promise<AnnouncedVolume> { return await this.json('POST', '/v1/volumes', body) }
   async volumeInfo (name: string): Promise<VolumeInfo> { return await this.json('GET', ReplicantClient.volumePath(name)) }
   async addReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId, ...(opts.force === true ? { force: true } : {}) }) }
-  async removeReplica (volume: string, peerId: string): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`)) }
+  async removeReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`), opts.force === true ? { force: true } : undefined) }
   async acceptVolume (volume: string, from: string): Promise<{ volume: string, from: string, accepted: true }> { return await this.json('POST', ReplicantClient.volumePath(volume, '/accept'), { from }) }
   async dropVolume (name: string): Promise<VolumeDropped> { return await this.json('DELETE', ReplicantClient.volumePath(name)) }
   async compactLog (volume: string, upto?: number): Promise<CompactResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/compact'), upto !== undefined ? { upto } : {}) }
-  async setWriteMode (volume: string, writeMode: string): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode }) }
+  async setWriteMode (volume: string, writeMode: string, opts: { force?: boolean } = {}): Promise<AnnouncedVolume> { return await this.json('PATCH', ReplicantClient.volumePath(volume), { writeMode, ...(opts.force === true ? { force: true } : {}) }) }
   async createSnapshot (volume: string, name?: string): Promise<SnapshotCreated> { return await this.json('POST', ReplicantClient.volumePath(volume, '/snapshots'), name !== undefined ? { name } : {}) }
   async listSnapshots (volume: string): Promise<SnapshotList> { return await this.json('GET', ReplicantClient.volumePath(volume, '/snapshots')) }
   async deleteSnapshot (volume: string, name: string): Promise<SnapshotDeleted> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/snapshots/${encodeURIComponent(name)}`)) }

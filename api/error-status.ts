@@ -36,6 +36,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.STILL_A_MEMBER]: 409,
   [Codes.LAST_MEMBER]: 409,
   [Codes.GENERATION_CONFLICT]: 409,
+  // Not enough members reachable now: retry later (or force).
+  [Codes.NO_QUORUM]: 503,
   [Codes.UNKNOWN_PEER]: 404,
   [Codes.VOLUME_REFUSED]: 403,
   [Codes.CHANGE_REFUSED]: 409,

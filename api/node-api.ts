@@ -27,7 +27,7 @@ export interface VolumeAdmin {
   /** The node checks the body (name, writeMode, chunkSize, replicas; id and generation pass through to the store's checks). */
   createVolume (body: JsonObject): Promise<AnnouncedVolume>
   volumeInfo (name: string): Promise<NodeAnswer<VolumeInfo>>
-  setWriteMode (volume: string, writeMode: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  setWriteMode (volume: string, writeMode: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
   compactLog (volume: string, body: { upto?: unknown }): Promise<CompactResult>
   /** Deletes a replica this node is no longer a member of (refused with STILL_A_MEMBER otherwise). */
   dropVolume (name: string): Promise<NodeAnswer<VolumeDropped>>
@@ -38,7 +38,7 @@ export interface MoveOptions { abandon?: boolean, force?: boolean, signal?: Abor
 
 export interface MembershipAdmin {
   addReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
-  removeReplica (volume: string, peerId: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  removeReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
   moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOptions): Promise<NodeAnswer<MoveResult>>
   acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }>
   readonly volumes: Pick<VolumeService, 'volume'>

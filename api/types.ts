@@ -8,6 +8,7 @@ import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
 import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
 import type { DecisionView, ChangeView } from '../replication/membership.js'
+import type { MemberAnswer } from '../replication/quorum.js'
 import type { CopyProgress } from '../replication/background-copy.js'
 import type { FetchCounters } from '../replication/chunk-fetcher.js'
 import type { RestoreResult } from '../replication/dump.js'
@@ -98,8 +99,13 @@ export interface SnapshotList { snapshots: SnapshotRecord[] }
 /** POST /v1/volumes: `replicas` lists the other members' peer ids (`self` allowed). */
 export interface CreateVolumeRequest { name: string, writeMode?: WriteMode, chunkSize?: number, replicas?: string[] }
 
-/** A volume after a change told to its members: create, add/remove replica, set write mode. */
-export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[] }
+/**
+ * A volume after a change told to its members: create, add/remove replica, set write mode.
+ * `promises`: each member's answer to the change's promise request; `warning`: the change was
+ * forced without a majority (docs/CONSISTENCY.md).
+ */
+export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[], promises?: MemberAnswer[], warning?: string }
+export type { MemberAnswer }
 export type AddReplicaResult = AnnouncedVolume
 export type RemoveReplicaResult = AnnouncedVolume
 

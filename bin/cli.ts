@@ -85,15 +85,16 @@ export class ProgressLine {
 }
 
 /**
- * Runs `attempt(false)`; if it fails with `code` and a person is at a terminal, asks
- * `question [y/N]` and on yes runs `attempt(true)` (forced). Without a terminal the failure
- * stands (scripts must say --force themselves).
+ * Runs `attempt(false)`; if it fails with a code `questions` has and a person is at a
+ * terminal, asks that question `[y/N]` and on yes runs `attempt(true)` (forced). Without a
+ * terminal the failure stands (scripts must say --force themselves).
  */
-export async function forcedOnYes<V> (code: string, question: string, attempt: (force: boolean) => Promise<V>): Promise<V> {
+export async function forcedOnYes<V> (questions: Partial<Record<string, string>>, attempt: (force: boolean) => Promise<V>): Promise<V> {
   try {
     return await attempt(false)
   } catch (err) {
-    if ((err as { code?: string }).code !== code || process.stdin.isTTY !== true || process.stderr.isTTY !== true) throw err
+    const question = questions[(err as { code?: string }).code ?? '']
+    if (question === undefined || process.stdin.isTTY !== true || process.stderr.isTTY !== true) throw err
     const { createInterface } = await import('node:readline/promises')
     const rl = createInterface({ input: process.stdin, output: process.stderr })
     const answer = await rl.question(`${(err as Error).message}\n${question} [y/N] `).finally(() => { rl.close() })

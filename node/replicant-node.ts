@@ -14,7 +14,7 @@ import { PeerManager } from '../replication/peer-manager.js'
 import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
 import { moveVolume, type MoveOpts } from './volume-move.js'
-import type { CopyApproval } from '../replication/membership.js'
+import type { CopyApproval, ChangeResult } from '../replication/membership.js'
 import type { AcceptVolumes } from '../replication/volume-acceptance.js'
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
@@ -256,9 +256,9 @@ export class ReplicantNode {
     return { ...await this.store.compactLog(vol.name, upto), safeUpto, neverSeen: [...neverSeen] }
   }
 
-  async setWriteMode (volume: string, writeMode: unknown): Promise<AnnouncedVolume> {
-    const { volume: vol, announce } = await this.sync.membership.setWriteMode(volume, writeMode as never)
-    return { ...vol, announce }
+  /** `force` commits without a majority of the members (docs/CONSISTENCY.md). */
+  async setWriteMode (volume: string, writeMode: unknown, opts: { force?: unknown } = {}): Promise<AnnouncedVolume> {
+    return announced(await this.sync.membership.setWriteMode(volume, writeMode as never, { force: forceOf(opts) }))
   }
 
   /** Moves a replica online from one member to another (volume-move.ts). */
@@ -267,18 +267,15 @@ export class ReplicantNode {
   }
 
   /** Removes a member online; the volume goes on with the others at a new generation. */
-  async removeReplica (volume: string, peerId: unknown): Promise<AnnouncedVolume> {
+  async removeReplica (volume: string, peerId: unknown, opts: { force?: unknown } = {}): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
-    const { volume: vol, announce } = await this.sync.removeReplica(volume, peerId)
-    return { ...vol, announce }
+    return announced(await this.sync.removeReplica(volume, peerId, { force: forceOf(opts) }))
   }
 
   /** Adds a member to a volume online; it becomes a wannabe that serves at once. A never-seen peer needs `force`. */
   async addReplica (volume: string, peerId: unknown, opts: { force?: unknown } = {}): Promise<AnnouncedVolume> {
     if (typeof peerId !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'peerId must be a string')
-    if (opts.force !== undefined && typeof opts.force !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'force must be true or false')
-    const { volume: vol, announce } = await this.sync.addReplica(volume, peerId, { force: opts.force === true })
-    return { ...vol, announce }
+    return announced(await this.sync.addReplica(volume, peerId, { force: forceOf(opts) }))
   }
 
   /** The operator lets `from` create `volume` on this node once (`volume accept VOL --from PEER`). */
@@ -361,6 +358,16 @@ export class ReplicantNode {
 }
 
 /** libp2p's listen failure (a multi-line message with a stack) as one line, when a port is taken. */
+/** A change's `force` from the API: true, false or absent. */
+function forceOf (opts: { force?: unknown }): boolean {
+  if (opts.force !== undefined && typeof opts.force !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'force must be true or false')
+  return opts.force === true
+}
+
+function announced (r: ChangeResult): AnnouncedVolume {
+  return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}) }
+}
+
 function addressInUse (err: Error, listen: string[]): ReplicantError | undefined {
   const cause = (err as { cause?: { message?: unknown } }).cause
   const text = `${err.message} ${typeof cause?.message === 'string' ? cause.message : ''}`

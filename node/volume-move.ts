@@ -9,7 +9,8 @@ export interface MoveOpts { abandon?: boolean, force?: boolean, signal?: AbortSi
 
 /**
  * Moves a volume's replica from one member to another, online: adds `to` (a wannabe that
- * serves at once; a never-seen `to` needs `force`), waits until it is steady, then removes
+ * serves at once; a never-seen `to` needs `force`, and so does each change without a majority
+ * of the members), waits until it is steady, then removes
  * `from`. Reads and writes through the other members never stop. An interrupted move is
  * resumed by running it again; `abandon` removes `to` instead, leaving the volume as it was
  * on `from`. A `from` that is not a member is refused (MEMBER_NOT_FOUND): a move that
@@ -22,7 +23,7 @@ export async function moveVolume (d: { sync: SyncEngine, volumes: VolumeService,
   const report = (phase: MoveProgress['phase'], extra: Pick<MoveProgress, 'state' | 'progress' | 'removed'> = {}): void => opts.onProgress?.({ phase, volume, from, to, ...extra })
   if (opts.abandon === true) {
     if (vol.members.includes(to) && vol.members.includes(from)) {
-      await d.sync.removeReplica(volume, to)
+      await d.sync.removeReplica(volume, to, { force: opts.force === true })
       report('abandoned', { removed: to })
     } else {
       report('abandoned', { removed: null })
@@ -46,7 +47,7 @@ export async function moveVolume (d: { sync: SyncEngine, volumes: VolumeService,
     await new Promise(resolve => setTimeout(resolve, 500))
   }
   report('removing')
-  const removed = await d.sync.removeReplica(volume, from)
+  const removed = await d.sync.removeReplica(volume, from, { force: opts.force === true })
   const failed = notTakenEffect(removed.announce)
   if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
   report('done')

@@ -1,6 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
+import { Codes, isReplicantError } from '../core/errors.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 
@@ -16,6 +17,8 @@ export interface GraceDeps {
   /** Commits and announces a new generation (ReplicaSetChanges.newGeneration: promises first). */
   bump: (volume: string, why: string) => Promise<VolumeRecord>
   record: (volume: string, peer: string, decision: string, why: string) => void
+  /** Default-level output (a bump that could not gather a majority says so here). */
+  report?: (line: string) => void
 }
 
 /**
@@ -23,6 +26,8 @@ export interface GraceDeps {
  * generation on the members that remain (membership unchanged), so its return is judged
  * against the history. One member acts: the one with the smallest peer id among those
  * connected, itself included. Each absence is counted once, until the member is seen again.
+ * The bump takes promises from a majority like any change: a node on the minority side of a
+ * partition cannot get one and does not bump (it says so once per absence).
  */
 export class GraceWatch {
   private readonly lastSeen = new Map<string, number>()
@@ -66,7 +71,11 @@ export class GraceWatch {
       for (const m of away) counted.add(m)
       if (present[0] !== this.selfId) continue
       // A concurrent change (or another member's bump) refuses this one: that generation serves as well.
-      const updated = await this.d.bump(vol.name, `members ${away.join(', ')} unreachable past the grace period`).catch((err: Error) => { log('volume %s: %s', vol.name, err.message) })
+      const updated = await this.d.bump(vol.name, `members ${away.join(', ')} unreachable past the grace period`).catch((err: Error) => {
+        // The refusal itself is already reported (replica-set.ts); this says what it means here.
+        if (isReplicantError(err) && err.code === Codes.NO_QUORUM) this.d.report?.(`volume ${vol.name}: ${away.join(', ')} unreachable past the grace period, but no new generation: too few members reachable for a majority`)
+        log('volume %s: %s', vol.name, err.message)
+      })
       if (updated === undefined) continue
       log('volume %s: %o unreachable past %d ms: generation %d', vol.name, away, graceMs, updated.generation)
       for (const m of away) this.d.record(vol.name, m, 'generation', `unreachable for more than ${Math.round(graceMs / 1000)} s: new generation ${updated.generation}`)

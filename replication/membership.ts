@@ -14,7 +14,7 @@ import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { adopted, initialState, type MemberStates } from './member-state.js'
 import { later, historyOf } from './generations.js'
 import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
-import { ReplicaSetChanges } from './replica-set.js'
+import { ReplicaSetChanges, type ChangeOpts, type ChangeResult } from './replica-set.js'
 import { GraceWatch } from './grace.js'
 import { GenerationPromises } from './promises.js'
 import { VolumeAcceptance } from './volume-acceptance.js'
@@ -23,6 +23,7 @@ import type { CopyOffer, MembershipOptions } from './membership-options.js'
 export { historyOf, nextGeneration } from './generations.js'
 export type { DecisionView, ChangeView } from './decisions.js'
 export type { AnnounceResult, MembershipHost } from './membership-host.js'
+export type { ChangeOpts, ChangeResult } from './replica-set.js'
 export type { CopyOffer, CopyApproval, MembershipOptions } from './membership-options.js'
 
 const log = logger('members')
@@ -39,7 +40,7 @@ export const DEFAULT_GRACE_MS = 10 * 60_000
  */
 export class Membership {
   readonly refusals = new Map<string, string>()
-  readonly promises = new GenerationPromises()
+  readonly promises: GenerationPromises
   readonly acceptance: VolumeAcceptance
   readonly graceMs: number
   private readonly changes: ReplicaSetChanges
@@ -55,9 +56,10 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
+    this.promises = new GenerationPromises(store)
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
-    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) } })
+    this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) }, report: opts.report })
   }
 
   private get selfId (): string { return this.libp2p.peerId.toString() }
@@ -65,7 +67,9 @@ export class Membership {
   /** Volumes held offline on this node (a refused full copy), with the reason. */
   get offline (): ReadonlyMap<string, string> { return this.states.offline }
 
-  start (): void {
+  /** Reads the promises kept across a restart (before any request is answered), then watches absences. */
+  async start (): Promise<void> {
+    await this.promises.load()
     this.grace.start()
   }
 
@@ -144,9 +148,9 @@ export class Membership {
       throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
     }
     if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has another id than the one ${peer} named (unrelated replicas)`)
-    if (release) { this.promises.release(local.name, genIdOf(candidate)); return }
+    if (release) { await this.promises.release(local.name, genIdOf(candidate)); return }
     try {
-      this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
+      await this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
     } catch (err) {
       throw this.refuse(local.name, peer, (err as Error).message, err as Error)
     }
@@ -253,7 +257,7 @@ export class Membership {
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
       }
     })
-    this.promises.settle(updated.name, updated.generation)
+    await this.promises.settle(updated.name, updated.generation)
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
     if (member && local.state === 'removed') this.engine.relisted(updated)
@@ -288,16 +292,16 @@ export class Membership {
     return await this.changes.announce(vol, alsoTell)
   }
 
-  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+  async addReplica (volume: string, peer: string, opts: ChangeOpts = {}): Promise<ChangeResult> {
     return await this.changes.addReplica(volume, peer, opts)
   }
 
-  async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode']): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.changes.setWriteMode(volume, writeMode)
+  async setWriteMode (volume: string, writeMode: VolumeRecord['writeMode'], opts: ChangeOpts = {}): Promise<ChangeResult> {
+    return await this.changes.setWriteMode(volume, writeMode, opts)
   }
 
-  async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.changes.removeReplica(volume, peer)
+  async removeReplica (volume: string, peer: string, opts: ChangeOpts = {}): Promise<ChangeResult> {
+    return await this.changes.removeReplica(volume, peer, opts)
   }
 
   // ---- meeting a member ----
@@ -375,10 +379,6 @@ export class Membership {
     return ok
   }
 
-  recordDecision (volume: string, peer: string, decision: string, why: string): void {
-    this.record(volume, peer, decision, why)
-  }
-
   private record (volume: string, peer: string, decision: string, why: string): void {
     this.decisions.record(volume, peer, decision, why)
   }
@@ -389,10 +389,5 @@ export class Membership {
 
   changesFor (volume: string): ChangeView[] {
     return this.decisions.changesFor(volume)
-  }
-
-  /** Members that stay away past the grace period: a new generation (grace.ts). */
-  async checkGrace (): Promise<void> {
-    await this.grace.check()
   }
 }

@@ -10,7 +10,7 @@ import { memberAuthorizer } from './member-authorizer.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
 import { BackgroundCopy, type CopyProgress } from './background-copy.js'
-import { Membership, type MembershipOptions } from './membership.js'
+import { Membership, type MembershipOptions, type ChangeOpts, type ChangeResult } from './membership.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { AllModeWrites, type AllModeOptions } from './all-mode-writes.js'
 import { MemberStates, owingMerge, type VolumeMemberState } from './member-state.js'
@@ -222,6 +222,8 @@ export class SyncEngine {
   }
 
   async start (): Promise<void> {
+    // Promises kept by the last run are loaded before any prepare-generation is answered.
+    await this.membership.start()
     await registerIndexHandler(this.libp2p, this.store, memberAuthorizer(this.store), this.faults.links)
     await registerChunkHandler(this.libp2p, this.store, memberAuthorizer(this.store), undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
@@ -237,7 +239,6 @@ export class SyncEngine {
     // Stamped before the greeting asks for fresh heads: heads heard before it are stale.
     this.libp2p.addEventListener('peer:connect', (evt) => { this.remotes.connected(evt.detail.toString()) })
     this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
-    this.membership.start()
     this.safetyTimer = setInterval(() => { void this.pulls.pullAllConnected() }, SAFETY_PULL_MS)
     this.safetyTimer.unref()
     for (const vol of await this.store.listVolumes()) {
@@ -283,7 +284,7 @@ export class SyncEngine {
     return await this.membership.announce(vol)
   }
 
-  async addReplica (volume: string, peer: string, opts: { force?: boolean } = {}): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+  async addReplica (volume: string, peer: string, opts: ChangeOpts = {}): Promise<ChangeResult> {
     return await this.membership.addReplica(volume, peer, opts)
   }
 
@@ -294,8 +295,8 @@ export class SyncEngine {
     return { state: st.state, ...(st.progress !== undefined ? { progress: st.progress } : {}) }
   }
 
-  async removeReplica (volume: string, peer: string): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
-    return await this.membership.removeReplica(volume, peer)
+  async removeReplica (volume: string, peer: string, opts: ChangeOpts = {}): Promise<ChangeResult> {
+    return await this.membership.removeReplica(volume, peer, opts)
   }
 
   // ---- status ----

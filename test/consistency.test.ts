@@ -235,7 +235,8 @@ test('--no-copy refuses a full copy and leaves the volume offline; an approval l
   t.regex(b.sync.membership.offline.get('nc') ?? '', /refused by the operator/)
   // The same offer, approved, on a node that says yes.
   const c = await startNode(t, { api: false, join: [a.multiaddrs()[0]], approveCopy: () => Promise.resolve(true) })
-  await a.sync.addReplica('nc', c.peerId)
+  // b does not hold the volume, so it does not vote: a alone is no majority of {a, b}.
+  await a.sync.addReplica('nc', c.peerId, { force: true })
   await waitFor(async () => (await c.store.getVolume('nc'))?.state === 'steady' ? true : undefined, 100)
   t.is((await read(c, 'nc', '/f')).byteLength, 10_000)
 })

@@ -17,7 +17,7 @@ export interface ChaosSummary {
   /** Restores killed mid-way: what their node held once back (checked, then restored again over it). */
   partialRestores: { absent: number, partial: number, files: number }
   restarts: number
-  /** Generations left with two configurations (members changed while others were down), resolved at the end. */
+  /** Generations found with two configurations at the end (failures: SPLIT_GENERATION), resolved there so the rest could be checked. */
   configSplits: number
   ackedWrites: number
   ackedByMode: { active: number, all: number }
@@ -125,7 +125,7 @@ export function formatSummary (s: ChaosSummary): string {
     `  restores killed mid-way: ${s.partialRestores.absent + s.partialRestores.partial} (volume absent after restart ${s.partialRestores.absent}, partial ${s.partialRestores.partial} with ${s.partialRestores.files} files, each a file of the snapshot; each restored again over what was left)`,
     `  partition/link schedules survived: ${s.partitionSchedulesSurvived} of ${s.partitionSchedules}`,
     `  acknowledged writes checked: ${s.ackedWrites} (active ${s.ackedByMode.active}, all ${s.ackedByMode.all}); reads checked ${s.reads}; conflict copies in final trees: ${s.conflictCopies}`,
-    `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; split generations resolved at the end ${s.configSplits}; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,
+    `  membership changes: ${s.membershipChanges.done} done of ${s.membershipChanges.attempted} attempted; split generations found at the end (failures) ${s.configSplits}; snapshots ${s.side.snapshots}, GCs ${s.side.gcs}, dumps ${s.side.dumps}, restores ${s.side.restores}`,
     `  max RSS per node: ${Object.entries(s.maxRss).sort().map(([n, b]) => `${n} ${mib(b)}`).join(', ')}`,
     `  churn: max ${s.churn.maxRatio.toFixed(1)} local sequence numbers per acknowledged write; ${s.churn.warnings} member(s) past the warning ratio`
   ]

@@ -78,7 +78,9 @@ export type ViolationKind = 'IDENTICAL' | 'NEVER_WRITTEN' | 'LOST' | 'REGRESSED'
   /** A member still changing once steady, or far more local changes than writes (chaos-churn.ts). */
   'CHURN' |
   /** A restore killed mid-way left, once its node restarted, a file the snapshot does not hold. */
-  'PARTIAL_RESTORE'
+  'PARTIAL_RESTORE' |
+  /** Two configurations of one generation (chaos-splits.ts): impossible without --force. */
+  'SPLIT_GENERATION'
 
 export interface Violation { kind: ViolationKind, message: string, path?: string, op?: number }
 

@@ -253,13 +253,13 @@ export class Topology {
     this.emit('crash-armed', name, `${point} after ${skip} passes`)
   }
 
-  /** add-replica through `on`; the members known here follow the node's answer. */
-  async addReplica (volume: string, on: string, node: string): Promise<string[]> {
-    return this.learnMembers(volume, await this.client(on).addReplica(volume, this.managed(node).peerId))
+  /** add-replica through `on`; the members known here follow the node's answer. `force`: without a majority (never in the chaos). */
+  async addReplica (volume: string, on: string, node: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    return this.learnMembers(volume, await this.client(on).addReplica(volume, this.managed(node).peerId, opts))
   }
 
-  async removeReplica (volume: string, on: string, node: string): Promise<string[]> {
-    return this.learnMembers(volume, await this.client(on).removeReplica(volume, this.managed(node).peerId))
+  async removeReplica (volume: string, on: string, node: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    return this.learnMembers(volume, await this.client(on).removeReplica(volume, this.managed(node).peerId, opts))
   }
 
   private learnMembers (volume: string, vol: { members: string[], generation: number }): string[] {

@@ -10,8 +10,10 @@ export function membershipRoutes (router: Router, node: MembershipAdmin): void {
     const body = await readJson(req)
     sendJson(res, 200, await node.addReplica(decodeSegment(vol), body.peerId, { force: body.force }))
   })
-  router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (_req, res, [vol, peer]) => {
-    sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer)))
+  // An optional body {"force": true} makes the change without a majority of the members.
+  router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (req, res, [vol, peer]) => {
+    const body = await readJson(req)
+    sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer), { force: body.force }))
   })
   // A one-time permission for a peer to create this volume here (the volume is not held yet).
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/accept$/, async (req, res, [vol]) => {

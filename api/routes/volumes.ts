@@ -23,7 +23,7 @@ export function volumeRoutes (router: Router, node: VolumeAdmin): void {
   router.add('PATCH', /^\/v1\/volumes\/([^/]+)$/, async (req, res, [vol]) => {
     const body = await readJson(req)
     if (body.writeMode === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, 'nothing to change: send {"writeMode": "all" | "active"}')
-    sendJson(res, 200, await node.setWriteMode(decodeSegment(vol), body.writeMode))
+    sendJson(res, 200, await node.setWriteMode(decodeSegment(vol), body.writeMode, { force: body.force }))
   })
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/compact$/, async (req, res, [vol]) => {
     sendJson(res, 200, await node.compactLog(decodeSegment(vol), await readJson(req)))

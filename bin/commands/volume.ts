@@ -1,7 +1,7 @@
 /** `replicant volume ...`: create, inspect, change and move volumes and their members. */
 import { Option } from 'commander'
 import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine, forcedOnYes } from '../cli.js'
-import type { AnnounceResult, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
+import type { AnnounceResult, AnnouncedVolume, MemberAnswer, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
 import { notTakenEffect } from '../../replication/membership-host.js'
 import { ReplicantError, Codes } from '../../core/errors.js'
 
@@ -12,9 +12,34 @@ function announced (announce: AnnounceResult[], pending: string, prefix = 'membe
 }
 
 /** A change that every reachable other member refused did not take effect: exit non-zero, saying who and why. */
-function tookEffect (volume: string, announce: AnnounceResult[]): void {
-  const why = notTakenEffect(announce)
-  if (why !== undefined) throw new ReplicantError(Codes.CHANGE_REFUSED, `the change of volume ${volume} did not take effect on any other reachable member: ${why}`)
+function tookEffect (v: AnnouncedVolume): void {
+  if (v.warning !== undefined) process.stderr.write(`replicant: warning: volume ${v.name}: change ${v.warning}\n`)
+  const why = notTakenEffect(v.announce ?? [])
+  if (why !== undefined) throw new ReplicantError(Codes.CHANGE_REFUSED, `the change of volume ${v.name} did not take effect on any other reachable member: ${why}`)
+}
+
+/** The questions a terminal is asked before a change is forced (--force answers them all). */
+function forceQuestions (peer?: string): Partial<Record<string, string>> {
+  return {
+    [Codes.NO_QUORUM]: 'make the change without a majority of the members (a split generation is then possible)?',
+    ...(peer !== undefined ? { [Codes.UNKNOWN_PEER]: `add never-seen peer ${peer}?` } : {})
+  }
+}
+
+/**
+ * Runs a change; one that was not made (no majority, or a member refused) first prints each
+ * member's answer to its promise request, then fails (non-zero) with the error naming them.
+ */
+async function change<V> (peer: string | undefined, attempt: (force: boolean) => Promise<V>): Promise<V> {
+  try {
+    return await forcedOnYes(forceQuestions(peer), attempt)
+  } catch (err) {
+    const answers = (err as { details?: { answers?: unknown } }).details?.answers
+    if (Array.isArray(answers)) {
+      for (const a of answers as MemberAnswer[]) out(`  member ${a.peerId}${a.self === true ? ' (this node)' : ''}: ${a.answer}${a.error !== undefined ? ` (${a.error})` : ''}`)
+    }
+    throw err
+  }
 }
 
 function moveLine (name: string, to: string, p: MoveProgress): string {
@@ -55,33 +80,38 @@ export function registerVolumeCommands (cli: Cli): void {
     })
   volume.command('add-replica <name> <peerid>')
     .description('add a member online; it serves reads at once (a wannabe) while a background copy fills it')
-    .option('--force', 'add the peer even if this node has never seen it (on a terminal you are asked instead)')
+    .option('--force', 'add the peer even if this node has never seen it, or without a majority of the members (on a terminal you are asked instead)')
     .action(async (name: string, peer: string, opts: { force?: boolean }) => {
       const c = await cli.client()
-      const v = await forcedOnYes(Codes.UNKNOWN_PEER, `add never-seen peer ${peer}?`, async force => await c.addReplica(name, peer, { force: force || opts.force === true }))
+      const v = await change(peer, async force => await c.addReplica(name, peer, { force: force || opts.force === true }))
       out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
-      tookEffect(v.name, v.announce ?? [])
+      tookEffect(v)
     })
 
   volume.command('remove-replica <name> <peerid>')
     .description('remove a member online; the others go on at a new generation, the removed node stops serving the volume')
-    .action(async (name: string, peer: string) => {
-      const v = await (await cli.client()).removeReplica(name, peer)
+    .option('--force', 'remove it without a majority of the members (on a terminal you are asked instead)')
+    .action(async (name: string, peer: string, opts: { force?: boolean }) => {
+      const c = await cli.client()
+      const v = await change(undefined, async force => await c.removeReplica(name, peer, { force: force || opts.force === true }))
       out(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
-      tookEffect(v.name, v.announce ?? [])
+      tookEffect(v)
     })
 
   volume.command('set <name>')
     .description('change a volume setting on every member (a new generation)')
     .addOption(new Option('--write-mode <mode>', 'all: acknowledged once every member stored it; active: once this member did').choices(['all', 'active']))
-    .action(async (name: string, opts: { writeMode?: string }) => {
-      if (opts.writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
-      const v = await (await cli.client()).setWriteMode(name, opts.writeMode)
+    .option('--force', 'change it without a majority of the members (on a terminal you are asked instead)')
+    .action(async (name: string, opts: { writeMode?: string, force?: boolean }) => {
+      const writeMode = opts.writeMode
+      if (writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
+      const c = await cli.client()
+      const v = await change(undefined, async force => await c.setWriteMode(name, writeMode, { force: force || opts.force === true }))
       out(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}`)
       announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
-      tookEffect(v.name, v.announce ?? [])
+      tookEffect(v)
     })
 
   volume.command('compact-log <name>')
@@ -98,11 +128,11 @@ export function registerVolumeCommands (cli: Cli): void {
     .requiredOption('--from <peerid>', 'the member to move away from')
     .requiredOption('--to <peerid>', 'the node to move to')
     .option('--abandon', 'give up an interrupted move: remove --to, the volume stays as it was on --from')
-    .option('--force', 'move to a peer this node has never seen (on a terminal you are asked instead)')
+    .option('--force', 'move to a peer this node has never seen, or change members without a majority (on a terminal you are asked instead)')
     .action(async (name: string, opts: { from: string, to: string, abandon?: boolean, force?: boolean }) => {
       const line = new ProgressLine()
       const c = await cli.client()
-      const r = await forcedOnYes(Codes.UNKNOWN_PEER, `add never-seen peer ${opts.to}?`, async force => await c.move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true, force: force || opts.force === true }, (p) => {
+      const r = await change(opts.to, async force => await c.move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true, force: force || opts.force === true }, (p) => {
         line.show(moveLine(name, opts.to, p), { skipSame: true })
       }))
       line.end()
