@@ -1,8 +1,7 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { startNode, waitFor, httpRequest } from './helpers.js'
-import { ReplicantClient } from '../api/client.js'
+import { startNode, waitFor, httpRequest, clientOf } from './helpers.js'
 import { cluster } from './replication-helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import type { VolumeRecord } from '../core/records.js'
@@ -82,7 +81,7 @@ test('2 members, one stopped: remove-replica of the stopped one fails without fo
   t.is(res.json().error.code, 'NO_QUORUM')
   t.is((await a.store.requireVolume('pair')).generation, gen, 'nothing changed')
   // The API's {"force": true} (the CLI's --force).
-  const forced = await new ReplicantClient(a.apiUrl!).removeReplica('pair', b.peerId, { force: true })
+  const forced = await clientOf(a).removeReplica('pair', b.peerId, { force: true })
   t.is(forced.generation, gen + 1)
   t.deepEqual(forced.members, [a.peerId])
   t.regex(forced.warning ?? '', /without a majority/)
