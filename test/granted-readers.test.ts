@@ -97,6 +97,12 @@ test('a reader is not counted in an all-mode write: with the reader stopped the 
   const rec = await a.volumes.putFile('docs', '/after.txt', bytes(Buffer.from('committed without the reader')))
   t.is(rec.size, 28)
   t.is((await b.volumes.stat('docs', '/after.txt')).size, 28, 'the other member took part')
+  // Nor does it hold back log compaction: the safe point waits for b only.
+  await a.volumes.removeFile('docs', '/after.txt')
+  const seq = (await a.store.requireVolume('docs')).seq
+  t.true(((await a.store.listApplied('docs'))[r.peerId] ?? 0) < seq, 'the stopped reader has not applied the latest changes')
+  const compacted = await waitFor(async () => { const c = await a.compactLog('docs'); return c.safeUpto >= seq ? c : undefined }, 200)
+  t.true(compacted.purged >= 1)
   // Nor does the stopped reader count for generations: a grant change goes on without it.
   const g = await a.revokeReader('docs', r.peerId)
   t.deepEqual(g.readers, undefined)

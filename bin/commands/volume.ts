@@ -79,7 +79,7 @@ export function registerVolumeCommands (cli: Cli): void {
     .action(async (name: string, peer: string) => {
       const v = await (await cli.client()).grantReader(name, peer, 'read')
       out(`volume ${v.name}: ${peer} may read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
     })
 
   volume.command('revoke <name> <peerid>')
