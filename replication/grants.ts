@@ -2,7 +2,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, descriptorOf } from '../protocols/control-protocol.js'
 import { ConflictError, InvalidInputError, NotFoundError, Codes } from '../core/errors.js'
-import { MAX_READERS, readersOf, type VolumeRecord } from '../core/records.js'
+import { MAX_READERS, holds, readersOf, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
@@ -16,7 +16,7 @@ export type Access = typeof ACCESS_LEVELS[number]
 
 export interface GrantDeps {
   libp2p: Libp2p
-  store: Pick<Store, 'listVolumes'>
+  store: Pick<Store, 'listVolumes' | 'listApplied'>
   changes: Pick<ReplicaSetChanges, 'reconfigure'>
   host: Pick<MembershipHost, 'schedulePull' | 'signal'>
 }
@@ -62,12 +62,14 @@ export class Grants {
    * On every connection, for the volumes shared with `peer` as reader: a member tells a
    * reader its configuration (the reader creates, adopts or, revoked, stops serving the
    * volume by the rules of Membership.ensureVolume); a reader pulls the member's changes.
+   * A peer that once read the volume here (it has an applied mark) and may no longer is told
+   * too: a reader revoked while away learns it so (and so does a member removed while away).
    */
   async greet (peer: string): Promise<void> {
     const self = this.selfId
     for (const vol of await this.d.store.listVolumes().catch(() => [])) {
       if (vol.state === 'removed') continue
-      if (vol.members.includes(self) && readersOf(vol).includes(peer)) {
+      if (vol.members.includes(self) && (readersOf(vol).includes(peer) || await this.formerReader(vol, peer))) {
         const signal = AbortSignal.any([this.d.host.signal, AbortSignal.timeout(10_000)])
         await requestEnsureVolume(this.d.libp2p, peerIdFromString(peer), descriptorOf(vol), signal)
           .catch((err: Error) => { log('telling reader %s about %s failed: %s', peer, vol.name, err.message) })
@@ -75,6 +77,12 @@ export class Grants {
         this.d.host.schedulePull(vol.name, peer)
       }
     }
+  }
+
+  private async formerReader (vol: VolumeRecord, peer: string): Promise<boolean> {
+    if (holds(vol, peer)) return false
+    const applied = await this.d.store.listApplied(vol.name).catch(() => undefined)
+    return applied?.[peer] !== undefined
   }
 }
 

@@ -181,3 +181,19 @@ test('grant and revoke: bad input gets a typed error', async t => {
   t.is(again.status, 404)
   t.is(again.json().error.code, 'NOT_A_READER')
 })
+
+test('a reader revoked while it was away learns it when it next meets a member', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t, { api: false })
+  const r = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  await granted(a, r, 100_000)
+  // It has read from a (an applied mark): a knows it once read the volume.
+  await waitFor(async () => (await a.store.listApplied('docs'))[r.peerId] !== undefined ? true : undefined)
+  const rDir = r.dataDir
+  await r.stop()
+  await a.revokeReader('docs', r.peerId)
+  const r2 = await startNode(t, { api: false, dataDir: rDir, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  await waitFor(async () => (await r2.store.requireVolume('docs')).state === 'removed' ? true : undefined)
+  t.is((await r2.volumeInfo('docs')).access, 'none')
+  await t.throwsAsync(r2.volumes.stat('docs', '/big.bin'), { message: /removed/ })
+})
