@@ -146,8 +146,10 @@ test('a revocation closes the reader\'s streams at once and later requests are r
   t.true(got < 64, `the stream ended before its 64 chunks (${got})`)
   t.true(lostAfterMs < 3_000, `lost ${lostAfterMs} ms after the revocation`)
   t.not(await httpDone, 'complete')
+  const httpCutAfterMs = Date.now() - revokedAt
   t.true(httpBytes < 32 * MiB)
-  t.log(`want-list lost after ${lostAfterMs} ms with ${got}/64 chunks; HTTP read cut at ${httpBytes} bytes`)
+  t.true(httpCutAfterMs < 5_000, `HTTP read cut ${httpCutAfterMs} ms after the revocation`)
+  t.log(`want-list lost after ${lostAfterMs} ms with ${got}/64 chunks; HTTP read cut at ${httpBytes} bytes, ${httpCutAfterMs} ms after the revocation`)
   a.links.clear()
 
   // Later requests from the reader are refused with the code; the reader itself stops serving the volume.
@@ -196,4 +198,21 @@ test('a reader revoked while it was away learns it when it next meets a member',
   await waitFor(async () => (await r2.store.requireVolume('docs')).state === 'removed' ? true : undefined)
   t.is((await r2.volumeInfo('docs')).access, 'none')
   await t.throwsAsync(r2.volumes.stat('docs', '/big.bin'), { message: /removed/ })
+})
+
+test('a reader added as a member leaves the reader list and may write', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t, { api: false })
+  const r = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  await granted(a, r, 100_000)
+  await t.throwsAsync(r.volumes.putFile('docs', '/mine', bytes(Buffer.from('x'))), { code: 'READ_ONLY' } as never)
+  const added = await a.addReplica('docs', r.peerId)
+  t.is(added.readers, undefined)
+  t.deepEqual(added.members, [a.peerId, r.peerId].sort())
+  await waitFor(async () => (await r.store.requireVolume('docs')).members.includes(r.peerId) ? true : undefined)
+  t.is((await r.volumeInfo('docs')).access, 'member')
+  t.deepEqual((await r.volumeInfo('docs')).readers, [])
+  await r.volumes.putFile('docs', '/mine', bytes(Buffer.from('x')))
+  await waitFor(async () => await a.volumes.stat('docs', '/mine').then(() => true, () => undefined))
+  t.pass()
 })
