@@ -33,6 +33,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.NOT_A_MEMBER]: 403,
   [Codes.MEMBER_NOT_FOUND]: 404,
   [Codes.ALREADY_MEMBER]: 409,
+  [Codes.READ_ONLY]: 403,
+  [Codes.NOT_A_READER]: 404,
   [Codes.STILL_A_MEMBER]: 409,
   [Codes.LAST_MEMBER]: 409,
   [Codes.GENERATION_CONFLICT]: 409,

@@ -39,6 +39,9 @@ export interface MoveOptions { abandon?: boolean, force?: boolean, signal?: Abor
 export interface MembershipAdmin {
   addReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
   removeReplica (volume: string, peerId: unknown, opts?: { force?: unknown }): Promise<NodeAnswer<AnnouncedVolume>>
+  /** Read access for a peer that is not a member (grants.ts); `access` is `read`, the only level. */
+  grantReader (volume: string, peer: unknown, access?: unknown): Promise<NodeAnswer<AnnouncedVolume>>
+  revokeReader (volume: string, peer: unknown): Promise<NodeAnswer<AnnouncedVolume>>
   moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOptions): Promise<NodeAnswer<MoveResult>>
   acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }>
   readonly volumes: Pick<VolumeService, 'volume'>

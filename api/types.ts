@@ -29,9 +29,13 @@ export interface DiskUsage { packBytes: number, indexBytes: number }
 export interface Lacking { files: number, bytes: number, refused: string | null }
 
 /** GET /v1/volumes/:name (and each of status's volumes). */
-export type VolumeInfo = Omit<VolumeRecord, 'state'> & {
+export type VolumeInfo = Omit<VolumeRecord, 'state' | 'readers'> & {
   /** steady, copy, merge, minicopy, offline, removed: this node's state, live. */
   state: string
+  /** Peers granted read access (not members). */
+  readers: string[]
+  /** How this node holds the volume: a member, a reader (granted read access; it cannot write), or none (removed or revoked). */
+  access: 'member' | 'reader' | 'none'
   files: number
   bytes: number
   progress: CopyProgress | null

@@ -1,7 +1,7 @@
 import * as cborg from 'cborg'
 import { InvalidInputError, Codes } from './errors.js'
 import { isValid as isValidVector } from './version-vector.js'
-import { HASH_BYTES, WRITE_MODES, MEMBER_STATES, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
+import { HASH_BYTES, WRITE_MODES, MEMBER_STATES, MAX_READERS, type FileRecord, type VolumeRecord, type PeerRecord } from './records.js'
 
 /** Records are stored and sent as CBOR: compact, schemaless on the wire, validated here. */
 export function encode (value: unknown): Uint8Array {
@@ -58,6 +58,8 @@ export function asVolumeRecord (x: unknown): VolumeRecord {
   if (typeof r.id !== 'string' || !/^[0-9a-f]{32}$/.test(r.id)) bad('volume record', 'id')
   if (!isInt(r.generation, 1)) bad('volume record', 'generation')
   if (!Array.isArray(r.members) || !r.members.every(m => isStr(m, 128))) bad('volume record', 'members')
+  if (r.readers !== undefined && (!Array.isArray(r.readers) || r.readers.length > MAX_READERS || !r.readers.every(m => isStr(m, 128)) ||
+      r.readers.some(m => (r.members as string[]).includes(m)))) bad('volume record', 'readers')
   if (!WRITE_MODES.includes(r.writeMode as never)) bad('volume record', 'writeMode')
   if (!isInt(r.chunkSize, 1)) bad('volume record', 'chunkSize')
   if (!isInt(r.createdAt)) bad('volume record', 'createdAt')

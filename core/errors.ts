@@ -40,6 +40,9 @@ export const Codes = {
   NOT_A_MEMBER: 'NOT_A_MEMBER',
   MEMBER_NOT_FOUND: 'MEMBER_NOT_FOUND',
   ALREADY_MEMBER: 'ALREADY_MEMBER',
+  /** A reader (granted read access, not a member) tried to write. */
+  READ_ONLY: 'READ_ONLY',
+  NOT_A_READER: 'NOT_A_READER',
   STILL_A_MEMBER: 'STILL_A_MEMBER',
   LAST_MEMBER: 'LAST_MEMBER',
   GENERATION_CONFLICT: 'GENERATION_CONFLICT',

@@ -29,6 +29,11 @@ export interface VolumeRecord {
   generation: number
   /** Peer ids of the replica set, sorted. */
   members: string[]
+  /**
+   * Peers granted read access (sorted; absent: none): they may fetch the index and chunks but
+   * are not members (no vote, not waited for, not a source). Part of the configuration.
+   */
+  readers?: string[]
   writeMode: WriteMode
   chunkSize: number
   createdAt: number
@@ -46,6 +51,25 @@ export interface VolumeRecord {
   history?: GenerationEntry[]
   /** The lowest seq from which this node's "changes since N" is complete (raised by log compaction). */
   logFloor?: number
+}
+
+/** At most this many readers per volume (the list travels in every descriptor). */
+export const MAX_READERS = 64
+
+export function readersOf (vol: Pick<VolumeRecord, 'readers'>): readonly string[] {
+  return vol.readers ?? []
+}
+
+/** Whether `peer` holds `vol` as a member or as a reader. */
+export function holds (vol: Pick<VolumeRecord, 'members' | 'readers'>, peer: string): boolean {
+  return vol.members.includes(peer) || readersOf(vol).includes(peer)
+}
+
+/** `vol` with `readers` as its reader list (the field left out when there is none). */
+export function withReaders<T extends Pick<VolumeRecord, 'readers'>> (vol: T, readers: readonly string[] | undefined): T {
+  const rest = { ...vol }
+  delete rest.readers
+  return (readers !== undefined && readers.length > 0 ? { ...rest, readers: [...new Set(readers)].sort() } : rest)
 }
 
 export function genIdOf (vol: Pick<VolumeRecord, 'id' | 'generation' | 'genId'>): string {

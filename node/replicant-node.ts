@@ -278,6 +278,18 @@ export class ReplicantNode {
     return announced(await this.sync.addReplica(volume, peerId, { force: forceOf(opts) }))
   }
 
+  /** Lets `peer`, not a member, read `volume` (replication/grants.ts): a new generation, announced. */
+  async grantReader (volume: string, peer: unknown, access?: unknown): Promise<AnnouncedVolume> {
+    const { volume: vol, announce } = await this.sync.membership.grants.grant(volume, peer, access)
+    return { ...vol, announce }
+  }
+
+  /** Takes a reader's access away; its open streams for the volume are closed at once. */
+  async revokeReader (volume: string, peer: unknown): Promise<AnnouncedVolume> {
+    const { volume: vol, announce } = await this.sync.membership.grants.revoke(volume, peer)
+    return { ...vol, announce }
+  }
+
   /** The operator lets `from` create `volume` on this node once (`volume accept VOL --from PEER`). */
   async acceptVolume (volume: string, from: unknown): Promise<{ volume: string, from: string, accepted: true }> {
     const name = validateVolumeName(volume)
@@ -305,6 +317,8 @@ export class ReplicantNode {
     const inDoubt = this.sync.allMode.inDoubt(vol.name)
     return {
       ...vol,
+      readers: vol.readers ?? [],
+      access: vol.members.includes(this.peerId) ? 'member' : vol.readers?.includes(this.peerId) === true ? 'reader' : 'none',
       state: this.sync.localState(vol),
       files,
       bytes,

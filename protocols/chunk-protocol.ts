@@ -75,9 +75,11 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
+    let unwatch: (() => void) | undefined
     try {
       const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown }>(await framed.read(), 'want')
       const vol = await auth.authorize(req.volume, req.volumeId, peer)
+      unwatch = auth.watch?.(vol, peer, err => { framed.abort(err) })
       if (!Array.isArray(req.hashes) || req.hashes.length > CHUNK_WANT_MAX ||
           !req.hashes.every(h => h instanceof Uint8Array && h.byteLength === HASH_BYTES)) {
         throw new ProtocolError(Codes.BAD_MESSAGE, `want-list must hold 1-${CHUNK_WANT_MAX} sha256 hashes`)
@@ -116,6 +118,8 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
     } catch (err) {
       log('want from %s failed: %s', peer, (err as Error).message)
       await answerError(framed, err)
+    } finally {
+      unwatch?.()
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }

@@ -8,7 +8,7 @@ import { genIdOf, type VolumeRecord, type GenerationEntry } from '../core/record
 const log = logger('proto:control')
 
 /** The part of a volume record every member shares (seq and dirty are per node). */
-export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt' | 'genId' | 'history'>
+export type VolumeDescriptor = Pick<VolumeRecord, 'name' | 'id' | 'generation' | 'members' | 'writeMode' | 'chunkSize' | 'createdAt' | 'genId' | 'history' | 'readers'>
 
 export interface MemberState {
   volume: string
@@ -54,7 +54,7 @@ export interface ControlHandlers {
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
   return {
     name: vol.name, id: vol.id, generation: vol.generation, members: vol.members, writeMode: vol.writeMode, chunkSize: vol.chunkSize, createdAt: vol.createdAt,
-    genId: genIdOf(vol), history: vol.history ?? []
+    genId: genIdOf(vol), history: vol.history ?? [], ...(vol.readers !== undefined && vol.readers.length > 0 ? { readers: vol.readers } : {})
   }
 }
 

@@ -47,10 +47,12 @@ export async function registerIndexHandler (libp2p: Libp2p, source: IndexSource,
 /** One index request; `splitOk` is false for 1.0.0 clients, which cannot take split records. */
 async function answerIndex (source: IndexSource, auth: Authorizer, stream: Stream, connection: Connection, splitOk: boolean, links?: ReplyShaper): Promise<void> {
   const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
+  let unwatch: (() => void) | undefined
   try {
     const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
     const peer = connection.remotePeer.toString()
     const vol = await auth.authorize(req.volume, req.volumeId, peer)
+    unwatch = auth.watch?.(vol, peer, err => { framed.abort(err) })
     if (typeof req.since !== 'number' || !Number.isSafeInteger(req.since) || req.since < 0) throw new ProtocolError(Codes.BAD_MESSAGE, 'since must be a non-negative integer')
     // Below the floor, "changes since N" would miss purged tombstones: never a wrong minicopy.
     if (req.scan !== true && req.since > 0 && req.since < (vol.logFloor ?? 0)) {
@@ -93,6 +95,8 @@ async function answerIndex (source: IndexSource, auth: Authorizer, stream: Strea
   } catch (err) {
     log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
     await answerError(framed, err)
+  } finally {
+    unwatch?.()
   }
 }
 

@@ -30,6 +30,11 @@ export interface ChunkSource {
  */
 export interface Authorizer {
   authorize: (volume: unknown, volumeId: unknown, remotePeer: string) => Promise<VolumeRecord>
+  /**
+   * Called once a stream is authorized: `abort` closes it at once if `remotePeer`'s access
+   * is revoked while it is open. Returns the release, called when the stream ends.
+   */
+  watch?: (vol: VolumeRecord, remotePeer: string, abort: (err: Error) => void) => () => void
 }
 
 /** What a link does to this node's replies to one peer: waits as long as `bytes` take, or throws when they are lost. */

@@ -8,11 +8,11 @@ import type { MemberStates } from './member-state.js'
 export interface MemberStateDeps { store: Store, selfId: string, host: Pick<MembershipHost, 'progressOf'>, states: Pick<MemberStates, 'reported'> }
 
 /**
- * This node's state of a volume, for one of its members: generation, history, log head and
+ * This node's state of a volume, for one of its members (or readers): generation, history, log head and
  * floor, the addresses of the other members (peer exchange), copy progress and, if asked, size.
  */
 export async function memberStateReply (d: MemberStateDeps, peer: string, volume: string, volumeId: string, withSize: boolean): Promise<MemberState> {
-  const vol = await authorizeMember(d.store, volume, volumeId, peer)
+  const vol = await authorizeMember(d.store, volume, volumeId, peer, true)
   const addrs: Record<string, string[]> = {}
   for (const m of vol.members) {
     if (m === d.selfId || m === peer) continue

@@ -18,6 +18,8 @@ export interface MembershipHost {
   forgetRemote: (volume: string, peer: string) => void
   /** A later generation listed this node again after it was removed (`vol` as adopted). */
   relisted: (vol: VolumeRecord) => void
+  /** A configuration was committed or adopted here (a revoked reader's streams are closed). */
+  reconfigured: (vol: VolumeRecord) => void
 }
 
 /**

@@ -5,16 +5,16 @@ import { noVolumeFor } from './member-authorizer.js'
 import { memberStateReply } from './member-state-reply.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, NotMemberError, Codes } from '../core/errors.js'
-import { asVolumeRecord } from '../core/codec.js'
-import { RECORD_VERSION, genIdOf, mergeHistory, type VolumeRecord } from '../core/records.js'
+import { genIdOf, mergeHistory, holds, readersOf, withReaders, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { adopted, initialState, type MemberStates } from './member-state.js'
-import { later, historyOf } from './generations.js'
+import { later, historyOf, candidateOf } from './generations.js'
 import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges, type ChangeOpts, type ChangeResult } from './replica-set.js'
+import { Grants } from './grants.js'
 import { GraceWatch } from './grace.js'
 import { GenerationPromises } from './promises.js'
 import { VolumeAcceptance } from './volume-acceptance.js'
@@ -43,6 +43,8 @@ export class Membership {
   readonly promises: GenerationPromises
   readonly acceptance: VolumeAcceptance
   readonly graceMs: number
+  /** Granted readers: grant, revoke, and the greeting between a member and a reader (grants.ts). */
+  readonly grants: Grants
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
 
@@ -59,6 +61,7 @@ export class Membership {
     this.promises = new GenerationPromises(store)
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
+    this.grants = new Grants({ libp2p, store, changes: this.changes, host: engine })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) }, report: opts.report })
   }
 
@@ -77,15 +80,6 @@ export class Membership {
     this.grace.stop()
   }
 
-  private candidateOf (desc: VolumeDescriptor, state: VolumeRecord['state']): VolumeRecord {
-    return asVolumeRecord({
-      name: desc?.name, id: desc?.id, generation: desc?.generation, writeMode: desc?.writeMode, chunkSize: desc?.chunkSize, createdAt: desc?.createdAt,
-      members: Array.isArray(desc?.members) ? [...new Set(desc.members)].sort() : desc?.members,
-      genId: desc?.genId, history: Array.isArray(desc?.history) ? desc.history : [],
-      v: RECORD_VERSION, seq: 0, dirty: false, state
-    })
-  }
-
   private discardAllowed (volume: string): boolean {
     const d = this.opts.discardLocal
     return d === true || (Array.isArray(d) && d.includes(volume))
@@ -101,7 +95,7 @@ export class Membership {
    * or refused is reported and kept for status with its proposer.
    */
   async ensureVolume (peer: string, desc: VolumeDescriptor, probe = false): Promise<EnsureResult> {
-    const candidate = this.candidateOf(desc, initialState('requested'))
+    const candidate = candidateOf(desc, initialState('requested'))
     const local = await this.store.getVolume(candidate.name)
     const member = local?.members.includes(peer) === true
     if (local === undefined || (!member && local.id !== candidate.id && !this.trusted(peer))) {
@@ -115,7 +109,7 @@ export class Membership {
         why = `peer ${peer}, not a member here, has volume '${candidate.name}' with id ${candidate.id}; this node holds id ${local.id}: unrelated replicas, nothing exchanged`
         this.refusals.set(candidate.name, why)
       }
-      if (local !== undefined || !candidate.members.includes(this.selfId) || !candidate.members.includes(peer)) {
+      if (local !== undefined || !holds(candidate, this.selfId) || !candidate.members.includes(peer)) {
         throw this.refuse(candidate.name, peer, why, noVolumeFor(candidate.name, peer))
       }
       return await this.createRequested(candidate, peer)
@@ -139,7 +133,7 @@ export class Membership {
 
   /** A member asks this node to promise the next generation to its proposal (promises.ts). */
   async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean): Promise<void> {
-    const candidate = this.candidateOf(desc, undefined)
+    const candidate = candidateOf(desc, undefined)
     const local = await this.store.getVolume(candidate.name)
     // Not held here (yet: an offer awaiting the operator): this node does not vote. A
     // non-member that does not name our id gets the same answer, so it learns nothing.
@@ -244,7 +238,7 @@ export class Membership {
    */
   async adopt (desc: VolumeDescriptor, from: string): Promise<VolumeRecord | undefined> {
     let candidate: VolumeRecord
-    try { candidate = this.candidateOf(desc, undefined) } catch { return undefined }
+    try { candidate = candidateOf(desc, undefined) } catch { return undefined }
     const local = await this.store.getVolume(candidate.name)
     if (local === undefined || local.id !== candidate.id || !later(candidate, local)) return undefined
     if (!local.members.includes(from) || this.promises.conflicting(local.name, candidate.generation, genIdOf(candidate)) !== undefined) return undefined
@@ -252,12 +246,13 @@ export class Membership {
     const updated = await this.store.updateVolume(local.name, v => {
       if (!later(candidate, v)) return v
       const current = { generation: candidate.generation, genId: genIdOf(candidate) }
-      return {
-        ...adopted(v, member), generation: candidate.generation, genId: current.genId, members: candidate.members, writeMode: candidate.writeMode,
+      return withReaders({
+        ...adopted(v, member || readersOf(candidate).includes(this.selfId)), generation: candidate.generation, genId: current.genId, members: candidate.members, writeMode: candidate.writeMode,
         history: mergeHistory(current, v.history, candidate.history, [{ generation: v.generation, genId: genIdOf(v) }])
-      }
+      }, candidate.readers)
     })
     await this.promises.settle(updated.name, updated.generation)
+    this.engine.reconfigured(updated)
     log('volume %s: generation %d, members %o%s', updated.name, updated.generation, updated.members, member ? '' : ' (this node was removed)')
     if (from !== this.selfId) this.accepted(updated, from, member ? 'adopted' : 'adopted: this node is no longer a member')
     if (member && local.state === 'removed') this.engine.relisted(updated)

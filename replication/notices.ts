@@ -1,5 +1,6 @@
 import type { Notice } from '../protocols/notify-protocol.js'
 import { logger } from '../core/log.js'
+import { readersOf } from '../core/records.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { MemberStates } from './member-state.js'
@@ -64,7 +65,9 @@ export class Notices {
           round.again = false
           const vol = await this.d.store.getVolume(volume)
           if (vol === undefined) return
-          await Promise.allSettled(vol.members.filter(m => m !== this.d.selfId && this.d.peers.isConnected(m)).map(async m => {
+          // A member tells its readers too (they pull from members); a reader's notice would be ignored.
+          const readers = vol.members.includes(this.d.selfId) ? readersOf(vol) : []
+          await Promise.allSettled([...vol.members, ...readers].filter(m => m !== this.d.selfId && this.d.peers.isConnected(m)).map(async m => {
             await this.d.send(m, { volume: vol.name, volumeId: vol.id, seq: vol.seq, state: storedState(vol), generation: vol.generation })
           }))
         } while (round.again && !this.d.stopped())

@@ -1,7 +1,7 @@
 import type { IndexPage, IndexRequest } from '../protocols/index-protocol.js'
 import { reconcileRecord } from './reconcile.js'
 import { Codes } from '../core/errors.js'
-import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
+import { chunkHashes, holds, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store, NewFileRecord } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
@@ -77,7 +77,7 @@ export class Pulls {
         ? (states.isCaughtUp(vol.name) ? 'sync' : vol.state)
         : 'sync'
       for (const m of vol.members) {
-        if (m !== selfId && vol.members.includes(selfId) && this.d.peers.isConnected(m)) this.schedule(vol.name, m, mode)
+        if (m !== selfId && holds(vol, selfId) && this.d.peers.isConnected(m)) this.schedule(vol.name, m, mode)
       }
       if (vol.state === 'merge' || vol.state === 'copy') this.d.kickCopy(vol.name)
     }
@@ -142,7 +142,8 @@ export class Pulls {
   private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<boolean> {
     const { store, signal, selfId, states } = this.d
     const vol = await store.getVolume(volume)
-    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(selfId) || vol.state === 'removed') return false
+    // A reader pulls as a member does (grants.ts); only members are pulled from.
+    if (vol === undefined || !vol.members.includes(peer) || !holds(vol, selfId) || vol.state === 'removed') return false
     if (states.offline.has(volume)) return false
     let since = full ? 0 : await store.getWatermark(volume, peer)
     let first = true

@@ -2,7 +2,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { requestEnsureVolume, requestLocate, requestPrepareGeneration, descriptorOf, type VolumeDescriptor } from '../protocols/control-protocol.js'
 import { ConflictError, InvalidInputError, NotFoundError, ReplicantError, Codes, isReplicantError } from '../core/errors.js'
-import { genIdOf, type VolumeRecord } from '../core/records.js'
+import { genIdOf, readersOf, withReaders, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
@@ -65,7 +65,8 @@ export class ReplicaSetChanges {
   async announce (vol: VolumeRecord, alsoTell: string[] = []): Promise<AnnounceResult[]> {
     const { libp2p, peers } = this.d
     const results: AnnounceResult[] = []
-    const targets = [...new Set([...vol.members, ...alsoTell])].filter(m => m !== this.selfId)
+    // Readers are told every change too (grants.ts): they learn the configuration from members.
+    const targets = [...new Set([...vol.members, ...readersOf(vol), ...alsoTell])].filter(m => m !== this.selfId)
     await Promise.all(targets.map(async (member) => {
       if (!await peers.reach(member, async (via, ps) => await requestLocate(libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) {
         results.push({ peerId: member, status: 'pending' })
@@ -101,7 +102,8 @@ export class ReplicaSetChanges {
     const vol = await this.requireMember(volume)
     if (vol.members.includes(peer)) throw new ConflictError(Codes.ALREADY_MEMBER, `${peer} is already a member of '${volume}'`)
     await requireSeen(this.d, peer, `add-replica ${volume}`, opts.force === true)
-    const next = nextGeneration(vol, [...vol.members, peer])
+    // A reader made a member is a reader no longer (grants.ts).
+    const next = withReaders(nextGeneration(vol, [...vol.members, peer]), readersOf(vol).filter(r => r !== peer))
     await this.probeNewcomer(next, peer)
     const made = await this.propose(vol, next, `add ${peer}`, opts.force === true)
     this.d.host.setRemote(volume, peer, 'copy', made.volume.generation)
@@ -141,6 +143,22 @@ export class ReplicaSetChanges {
     if (vol.writeMode === writeMode) return { volume: vol, announce: [], promises: [] }
     const made = await this.propose(vol, { ...nextGeneration(vol), writeMode }, `write mode ${writeMode}`, opts.force === true)
     const announce = await this.announce(made.volume)
+    return { ...made, volume: await this.d.store.requireVolume(volume), announce }
+  }
+
+  /**
+   * Changes the readers of a volume (grants.ts) as generation g+1, like the changes above:
+   * `readers` gives the new list from the current configuration (undefined: nothing to do);
+   * `probe` is asked first whether it takes the volume. Every reader, old and new, is told.
+   */
+  async reconfigure (volume: string, readers: (vol: VolumeRecord) => string[] | undefined, what: string, probe?: string, opts: ChangeOpts = {}): Promise<ChangeResult> {
+    const vol = await this.requireMember(volume)
+    const list = readers(vol)
+    if (list === undefined) return { volume: vol, announce: [], promises: [] }
+    const next = withReaders(nextGeneration(vol), list)
+    if (probe !== undefined) await this.probeNewcomer(next, probe)
+    const made = await this.propose(vol, next, what, opts.force === true)
+    const announce = await this.announce(made.volume, [...readersOf(vol)])
     return { ...made, volume: await this.d.store.requireVolume(volume), announce }
   }
 
@@ -223,7 +241,7 @@ export class ReplicaSetChanges {
         if (v.generation !== vol.generation || genIdOf(v) !== genIdOf(vol)) {
           throw new ConflictError(Codes.GENERATION_CONFLICT, `volume '${vol.name}' moved on to generation ${v.generation} during the change (${what}): nothing changed, retry`)
         }
-        const committed = { ...v, generation: next.generation, genId, members: next.members, writeMode: next.writeMode, history: next.history }
+        const committed = withReaders({ ...v, generation: next.generation, genId, members: next.members, writeMode: next.writeMode, history: next.history }, next.readers)
         return next.members.includes(this.selfId) ? committed : moveTo(committed, 'removed')
       })
     } catch (err) {
@@ -231,6 +249,7 @@ export class ReplicaSetChanges {
       throw err
     }
     await promises.settle(vol.name, updated.generation)
+    this.d.host.reconfigured(updated)
     if (warning !== undefined) {
       this.d.report?.(`volume ${vol.name}: change (${what}) ${warning}`)
       log.error('volume %s: change (%s) %s', vol.name, what, warning)

@@ -6,7 +6,8 @@ import { registerChunkHandler } from '../protocols/chunk-protocol.js'
 import { registerNotifyHandler, sendNotice, type Notice } from '../protocols/notify-protocol.js'
 import { registerControlHandler, requestMemberState } from '../protocols/control-protocol.js'
 import { INDEX_PAGE_RECORDS } from '../protocols/constants.js'
-import { memberAuthorizer } from './member-authorizer.js'
+import { readerAuthorizer } from './member-authorizer.js'
+import { ReaderStreams } from './reader-streams.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
 import { BackgroundCopy, type CopyProgress } from './background-copy.js'
@@ -90,6 +91,8 @@ export class SyncEngine {
   readonly allMode: AllModeWrites
   /** This node's member state of every volume. */
   readonly states: MemberStates
+  /** Index and chunk streams open to readers, closed when their grant is revoked. */
+  readonly readerStreams = new ReaderStreams()
   /** Chunks found missing or corrupt by the last verification, per volume. */
   readonly damaged = new Map<string, number>()
   private readonly remotes = new RemoteViews()
@@ -135,7 +138,8 @@ export class SyncEngine {
       progressOf: vol => this.copy.progressOf(vol),
       setRemote: (vol, peer, state, generation, seq) => { this.setRemote(vol, peer, state, generation, seq) },
       forgetRemote: (vol, peer) => { this.forgetRemote(vol, peer) },
-      relisted: vol => { this.relisted(vol) }
+      relisted: vol => { this.relisted(vol) },
+      reconfigured: vol => { this.readerStreams.reconfigured(vol) }
     }
     this.membership = new Membership(libp2p, store, peers, host, states, this.decisions, opts)
     this.allMode = new AllModeWrites(libp2p, store, peers, this.fetcher, this.controller.signal, opts)
@@ -224,8 +228,8 @@ export class SyncEngine {
   async start (): Promise<void> {
     // Promises kept by the last run are loaded before any prepare-generation is answered.
     await this.membership.start()
-    await registerIndexHandler(this.libp2p, this.store, memberAuthorizer(this.store), this.faults.links)
-    await registerChunkHandler(this.libp2p, this.store, memberAuthorizer(this.store), undefined, this.faults)
+    await registerIndexHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), this.faults.links)
+    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
       locate: async (_peer, peers) => await this.peers.locate(peers),
@@ -239,6 +243,7 @@ export class SyncEngine {
     // Stamped before the greeting asks for fresh heads: heads heard before it are stale.
     this.libp2p.addEventListener('peer:connect', (evt) => { this.remotes.connected(evt.detail.toString()) })
     this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
+    this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.grants.greet(evt.detail.toString()) })
     this.safetyTimer = setInterval(() => { void this.pulls.pullAllConnected() }, SAFETY_PULL_MS)
     this.safetyTimer.unref()
     for (const vol of await this.store.listVolumes()) {
@@ -256,7 +261,7 @@ export class SyncEngine {
       }
     }
     // Peers already connected (joined before the engine started) get the same greeting.
-    for (const peer of this.peers.connectedPeers()) void this.membership.greet(peer)
+    for (const peer of this.peers.connectedPeers()) { void this.membership.greet(peer); void this.membership.grants.greet(peer) }
   }
 
   async stop (): Promise<void> {

@@ -93,6 +93,13 @@ export class VolumeService {
     if (why !== undefined) throw new ReplicantError(Codes.VOLUME_OFFLINE, `volume '${vol.name}' is offline on this node: ${why}`, { volume: vol.name })
   }
 
+  /** A volume this node holds as a granted reader (grants.ts), not a member, takes no writes. */
+  private writable (vol: VolumeRecord): void {
+    if (!vol.members.includes(this.selfId)) {
+      throw new ReplicantError(Codes.READ_ONLY, `this node is a reader of volume '${vol.name}', not a member: it cannot write to it`, { volume: vol.name })
+    }
+  }
+
   async createVolume (opts: CreateVolumeOptions): Promise<VolumeRecord> {
     const name = validateVolumeName(opts.name)
     const writeMode = opts.writeMode ?? 'active'
@@ -146,6 +153,7 @@ export class VolumeService {
   /** Streams `source` into the volume at `path`; durable (chunks, then one synced index batch) on return. */
   async putFile (volName: string, path: string, source: AsyncIterable<Uint8Array>, opts: PutOptions = {}): Promise<FileRecord> {
     const vol = await this.volume(volName)
+    this.writable(vol)
     const p = normalizePath(path)
     const mode = opts.mode ?? 0o644
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
@@ -273,6 +281,7 @@ export class VolumeService {
   /** Deletes by writing a tombstone, so the delete replicates and orders like any write. */
   async removeFile (volName: string, path: string): Promise<FileRecord> {
     const vol = await this.volume(volName)
+    this.writable(vol)
     const p = normalizePath(path)
     if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
       const writer = this.allModeWriter

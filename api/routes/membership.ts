@@ -1,4 +1,4 @@
-/** Members of a volume: add and remove one online, or move a replica from one node to another. */
+/** Members of a volume: add and remove one online, or move a replica from one node to another; grant and revoke readers. */
 import type { Router } from '../router.js'
 import type { MembershipAdmin } from '../node-api.js'
 import { ReplicantError, Codes, isReplicantError } from '../../core/errors.js'
@@ -14,6 +14,14 @@ export function membershipRoutes (router: Router, node: MembershipAdmin): void {
   router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/replicas\/([^/]+)$/, async (req, res, [vol, peer]) => {
     const body = await readJson(req)
     sendJson(res, 200, await node.removeReplica(decodeSegment(vol), decodeSegment(peer), { force: body.force }))
+  })
+  // Read access for a peer that is not a member (replication/grants.ts).
+  router.add('POST', /^\/v1\/volumes\/([^/]+)\/grants$/, async (req, res, [vol]) => {
+    const body = await readJson(req)
+    sendJson(res, 200, await node.grantReader(decodeSegment(vol), body.peer, body.access ?? 'read'))
+  })
+  router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/grants\/([^/]+)$/, async (_req, res, [vol, peer]) => {
+    sendJson(res, 200, await node.revokeReader(decodeSegment(vol), decodeSegment(peer)))
   })
   // A one-time permission for a peer to create this volume here (the volume is not held yet).
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/accept$/, async (req, res, [vol]) => {

@@ -100,6 +100,23 @@ export function registerVolumeCommands (cli: Cli): void {
       tookEffect(v)
     })
 
+  volume.command('grant <name> <peerid>')
+    .description('let a peer that is not a member read the volume (index and chunks: a lazy replica); its writes are refused')
+    .option('--read', 'read access (the only level, and the default)')
+    .action(async (name: string, peer: string) => {
+      const v = await (await cli.client()).grantReader(name, peer, 'read')
+      out(`volume ${v.name}: ${peer} may read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+    })
+
+  volume.command('revoke <name> <peerid>')
+    .description("take a reader's access away; its open streams for the volume are closed at once")
+    .action(async (name: string, peer: string) => {
+      const v = await (await cli.client()).revokeReader(name, peer)
+      out(`volume ${v.name}: ${peer} may no longer read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
+      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+    })
+
   volume.command('set <name>')
     .description('change a volume setting on every member (a new generation)')
     .addOption(new Option('--write-mode <mode>', 'all: acknowledged once every member stored it; active: once this member did').choices(['all', 'active']))
@@ -195,7 +212,8 @@ export function registerVolumeCommands (cli: Cli): void {
       if (opts.json === true) return print(v)
       out([
         `name:        ${v.name}`, `id:          ${v.id}`, `generation:  ${v.generation}`, `write mode:  ${v.writeMode}`,
-        `chunk size:  ${fmtBytes(v.chunkSize)}`, `members:     ${v.members.join(', ')}`, `sequence:    ${v.seq}`,
+        `chunk size:  ${fmtBytes(v.chunkSize)}`, `members:     ${v.members.join(', ')}`,
+        `readers:     ${v.readers.length > 0 ? v.readers.join(', ') : '(none)'}`, `access:      ${v.access}`, `sequence:    ${v.seq}`,
         `files:       ${v.files}`, `bytes:       ${v.bytes} (${fmtBytes(v.bytes)})`, `state:       ${v.state}`,
         ...(v.progress !== null && v.progress !== undefined ? [`progress:    ${fmtBytes(v.progress.bytesDone)} of ${fmtBytes(v.progress.bytesTotal)}, files ${v.progress.filesDone} of ${v.progress.filesTotal}`] : [])
       ].join('\n'))
