@@ -128,7 +128,7 @@ test('a revocation closes the reader\'s streams at once and later requests are r
   // And an HTTP read of the whole file on the reader, under way at the same time.
   let httpBytes = 0
   const httpDone = new Promise<string>((resolve) => {
-    const req = http.get(`${r.apiUrl!}/v1/volumes/docs/files/big.bin`, res => {
+    const req = http.get(`${r.apiUrl!}/v1/volumes/docs/files/big.bin`, { headers: { authorization: `Bearer ${r.apiToken}` } }, res => {
       res.on('data', (c: Buffer) => { httpBytes += c.byteLength })
       res.on('end', () => { resolve(res.complete ? 'complete' : 'aborted') })
       res.on('error', () => { resolve('error') })
