@@ -13,7 +13,7 @@ import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volu
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
-  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number
+  discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number, swarmKey?: string
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -47,6 +47,7 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ? () => Promise.resolve(false)
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
   const { ReplicantNode } = await import('../../node/replicant-node.js')
+  ;(await import('../../node/data-dir.js')).privateUmask() // this process is the node: what level writes is 0600 too
   const node = await ReplicantNode.start({
     dataDir: data,
     listen: opts.listen,
@@ -62,9 +63,11 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
     ...(opts.testing === true ? { testing: true } : {}),
     ...(opts.packTarget !== undefined ? { packTargetBytes: opts.packTarget } : {}),
+    ...(opts.swarmKey !== undefined ? { swarmKeyFile: opts.swarmKey } : {}),
     report: (line) => { out(line) }
   })
   out(`replicant ${VERSION} node started\npeer id: ${node.peerId}`)
+  if (node.swarmKeyFingerprint !== undefined) out(`private swarm: key fingerprint ${node.swarmKeyFingerprint}`)
   for (const ma of node.multiaddrs()) out(`listening: ${ma}`)
   out(`api: ${node.apiUrl}`)
   if (node.store.foundDirty.length > 0) {
@@ -89,9 +92,13 @@ export function registerNodeCommands (cli: Cli): void {
       const data = cli.dataDir()
       const { loadOrCreateIdentity } = await import('../../node/identity.js')
       const { Store } = await import('../../store/store.js')
+      const { privateUmask, makeDirPrivate, makeDataDirPrivate } = await import('../../node/data-dir.js')
+      privateUmask()
+      await makeDirPrivate(data)
       const id = await loadOrCreateIdentity(data)
       const store = await Store.open(data)
       await store.close()
+      await makeDataDirPrivate(data)
       out(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}`)
     })
 
@@ -111,6 +118,7 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
     .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
     .option('--pack-target <bytes>', 'size at which a chunk pack file is closed and a new one started (default 64 MiB; chaos runs use small packs so repacks happen)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 65536) throw new InvalidArgumentError('--pack-target takes an integer of at least 65536'); return n })
+    .option('--swarm-key <file>', 'a private swarm: only peers started with the same key file connect (make one with `replicant swarm-key generate > swarm.key`)')
     .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
     .action(async (opts: StartOptions) => { await start(cli, opts) })
 }
