@@ -4,14 +4,14 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
+import { pskProtector } from './psk-protector.js'
 import type { PrivateKey, ConnectionGater, PeerId } from '@libp2p/interface'
 
 export interface Libp2pOptions {
   privateKey: PrivateKey
   listen: string[]
   connectionGater?: ConnectionGater
-  /** A private swarm's key in the base16 swarm.key format (core/swarm-key.ts): only peers holding it connect. */
+  /** A private swarm's 32-byte key (core/swarm-key.ts): only peers holding it connect. */
   swarmKey?: Uint8Array
 }
 
@@ -37,7 +37,7 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
     services: { identify: identify(), ping: ping() },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
-    // pnet wraps the raw TCP connection before noise: a peer without the key never gets to a handshake.
-    ...(opts.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {})
+    // PSK v1 wraps the raw TCP connection before noise (node/psk-protector.ts): a peer without the key never gets a handshake.
+    ...(opts.swarmKey !== undefined ? { connectionProtector: pskProtector(opts.swarmKey) } : {})
   })
 }

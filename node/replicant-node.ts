@@ -189,7 +189,7 @@ export class ReplicantNode {
       await makeDataDirPrivate(opts.dataDir) // after level created its files at open
       const blocked = new Set<string>()
       const listen = opts.listen ?? [...DEFAULTS.listen]
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked), ...(swarm !== undefined ? { swarmKey: swarm.encoded } : {}) }).catch((err: Error) => {
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
       const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts, swarm?.fingerprint)
