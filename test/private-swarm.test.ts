@@ -20,6 +20,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
+import { loadTopologyConfig, parseTopologyConfig } from '../testing/topology-config.js'
 
 type T = ExecutionContext<unknown>
 
@@ -226,4 +227,17 @@ test('CLI: start with a bad key file fails at once with one typed line and a non
     t.regex(r.stderr, /^replicant: .*swarm key.* \[BAD_SWARM_KEY\]\n$/)
     t.false(r.stderr.includes('abab'))
   }
+})
+
+// ---- topologies ----
+
+test('topology config: swarmKeyFile is found next to the config; a non-path is refused by name', async t => {
+  const dir = await tmpDir(t)
+  const file = join(dir, 'topo.json')
+  await writeFile(file, JSON.stringify({ nodes: [{ name: 'a', swarmKeyFile: 'swarm.key' }, { name: 'b' }], volumes: [] }))
+  const config = await loadTopologyConfig(file)
+  t.is(config.nodes[0].swarmKeyFile, join(dir, 'swarm.key'))
+  t.is(config.nodes[1].swarmKeyFile, undefined)
+  const err = t.throws(() => parseTopologyConfig({ nodes: [{ name: 'a', swarmKeyFile: 42 }] }))
+  t.regex(err?.message ?? '', /nodes\[0\]\.swarmKeyFile: must be a file path/)
 })
