@@ -8,6 +8,9 @@
 
 const SIGMA = [0x61707865, 0x3320646e, 0x79622d32, 0x6b206574] // "expand 32-byte k"
 
+// The key stream block is read as the bytes of a Uint32Array: right only on little-endian machines.
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('core/xsalsa20.ts needs a little-endian machine')
+
 const rotl = (v: number, n: number): number => (v << n) | (v >>> (32 - n))
 const word = (b: Uint8Array, i: number): number => (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0
 
@@ -47,8 +50,9 @@ function hsalsa20 (key: Uint8Array, nonce16: Uint8Array): Uint8Array {
 
 export class XSalsa20 {
   private readonly input: Uint32Array
-  private readonly block = new Uint8Array(64)
-  private readonly x = new Uint32Array(16)
+  /** The current key stream block, as words and as the bytes they are on a little-endian machine. */
+  private readonly words = new Uint32Array(16)
+  private readonly block = new Uint8Array(this.words.buffer)
   /** Bytes of `block` already used (64: none left). */
   private used = 64
 
@@ -62,15 +66,28 @@ export class XSalsa20 {
     sub.fill(0)
   }
 
+  /** The next 64 key stream bytes into `block`: the rounds on locals (several times faster than on the array). */
   private nextBlock (): void {
-    const x = this.x
-    x.set(this.input)
-    rounds(x)
-    const view = new DataView(this.block.buffer)
-    for (let i = 0; i < 16; i++) view.setUint32(4 * i, (x[i] + this.input[i]) >>> 0, true)
+    const j = this.input
+    let x0 = j[0]; let x1 = j[1]; let x2 = j[2]; let x3 = j[3]; let x4 = j[4]; let x5 = j[5]; let x6 = j[6]; let x7 = j[7]
+    let x8 = j[8]; let x9 = j[9]; let x10 = j[10]; let x11 = j[11]; let x12 = j[12]; let x13 = j[13]; let x14 = j[14]; let x15 = j[15]
+    let u: number
+    for (let i = 0; i < 10; i++) {
+      u = x0 + x12; x4 ^= (u << 7) | (u >>> 25); u = x4 + x0; x8 ^= (u << 9) | (u >>> 23); u = x8 + x4; x12 ^= (u << 13) | (u >>> 19); u = x12 + x8; x0 ^= (u << 18) | (u >>> 14)
+      u = x5 + x1; x9 ^= (u << 7) | (u >>> 25); u = x9 + x5; x13 ^= (u << 9) | (u >>> 23); u = x13 + x9; x1 ^= (u << 13) | (u >>> 19); u = x1 + x13; x5 ^= (u << 18) | (u >>> 14)
+      u = x10 + x6; x14 ^= (u << 7) | (u >>> 25); u = x14 + x10; x2 ^= (u << 9) | (u >>> 23); u = x2 + x14; x6 ^= (u << 13) | (u >>> 19); u = x6 + x2; x10 ^= (u << 18) | (u >>> 14)
+      u = x15 + x11; x3 ^= (u << 7) | (u >>> 25); u = x3 + x15; x7 ^= (u << 9) | (u >>> 23); u = x7 + x3; x11 ^= (u << 13) | (u >>> 19); u = x11 + x7; x15 ^= (u << 18) | (u >>> 14)
+      u = x0 + x3; x1 ^= (u << 7) | (u >>> 25); u = x1 + x0; x2 ^= (u << 9) | (u >>> 23); u = x2 + x1; x3 ^= (u << 13) | (u >>> 19); u = x3 + x2; x0 ^= (u << 18) | (u >>> 14)
+      u = x5 + x4; x6 ^= (u << 7) | (u >>> 25); u = x6 + x5; x7 ^= (u << 9) | (u >>> 23); u = x7 + x6; x4 ^= (u << 13) | (u >>> 19); u = x4 + x7; x5 ^= (u << 18) | (u >>> 14)
+      u = x10 + x9; x11 ^= (u << 7) | (u >>> 25); u = x11 + x10; x8 ^= (u << 9) | (u >>> 23); u = x8 + x11; x9 ^= (u << 13) | (u >>> 19); u = x9 + x8; x10 ^= (u << 18) | (u >>> 14)
+      u = x15 + x14; x12 ^= (u << 7) | (u >>> 25); u = x12 + x15; x13 ^= (u << 9) | (u >>> 23); u = x13 + x12; x14 ^= (u << 13) | (u >>> 19); u = x14 + x13; x15 ^= (u << 18) | (u >>> 14)
+    }
+    const w = this.words
+    w[0] = x0 + j[0]; w[1] = x1 + j[1]; w[2] = x2 + j[2]; w[3] = x3 + j[3]; w[4] = x4 + j[4]; w[5] = x5 + j[5]; w[6] = x6 + j[6]; w[7] = x7 + j[7]
+    w[8] = x8 + j[8]; w[9] = x9 + j[9]; w[10] = x10 + j[10]; w[11] = x11 + j[11]; w[12] = x12 + j[12]; w[13] = x13 + j[13]; w[14] = x14 + j[14]; w[15] = x15 + j[15]
     // 64-bit little-endian block counter in words 8 and 9.
-    this.input[8] = (this.input[8] + 1) >>> 0
-    if (this.input[8] === 0) this.input[9] = (this.input[9] + 1) >>> 0
+    j[8] = (j[8] + 1) >>> 0
+    if (j[8] === 0) j[9] = (j[9] + 1) >>> 0
     this.used = 0
   }
 
@@ -90,7 +107,7 @@ export class XSalsa20 {
 
   /** Forgets the key material (the connection is over). */
   wipe (): void {
-    this.input.fill(0); this.block.fill(0); this.x.fill(0)
+    this.input.fill(0); this.words.fill(0)
     this.used = 64
   }
 }
