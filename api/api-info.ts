@@ -25,7 +25,7 @@ export async function readApiInfo (dataDir: string): Promise<ApiInfo> {
 /** Written whole or not at all (a temp file renamed over it): a CLI never reads half of it. */
 export async function writeApiInfo (dataDir: string, info: ApiInfo): Promise<void> {
   const tmp = join(dataDir, `${API_FILE}.${process.pid}.tmp`)
-  await writeFile(tmp, JSON.stringify(info) + '\n')
+  await writeFile(tmp, JSON.stringify(info) + '\n', { mode: 0o600 })
   await renameDurably(tmp, join(dataDir, API_FILE))
 }
 

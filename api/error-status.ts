@@ -52,6 +52,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.TX_UNKNOWN]: 409,
   [Codes.LOG_COMPACTED]: 502,
   [Codes.DATA_DIR_LOCKED]: 409,
+  [Codes.BAD_SWARM_KEY]: 400,
   [Codes.ADDRESS_IN_USE]: 409,
   [Codes.STORE_CLOSED]: 503,
   [Codes.PACK_TRUNCATED]: 500,

@@ -82,6 +82,10 @@ export interface StatusResponse {
   dataDir: string
   uptimeMs: number
   uncleanShutdown: string[]
+  /** In a private swarm (`start --swarm-key`): only peers with the same key connect. */
+  privateSwarm: boolean
+  /** 16 hex digits naming the swarm key (never the key): nodes of one swarm show the same. */
+  swarmKeyFingerprint?: string
   peers: PeerView[]
   disk: DiskUsage
   fetched: FetchedCounters

@@ -15,6 +15,7 @@ import { registerFileCommands } from './commands/files.js'
 import { registerSnapshotCommands } from './commands/snapshots.js'
 import { registerAdminCommands } from './commands/admin.js'
 import { registerStatusCommands } from './commands/status.js'
+import { registerSwarmKeyCommands } from './commands/swarm-key.js'
 
 const program = new Command()
 program
@@ -35,6 +36,7 @@ registerFileCommands(cli)
 registerSnapshotCommands(cli)
 registerAdminCommands(cli)
 registerStatusCommands(cli)
+registerSwarmKeyCommands(cli)
 ;(await import('./topology-command.js')).registerTopologyCommands(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -4,12 +4,15 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { pskProtector } from './psk-protector.js'
 import type { PrivateKey, ConnectionGater, PeerId } from '@libp2p/interface'
 
 export interface Libp2pOptions {
   privateKey: PrivateKey
   listen: string[]
   connectionGater?: ConnectionGater
+  /** A private swarm's 32-byte key (core/swarm-key.ts): only peers holding it connect. */
+  swarmKey?: Uint8Array
 }
 
 /** A gater that refuses, in both directions, every peer in `blocked` (a mutable set). */
@@ -22,7 +25,7 @@ export function blockingGater (blocked: Set<string>): ConnectionGater {
   }
 }
 
-/** TCP + noise + yamux, with identify and ping: every connection is encrypted and authenticated. */
+/** TCP (+ pnet in a private swarm) + noise + yamux, with identify and ping: every connection is encrypted and authenticated. */
 export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>> {
   return await createLibp2p({
     privateKey: opts.privateKey,
@@ -33,6 +36,8 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     // request does not wait on window updates; our own credits bound what is in flight.
     streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
     services: { identify: identify(), ping: ping() },
-    ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {})
+    ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
+    // PSK v1 wraps the raw TCP connection before noise (node/psk-protector.ts): a peer without the key never gets a handshake.
+    ...(opts.swarmKey !== undefined ? { connectionProtector: pskProtector(opts.swarmKey) } : {})
   })
 }

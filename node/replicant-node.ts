@@ -6,6 +6,8 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
 import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
+import { makeDirPrivate, makeDataDirPrivate } from './data-dir.js'
+import { readSwarmKeyFile } from '../core/swarm-key.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
@@ -67,6 +69,8 @@ export interface NodeOptions extends ApiExposureOptions {
    * the `faults` option and REPLICANT_FAULTS honoured. Off by default.
    */
   testing?: boolean
+  /** A swarm.key file (kubo's format, `replicant swarm-key generate`): a private swarm, only peers with the same key connect. */
+  swarmKeyFile?: string
   /** Fault injection (also REPLICANT_FAULTS=crash-after-prepare,crash-after-decision,serve-corrupt-chunks). */
   faults?: NodeFaults
 }
@@ -119,7 +123,7 @@ export class ReplicantNode {
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions, api: PreparedApi | undefined) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined) {
     this.testing = opts.testing === true
     this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
@@ -170,18 +174,23 @@ export class ReplicantNode {
   }
 
   private static async startIn (opts: NodeOptions): Promise<ReplicantNode> {
+    // A bad key fails the start before anything is written; private files: node/data-dir.ts.
+    const swarm = opts.swarmKeyFile !== undefined ? await readSwarmKeyFile(opts.swarmKeyFile) : undefined
+    if (swarm?.exposed === true) opts.report?.(`warning: swarm key file ${opts.swarmKeyFile} is readable by other users (chmod 600 it)`)
+    await makeDirPrivate(opts.dataDir)
     const identity = await loadOrCreateIdentity(opts.dataDir)
     const api = await prepareApi(opts.dataDir, opts)
     const store = await Store.open(opts.dataDir, { ...(opts.packTargetBytes !== undefined ? { packTargetBytes: opts.packTargetBytes } : {}), recordSynced: opts.testing === true })
     if (opts.testing === true) armFromEnv(process.env.REPLICANT_CRASH_AT) // and packs record their fsynced lengths (power-loss runs)
     let libp2p: Libp2p | undefined
     try {
+      await makeDataDirPrivate(opts.dataDir) // after level created its files at open
       const blocked = new Set<string>()
       const listen = opts.listen ?? [...DEFAULTS.listen]
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked) }).catch((err: Error) => {
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts, api)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts, api, swarm?.fingerprint)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
       if (node.api !== undefined && api !== undefined) {
@@ -360,6 +369,8 @@ export class ReplicantNode {
       dataDir: this.dataDir,
       uptimeMs: Date.now() - this.startedAt,
       uncleanShutdown: this.store.foundDirty,
+      privateSwarm: this.swarmKeyFingerprint !== undefined,
+      ...(this.swarmKeyFingerprint !== undefined ? { swarmKeyFingerprint: this.swarmKeyFingerprint } : {}),
       peers: await this.peers.list(),
       disk: await this.diskUsage(),
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).

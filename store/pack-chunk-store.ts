@@ -78,7 +78,7 @@ export class PackChunkStore implements ChunkStore {
   }
 
   static async open (dir: string, loc: LocSublevel, opts: PackStoreOptions = {}): Promise<PackChunkStore> {
-    await mkdir(dir, { recursive: true })
+    await mkdir(dir, { recursive: true, mode: 0o700 }) // chunk bytes are plaintext: private (node/data-dir.ts)
     const store = new PackChunkStore(dir, loc, opts)
     const ids = (await readdir(dir)).map(packId).filter((x): x is number => x !== undefined)
     // The marker too: were the newest packs lost, their ids must not be reused (stale
@@ -92,8 +92,8 @@ export class PackChunkStore implements ChunkStore {
 
   /** A new pack, its id recorded and its directory entry synced (a datasync of it does neither). */
   private async startPack (id: number): Promise<void> {
-    const fh = await open(join(this.dir, packName(id)), 'wx+')
-    await writeFile(join(this.dir, `${LAST_PACK}${id}`), '')
+    const fh = await open(join(this.dir, packName(id)), 'wx+', 0o600)
+    await writeFile(join(this.dir, `${LAST_PACK}${id}`), '', { mode: 0o600 })
     await syncDir(this.dir)
     // The previous marker (absent at the first start, or when packs were lost meanwhile).
     await unlink(join(this.dir, `${LAST_PACK}${id - 1}`)).catch(() => {})

@@ -17,7 +17,7 @@ export class SyncedLengths {
   /** Records `[pack id, length]` pairs whose datasync has returned. */
   async record (lengths: Array<[number, number]>): Promise<void> {
     if (lengths.length === 0) return
-    await appendFile(join(this.dir, SYNCED_LENGTHS), lengths.map(([id, len]) => `${packName(id)} ${len}\n`).join(''))
+    await appendFile(join(this.dir, SYNCED_LENGTHS), lengths.map(([id, len]) => `${packName(id)} ${len}\n`).join(''), { mode: 0o600 })
   }
 }
 

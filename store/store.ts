@@ -104,7 +104,7 @@ export class Store {
   /** Opens (creating if needed) the store under `dir`/store. Refuses a store another process holds. */
   static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
     const path = join(dir, 'store')
-    await mkdir(path, { recursive: true })
+    await mkdir(path, { recursive: true, mode: 0o700 }) // private: node/data-dir.ts
     const db: Db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
     try {
       await db.open()

@@ -77,6 +77,7 @@ export class ManagedNode implements TopologyNode {
   private exited: Promise<ExitInfo> | undefined
   private port: number
   private readonly apiPort: number
+  private readonly swarmKeyFile: string | undefined
   readonly dataDir: string
   readonly logFile: string
 
@@ -85,6 +86,7 @@ export class ManagedNode implements TopologyNode {
     this.logFile = join(dir, `${name}.log`)
     this.port = spec.port ?? 0
     this.apiPort = spec.apiPort ?? 0
+    this.swarmKeyFile = spec.swarmKeyFile
   }
 
   get running (): boolean { return this.kind === 'process' ? this.child !== undefined : this.instance !== undefined }
@@ -133,7 +135,7 @@ export class ManagedNode implements TopologyNode {
     const api = `127.0.0.1:${this.apiPort}`
     if (this.kind === 'in-process') {
       await mkdir(this.dataDir, { recursive: true })
-      const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, testing: true })
+      const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, testing: true, ...(this.swarmKeyFile !== undefined ? { swarmKeyFile: this.swarmKeyFile } : {}) })
       this.instance = node
       this.url = node.apiUrl
       this.token = node.apiToken
@@ -142,7 +144,7 @@ export class ManagedNode implements TopologyNode {
       return
     }
     const args = [...(this.opts.nodeArgs ?? []), this.opts.bin ?? DEFAULT_BIN, 'start', '--testing', '--data', this.dataDir, '--listen', listen, '--api', api,
-      ...(this.opts.startArgs ?? []), ...joinAddrs.flatMap(a => ['--join', a])]
+      ...(this.swarmKeyFile !== undefined ? ['--swarm-key', this.swarmKeyFile] : []), ...(this.opts.startArgs ?? []), ...joinAddrs.flatMap(a => ['--join', a])]
     const fd = openSync(this.logFile, 'a')
     let child: ChildProcess
     try {

@@ -4,6 +4,7 @@
  * and names the offending field, e.g. `volumes[0].members[2]: no node named 'd'`.
  */
 import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { isValidChunkSize } from '../core/chunker.js'
 import { validateVolumeName } from '../core/paths.js'
 import { WRITE_MODES, type WriteMode } from '../core/records.js'
@@ -14,7 +15,7 @@ export interface TopologyConfig {
   name?: string
   description?: string
   connect?: 'star' | 'mesh' | 'none'
-  nodes: Array<{ name: string, kind?: NodeKind, port?: number, apiPort?: number }>
+  nodes: Array<{ name: string, kind?: NodeKind, port?: number, apiPort?: number, swarmKeyFile?: string }>
   volumes: Array<{ name: string, members: string[], writeMode?: WriteMode, chunkSize?: number, createdOn?: string }>
 }
 
@@ -49,13 +50,14 @@ export function parseTopologyConfig (value: unknown, source = 'topology'): Topol
     for (const [i, n] of value.nodes.entries()) {
       const where = `nodes[${i}]`
       if (!isObject(n)) { fail(where, 'must be an object'); continue }
-      only(n, where, ['name', 'kind', 'port', 'apiPort'])
+      only(n, where, ['name', 'kind', 'port', 'apiPort', 'swarmKeyFile'])
       if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) fail(`${where}.name`, `must match ${NODE_NAME.source}`)
       else if (names.has(n.name)) fail(`${where}.name`, `'${n.name}' is used twice`)
       else names.add(n.name)
       if (n.kind !== undefined && !(NODE_KINDS as readonly unknown[]).includes(n.kind)) fail(`${where}.kind`, `must be one of ${NODE_KINDS.join(', ')}`)
       port(n.port, `${where}.port`)
       port(n.apiPort, `${where}.apiPort`)
+      if (n.swarmKeyFile !== undefined && (typeof n.swarmKeyFile !== 'string' || n.swarmKeyFile === '')) fail(`${where}.swarmKeyFile`, 'must be a file path')
     }
   }
   const volumes = value.volumes ?? []
@@ -106,7 +108,10 @@ export async function loadTopologyConfig (file: string): Promise<TopologyConfig>
   } catch (err) {
     throw new TopologyError(Codes.BAD_TOPOLOGY_CONFIG, `${file} is not JSON: ${(err as Error).message}`)
   }
-  return parseTopologyConfig(value, file)
+  const config = parseTopologyConfig(value, file)
+  // A key file named in a config is found next to the config, wherever it is started from.
+  for (const n of config.nodes) if (n.swarmKeyFile !== undefined) n.swarmKeyFile = resolve(dirname(file), n.swarmKeyFile)
+  return config
 }
 
 /**

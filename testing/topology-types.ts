@@ -14,6 +14,8 @@ export interface NodeSpec {
   port?: number
   /** HTTP API port on 127.0.0.1 (default 0: a free one at every start). */
   apiPort?: number
+  /** A swarm.key file: the node is in that private swarm (`start --swarm-key`). */
+  swarmKeyFile?: string
 }
 
 export interface TopologyOptions {

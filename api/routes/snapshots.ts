@@ -26,10 +26,10 @@ export function snapshotRoutes (router: Router, node: SnapshotAccess): void {
     // Spooled to disk and verified as it arrives (nothing touches the store before the whole
     // dump checks out), then applied from the spool: constant memory, two passes over the bytes.
     const dir = join(node.dataDir, 'tmp')
-    await mkdir(dir, { recursive: true })
+    await mkdir(dir, { recursive: true, mode: 0o700 })
     const file = join(dir, tempName())
     try {
-      const fh = await open(file, 'w')
+      const fh = await open(file, 'w', 0o600) // a spooled dump holds plaintext
       const upload = spooled(req, fh)
       let header: DumpHeader
       try {

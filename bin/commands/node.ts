@@ -14,7 +14,7 @@ import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volu
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
   discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number,
-  apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[]
+  apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[], swarmKey?: string
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -49,6 +49,7 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
   if ((opts.apiTlsCert === undefined) !== (opts.apiTlsKey === undefined)) throw new Error('--api-tls-cert and --api-tls-key go together')
   const { ReplicantNode } = await import('../../node/replicant-node.js')
+  ;(await import('../../node/data-dir.js')).privateUmask() // this process is the node: what level writes is 0600 too
   const node = await ReplicantNode.start({
     dataDir: data,
     listen: opts.listen,
@@ -67,9 +68,11 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(opts.preparedExpiry !== undefined && opts.preparedExpiry > 0 ? { preparedExpiryMs: opts.preparedExpiry * 1000 } : {}),
     ...(opts.testing === true ? { testing: true } : {}),
     ...(opts.packTarget !== undefined ? { packTargetBytes: opts.packTarget } : {}),
+    ...(opts.swarmKey !== undefined ? { swarmKeyFile: opts.swarmKey } : {}),
     report: (line) => { out(line) }
   })
   out(`replicant ${VERSION} node started\npeer id: ${node.peerId}`)
+  if (node.swarmKeyFingerprint !== undefined) out(`private swarm: key fingerprint ${node.swarmKeyFingerprint}`)
   for (const ma of node.multiaddrs()) out(`listening: ${ma}`)
   out(`api: ${node.apiUrl}`)
   if (node.store.foundDirty.length > 0) {
@@ -95,10 +98,14 @@ export function registerNodeCommands (cli: Cli): void {
       const { loadOrCreateIdentity } = await import('../../node/identity.js')
       const { Store } = await import('../../store/store.js')
       const { loadOrCreateApiToken } = await import('../../api/api-token.js')
+      const { privateUmask, makeDirPrivate, makeDataDirPrivate } = await import('../../node/data-dir.js')
+      privateUmask()
+      await makeDirPrivate(data)
       const id = await loadOrCreateIdentity(data)
       await loadOrCreateApiToken(data)
       const store = await Store.open(data)
       await store.close()
+      await makeDataDirPrivate(data)
       out(`${id.created ? 'initialised' : 'already initialised'} ${data}\npeer id: ${id.peerId.toString()}\napi token: in ${data}/api.token (replicant api-token shows it)`)
     })
 
@@ -129,6 +136,7 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--prepare-timeout <seconds>', 'all mode: how long a write waits for every member to prepare (default 30)', (v) => Number(v))
     .option('--prepared-expiry <seconds>', 'all mode: an undecided prepared write is resolved with its coordinator after this long (default 60)', (v) => Number(v))
     .option('--pack-target <bytes>', 'size at which a chunk pack file is closed and a new one started (default 64 MiB; chaos runs use small packs so repacks happen)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 65536) throw new InvalidArgumentError('--pack-target takes an integer of at least 65536'); return n })
+    .option('--swarm-key <file>', 'a private swarm: only peers started with the same key file connect (make one with `replicant swarm-key generate > swarm.key`)')
     .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
     .action(async (opts: StartOptions) => { await start(cli, opts) })
 }

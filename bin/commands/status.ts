@@ -39,6 +39,7 @@ function volumeLines (v: VolumeInfo): string[] {
 
 function statusLines (s: StatusResponse): string[] {
   return [`peer id: ${s.peerId}`, `api:     ${s.api}`, ...s.multiaddrs.map(m => `listen:  ${m}`),
+    `swarm:   ${s.privateSwarm ? `private (key fingerprint ${s.swarmKeyFingerprint ?? '?'})` : 'public (no --swarm-key: any peer that knows an address may connect)'}`,
     ...(s.disk !== undefined ? [`disk:    chunk packs ${fmtBytes(s.disk.packBytes)}, index ${fmtBytes(s.disk.indexBytes)}`] : []), 'volumes:',
     ...s.volumes.flatMap(volumeLines),
     ...(s.volumeRefusals ?? []).map(r => `refused new volume ${r.volume} from ${r.from} (${Math.round((Date.now() - r.at) / 1000)}s ago): accept it with \`replicant volume accept ${r.volume} --from ${r.from}\``)]
