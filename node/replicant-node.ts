@@ -28,11 +28,13 @@ import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
 import { API_TOKEN_FILE } from '../api/api-token.js'
 import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } from './api-options.js'
 import { LinkFaults } from '../replication/link-faults.js'
+import { faultsOf, type NodeFaults } from './node-faults.js'
 import { armFromEnv } from '../core/crash-points.js'
 
 const log = logger('node')
 
 export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js'
+export type { NodeFaults } from './node-faults.js'
 
 /** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
 export interface NodeOptions extends ApiExposureOptions {
@@ -73,27 +75,6 @@ export interface NodeOptions extends ApiExposureOptions {
   swarmKeyFile?: string
   /** Fault injection (also REPLICANT_FAULTS=crash-after-prepare,crash-after-decision,serve-corrupt-chunks). */
   faults?: NodeFaults
-}
-
-export interface NodeFaults {
-  crashAfterPrepare?: boolean
-  crashAfterDecision?: boolean
-  /** Chunks served to peers are replaced by random bytes (peers must reject them). */
-  serveCorruptChunks?: boolean
-  /** Slow or lossy links to chosen peers (POST /v1/faults/link). */
-  links?: LinkFaults
-}
-
-/** The faults of a node started for testing: `opts.faults` over REPLICANT_FAULTS. */
-function faultsOf (faults: NodeFaults | undefined): NodeFaults {
-  const env = (process.env.REPLICANT_FAULTS ?? '').split(',')
-  return {
-    crashAfterPrepare: env.includes('crash-after-prepare'),
-    crashAfterDecision: env.includes('crash-after-decision'),
-    serveCorruptChunks: env.includes('serve-corrupt-chunks'),
-    ...faults,
-    links: faults?.links ?? new LinkFaults()
-  }
 }
 
 /**
