@@ -11,6 +11,7 @@ import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
+import { PeerLimits, type LimitOptions } from '../replication/peer-limits.js'
 import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
 import { moveVolume, type MoveOpts } from './volume-move.js'
@@ -49,6 +50,8 @@ export interface NodeOptions {
   acceptVolumesFrom?: string[]
   /** A member that has not connected within this long is reported never seen and does not hold back compaction (default 10 min). */
   neverSeenAfterMs?: number
+  /** Per-peer limits (replication/peer-limits.ts); tests lower them. */
+  limits?: Partial<LimitOptions>
   /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
   approveCopy?: CopyApproval
   /** Volumes (or all: true) whose foreign replica here may be deleted and fully recopied. */
@@ -110,6 +113,8 @@ export class ReplicantNode {
   readonly volumes: VolumeService
   readonly peers: PeerManager
   readonly sync: SyncEngine
+  /** Per-peer request limits and bans (the connection gater reads the bans). */
+  readonly limits: PeerLimits
   apiUrl: string | undefined
   private readonly api: HttpApi | undefined
   private readonly startedAt = Date.now()
@@ -124,7 +129,7 @@ export class ReplicantNode {
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, limits: PeerLimits, opts: NodeOptions) {
     this.testing = opts.testing === true
     this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
@@ -133,7 +138,14 @@ export class ReplicantNode {
     this.store = store
     this.libp2p = libp2p
     this.peers = new PeerManager(libp2p, store, blocked)
+    this.limits = limits
+    const peers = this.peers
+    limits.attach({
+      matters: async peer => await peers.matters(peer),
+      disconnect: async peer => { await libp2p.hangUp(peerIdFromString(peer)) }
+    })
     this.sync = new SyncEngine(libp2p, store, this.peers, {
+      gate: limits,
       readTimeoutMs: opts.readTimeoutMs,
       copyConcurrency: opts.copyConcurrency,
       graceMs: opts.graceMs,
@@ -179,11 +191,14 @@ export class ReplicantNode {
     let libp2p: Libp2p | undefined
     try {
       const blocked = new Set<string>()
+      const limits = new PeerLimits(opts.limits)
       const listen = opts.listen ?? [...DEFAULTS.listen]
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked) }).catch((err: Error) => {
+      // Refused both ways: the peers a test cut off, and the peers banned for going past their limits.
+      const refused = { has: (peer: string) => blocked.has(peer) || limits.isBanned(peer) }
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
       if (node.api !== undefined && opts.api !== false) {
@@ -360,7 +375,8 @@ export class ReplicantNode {
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
       volumeRefusals: [...this.sync.membership.acceptance.refused],
-      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
+      throttledPeers: this.limits.throttled(),
+      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers, strangers: this.peers.strangersSeen, limitedPeers: this.limits.size.tracked, bannedPeers: this.limits.size.banned }
     }
   }
 }
