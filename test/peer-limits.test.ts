@@ -92,11 +92,15 @@ test('10 strangers announcing 16 fake addresses each: none is persisted or diall
   const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
   await a.createVolume({ name: 'v', replicas: [b.peerId] })
   const strangers = await Promise.all(Array.from({ length: 10 }, async () => await stranger(t, fake)))
+  let identified = 0
+  a.libp2p.addEventListener('peer:identify', () => { identified++ })
   // One after the other: libp2p takes at most 5 inbound connections a second from one host.
   for (const s of strangers) { await s.dial(multiaddr(a.multiaddrs()[0])); await sleep(250) }
   const ids = strangers.map(s => s.peerId.toString())
-  // Identify has run for all of them (status counts strangers held in memory).
-  await waitFor(() => a.peers.strangersSeen >= 10 ? true : undefined)
+  // Identify has run for all of them (and a has had the time to act on it).
+  await waitFor(() => identified >= 10 ? true : undefined)
+  await sleep(1_000)
+  const seen = a.peers.strangersSeen
   // A stranger asking where a member is learns nothing; a member does.
   t.deepEqual(await requestLocate(strangers[0], peerIdFromString(a.peerId), [b.peerId]), {})
   t.true((await requestLocate(b.libp2p, peerIdFromString(a.peerId), [b.peerId]))[b.peerId]?.length > 0)
@@ -105,6 +109,7 @@ test('10 strangers announcing 16 fake addresses each: none is persisted or diall
   t.is(listeners.accepted(), 0, 'no dial to an address a stranger announced')
   const stored = (await a.store.listPeers()).map(p => p.peerId)
   t.deepEqual(stored.filter(p => ids.includes(p)), [], 'no stranger persisted')
+  t.true(seen >= 10, 'remembered in memory (status memory.strangers)')
   const inPeerStore = (await a.libp2p.peerStore.all()).map(p => p.id.toString())
   t.deepEqual(inPeerStore.filter(p => ids.includes(p)), [], 'disconnected strangers dropped from libp2p\'s peer store')
   const dataDir = a.dataDir
