@@ -229,5 +229,7 @@ const BROKEN = new Set<string>([Codes.BAD_MESSAGE, Codes.MESSAGE_TOO_LARGE, Code
 /** Tells the gate about a request that broke the protocol (it counts toward a ban). */
 export function noteBroken (gate: { misbehaved: (peer: string, reason: string) => void } | undefined, peer: string, err: unknown): void {
   const code = (err as { code?: string })?.code
+  // A stream the peer reset or cut (a cancelled read, a lost link) is no misbehaviour.
+  if ((err as Error)?.message?.startsWith('stream failed') === true) return
   if (gate !== undefined && code !== undefined && BROKEN.has(code)) gate.misbehaved(peer, code)
 }

@@ -14,8 +14,8 @@ const log = logger('limits')
  * - Replies in flight: a handler reserves the bytes it reads for a peer before it reads them
  *   and gives them back once they are handed to the stream; past `bytesInFlight` the next
  *   reservation waits (at most MAX_WAITERS per peer wait; more are refused).
- * - Strikes: every refusal and every broken request (bad frame, over-long want-list) is a
- *   strike; `strikesToBan` strikes within `strikeWindowMs` ban the peer: it is disconnected
+ * - Strikes: every refusal, and every broken request (bad frame, over-long want-list) of a
+ *   peer not known to matter, is a strike; `strikesToBan` strikes within `strikeWindowMs` ban the peer: it is disconnected
  *   and the connection gater refuses it (both ways) for `banMs`, doubled at every new ban up
  *   to `maxBanMs`.
  * - Every map is bounded: `maxTracked` peers (the least recently active idle one goes first),
@@ -170,7 +170,9 @@ export class PeerLimits implements RequestGate {
   }
 
   misbehaved (peer: string, reason: string): void {
-    this.strike(peer, this.entry(peer), reason)
+    const e = this.entry(peer)
+    // A member's bad requests cost it only its rate: a bug on a member must not cut a volume off.
+    if (!e.trusted) this.strike(peer, e, reason)
   }
 
   /** Throttled and banned peers for status, most recent first, at most MAX_LISTED. */
