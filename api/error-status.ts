@@ -62,6 +62,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   // message reaches an HTTP caller only inside another error.
   [Codes.BAD_MESSAGE]: 400,
   [Codes.MESSAGE_TOO_LARGE]: 502,
+  [Codes.THROTTLED]: 503,
   [Codes.UNSUPPORTED_VERSION]: 502,
   [Codes.STREAM_CLOSED]: 502,
   [Codes.TRUNCATED]: 502,

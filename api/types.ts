@@ -6,6 +6,7 @@ import type { VolumeRecord, WriteMode } from '../core/records.js'
 import type { SnapshotRecord, GcResult as StoreGcResult, LocalChanges } from '../store/store.js'
 import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
+import type { ThrottledPeer } from '../replication/peer-limits.js'
 import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
 import type { DecisionView, ChangeView } from '../replication/membership.js'
 import type { MemberAnswer } from '../replication/quorum.js'
@@ -92,12 +93,17 @@ export interface StatusResponse {
   volumes: VolumeInfo[]
   /** New volumes this node refused (`--accept-volumes`), newest last, at most 32. */
   volumeRefusals?: VolumeRefusal[]
+  /** Peers refused for going past their limits (THROTTLED) or banned for it, newest first, at most 64. */
+  throttledPeers?: ThrottledPeer[]
   /** Sizes of what the node holds in memory per chunk or peer (each bounded). */
   memory?: MemoryUse
 }
 
-/** Young chunks kept from GC, notice entries (member states and heads), peer records stored. */
-export interface MemoryUse { youngChunks: number, notices: number, knownPeers: number }
+/**
+ * Young chunks kept from GC, notice entries (member states and heads), peer records stored,
+ * strangers remembered in memory, peers whose limits are tracked, bans held.
+ */
+export interface MemoryUse { youngChunks: number, notices: number, knownPeers: number, strangers?: number, limitedPeers?: number, bannedPeers?: number }
 
 export interface PeerList { peers: PeerView[] }
 export interface VolumeList { volumes: VolumeRecord[] }

@@ -74,6 +74,7 @@ export const Codes = {
   STREAM_CLOSED: 'STREAM_CLOSED',
   TRUNCATED: 'TRUNCATED',
   LINK_DROPPED: 'LINK_DROPPED',
+  THROTTLED: 'THROTTLED',
   REMOTE_ERROR: 'REMOTE_ERROR',
   HTTP_ERROR: 'HTTP_ERROR',
   TIMEOUT: 'TIMEOUT',
@@ -149,6 +150,14 @@ export class NotMemberError extends ReplicantError {
   constructor (message: string, details?: Record<string, unknown>) {
     super(Codes.NOT_A_MEMBER, message, details)
     this.name = 'NotMemberError'
+  }
+}
+
+/** A peer went past one of its limits (requests per second, replies in flight): retry later. */
+export class ThrottledError extends ReplicantError {
+  constructor (message: string, details?: Record<string, unknown>) {
+    super(Codes.THROTTLED, message, details)
+    this.name = 'ThrottledError'
   }
 }
 

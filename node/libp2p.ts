@@ -15,8 +15,8 @@ export interface Libp2pOptions {
   swarmKey?: Uint8Array
 }
 
-/** A gater that refuses, in both directions, every peer in `blocked` (a mutable set). */
-export function blockingGater (blocked: Set<string>): ConnectionGater {
+/** A gater that refuses, in both directions, every peer in `blocked` (a mutable set, or any live predicate of that shape). */
+export function blockingGater (blocked: { has: (peer: string) => boolean }): ConnectionGater {
   const deny = (peerId: PeerId): boolean => blocked.has(peerId.toString())
   return {
     denyDialPeer: deny,
@@ -36,6 +36,10 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     // request does not wait on window updates; our own credits bound what is in flight.
     streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 } })],
     services: { identify: identify(), ping: ping() },
+    // A peer announcing many addresses cannot aim many dials at other hosts: at most 4 of a
+    // peer's addresses are tried, and few dials run at once (replication/peer-manager.ts keeps
+    // at most 4 per peer, and only for members and joined peers).
+    connectionManager: { maxPeerAddrsToDial: 4, maxParallelDials: 16, maxDialQueueLength: 128 },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
     // PSK v1 wraps the raw TCP connection before noise (node/psk-protector.ts): a peer without the key never gets a handshake.
     ...(opts.swarmKey !== undefined ? { connectionProtector: pskProtector(opts.swarmKey) } : {})

@@ -1,11 +1,11 @@
 import '../core/polyfill.js'
+import { readdir } from 'node:fs/promises'
 import { diskUsage } from './disk-usage.js'
-import { readdir, rm, rmdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Store } from '../store/store.js'
-import { loadOrCreateIdentity, IDENTITY_FILE } from './identity.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { addressInUse, removeInitialised } from './start-failures.js'
 import { makeDirPrivate, makeDataDirPrivate } from './data-dir.js'
 import { readSwarmKeyFile } from '../core/swarm-key.js'
 import { createReplicantLibp2p, blockingGater } from './libp2p.js'
@@ -13,19 +13,19 @@ import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
 import { PeerManager } from '../replication/peer-manager.js'
+import { PeerLimits, type LimitOptions } from '../replication/peer-limits.js'
 import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
 import { moveVolume, type MoveOpts } from './volume-move.js'
 import type { CopyApproval, ChangeResult } from '../replication/membership.js'
 import type { AcceptVolumes } from '../replication/volume-acceptance.js'
-import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
+import { InvalidInputError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { validateVolumeName } from '../core/paths.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../core/records.js'
 
 import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
-import { API_TOKEN_FILE } from '../api/api-token.js'
 import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } from './api-options.js'
 import { LinkFaults } from '../replication/link-faults.js'
 import { faultsOf, type NodeFaults } from './node-faults.js'
@@ -54,6 +54,8 @@ export interface NodeOptions extends ApiExposureOptions {
   acceptVolumesFrom?: string[]
   /** A member that has not connected within this long is reported never seen and does not hold back compaction (default 10 min). */
   neverSeenAfterMs?: number
+  /** Per-peer limits (replication/peer-limits.ts); tests lower them. */
+  limits?: Partial<LimitOptions>
   /** Asked before any full copy onto this node; answering false leaves the volume offline here. */
   approveCopy?: CopyApproval
   /** Volumes (or all: true) whose foreign replica here may be deleted and fully recopied. */
@@ -88,6 +90,8 @@ export class ReplicantNode {
   readonly volumes: VolumeService
   readonly peers: PeerManager
   readonly sync: SyncEngine
+  /** Per-peer request limits and bans (the connection gater reads the bans). */
+  readonly limits: PeerLimits
   apiUrl: string | undefined
   /** The token the HTTP API requires (undefined without an API). */
   readonly apiToken: string | undefined
@@ -104,7 +108,7 @@ export class ReplicantNode {
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, limits: PeerLimits, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined) {
     this.testing = opts.testing === true
     this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
@@ -113,7 +117,14 @@ export class ReplicantNode {
     this.store = store
     this.libp2p = libp2p
     this.peers = new PeerManager(libp2p, store, blocked)
+    this.limits = limits
+    const peers = this.peers
+    limits.attach({
+      matters: async peer => await peers.matters(peer),
+      disconnect: async peer => { await libp2p.hangUp(peerIdFromString(peer)) }
+    })
     this.sync = new SyncEngine(libp2p, store, this.peers, {
+      gate: limits,
       readTimeoutMs: opts.readTimeoutMs,
       copyConcurrency: opts.copyConcurrency,
       graceMs: opts.graceMs,
@@ -167,11 +178,14 @@ export class ReplicantNode {
     try {
       await makeDataDirPrivate(opts.dataDir) // after level created its files at open
       const blocked = new Set<string>()
+      const limits = new PeerLimits(opts.limits)
       const listen = opts.listen ?? [...DEFAULTS.listen]
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(blocked), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}) }).catch((err: Error) => {
+      // Refused both ways: the peers a test cut off, and the peers banned for going past their limits.
+      const refused = { has: (peer: string) => blocked.has(peer) || limits.isBanned(peer) }
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, opts, api, swarm?.fingerprint)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts, api, swarm?.fingerprint)
       await node.sync.start()
       await node.peers.start(opts.join ?? [])
       if (node.api !== undefined && api !== undefined) {
@@ -358,12 +372,12 @@ export class ReplicantNode {
       fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
       volumeRefusals: [...this.sync.membership.acceptance.refused],
-      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers }
+      throttledPeers: this.limits.throttled(),
+      memory: { youngChunks: this.store.youngChunks, notices: this.sync.remoteEntries, knownPeers: this.peers.knownPeers, strangers: this.peers.strangersSeen, limitedPeers: this.limits.size.tracked, bannedPeers: this.limits.size.banned }
     }
   }
 }
 
-/** libp2p's listen failure (a multi-line message with a stack) as one line, when a port is taken. */
 /** A change's `force` from the API: true, false or absent. */
 function forceOf (opts: { force?: unknown }): boolean {
   if (opts.force !== undefined && typeof opts.force !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'force must be true or false')
@@ -372,18 +386,4 @@ function forceOf (opts: { force?: unknown }): boolean {
 
 function announced (r: ChangeResult): AnnouncedVolume {
   return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}) }
-}
-
-function addressInUse (err: Error, listen: string[]): ReplicantError | undefined {
-  const cause = (err as { cause?: { message?: unknown } }).cause
-  const text = `${err.message} ${typeof cause?.message === 'string' ? cause.message : ''}`
-  if (!text.includes('EADDRINUSE')) return undefined
-  const taken = listen.filter(a => text.includes(`${a}:`))
-  return new ReplicantError(Codes.ADDRESS_IN_USE, `libp2p listen address ${(taken.length > 0 ? taken : listen).join(', ')} already in use (choose another with --listen)`, { listen })
-}
-
-/** What a first start creates in an empty (or absent) data dir; the dir itself stays if it existed. */
-async function removeInitialised (dataDir: string, created: boolean): Promise<void> {
-  for (const f of [IDENTITY_FILE, 'store', 'chunks', 'api.json', API_TOKEN_FILE]) await rm(join(dataDir, f), { recursive: true, force: true })
-  if (created && (await readdir(dataDir)).length === 0) await rmdir(dataDir)
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, answerError, expect, type Message } from './framing.js'
-import type { ChunkSource, Authorizer, ReplyShaper } from './sources.js'
-import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
+import { Framed, answerError, expect, noteBroken, type Message } from './framing.js'
+import type { ChunkSource, Authorizer, ReplyShaper, RequestGate } from './sources.js'
+import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { ProtocolError, Codes } from '../core/errors.js'
 import { encode, decode } from '../core/codec.js'
 import { HASH_BYTES } from '../core/records.js'
@@ -22,9 +22,9 @@ export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Ar
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
-export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
-  await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, onServed, faults)
-  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, onServed, faults)
+export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+  await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, onServed, faults, gate)
+  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, onServed, faults, gate)
 }
 
 /**
@@ -71,12 +71,17 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
 /** Fault switches of the serving side (tests, topologies, chaos runs). */
 export interface ServeFaults { serveCorruptChunks?: boolean, links?: ReplyShaper }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults): Promise<void> {
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
     let unwatch: (() => void) | undefined
+    // Reply bytes reserved for this peer and not handed to the stream yet (given back on any exit).
+    const held: Array<() => void> = []
+    let finished = false
+    let pending: Promise<unknown> | undefined
     try {
+      await gate?.admit(peer, protocol)
       const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown }>(await framed.read(), 'want')
       const vol = await auth.authorize(req.volume, req.volumeId, peer)
       unwatch = auth.watch?.(vol, peer, err => { framed.abort(err) })
@@ -97,14 +102,20 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
       const read = async (from: number): Promise<Array<Uint8Array | undefined>> => {
         const slice = hashes.slice(from, from + group)
         const wanted = slice.filter((_, i) => inVolume[from + i])
+        if (gate !== undefined) {
+          const release = await gate.reserve(peer, wanted.length * vol.chunkSize, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
+          if (finished) { release(); return [] }
+          held.push(release)
+        }
         const got = await source.chunks.getMany(wanted)
         let k = 0
         return slice.map((_, i) => inVolume[from + i] ? got[k++] : undefined)
       }
       let next = read(0)
+      pending = next
       for (let from = 0; from < hashes.length; from += group) {
         const data = await next
-        if (from + group < hashes.length) next = read(from + group)
+        if (from + group < hashes.length) pending = next = read(from + group)
         const items = data.map((d, i) => d === undefined
           ? { h: hashes[from + i] }
           : { h: hashes[from + i], d: faults?.serveCorruptChunks === true ? randomBytes(d.byteLength) : d })
@@ -112,19 +123,25 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
         if (binary) await framed.writeFrame(encodeChunksFrame(items))
         else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
         onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))
+        held.shift()?.()
       }
       await framed.write({ v: WIRE_VERSION, t: 'end' })
       await framed.close()
     } catch (err) {
       log('want from %s failed: %s', peer, (err as Error).message)
+      noteBroken(gate, peer, err)
       await answerError(framed, err)
     } finally {
       unwatch?.()
+      finished = true
+      // A read started ahead and not awaited (the request failed meanwhile) must not reject unheard.
+      void pending?.catch(() => {})
+      for (const release of held.splice(0)) release()
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
-/** Peers known to speak only chunk/1.0.0 (CBOR-wrapped chunks). */
+/** Peers known to speak only chunk/1.0.0 (CBOR-wrapped chunks), at most 1,024. */
 const v1Only = new Set<string>()
 
 /**
@@ -139,6 +156,8 @@ async function dialChunks (libp2p: Libp2p, peer: PeerId, signal?: AbortSignal): 
     } catch (err) {
       if ((err as { name?: string }).name !== 'UnsupportedProtocolError') throw err
       v1Only.add(key)
+      // Bounded: a peer forgotten here is asked 1.1.0 first once more.
+      if (v1Only.size > 1024) v1Only.delete(v1Only.values().next().value!)
     }
   }
   return await libp2p.dialProtocol(peer, CHUNK_PROTOCOL_V1_0, { signal })

@@ -10,7 +10,12 @@ export const CHUNK_PROTOCOL = `${PROTOCOL_PREFIX}/chunk/1.1.0`
 export const CHUNK_PROTOCOL_V1_0 = `${PROTOCOL_PREFIX}/chunk/1.0.0`
 export const NOTIFY_PROTOCOL = `${PROTOCOL_PREFIX}/notify/1.0.0`
 export const CONTROL_PROTOCOL = `${PROTOCOL_PREFIX}/control/1.0.0`
-export const WRITE_PROTOCOL = `${PROTOCOL_PREFIX}/write/1.0.0`
+/**
+ * 1.1.0: a small header frame (type, volume, id, transaction) is read and its sender
+ * authorized before the record frame of a prepare is read; 1.0.0 (record in the first frame,
+ * up to MAX_FRAME_BYTES read from anyone) is no longer served.
+ */
+export const WRITE_PROTOCOL = `${PROTOCOL_PREFIX}/write/1.1.0`
 
 /** How long a coordinator waits for every member to prepare an all-mode write. */
 export const PREPARE_TIMEOUT_MS = 30_000
@@ -19,6 +24,8 @@ export const PREPARED_EXPIRY_MS = 60_000
 
 /** Largest frame any protocol accepts; a larger length prefix aborts the stream. */
 export const MAX_FRAME_BYTES = 5 * 1024 * 1024
+/** Largest first frame of a volume protocol whose body may be large (write): read before the caller is authorized. */
+export const HEADER_FRAME_BYTES = 4 * 1024
 /** Largest control/notify/request frame (no bulk data). */
 export const MAX_SMALL_FRAME_BYTES = 64 * 1024
 

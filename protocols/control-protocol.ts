@@ -1,5 +1,6 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, expect, request, answerError, type Message } from './framing.js'
+import { Framed, expect, request, answerError, noteBroken, type Message } from './framing.js'
+import type { RequestGate } from './sources.js'
 import { CONTROL_PROTOCOL, WIRE_VERSION, MAX_SMALL_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { ProtocolError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
@@ -58,11 +59,12 @@ export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
   }
 }
 
-export async function registerControlHandler (libp2p: Libp2p, handlers: ControlHandlers): Promise<void> {
+export async function registerControlHandler (libp2p: Libp2p, handlers: ControlHandlers, gate?: RequestGate): Promise<void> {
   await libp2p.handle(CONTROL_PROTOCOL, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
     try {
+      await gate?.admit(peer, CONTROL_PROTOCOL)
       const msg = await framed.read()
       if (msg.t === 'ensure-volume') {
         const m = msg as Message & { volume: VolumeDescriptor, probe?: unknown }
@@ -92,6 +94,7 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
       await framed.close()
     } catch (err) {
       log('control request from %s failed: %s', peer, (err as Error).message)
+      noteBroken(gate, peer, err)
       await answerError(framed, err)
     }
   }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })

@@ -24,9 +24,31 @@ export function errorMessage (err: unknown): ErrorMessage {
  */
 export class Framed {
   private readonly frames: AsyncIterator<{ subarray: () => Uint8Array } | Uint8Array>
+  /** Bytes taken from the stream so far (frames, length prefixes, and what arrived with them). */
+  bytesRead = 0
+  private cap: number
 
-  constructor (readonly stream: Stream, readonly maxFrame: number) {
-    this.frames = pipe(stream, (source) => lp.decode(source, { maxDataLength: maxFrame }))[Symbol.asyncIterator]()
+  /**
+   * @param maxFrame the largest frame this stream may ever carry
+   * @param headerCap the cap until allowLargeFrames() (a request's header is read and its
+   *   sender authorized before any frame up to maxFrame is taken from the stream)
+   */
+  constructor (readonly stream: Stream, readonly maxFrame: number, headerCap = maxFrame) {
+    this.cap = Math.min(headerCap, maxFrame)
+    const count = async function * (this: Framed, source: AsyncIterable<{ byteLength: number }>): AsyncGenerator<{ byteLength: number }> {
+      for await (const piece of source) { this.bytesRead += piece.byteLength; yield piece }
+    }.bind(this)
+    // The length prefix is checked against the current cap as soon as it is read, before any
+    // byte of the frame is buffered.
+    const onLength = (n: number): void => {
+      if (n > this.cap) throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `frame of ${n} bytes is larger than ${this.cap} bytes`)
+    }
+    this.frames = pipe(stream, count, (source) => lp.decode(source as AsyncIterable<Uint8Array>, { maxDataLength: maxFrame, onLength }))[Symbol.asyncIterator]()
+  }
+
+  /** Lifts the header cap: frames up to maxFrame may follow (the sender was authorized). */
+  allowLargeFrames (): void {
+    this.cap = this.maxFrame
   }
 
   /** Next message, or undefined at a clean end of stream. */
@@ -199,4 +221,15 @@ export async function answerError (framed: Framed, err: unknown): Promise<void> 
   if ((err as { code?: string })?.code === 'LINK_DROPPED') { framed.abort(err as Error); return }
   await framed.write(errorMessage(err)).catch(() => {})
   await framed.close()
+}
+
+/** Codes that mean a peer broke the protocol (not a refusal or a failure of ours). */
+const BROKEN = new Set<string>([Codes.BAD_MESSAGE, Codes.MESSAGE_TOO_LARGE, Codes.UNSUPPORTED_VERSION])
+
+/** Tells the gate about a request that broke the protocol (it counts toward a ban). */
+export function noteBroken (gate: { misbehaved: (peer: string, reason: string) => void } | undefined, peer: string, err: unknown): void {
+  const code = (err as { code?: string })?.code
+  // A stream the peer reset or cut (a cancelled read, a lost link) is no misbehaviour.
+  if ((err as Error)?.message?.startsWith('stream failed') === true) return
+  if (gate !== undefined && code !== undefined && BROKEN.has(code)) gate.misbehaved(peer, code)
 }

@@ -1,6 +1,6 @@
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
-import { Framed, answerError, expect, type Message } from './framing.js'
-import type { IndexSource, Authorizer, ReplyShaper } from './sources.js'
+import { Framed, answerError, expect, noteBroken, type Message } from './framing.js'
+import type { IndexSource, Authorizer, ReplyShaper, RequestGate } from './sources.js'
 import { splitRecords, writeParts, readChunkLists } from './record-parts.js'
 import { INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, INLINE_CHUNK_LIST_BYTES, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, INDEX_PAGE_RECORDS, INDEX_PAGE_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.js'
 import { asFileRecord } from '../core/codec.js'
@@ -39,16 +39,17 @@ export interface IndexPage {
 }
 
 /** Serves the change log of `source` to the peers `auth` lets read it; `links` shapes the replies (tests). */
-export async function registerIndexHandler (libp2p: Libp2p, source: IndexSource, auth: Authorizer, links?: ReplyShaper): Promise<void> {
-  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(source, auth, stream, connection, true, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
-  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(source, auth, stream, connection, false, links) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+export async function registerIndexHandler (libp2p: Libp2p, source: IndexSource, auth: Authorizer, links?: ReplyShaper, gate?: RequestGate): Promise<void> {
+  await libp2p.handle(INDEX_PROTOCOL, async (stream, connection) => { await answerIndex(source, auth, stream, connection, true, links, gate) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+  await libp2p.handle(INDEX_PROTOCOL_V1_0, async (stream, connection) => { await answerIndex(source, auth, stream, connection, false, links, gate) }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
 }
 
 /** One index request; `splitOk` is false for 1.0.0 clients, which cannot take split records. */
-async function answerIndex (source: IndexSource, auth: Authorizer, stream: Stream, connection: Connection, splitOk: boolean, links?: ReplyShaper): Promise<void> {
+async function answerIndex (source: IndexSource, auth: Authorizer, stream: Stream, connection: Connection, splitOk: boolean, links?: ReplyShaper, gate?: RequestGate): Promise<void> {
   const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
   let unwatch: (() => void) | undefined
   try {
+    await gate?.admit(connection.remotePeer.toString(), INDEX_PROTOCOL)
     const req = expect<Message & { volume: unknown, volumeId: unknown, since: unknown, limit: unknown, count: unknown, scan: unknown }>(await framed.read(), 'index-req')
     const peer = connection.remotePeer.toString()
     const vol = await auth.authorize(req.volume, req.volumeId, peer)
@@ -94,6 +95,7 @@ async function answerIndex (source: IndexSource, auth: Authorizer, stream: Strea
     await framed.close()
   } catch (err) {
     log('index request from %p failed: %s', connection.remotePeer, (err as Error).message)
+    noteBroken(gate, connection.remotePeer.toString(), err)
     await answerError(framed, err)
   } finally {
     unwatch?.()

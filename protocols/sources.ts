@@ -41,3 +41,16 @@ export interface Authorizer {
 export interface ReplyShaper {
   pass: (peer: string, bytes: number) => Promise<void>
 }
+
+/**
+ * Per-peer limits every handler passes a request through (replication/peer-limits.ts): a
+ * peer over its rate is refused with THROTTLED (and, if it keeps on, disconnected and kept
+ * out for a while). `reserve` bounds the reply bytes a handler holds for one peer at a time:
+ * it waits for room, and resolves to the function that gives the bytes back.
+ */
+export interface RequestGate {
+  admit: (peer: string, protocol: string) => Promise<void>
+  reserve: (peer: string, bytes: number, signal?: AbortSignal) => Promise<() => void>
+  /** A request that broke the protocol (bad frame, over-long want-list): counts toward a ban. */
+  misbehaved: (peer: string, reason: string) => void
+}

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, type TxRef } from '../protocols/write-protocol.js'
+import { registerWriteHandler, sendPrepare, sendCommit, sendAbort, askStatus, type TxRef, type WireMeter } from '../protocols/write-protocol.js'
 import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.js'
 import { requestLocate } from '../protocols/control-protocol.js'
-import { authorizeMember } from './member-authorizer.js'
+import { authorizeMember, memberAuthorizer } from './member-authorizer.js'
+import type { RequestGate } from '../protocols/sources.js'
 import { reconcileRecord } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
@@ -32,6 +33,8 @@ export interface AllModeOptions {
   prepareTimeoutMs?: number
   preparedExpiryMs?: number
   faults?: WriteFaults
+  /** Per-peer limits of the write handler (peer-limits.ts). */
+  gate?: RequestGate
 }
 
 /**
@@ -75,6 +78,9 @@ export class AllModeWrites {
   private readonly inFlight = new Set<string>()
   private readonly preparedExpiryMs: number
   private readonly faults: WriteFaults
+  private readonly gate: RequestGate | undefined
+  /** Bytes the write handler took from its streams: a refused prepare's body is not among them. */
+  readonly wireIn: WireMeter = { bytesRead: 0 }
   private resolving = false
   /** Prepared writes past their expiry whose decision nobody reachable knows, per volume. */
   private readonly doubts = new Map<string, Set<string>>()
@@ -90,6 +96,7 @@ export class AllModeWrites {
     this.prepareTimeoutMs = opts.prepareTimeoutMs ?? PREPARE_TIMEOUT_MS
     this.preparedExpiryMs = opts.preparedExpiryMs ?? PREPARED_EXPIRY_MS
     this.faults = opts.faults ?? {}
+    this.gate = opts.gate
   }
 
   private get selfId (): string { return this.libp2p.peerId.toString() }
@@ -107,7 +114,7 @@ export class AllModeWrites {
         await authorizeMember(this.store, volume, volumeId, peer)
         return await this.store.txState(volume, txId) ?? 'unknown'
       }
-    }, this.prepareTimeoutMs)
+    }, memberAuthorizer(this.store), this.prepareTimeoutMs, this.wireIn, this.gate)
     this.timer = setInterval(() => { void this.resolveExpired() }, Math.min(EXPIRY_CHECK_MS, this.preparedExpiryMs))
     this.timer.unref()
   }

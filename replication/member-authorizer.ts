@@ -39,6 +39,11 @@ export async function authorizeMember (volumes: Volumes, volume: unknown, volume
   return vol
 }
 
+/** Members only: the policy of the write handler (a reader's writes are refused). */
+export function memberAuthorizer (volumes: Volumes): Authorizer {
+  return { authorize: async (volume, volumeId, remotePeer) => await authorizeMember(volumes, volume, volumeId, remotePeer) }
+}
+
 /** Members and readers: the policy of the index and chunk handlers; `streams` closes readers' streams on revocation. */
 export function readerAuthorizer (volumes: Volumes, streams: ReaderStreams): Authorizer {
   return {

@@ -12,24 +12,31 @@ const REDIAL_TICK_MS = 500
 const BACKOFF_MIN_MS = 500
 const BACKOFF_MAX_MS = 30_000
 const DIAL_TIMEOUT_MS = 10_000
-/** A peer that matters to no volume here and was not joined is forgotten this long after it was last seen... */
+/**
+ * A stranger (no member of a volume here, not joined) that identified is remembered in memory
+ * only, this long after it was last seen (add-replica's "has this node seen it")...
+ */
 export const STRANGER_TTL_MS = 60 * 60_000
-/** ...and at most this many such peers are remembered (the least recently seen go first). */
+/** ...and at most this many of them (the least recently seen go first). */
 export const MAX_STRANGERS = 256
+/** Addresses kept (and so dialled) per peer: a peer cannot aim this node's dials at many hosts. */
+export const MAX_ADDRS_PER_PEER = 4
 /** Store meta key: the peers given to --join or join(), redialled for good. */
 const JOINED_KEY = 'joinedPeers'
 
 interface DialState { backoff: number, next: number, dialing: boolean }
+interface Sighting { lastSeen: number, addrs: string[] }
 
 export interface PeerView { peerId: string, connected: boolean, addrs: string[], lastSeen: number | null, nextRedialInMs: number | null }
 
 /**
- * Remembers the peers this node meets (in the store, with the addresses it listens on) and
- * redials the ones that matter and are not connected, with exponential backoff, so a restart
+ * Remembers the peers that matter (in the store, with at most MAX_ADDRS_PER_PEER addresses
+ * they listen on) and redials the ones not connected, with exponential backoff, so a restart
  * or a lost connection heals without an operator. A peer matters when it is a member of a
- * volume held here or was joined (--join, join()); any other peer that identified (a stranger)
- * is remembered for peer exchange only, never redialled, forgotten STRANGER_TTL_MS after it
- * was last seen, and at most MAX_STRANGERS of them are kept.
+ * volume held here or was joined (--join, join()). Any other peer that identified (a stranger)
+ * is never persisted, never dialled and never told about: it is remembered in memory only (so
+ * an operator may add it as a replica), forgotten STRANGER_TTL_MS after it was last seen, at
+ * most MAX_STRANGERS of them; once disconnected it is dropped from libp2p's peer store too.
  */
 export class PeerManager {
   private readonly dialState = new Map<string, DialState>()
@@ -38,8 +45,12 @@ export class PeerManager {
   private readonly joined = new Set<string>()
   /** When each peer that matters was first found to matter (this run): the never-seen clock. */
   private readonly wantedSince = new Map<string, number>()
+  /** Strangers seen (this run, memory only), least recently seen first. */
+  private readonly strangers = new Map<string, Sighting>()
   /** Peer records in the store after the last tick (status: `memory.knownPeers`). */
   knownPeers = 0
+  /** Strangers remembered in memory (status: `memory.strangers`). */
+  get strangersSeen (): number { return this.strangers.size }
   /** Overridable by tests. */
   limits = { strangerTtlMs: STRANGER_TTL_MS, maxStrangers: MAX_STRANGERS }
   /**
@@ -73,7 +84,7 @@ export class PeerManager {
     for (const p of await this.store.getMeta<string[]>(JOINED_KEY) ?? []) this.joined.add(p)
     // Known peers go back into libp2p's (in-memory) peer store so dials by id find them.
     for (const peer of await this.store.listPeers()) {
-      await this.libp2p.peerStore.merge(peerIdFromString(peer.peerId), { multiaddrs: peer.addrs.map(a => multiaddr(a)) })
+      await this.libp2p.peerStore.merge(peerIdFromString(peer.peerId), { multiaddrs: peer.addrs.slice(0, MAX_ADDRS_PER_PEER).map(a => multiaddr(a)) })
         .catch((err: Error) => { log('peer store merge of %s: %s', peer.peerId, err.message) })
     }
     for (const addr of join) await this.join(addr)
@@ -117,28 +128,76 @@ export class PeerManager {
     if (!this.store.isOpen) return
     const id = peerId.toString()
     const existing = await this.store.getPeer(id)
-    const fresh = listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit'))
-    const addrs = [...new Set([...fresh, ...(existing?.addrs ?? [])])].slice(0, 16)
+    const fresh = listenAddrs.map(a => a.toString()).filter(a => !a.includes('/p2p-circuit') && a.length <= 256)
+    const addrs = [...new Set([...fresh, ...(existing?.addrs ?? [])])].slice(0, MAX_ADDRS_PER_PEER)
+    // Identify put every address the peer announced in libp2p's peer store: keep the few we
+    // would dial (libp2p refuses to dial a peer with more than maxPeerAddrsToDial at all).
+    await this.libp2p.peerStore.patch(peerId, { multiaddrs: addrs.map(a => multiaddr(a)) })
+      .catch((err: Error) => { log('peer store patch of %s: %s', id, err.message) })
+    if (!await this.matters(id)) { this.sighted(id, fresh, Date.now()); return }
+    this.strangers.delete(id)
     await this.store.putPeer({ peerId: id, addrs, lastSeen: Date.now() })
   }
 
-  /** Adds addresses learnt from another peer (peer exchange). */
+  /** Remembers a stranger in memory only (most recent last, at most maxStrangers). */
+  private sighted (peer: string, addrs: string[], lastSeen: number): void {
+    const prev = this.strangers.get(peer)
+    this.strangers.delete(peer)
+    this.strangers.set(peer, { lastSeen: Math.max(lastSeen, prev?.lastSeen ?? 0), addrs: [...new Set([...addrs, ...(prev?.addrs ?? [])])].slice(0, MAX_ADDRS_PER_PEER) })
+    if (this.strangers.size > this.limits.maxStrangers) this.strangers.delete(this.strangers.keys().next().value!)
+  }
+
+  /** A stranger that came to matter (added as a member after it connected): its record is stored now. */
+  private async promote (peer: string): Promise<void> {
+    const seen = this.strangers.get(peer)
+    if (seen === undefined) return
+    this.strangers.delete(peer)
+    await this.store.putPeer({ peerId: peer, addrs: seen.addrs, lastSeen: seen.lastSeen })
+  }
+
+  /** Whether `peer` is a member of a volume held here or was joined: only those are persisted, dialled and located. */
+  async matters (peer: string): Promise<boolean> {
+    if (this.joined.has(peer)) return true
+    return (await this.store.listVolumes()).some(v => v.state !== 'removed' && v.members.includes(peer))
+  }
+
+  /** A stranger this node saw (identified) within STRANGER_TTL_MS, kept in memory only. */
+  recentlySeen (peer: string): boolean {
+    const s = this.strangers.get(peer)
+    return s !== undefined && Date.now() - s.lastSeen <= this.limits.strangerTtlMs
+  }
+
+  /** Adds addresses learnt from another peer (peer exchange); kept in memory only for a peer that does not matter (yet). */
   async learn (peer: string, addrs: string[]): Promise<void> {
     if (peer === this.libp2p.peerId.toString() || addrs.length === 0 || !this.store.isOpen) return
+    if (!await this.matters(peer)) {
+      this.sighted(peer, addrs.filter(a => a.length <= 256), this.strangers.get(peer)?.lastSeen ?? 0)
+      return
+    }
     const existing = await this.store.getPeer(peer)
-    const merged = [...new Set([...(existing?.addrs ?? []), ...addrs])].slice(0, 16)
+    const merged = [...new Set([...(existing?.addrs ?? []), ...addrs.filter(a => a.length <= 256)])].slice(0, MAX_ADDRS_PER_PEER)
     if (existing !== undefined && merged.length === existing.addrs.length) return
     await this.store.putPeer({ peerId: peer, addrs: merged, lastSeen: existing?.lastSeen ?? 0 })
-    await this.libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) })
+    await this.libp2p.peerStore.patch(peerIdFromString(peer), { multiaddrs: merged.map(a => multiaddr(a)) })
       .catch((err: Error) => { log('peer store merge of %s: %s', peer, err.message) })
   }
 
-  /** Addresses known for `peers` (for peer exchange). */
-  async locate (peers: string[]): Promise<Record<string, string[]>> {
+  /**
+   * Addresses known for `peers` (peer exchange). Asked by `asker`, answered only when it
+   * matters here (a member of some volume held here, or joined): a stranger learns nothing.
+   */
+  async locate (peers: string[], asker?: string): Promise<Record<string, string[]>> {
     const out: Record<string, string[]> = {}
+    if (asker !== undefined && !await this.matters(asker)) return out
+    const wanted = await this.wanted()
     for (const p of peers) {
-      const rec = await this.store.getPeer(p)
-      if (rec !== undefined && rec.addrs.length > 0) out[p] = rec.addrs
+      // A member added since it identified here as a stranger is told about at once (the
+      // next redial round would store it).
+      if (wanted.has(p)) await this.promote(p)
+      // A stranger seen here lately is told about too (to members only): the operator may be
+      // adding it as a replica on the asking node.
+      const addrs = (await this.store.getPeer(p))?.addrs ?? this.strangers.get(p)?.addrs ?? []
+      if (addrs.length > 0) out[p] = addrs
     }
     return out
   }
@@ -151,7 +210,12 @@ export class PeerManager {
     if (this.isConnected(peer)) return true
     if (this.blocked.has(peer)) return false
     const known = await this.store.getPeer(peer)
-    if (known === undefined || known.addrs.length === 0) {
+    // A stranger the operator now names (add-replica): the addresses it gave when it identified.
+    const seen = this.strangers.get(peer)
+    if ((known === undefined || known.addrs.length === 0) && seen !== undefined && seen.addrs.length > 0) {
+      await this.libp2p.peerStore.patch(peerIdFromString(peer), { multiaddrs: seen.addrs.map(a => multiaddr(a)) })
+        .catch((err: Error) => { log('peer store merge of %s: %s', peer, err.message) })
+    } else if (known === undefined || known.addrs.length === 0) {
       for (const via of this.connectedPeers()) {
         const found = await ask(via, [peer]).catch((): Record<string, string[]> => ({}))
         if ((found[peer] ?? []).length > 0) { await this.learn(peer, found[peer]); break }
@@ -200,16 +264,28 @@ export class PeerManager {
     return out
   }
 
-  /** Forgets strangers seen too long ago, then the least recently seen beyond the cap. */
+  /**
+   * Deletes the records of peers that no longer matter (a member removed, or a record an older
+   * version stored for a stranger), forgets strangers seen too long ago, and drops disconnected
+   * strangers from libp2p's peer store (identify put what they announced there; reach() puts
+   * back the few addresses kept in memory if the operator names one).
+   */
   private async prune (wanted: Set<string>, peers: PeerRecord[], now: number): Promise<void> {
-    const strangers = peers.filter(p => !wanted.has(p.peerId) && !this.isConnected(p.peerId)).sort((a, b) => b.lastSeen - a.lastSeen)
-    const gone = strangers.filter((p, i) => i >= this.limits.maxStrangers || now - p.lastSeen > this.limits.strangerTtlMs)
+    const gone = peers.filter(p => !wanted.has(p.peerId))
     for (const p of gone) {
       await this.store.deletePeer(p.peerId)
       this.dialState.delete(p.peerId)
-      await this.libp2p.peerStore.delete(peerIdFromString(p.peerId)).catch((err: Error) => { log('peer store delete of %s: %s', p.peerId, err.message) })
+      if (!this.isConnected(p.peerId)) await this.dropFromPeerStore(p.peerId)
     }
     if (gone.length > 0) log('forgot %d peer(s) no volume here needs', gone.length)
+    for (const [p, s] of this.strangers) if (now - s.lastSeen > this.limits.strangerTtlMs) this.strangers.delete(p)
+    for (const p of await this.libp2p.peerStore.all().then(all => all.map(x => x.id.toString()), () => [])) {
+      if (!wanted.has(p) && p !== this.libp2p.peerId.toString() && !this.isConnected(p)) await this.dropFromPeerStore(p)
+    }
+  }
+
+  private async dropFromPeerStore (peer: string): Promise<void> {
+    await this.libp2p.peerStore.delete(peerIdFromString(peer)).catch((err: Error) => { log('peer store delete of %s: %s', peer, err.message) })
   }
 
   private async tick (): Promise<void> {
@@ -220,6 +296,7 @@ export class PeerManager {
     try {
       wanted = await this.wanted()
       await this.prune(wanted, await this.store.listPeers(), now)
+      for (const p of wanted) if (this.strangers.has(p)) await this.promote(p)
       peers = await this.store.listPeers()
       this.knownPeers = peers.length
     } catch (err) {
@@ -235,8 +312,9 @@ export class PeerManager {
       this.dialState.set(peer.peerId, st)
       if (st.dialing || st.next > now) continue
       st.dialing = true
-      const id = peerIdFromString(peer.peerId)
-      this.libp2p.dial(id, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+      // The addresses kept here (at most MAX_ADDRS_PER_PEER), not whatever the peer announced.
+      const addrs = peer.addrs.slice(0, MAX_ADDRS_PER_PEER).map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.peerId}`))
+      this.libp2p.dial(addrs, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
         .then(() => { this.dialState.delete(peer.peerId); log('redialled %s', peer.peerId) })
         .catch((err: Error) => {
           st.dialing = false

@@ -13,19 +13,20 @@ const LOCATE_TIMEOUT_MS = 1_000
 export interface SightingDeps {
   libp2p: Libp2p
   store: Pick<Store, 'getPeer'>
-  peers: Pick<PeerManager, 'isConnected' | 'connectedPeers' | 'learn'>
+  peers: Pick<PeerManager, 'isConnected' | 'connectedPeers' | 'learn' | 'recentlySeen'>
 }
 
 /**
- * Whether this node has ever seen `peer`: connected now, remembered in the store (it
- * identified, was joined, or a member told us its addresses), or located by asking the
+ * Whether this node has ever seen `peer`: connected now, remembered in the store (a member or
+ * joined peer that identified, or whose addresses a member told us), a stranger that
+ * identified within the last hour (memory only, peer-manager.ts), or located by asking the
  * connected peers. A peer that was started a moment ago may still be connecting (the join
  * races of tests and scripts), so one not known at once is looked for up to `waitMs`.
  */
 export async function hasBeenSeen (d: SightingDeps, peer: string, waitMs = SIGHTING_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + waitMs
   while (true) {
-    if (d.peers.isConnected(peer)) return true
+    if (d.peers.isConnected(peer) || d.peers.recentlySeen(peer)) return true
     const rec = await d.store.getPeer(peer)
     if (rec !== undefined && (rec.lastSeen > 0 || rec.addrs.length > 0)) return true
     for (const via of d.peers.connectedPeers()) {

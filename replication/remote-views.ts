@@ -1,3 +1,5 @@
+const MAX_CONNECTION_STAMPS = 4096
+
 /**
  * What this node last heard from each other member of a volume: its state, generation and log
  * head. Heads are stamped with a counter, and so is each new connection to a member, so that
@@ -23,9 +25,18 @@ export class RemoteViews {
     this.heads.set(`${volume}\x00${peer}`, { seq, heard: ++this.clock })
   }
 
-  /** A new connection to `peer`: heads heard before it are stale from now on. */
+  /**
+   * A new connection to `peer`: heads heard before it are stale from now on. Every peer that
+   * connects passes here (strangers too), so at most MAX_CONNECTION_STAMPS are kept: the
+   * oldest stamp goes, with the heads of its peer (which then count as not heard).
+   */
   connected (peer: string): void {
+    this.connections.delete(peer)
     this.connections.set(peer, ++this.clock)
+    if (this.connections.size <= MAX_CONNECTION_STAMPS) return
+    const oldest = this.connections.keys().next().value!
+    this.connections.delete(oldest)
+    for (const key of this.heads.keys()) if (key.endsWith(`\x00${oldest}`)) this.heads.delete(key)
   }
 
   /** Forgets the state heard (not the head): the member is new to the volume, or gone from it. */

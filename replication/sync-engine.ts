@@ -1,3 +1,4 @@
+import type { RequestGate } from '../protocols/sources.js'
 import type { LinkFaults } from './link-faults.js'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -108,9 +109,12 @@ export class SyncEngine {
   private stopped = false
 
   private readonly faults: { serveCorruptChunks?: boolean, links?: LinkFaults }
+  /** Per-peer limits every handler passes its requests through (peer-limits.ts). */
+  private readonly gate: RequestGate | undefined
 
   constructor (private readonly libp2p: Libp2p, private readonly store: Store, private readonly peers: PeerManager, opts: EngineOptions = {}) {
     this.faults = opts.faults ?? {}
+    this.gate = opts.gate
     this.selfId = libp2p.peerId.toString()
     const states = this.states = new MemberStates(store)
     this.fetcher = new ChunkFetcher(libp2p, store)
@@ -228,16 +232,17 @@ export class SyncEngine {
   async start (): Promise<void> {
     // Promises kept by the last run are loaded before any prepare-generation is answered.
     await this.membership.start()
-    await registerIndexHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), this.faults.links)
-    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), undefined, this.faults)
-    await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
+    await registerIndexHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
+    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), undefined, this.faults, this.gate)
+    await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) }, this.gate)
     await registerControlHandler(this.libp2p, {
-      locate: async (_peer, peers) => await this.peers.locate(peers),
+      // Peer exchange is for members: a stranger learns no address (peer-manager.ts).
+      locate: async (peer, peers) => await this.peers.locate(peers, peer),
       ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
       prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
       vouch: async (peer, volume, volumeId, member) => await this.membership.acceptance.vouch(peer, volume, volumeId, member)
-    })
+    }, this.gate)
     await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.notices.announceSeq(vol.name) })
     // Stamped before the greeting asks for fresh heads: heads heard before it are stale.

@@ -42,7 +42,8 @@ function statusLines (s: StatusResponse): string[] {
     `swarm:   ${s.privateSwarm ? `private (key fingerprint ${s.swarmKeyFingerprint ?? '?'})` : 'public (no --swarm-key: any peer that knows an address may connect)'}`,
     ...(s.disk !== undefined ? [`disk:    chunk packs ${fmtBytes(s.disk.packBytes)}, index ${fmtBytes(s.disk.indexBytes)}`] : []), 'volumes:',
     ...s.volumes.flatMap(volumeLines),
-    ...(s.volumeRefusals ?? []).map(r => `refused new volume ${r.volume} from ${r.from} (${Math.round((Date.now() - r.at) / 1000)}s ago): accept it with \`replicant volume accept ${r.volume} --from ${r.from}\``)]
+    ...(s.volumeRefusals ?? []).map(r => `refused new volume ${r.volume} from ${r.from} (${Math.round((Date.now() - r.at) / 1000)}s ago): accept it with \`replicant volume accept ${r.volume} --from ${r.from}\``),
+    ...(s.throttledPeers ?? []).map(p => `${p.banned ? 'banned' : 'throttled'} peer ${p.peer} (${Math.round((Date.now() - p.since) / 1000)}s ago): ${p.reason}; ${p.refused} refused, ${p.admitted} admitted${p.bannedUntil !== undefined ? `; refused until ${new Date(p.bannedUntil).toISOString()}` : ''}`)]
 }
 
 export function registerStatusCommands (cli: Cli): void {
