@@ -8,9 +8,8 @@ import { mkdir, chmod, stat, readdir, lstat, writeFile, symlink, readFile } from
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import { startNode, tmpDir, runCli, spawnNodeProcess } from './helpers.js'
+import { startNode, tmpDir, runCli, spawnNodeProcess, clientOf } from './helpers.js'
 import { bytes } from './replication-helpers.js'
-import { ReplicantClient } from '../api/client.js'
 import { makeTreePrivate } from '../node/data-dir.js'
 
 /** Every entry under `dir` (itself included) with its permission bits, symlinks not followed. */
@@ -40,7 +39,7 @@ async function openDir (parent: string): Promise<string> {
 test('replicant start: a data dir made 0755 beforehand ends 0700, and after a write nothing under it is readable by others', async t => {
   const dir = await openDir(await tmpDir(t))
   const node = await spawnNodeProcess(t, dir)
-  const c = new ReplicantClient(node.url)
+  const c = clientOf(node)
   await c.createVolume({ name: 'v' })
   await c.put('v', '/plain.txt', Readable.from([Buffer.from('plaintext that only the owner may read')]))
   t.is(await mode(dir), 0o700)

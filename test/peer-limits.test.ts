@@ -19,8 +19,7 @@ import { Framed } from '../protocols/framing.js'
 import { WRITE_PROTOCOL, MAX_FRAME_BYTES, WIRE_VERSION } from '../protocols/constants.js'
 import { requestLocate, requestMemberState } from '../protocols/control-protocol.js'
 import { PeerLimits } from '../replication/peer-limits.js'
-import { startNode, waitFor, LOOPBACK, tmpDir, spawnNodeProcess } from './helpers.js'
-import { ReplicantClient } from '../api/client.js'
+import { startNode, waitFor, LOOPBACK, tmpDir, spawnNodeProcess, clientOf } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -150,7 +149,7 @@ test('a peer flooding requests is throttled, then banned and listed, while a mem
   // The node under attack runs in its own process, so its RSS is its own.
   const n = await spawnNodeProcess(t, `${dir}/a`)
   const ma = /listening: (\S+)/.exec(n.stdout())![1]
-  const c = new ReplicantClient(n.url)
+  const c = clientOf(n)
   const b = await startNode(t, { api: false, join: [ma] })
   await waitFor(async () => (await c.status()).peers.some(p => p.peerId === b.peerId && p.connected) ? true : undefined, 100)
   await c.createVolume({ name: 'v', replicas: [b.peerId] })

@@ -8,11 +8,10 @@ import test, { type ExecutionContext } from 'ava'
 import { writeFile, chmod, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { startNode, tmpDir, runCli, spawnNodeProcess, waitFor, randomSource, sha256Stream } from './helpers.js'
+import { startNode, tmpDir, runCli, spawnNodeProcess, waitFor, randomSource, sha256Stream, clientOf } from './helpers.js'
 import { bytes, read } from './replication-helpers.js'
 import { generateSwarmKey, parseSwarmKey, readSwarmKeyFile, formatSwarmKey, SWARM_KEY_HEADER } from '../core/swarm-key.js'
 import { InvalidInputError } from '../core/errors.js'
-import { ReplicantClient } from '../api/client.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -113,7 +112,7 @@ test('two nodes with the same key connect, replicate a file, and say they are in
   t.is(got.toString(), 'inside the swarm')
   const key = parseSwarmKey(await readFile(file, 'utf8'))
   for (const n of [a, b]) {
-    const s = await new ReplicantClient(n.apiUrl!).status()
+    const s = await clientOf(n).status()
     t.true(s.privateSwarm)
     t.is(s.swarmKeyFingerprint, key.fingerprint)
     t.false(JSON.stringify(s).includes(Buffer.from(key.key).toString('hex')), 'status never shows the key')
