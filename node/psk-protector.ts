@@ -46,8 +46,13 @@ class PskConnection extends AbstractMultiaddrConnection {
     super({ log: maConn.log.newScope('psk'), remoteAddr: maConn.remoteAddr, direction: maConn.direction })
     maConn.addEventListener('message', (evt) => {
       const data = evt.data
-      if (data instanceof Uint8Array) this.onData(this.inbound.update(data))
-      else for (const buf of data) this.onData(this.inbound.update(buf))
+      try {
+        if (data instanceof Uint8Array) this.onData(this.inbound.update(data))
+        else for (const buf of data) this.onData(this.inbound.update(buf))
+      } catch (err) {
+        // The key stream is used up (core/xsalsa20.ts): this connection ends, the node redials.
+        this.abort(err as Error)
+      }
     })
     maConn.addEventListener('drain', () => { this.onMuxerDrain() })
     maConn.addEventListener('close', (evt) => {
@@ -62,7 +67,14 @@ class PskConnection extends AbstractMultiaddrConnection {
   async sendClose (options?: AbortOptions): Promise<void> { await this.maConn.close(options) }
 
   sendData (data: Parameters<AbstractMultiaddrConnection['sendData']>[0]): SendResult {
-    return { sentBytes: data.byteLength, canSendMore: this.maConn.send(this.outbound.update(data.subarray())) }
+    let sealed: Uint8Array
+    try {
+      sealed = this.outbound.update(data.subarray())
+    } catch (err) {
+      this.abort(err as Error)
+      return { sentBytes: data.byteLength, canSendMore: false }
+    }
+    return { sentBytes: data.byteLength, canSendMore: this.maConn.send(sealed) }
   }
 
   sendReset (err: Error): void { this.maConn.abort(err) }

@@ -1,12 +1,13 @@
 /**
  * core/xsalsa20.ts against the XSalsa20 that @libp2p/pnet uses (the `xsalsa20` package, its
  * dependency): the same key stream for random keys, nonces and ways of cutting the input.
+ * The block function is @noble/ciphers'; the position kept between calls is ours.
  */
 import '../core/polyfill.js'
 import test from 'ava'
 import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
-import { XSalsa20 } from '../core/xsalsa20.js'
+import { XSalsa20, XSALSA20_MAX_BYTES, KeyStreamExhaustedError } from '../core/xsalsa20.js'
 
 interface RefXor { update: (input: Uint8Array) => Uint8Array, finalize: () => void }
 // Resolved from pnet's own dependencies: the implementation the wire protocol was tested with.
@@ -52,4 +53,13 @@ test('another nonce or key gives another stream; bad sizes are refused', t => {
   t.notDeepEqual(new XSalsa20(nonce, key2).update(zero), a)
   t.throws(() => new XSalsa20(randomBytes(8), key), { instanceOf: RangeError })
   t.throws(() => new XSalsa20(nonce, randomBytes(16)), { instanceOf: RangeError })
+})
+
+test('past 256 GiB one way the key stream is used up: a typed error, never a wrapped counter', t => {
+  const key = randomBytes(32)
+  const nonce = randomBytes(24)
+  const near = new XSalsa20(nonce, key, XSALSA20_MAX_BYTES - 10)
+  t.is(near.update(new Uint8Array(10)).byteLength, 10)
+  t.throws(() => near.update(new Uint8Array(1)), { instanceOf: KeyStreamExhaustedError })
+  t.throws(() => new XSalsa20(nonce, key, XSALSA20_MAX_BYTES - 10).update(new Uint8Array(11)), { instanceOf: KeyStreamExhaustedError })
 })
