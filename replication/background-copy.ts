@@ -119,9 +119,13 @@ export class BackgroundCopy {
   private async pass (volume: string): Promise<void> {
     const vol = await this.store.getVolume(volume)
     if (vol === undefined || (vol.state !== 'copy' && vol.state !== 'merge' && !this.repairing(volume))) return
+    // Read before the count: a pull that ends during the count commits records the count may
+    // not have seen, then marks the index caught up; read after, that mark made a wannabe
+    // steady on a count without those files' chunks.
+    const caughtUp = this.indexCaughtUp(volume)
     const progress = await this.count(vol)
     if (progress.bytesDone === progress.bytesTotal && progress.filesDone === progress.filesTotal) {
-      if (this.indexCaughtUp(volume)) {
+      if (caughtUp) {
         await this.onSteady(volume)
         log('volume %s is steady', volume)
       }

@@ -104,19 +104,21 @@ export class Pulls {
     state.running = (async () => {
       try {
         let fullDone = false
-        let ran = false
+        let ranComplete = false
         do {
           state.again = false
           const full = state.full
           state.full = false
-          const done = await this.pull(volume, peer, state, full)
-          ran ||= done
-          fullDone ||= full && done
+          const end = await this.pull(volume, peer, state, full)
+          ranComplete ||= end === 'complete'
+          fullDone ||= full && end !== 'none'
         } while (state.again && !this.d.stopped())
         const vol = await this.d.store.getVolume(volume)
         // Only a pull that went to the end of the peer's log counts (not one that found the
-        // peer no member, or the volume offline, and returned at once).
-        if ((vol?.state === 'copy' && ran) || (vol?.state === 'merge' && fullDone && this.d.states.isVerified(volume))) {
+        // peer no member, or the volume offline, and returned at once); for a wannabe, only the
+        // log of a member whose own index is complete (a fellow wannabe that has not caught up
+        // yet may hold nothing: its empty log made a wannabe steady without a file).
+        if ((vol?.state === 'copy' && ranComplete) || (vol?.state === 'merge' && fullDone && this.d.states.isVerified(volume))) {
           this.d.states.markCaughtUp(volume)
           this.d.kickCopy(volume)
         }
@@ -138,12 +140,16 @@ export class Pulls {
     })()
   }
 
-  /** Returns whether it ran to the end of the peer's log (false: nothing to pull from there). */
-  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<boolean> {
+  /**
+   * Pulls to the end of the peer's log: `complete` if the peer said its index is complete on
+   * the last page, `ended` if not, `none` if there was nothing to pull from there.
+   */
+  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<'none' | 'ended' | 'complete'> {
     const { store, signal, selfId, states } = this.d
     const vol = await store.getVolume(volume)
-    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(selfId) || vol.state === 'removed') return false
-    if (states.offline.has(volume)) return false
+    if (vol === undefined || !vol.members.includes(peer) || !vol.members.includes(selfId) || vol.state === 'removed') return 'none'
+    if (states.offline.has(volume)) return 'none'
+    let complete = false
     let since = full ? 0 : await store.getWatermark(volume, peer)
     let first = true
     // The next index page is asked for while this one's chunks are fetched and committed.
@@ -182,10 +188,11 @@ export class Pulls {
         }
       }
       since = page.last
-      if (!page.more) break
+      if (!page.more) { complete = page.complete; break }
     }
     state.pending = undefined
-    return !signal.aborted
+    if (signal.aborted) return 'none'
+    return complete ? 'complete' : 'ended'
   }
 
   /** Fetches the chunks one page needs, then commits its records and the new watermark. */

@@ -222,7 +222,14 @@ export class SyncEngine {
   }
 
   async start (): Promise<void> {
-    await registerIndexHandler(this.libp2p, this.store, memberAuthorizer(this.store), this.faults.links)
+    const store = this.store
+    const index = {
+      requireVolume: async (name: string) => await store.requireVolume(name),
+      changesSince: (vol: string, after: number, o?: { batch?: number }) => store.changesSince(vol, after, o),
+      noteApplied: async (vol: string, peer: string, seq: number) => { await store.noteApplied(vol, peer, seq) },
+      indexComplete: (vol: VolumeRecord) => this.states.indexComplete(vol)
+    }
+    await registerIndexHandler(this.libp2p, index, memberAuthorizer(this.store), this.faults.links)
     await registerChunkHandler(this.libp2p, this.store, memberAuthorizer(this.store), undefined, this.faults)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) })
     await registerControlHandler(this.libp2p, {
