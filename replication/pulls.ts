@@ -1,5 +1,5 @@
 import type { IndexPage, IndexRequest } from '../protocols/index-protocol.js'
-import { reconcileRecord } from './reconcile.js'
+import { reconcileRecord, holdsChunks } from './reconcile.js'
 import { Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -224,11 +224,13 @@ export class Pulls {
         repair = true
       }
     }
+    // Inside the commit a conflict copy is made only of bytes held here (reconcile.ts decide).
+    const holds = holdsChunks(store.chunks)
     await store.commitFiles(volume, async (ctx) => {
       const out: NewFileRecord[] = []
       const staged = new Map<string, FileRecord>()
       for (const rec of page.records) {
-        for (const { record: r, cause } of await reconcileRecord(async path => staged.get(path) ?? await ctx.get(path), rec)) {
+        for (const { record: r, cause } of await reconcileRecord(async path => staged.get(path) ?? await ctx.get(path), rec, holds)) {
           out.push(r)
           staged.set(r.path, { ...r, seq: 0 })
           ctx.cause(r.path, cause)
