@@ -157,6 +157,16 @@ export class BackgroundCopy {
     if (again !== undefined) again.again = true
   }
 
+  /** How many live files of `volume` lack a chunk here (a steady replica checks itself at start). */
+  async lacks (volume: string): Promise<number> {
+    let n = 0
+    for await (const rec of this.store.listFiles(volume, '/', { signal: this.controller.signal })) {
+      if (rec.deleted || rec.size === 0) continue
+      if (!(await this.store.chunks.hasMany([...chunkHashes(rec)])).every(Boolean)) n++
+    }
+    return n
+  }
+
   private async count (vol: VolumeRecord): Promise<CopyProgress> {
     const prev = this.progress.get(vol.name)
     const p: CopyProgress = {

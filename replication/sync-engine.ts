@@ -259,6 +259,14 @@ export class SyncEngine {
       } else if (vol.state === 'copy') {
         // A copy interrupted by a stop resumes: chunks already held are not fetched again.
         this.copy.kick(vol.name)
+      } else {
+        // `repairing` lives in memory: a steady replica that lacked chunks before a stop says so again.
+        void this.copy.lacks(vol.name).then(n => {
+          if (n === 0 || this.stopped) return
+          log.error('%s: steady but %d file(s) lack chunks: repairing in the background', vol.name, n)
+          this.states.startRepair(vol.name)
+          this.copy.kick(vol.name)
+        }, (err: Error) => { if (!this.stopped) log.error('chunk check of %s failed: %s', vol.name, err.message) })
       }
     }
     // Peers already connected (joined before the engine started) get the same greeting.
