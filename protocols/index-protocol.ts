@@ -36,6 +36,12 @@ export interface IndexPage {
   more: boolean
   /** With `count`: live files and their bytes changed since `since`, across all pages. */
   pending?: { files: number, bytes: number }
+  /**
+   * Whether the server's own index is complete (it is not a wannabe still pulling its first
+   * full index): only such a log, pulled to its end, brings a wannabe's index up to date.
+   * A server without the field (older) counts as complete.
+   */
+  complete: boolean
 }
 
 /** Serves the change log of `source` to the peers `auth` lets read it; `links` shapes the replies (tests). */
@@ -90,7 +96,8 @@ async function answerIndex (source: IndexSource, auth: Authorizer, stream: Strea
       throw new ProtocolError(Codes.MESSAGE_TOO_LARGE, `${tooLong.path} has a chunk list of ${tooLong.chunks.byteLength} bytes, which ${INDEX_PROTOCOL_V1_0} cannot carry in one frame: upgrade this member`)
     }
     await links?.pass(peer, bytes + 256)
-    await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records: wire.records, last, more, ...(wire.split.length > 0 ? { split: wire.split } : {}), ...(pending !== undefined ? { pending } : {}) })
+    const complete = source.indexComplete?.(vol) ?? true
+    await framed.write({ v: WIRE_VERSION, t: 'index-page', head, records: wire.records, last, more, complete, ...(wire.split.length > 0 ? { split: wire.split } : {}), ...(pending !== undefined ? { pending } : {}) })
     await writeParts(framed, wire.parts)
     await framed.close()
   } catch (err) {
@@ -107,7 +114,7 @@ export async function fetchIndexPage (libp2p: Libp2p, peer: PeerId, req: IndexRe
   const framed = new Framed(stream, MAX_FRAME_BYTES)
   try {
     await framed.write({ v: WIRE_VERSION, t: 'index-req', ...req }, { signal })
-    const page = expect<Message & { head: unknown, records: unknown, last: unknown, more: unknown, pending: unknown, split: unknown }>(await framed.read({ signal }), 'index-page')
+    const page = expect<Message & { head: unknown, records: unknown, last: unknown, more: unknown, pending: unknown, split: unknown, complete: unknown }>(await framed.read({ signal }), 'index-page')
     if (!Array.isArray(page.records) || typeof page.head !== 'number' || typeof page.last !== 'number' || typeof page.more !== 'boolean') {
       throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed index page')
     }
@@ -123,7 +130,7 @@ export async function fetchIndexPage (libp2p: Libp2p, peer: PeerId, req: IndexRe
     await framed.close()
     const p = page.pending as { files?: unknown, bytes?: unknown } | undefined
     const pending = typeof p?.files === 'number' && typeof p?.bytes === 'number' ? { files: p.files, bytes: p.bytes } : undefined
-    return { head: page.head, records, last: page.last, more: page.more, ...(pending !== undefined ? { pending } : {}) }
+    return { head: page.head, records, last: page.last, more: page.more, complete: page.complete !== false, ...(pending !== undefined ? { pending } : {}) }
   } catch (err) {
     framed.abort(err as Error)
     throw err

@@ -13,6 +13,8 @@ export interface IndexSource {
   changesSince: (vol: string, afterSeq: number, options?: { batch?: number }) => AsyncIterable<FileRecord>
   /** A member asks from what it has applied: compaction may purge below the least of these. */
   noteApplied: (vol: string, peer: string, seq: number) => Promise<void>
+  /** Whether this node's index of `vol` is complete (not a wannabe before its first full pull); absent: always. */
+  indexComplete?: (vol: VolumeRecord) => boolean
 }
 
 /** What the chunk handler serves: chunk bytes, but only those a volume references or prepares. */

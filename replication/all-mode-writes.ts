@@ -6,7 +6,7 @@ import { PREPARE_TIMEOUT_MS, PREPARED_EXPIRY_MS } from '../protocols/constants.j
 import { requestLocate } from '../protocols/control-protocol.js'
 import { authorizeMember, memberAuthorizer } from './member-authorizer.js'
 import type { RequestGate } from '../protocols/sources.js'
-import { reconcileRecord } from './reconcile.js'
+import { reconcileRecord, holdsChunks } from './reconcile.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { chunkHashes, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -41,9 +41,9 @@ export interface AllModeOptions {
  * Applies an incoming version of a file the way every member does (reconcile.ts). A record
  * taken as it is counts as the commit's cause (a write on the coordinator); conflicts as theirs.
  */
-export async function applyIncoming (ctx: CommitContext, record: NewFileRecord): Promise<NewFileRecord[]> {
+export async function applyIncoming (ctx: CommitContext, record: NewFileRecord, holds?: (rec: NewFileRecord) => Promise<boolean>): Promise<NewFileRecord[]> {
   const out: NewFileRecord[] = []
-  for (const { record: r, cause } of await reconcileRecord(ctx.get, { ...record, seq: 0 })) {
+  for (const { record: r, cause } of await reconcileRecord(ctx.get, { ...record, seq: 0 }, holds)) {
     if (cause !== 'remoteApply') ctx.cause(r.path, cause)
     out.push(r)
   }
@@ -179,7 +179,7 @@ export class AllModeWrites {
     crashPoint('all-prepared')
     const applied = await this.store.commitFiles(vol.name, async (ctx) => {
       ctx.settleTx(tx.txId)
-      return await applyIncoming(ctx, record)
+      return await applyIncoming(ctx, record, holdsChunks(this.store.chunks))
     }, record.deleted ? 'delete' : 'write')
     if (this.faults.crashAfterDecision === true) process.kill(process.pid, 'SIGKILL')
     crashPoint('all-decided')
@@ -218,7 +218,7 @@ export class AllModeWrites {
     // The coordinator's own write counts as a write; a member applies another's.
     await this.store.commitFiles(volume, async (ctx) => {
       ctx.settleTx(txId)
-      return await applyIncoming(ctx, p.record)
+      return await applyIncoming(ctx, p.record, holdsChunks(this.store.chunks))
     }, p.coordinator === this.selfId ? (p.record.deleted ? 'delete' : 'write') : 'remoteApply')
     this.settled(volume, txId)
   }

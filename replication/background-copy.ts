@@ -119,9 +119,13 @@ export class BackgroundCopy {
   private async pass (volume: string): Promise<void> {
     const vol = await this.store.getVolume(volume)
     if (vol === undefined || (vol.state !== 'copy' && vol.state !== 'merge' && !this.repairing(volume))) return
+    // Read before the count: a pull that ends during the count commits records the count may
+    // not have seen, then marks the index caught up; read after, that mark made a wannabe
+    // steady on a count without those files' chunks.
+    const caughtUp = this.indexCaughtUp(volume)
     const progress = await this.count(vol)
     if (progress.bytesDone === progress.bytesTotal && progress.filesDone === progress.filesTotal) {
-      if (this.indexCaughtUp(volume)) {
+      if (caughtUp) {
         await this.onSteady(volume)
         log('volume %s is steady', volume)
       }
@@ -151,6 +155,16 @@ export class BackgroundCopy {
     // Another pass confirms nothing is missing (and catches writes that came meanwhile).
     const again = this.runs.get(volume)
     if (again !== undefined) again.again = true
+  }
+
+  /** How many live files of `volume` lack a chunk here (a steady replica checks itself at start). */
+  async lacks (volume: string): Promise<number> {
+    let n = 0
+    for await (const rec of this.store.listFiles(volume, '/', { signal: this.controller.signal })) {
+      if (rec.deleted || rec.size === 0) continue
+      if (!(await this.store.chunks.hasMany([...chunkHashes(rec)])).every(Boolean)) n++
+    }
+    return n
   }
 
   private async count (vol: VolumeRecord): Promise<CopyProgress> {

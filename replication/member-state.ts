@@ -121,6 +121,17 @@ export class MemberStates {
   startRepair (volume: string): void { this.repairs.add(volume) }
 
   isCaughtUp (volume: string): boolean { return this.caughtUp.has(volume) }
+
+  /**
+   * Whether this node's index of `vol` is complete, so that a wannabe that pulls it to the end
+   * holds the whole index: steady or merge (its own, as it committed it), or a wannabe whose
+   * full pull from such a member has ended. Not a wannabe before that, nor an offline replica.
+   */
+  indexComplete (vol: VolumeRecord): boolean {
+    if (this.held.has(vol.name)) return false
+    const state = storedState(vol)
+    return state === 'steady' || state === 'merge' || (state === 'copy' && this.caughtUp.has(vol.name))
+  }
   markCaughtUp (volume: string): void { this.caughtUp.add(volume) }
   isVerified (volume: string): boolean { return this.verified.has(volume) }
   markVerified (volume: string): void { this.verified.add(volume) }

@@ -1,5 +1,5 @@
 import type { IndexPage, IndexRequest } from '../protocols/index-protocol.js'
-import { reconcileRecord } from './reconcile.js'
+import { reconcileRecord, holdsChunks } from './reconcile.js'
 import { Codes } from '../core/errors.js'
 import { chunkHashes, holds, type FileRecord, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -104,19 +104,21 @@ export class Pulls {
     state.running = (async () => {
       try {
         let fullDone = false
-        let ran = false
+        let ranComplete = false
         do {
           state.again = false
           const full = state.full
           state.full = false
-          const done = await this.pull(volume, peer, state, full)
-          ran ||= done
-          fullDone ||= full && done
+          const end = await this.pull(volume, peer, state, full)
+          ranComplete ||= end === 'complete'
+          fullDone ||= full && end !== 'none'
         } while (state.again && !this.d.stopped())
         const vol = await this.d.store.getVolume(volume)
         // Only a pull that went to the end of the peer's log counts (not one that found the
-        // peer no member, or the volume offline, and returned at once).
-        if ((vol?.state === 'copy' && ran) || (vol?.state === 'merge' && fullDone && this.d.states.isVerified(volume))) {
+        // peer no member, or the volume offline, and returned at once); for a wannabe, only the
+        // log of a member whose own index is complete (a fellow wannabe that has not caught up
+        // yet may hold nothing: its empty log made a wannabe steady without a file).
+        if ((vol?.state === 'copy' && ranComplete) || (vol?.state === 'merge' && fullDone && this.d.states.isVerified(volume))) {
           this.d.states.markCaughtUp(volume)
           this.d.kickCopy(volume)
         }
@@ -138,13 +140,17 @@ export class Pulls {
     })()
   }
 
-  /** Returns whether it ran to the end of the peer's log (false: nothing to pull from there). */
-  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<boolean> {
+  /**
+   * Pulls to the end of the peer's log: `complete` if the peer said its index is complete on
+   * the last page, `ended` if not, `none` if there was nothing to pull from there.
+   */
+  private async pull (volume: string, peer: string, state: PullState, full: boolean): Promise<'none' | 'ended' | 'complete'> {
     const { store, signal, selfId, states } = this.d
     const vol = await store.getVolume(volume)
     // A reader pulls as a member does (grants.ts); only members are pulled from.
-    if (vol === undefined || !vol.members.includes(peer) || !holds(vol, selfId) || vol.state === 'removed') return false
-    if (states.offline.has(volume)) return false
+    if (vol === undefined || !vol.members.includes(peer) || !holds(vol, selfId) || vol.state === 'removed') return 'none'
+    if (states.offline.has(volume)) return 'none'
+    let complete = false
     let since = full ? 0 : await store.getWatermark(volume, peer)
     let first = true
     // The next index page is asked for while this one's chunks are fetched and committed.
@@ -183,10 +189,11 @@ export class Pulls {
         }
       }
       since = page.last
-      if (!page.more) break
+      if (!page.more) { complete = page.complete; break }
     }
     state.pending = undefined
-    return !signal.aborted
+    if (signal.aborted) return 'none'
+    return complete ? 'complete' : 'ended'
   }
 
   /** Fetches the chunks one page needs, then commits its records and the new watermark. */
@@ -218,11 +225,13 @@ export class Pulls {
         repair = true
       }
     }
+    // Inside the commit a conflict copy is made only of bytes held here (reconcile.ts decide).
+    const holds = holdsChunks(store.chunks)
     await store.commitFiles(volume, async (ctx) => {
       const out: NewFileRecord[] = []
       const staged = new Map<string, FileRecord>()
       for (const rec of page.records) {
-        for (const { record: r, cause } of await reconcileRecord(async path => staged.get(path) ?? await ctx.get(path), rec)) {
+        for (const { record: r, cause } of await reconcileRecord(async path => staged.get(path) ?? await ctx.get(path), rec, holds)) {
           out.push(r)
           staged.set(r.path, { ...r, seq: 0 })
           ctx.cause(r.path, cause)

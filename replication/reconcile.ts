@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { compare, merge } from '../core/version-vector.js'
 import type { NewFileRecord } from '../store/store.js'
-import type { FileRecord } from '../core/records.js'
+import { chunkHashes, type FileRecord } from '../core/records.js'
 
 /**
  * What to do with a file record that arrives from a peer, given the local one. Pure, so
@@ -68,7 +68,15 @@ export function conflictPath (path: string, loser: FileRecord): string {
   return path.slice(0, slash + 1) + name
 }
 
-export function decide (local: FileRecord | undefined, incoming: FileRecord): Decision {
+/**
+ * `loserHeld` false: this node lacks the loser's bytes (it applied that record without its
+ * chunks and cannot fetch them now). Then it makes no copy and writes the winner under the
+ * winner's own vector, as if it had met only the winner: the conflict stays open, and a member
+ * that holds the loser's bytes resolves it with the copy when the winner reaches it. A copy
+ * made here would name bytes that may be nowhere (a version its writer superseded and
+ * collected: chaos w4e/1, w4e/10, long4-a/40), leaving every member lacking them for ever.
+ */
+export function decide (local: FileRecord | undefined, incoming: FileRecord, loserHeld = true): Decision {
   if (local === undefined) return { kind: 'apply', record: strip(incoming) }
   const order = compare(incoming.vv, local.vv)
   if (order === 'lesser') return { kind: 'skip' }
@@ -81,11 +89,20 @@ export function decide (local: FileRecord | undefined, incoming: FileRecord): De
   const kept = order === 'equal' && winner === local ? [] : [{ ...strip(winner), vv }]
   // A tombstone, or the same bytes, leaves nothing of the loser to keep.
   if (loser.deleted || sameContent(winner, loser)) return kept.length === 0 ? { kind: 'skip' } : { kind: 'conflict', records: kept }
+  if (!loserHeld) return winner === local ? { kind: 'skip' } : { kind: 'conflict', records: [strip(winner)] }
   const copyPath = conflictPath(winner.path, loser)
   return { kind: 'conflict', copyPath, records: [{ ...strip(loser), path: copyPath }, ...kept] }
 }
 
 export type ReconcileCause = 'remoteApply' | 'resolution' | 'conflictCopy'
+
+/** Whether a record's chunks are all held here (`hasMany` of a chunk store). */
+export function holdsChunks (chunks: { hasMany: (hashes: Uint8Array[]) => Promise<boolean[]> }): (rec: NewFileRecord) => Promise<boolean> {
+  return async (rec) => {
+    if (rec.deleted || rec.size === 0) return true
+    return (await chunks.hasMany([...chunkHashes(rec)])).every(Boolean)
+  }
+}
 
 /** How many copies of copies one incoming record may lead to (each level is a new path). */
 const MAX_COPY_DEPTH = 4
@@ -94,15 +111,26 @@ const MAX_COPY_DEPTH = 4
  * Every record to write for one incoming record, with why: the decision at its path, then
  * each conflict copy decided in turn against what its own path holds (another member may have
  * made that copy already, in another order and under a later vector: it is not overwritten).
- * `get` must see what the caller already staged in the same commit.
+ * `get` must see what the caller already staged in the same commit. With `holds` (whether
+ * this node holds every chunk of a record), a conflict whose loser's bytes are not held here
+ * makes no copy (see `decide`); without it, every loser is assumed held (to learn which
+ * chunks a commit will need, before fetching them).
  */
-export async function reconcileRecord (get: (path: string) => Promise<FileRecord | undefined>, incoming: FileRecord): Promise<Array<{ record: NewFileRecord, cause: ReconcileCause }>> {
+export async function reconcileRecord (
+  get: (path: string) => Promise<FileRecord | undefined>,
+  incoming: FileRecord,
+  holds?: (rec: NewFileRecord) => Promise<boolean>
+): Promise<Array<{ record: NewFileRecord, cause: ReconcileCause }>> {
   const out: Array<{ record: NewFileRecord, cause: ReconcileCause }> = []
   let queue: Array<{ rec: FileRecord, copy: boolean }> = [{ rec: incoming, copy: false }]
   for (let depth = 0; depth <= MAX_COPY_DEPTH && queue.length > 0; depth++) {
     const next: typeof queue = []
     for (const { rec, copy } of queue) {
-      const d = decide(await get(rec.path), rec)
+      const local = await get(rec.path)
+      let d = decide(local, rec)
+      const copyPath = d.kind === 'conflict' ? d.copyPath : undefined
+      const lost = d.kind === 'conflict' && copyPath !== undefined ? d.records.find(r => r.path === copyPath) : undefined
+      if (lost !== undefined && holds !== undefined && !(await holds(lost))) d = decide(local, rec, false)
       if (d.kind === 'skip') continue
       if (d.kind === 'apply') { out.push({ record: d.record, cause: copy ? 'conflictCopy' : 'remoteApply' }); continue }
       for (const r of d.records) {

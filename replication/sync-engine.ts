@@ -232,7 +232,14 @@ export class SyncEngine {
   async start (): Promise<void> {
     // Promises kept by the last run are loaded before any prepare-generation is answered.
     await this.membership.start()
-    await registerIndexHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
+    const store = this.store
+    const index = {
+      requireVolume: async (name: string) => await store.requireVolume(name),
+      changesSince: (vol: string, after: number, o?: { batch?: number }) => store.changesSince(vol, after, o),
+      noteApplied: async (vol: string, peer: string, seq: number) => { await store.noteApplied(vol, peer, seq) },
+      indexComplete: (vol: VolumeRecord) => this.states.indexComplete(vol)
+    }
+    await registerIndexHandler(this.libp2p, index, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
     await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), undefined, this.faults, this.gate)
     await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) }, this.gate)
     await registerControlHandler(this.libp2p, {
@@ -263,6 +270,14 @@ export class SyncEngine {
       } else if (vol.state === 'copy') {
         // A copy interrupted by a stop resumes: chunks already held are not fetched again.
         this.copy.kick(vol.name)
+      } else {
+        // `repairing` lives in memory: a steady replica that lacked chunks before a stop says so again.
+        void this.copy.lacks(vol.name).then(n => {
+          if (n === 0 || this.stopped) return
+          log.error('%s: steady but %d file(s) lack chunks: repairing in the background', vol.name, n)
+          this.states.startRepair(vol.name)
+          this.copy.kick(vol.name)
+        }, (err: Error) => { if (!this.stopped) log.error('chunk check of %s failed: %s', vol.name, err.message) })
       }
     }
     // Peers already connected (joined before the engine started) get the same greeting.

@@ -19,6 +19,7 @@ import { RssSampler, churnOf, type Churn } from './chaos-observe.js'
 import { poll } from './topology-waits.js'
 import { checkChurn, type ChurnStats } from './chaos-churn.js'
 import { splitGenerations, type HeldConfiguration } from './chaos-splits.js'
+import { nextMembersStep, type HeldConfig } from './chaos-members.js'
 
 export interface ScheduleResult {
   id: string
@@ -283,46 +284,20 @@ async function heldConfigurations (topo: Topology, volume: string): Promise<Held
  */
 async function everyoneMember (topo: Topology, volume: string, vlog: (s: string) => void, splits: { count: number }): Promise<void> {
   topo.forgetMembers(volume)
-  const seen = new Set<number>()
+  const seen = new Set<string>()
   await poll(`every node a member of ${volume}`, { timeoutMs: 90_000, intervalMs: 200 }, async () => {
     // The newest configurations nodes hold (a removed node keeps an older one).
-    const held: Array<{ node: string, members: string[], generation: number, genId?: string }> = []
+    const held: HeldConfig[] = []
     for (const n of topo.nodes) {
       const info = await n.client.volumeInfo(volume).catch(() => undefined)
-      if (info !== undefined) held.push({ node: n.name, members: [...info.members].sort(), generation: info.generation, ...(info.genId !== undefined ? { genId: info.genId } : {}) })
+      if (info !== undefined) held.push({ node: n.name, members: [...info.members].sort(), generation: info.generation, ...(info.genId !== undefined ? { genId: info.genId } : {}), history: info.history ?? [] })
     }
-    if (held.length === 0) return undefined
-    const top = Math.max(...held.map(h => h.generation))
-    const newest = held.filter(h => h.generation === top)
-    // Two configurations of one generation: different ids where both are known, or different members.
-    const same = (x: typeof held[number], y: typeof held[number]): boolean => x.members.join() === y.members.join() && (x.genId === undefined || y.genId === undefined || x.genId === y.genId)
-    const split = newest.some(h => !same(h, newest[0]))
-    if (split && !seen.has(top)) { seen.add(top); splits.count++; vlog(`generation ${top} of ${volume} is split: ${newest.map(h => `${h.node} ${h.members.length} members`).join(', ')}`) }
-    const lacking = (h: typeof held[number]): typeof topo.nodes => topo.nodes.filter(n => !h.members.includes(n.peerId))
-    // A member of a configuration that holds that configuration itself can change it (a removed
-    // node holds the configuration that removed it, but may not change it).
-    const holdersOf = (h: typeof held[number]): typeof topo.nodes =>
-      topo.nodes.filter(n => h.members.includes(n.peerId) && held.some(o => o.node === n.name && same(o, h)))
-    const holderOf = (h: typeof held[number]): typeof topo.nodes[number] | undefined => holdersOf(h)[0]
-    const best = newest.find(h => lacking(h).length > 0 && holderOf(h) !== undefined)
-    if (best === undefined) {
-      if (!split) return newest.every(h => lacking(h).length === 0) ? true : undefined
-      // Every side that a member holds lists everyone: a change is still needed to supersede
-      // both; remove one node through a member of one side (the next round adds it back).
-      // Through a holder that every side lists (each side then takes its proposal), removing a
-      // node that some side does not list if there is one.
-      const listedBy = (n: typeof topo.nodes[number]): number => newest.filter(h => h.members.includes(n.peerId)).length
-      const holders = newest.flatMap(h => holdersOf(h).map(n => ({ n, side: h })))
-      if (holders.length === 0) return undefined
-      const { n: via, side } = holders.sort((x, y) => listedBy(y.n) - listedBy(x.n))[0]
-      const others = topo.nodes.filter(n => n.name !== via.name && side.members.includes(n.peerId)).sort((x, y) => listedBy(x) - listedBy(y))
-      const other = others[0]
-      if (other !== undefined) await topo.removeReplica(volume, via.name, other.name).catch((err: Error) => { vlog(`final remove-replica ${volume} ${other.name}: ${err.message}`) })
-      return undefined
-    }
-    const missing = lacking(best)
-    const via = holderOf(best)!
-    await topo.addReplica(volume, via.name, missing[0].name).catch((err: Error) => { vlog(`final add-replica ${volume} ${missing[0].name}: ${err.message}`) })
+    const step = nextMembersStep(held, topo.nodes)
+    for (const g of step.split) if (!seen.has(`s${g}`)) { seen.add(`s${g}`); splits.count++; vlog(`generation ${g} of ${volume} is split`) }
+    for (const g of step.forked) if (!seen.has(`f${g}`)) { seen.add(`f${g}`); splits.count++; vlog(`generation ${g} of ${volume} forked off below the newest`) }
+    if (step.kind === 'done') return true
+    if (step.kind === 'add') await topo.addReplica(volume, step.via, step.node).catch((err: Error) => { vlog(`final add-replica ${volume} ${step.node}: ${err.message}`) })
+    if (step.kind === 'remove') await topo.removeReplica(volume, step.via, step.node).catch((err: Error) => { vlog(`final remove-replica ${volume} ${step.node}: ${err.message}`) })
     return undefined
   })
 }
