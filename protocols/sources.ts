@@ -55,4 +55,6 @@ export interface RequestGate {
   reserve: (peer: string, bytes: number, signal?: AbortSignal) => Promise<() => void>
   /** A request that broke the protocol (bad frame, over-long want-list): counts toward a ban. */
   misbehaved: (peer: string, reason: string) => void
+  /** Membership changed: these peers may matter now, so their next dry bucket asks again at once. */
+  reconsider?: (peers: readonly string[]) => void
 }

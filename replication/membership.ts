@@ -169,6 +169,7 @@ export class Membership {
       return { created: false }
     }
     await this.store.createVolume(candidate)
+    this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
     await this.acceptance.consume(candidate.name, peer)
     log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
     this.accepted(candidate, peer, 'created here as a new member (wannabe)')
@@ -195,6 +196,7 @@ export class Membership {
         candidate.name, local.id, gone.files, gone.bytes, candidate.id, peer)
       this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
       await this.store.createVolume(candidate)
+      this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
       this.accepted(candidate, peer, `--discard-local: replaced the replica with id ${local.id}`)
       this.engine.schedulePull(candidate.name, peer, 'copy')
       this.engine.kickCopy(candidate.name)
@@ -220,6 +222,7 @@ export class Membership {
         if (!await this.approve(offer, peer)) return
         if (await this.store.getVolume(candidate.name) !== undefined) return
         await this.store.createVolume(candidate)
+        this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
         await this.acceptance.consume(candidate.name, peer)
         this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
         this.engine.schedulePull(candidate.name, peer, 'copy')

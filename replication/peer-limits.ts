@@ -9,7 +9,7 @@ const log = logger('limits')
  *
  * - Requests: a token bucket per peer, refilled at `rate` per second up to `burst`. A peer
  *   starts with the stranger bucket; when it runs dry, whether the peer matters (a member of
- *   a volume held here, or joined by the operator) is asked once (cached TRUST_TTL_MS) and a
+ *   a volume held here, or joined by the operator) is asked once (cached `trustTtlMs`) and a
  *   peer that matters gets the member bucket. An empty bucket refuses with THROTTLED.
  * - Replies in flight: a handler reserves the bytes it reads for a peer before it reads them
  *   and gives them back once they are handed to the stream; past `bytesInFlight` the next
@@ -33,6 +33,8 @@ export interface LimitOptions {
   maxBanMs: number
   maxTracked: number
   maxBanned: number
+  /** How long a peer found not to matter is not asked again (a stranger's flood must not cost a lookup per request). */
+  trustTtlMs: number
 }
 
 /**
@@ -49,10 +51,10 @@ export const DEFAULT_LIMITS: LimitOptions = {
   banMs: 60_000,
   maxBanMs: 15 * 60_000,
   maxTracked: 1024,
-  maxBanned: 256
+  maxBanned: 256,
+  trustTtlMs: 2_000
 }
 
-const TRUST_TTL_MS = 2_000
 const MAX_WAITERS = 64
 const MAX_LISTED = 64
 /** A throttled peer stays listed this long after its last refusal. */
@@ -126,7 +128,7 @@ export class PeerLimits implements RequestGate {
     const e = this.entry(peer)
     const now = Date.now()
     this.refill(e, now)
-    if (e.tokens < 1 && !e.trusted && now - e.trustCheckedAt > TRUST_TTL_MS) {
+    if (e.tokens < 1 && !e.trusted && now - e.trustCheckedAt > this.opts.trustTtlMs) {
       e.trustCheckedAt = now
       e.trusted = await (this.deps?.matters(peer) ?? Promise.resolve(false)).catch(() => false)
       if (e.trusted) e.tokens = this.opts.member.burst
@@ -134,6 +136,18 @@ export class PeerLimits implements RequestGate {
     if (e.tokens < 1) throw this.refuse(peer, e, `over ${this.bucket(e).rate} requests/s (${protocol})`)
     e.tokens--
     e.admitted++
+  }
+
+  /**
+   * A configuration listing these peers was committed, adopted or created here: a peer judged
+   * a stranger a moment ago (a wannabe connects before it is added) must not wait out
+   * `trustTtlMs` at the stranger rate, or its first reads are refused.
+   */
+  reconsider (peers: readonly string[]): void {
+    for (const p of peers) {
+      const e = this.peers.get(p)
+      if (e !== undefined && !e.trusted) e.trustCheckedAt = 0
+    }
   }
 
   async reserve (peer: string, bytes: number, signal?: AbortSignal): Promise<() => void> {

@@ -143,7 +143,10 @@ export class SyncEngine {
       setRemote: (vol, peer, state, generation, seq) => { this.setRemote(vol, peer, state, generation, seq) },
       forgetRemote: (vol, peer) => { this.forgetRemote(vol, peer) },
       relisted: vol => { this.relisted(vol) },
-      reconfigured: vol => { this.readerStreams.reconfigured(vol) }
+      reconfigured: vol => {
+        this.readerStreams.reconfigured(vol)
+        this.gate?.reconsider?.([...vol.members, ...(vol.readers ?? [])])
+      }
     }
     this.membership = new Membership(libp2p, store, peers, host, states, this.decisions, opts)
     this.allMode = new AllModeWrites(libp2p, store, peers, this.fetcher, this.controller.signal, opts)
