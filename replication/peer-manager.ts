@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidInputError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
-import type { PeerRecord } from '../core/records.js'
+import { holds, type PeerRecord } from '../core/records.js'
 
 const log = logger('peers')
 
@@ -158,7 +158,7 @@ export class PeerManager {
   /** Whether `peer` is a member of a volume held here or was joined: only those are persisted, dialled and located. */
   async matters (peer: string): Promise<boolean> {
     if (this.joined.has(peer)) return true
-    return (await this.store.listVolumes()).some(v => v.state !== 'removed' && v.members.includes(peer))
+    return (await this.store.listVolumes()).some(v => v.state !== 'removed' && holds(v, peer)) // readers too: they read as much as a wannabe
   }
 
   /** A stranger this node saw (identified) within STRANGER_TTL_MS, kept in memory only. */

@@ -46,3 +46,16 @@ test('a stranger found not to matter and then added as a member is not throttled
   }
   t.false(a.limits.throttled().some(p => p.peer === b.peerId && p.banned), 'the new member is not banned')
 })
+
+test('a granted reader gets the member allowance, not the stranger rate', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t, { api: false, limits: { stranger: { rate: 1, burst: 5 } } })
+  const r = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 0 })
+  const vol = await a.createVolume({ name: 'v' })
+  await waitFor(() => a.peers.isConnected(r.peerId) ? true : undefined)
+  await a.grantReader('v', r.peerId)
+  const aId = peerIdFromString(a.peerId)
+  for (let i = 0; i < 30; i++) {
+    t.is(await codeOf(fetchIndexPage(r.libp2p, aId, { volume: 'v', volumeId: vol.id, since: 0 })), undefined, `index request ${i}`)
+  }
+})
