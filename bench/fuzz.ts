@@ -16,7 +16,7 @@ import { FUZZ_PROTOCOLS, type FuzzProtocol } from '../testing/fuzz-messages.js'
 import type { Identity } from '../testing/fuzz-mutate.js'
 
 const USAGE = `usage: npm run fuzz -- --protocol NAME [--frames N] [--seed S] [--http-requests N] [--mode mixed|wire|memory]
-                       [--as stranger|member|both] [--batch N] [--concurrency N] [--check-every N] [--max-rss MIB] [--token T] [--corpus DIR] [--bail] [--json]
+                       [--as stranger|member|both] [--batch N] [--concurrency N] [--check-every N] [--max-rss MIB] [--token T] [--seconds N] [--corpus DIR] [--bail] [--json]
   --protocol NAME     index, chunk, notify, control, write, or http
   --frames N          frames to send (default 100000); for http, requests (also --http-requests)
   --seed S            fast-check seed (default: random, printed); a seed always draws the same cases
@@ -29,12 +29,13 @@ const USAGE = `usage: npm run fuzz -- --protocol NAME [--frames N] [--seed S] [-
   --max-rss MIB       the process's RSS past this is a finding (default 1024)
   --token T           HTTP API token sent as Authorization: Bearer (http only)
   --corpus DIR        where found inputs are saved (default test/fuzz-corpus)
+  --seconds N         stop sending after N seconds, whatever count was reached
   --bail              stop at the first finding`
 
 const { values } = parseArgs({
   options: {
     protocol: { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, 'http-requests': { type: 'string' },
-    mode: { type: 'string' }, as: { type: 'string' }, batch: { type: 'string' }, 'check-every': { type: 'string' }, concurrency: { type: 'string' },
+    mode: { type: 'string' }, as: { type: 'string' }, batch: { type: 'string' }, 'check-every': { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' },
     'max-rss': { type: 'string' }, token: { type: 'string' }, corpus: { type: 'string' }, bail: { type: 'boolean' }, json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   }
@@ -63,7 +64,7 @@ const target = await startFuzzTarget({ api: name === 'http' })
 try {
   const run = {
     frames, seed, wireEvery: mode === 'wire' || name === 'http' ? 1 : mode === 'memory' ? 0 : 10, concurrency: num(values.concurrency, 32), batch: num(values.batch, 16),
-    checkEvery: num(values['check-every'], 20_000), maxRssMiB: num(values['max-rss'], 1024), corpusDir: corpus, bail: values.bail === true,
+    checkEvery: num(values['check-every'], 20_000), maxRssMiB: num(values['max-rss'], 1024), corpusDir: corpus, bail: values.bail === true, ...(values.seconds !== undefined ? { maxSeconds: num(values.seconds, 0) } : {}),
     log: (line: string) => { process.stdout.write(line + '\n') }
   }
   const summary = name === 'http'

@@ -39,6 +39,8 @@ export interface RunOptions {
   /** Open abandoned streams allowed at once (more become resets). */
   maxAbandoned?: number
   corpusDir?: string
+  /** Stop sending after this long, whatever the count reached. */
+  maxSeconds?: number
   /** Stop at the first finding. */
   bail?: boolean
   log?: (line: string) => void
@@ -97,11 +99,15 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
     rssStartMiB: Math.round(process.memoryUsage().rss / MiB), rssMaxMiB: 0, checks: 0, senderErrors: 0, findings: [], saved: []
   }
   let stop = false
+  const saving: Array<Promise<void>> = []
   let inFlight: Array<{ c: C, path: string, index: number, mode: SendMode }> = []
   const inputOf = (x: { c: C, path: string, index: number, mode: SendMode }): SavedInput => ({ name: fuzzer.name, seed: opts.seed, path: x.path, index: x.index, mode: x.mode, ...fuzzer.saved(x.c) })
   const find = (kind: FindingKind, message: string, input?: SavedInput): void => {
-    s.findings.push({ kind, message, ...(input !== undefined ? { input } : {}) })
-    log(`finding: ${kind}: ${message}`)
+    const f: Finding = { kind, message, ...(input !== undefined ? { input } : {}) }
+    s.findings.push(f)
+    log(`finding: ${kind}: ${message}${input !== undefined ? ` (path ${input.path}, case ${input.index}${input.case !== undefined ? `, ${input.case.protocol} as ${input.case.identity}: ${input.case.mutation}` : ` ${input.http?.note ?? ''}`})` : ''}`)
+    // Saved at once: a run that is killed, or dies, keeps what it found.
+    if (opts.corpusDir !== undefined) saving.push(saveFinding(opts.corpusDir, f).then(p => { if (p !== undefined && !s.saved.includes(p)) s.saved.push(p) }, () => {}))
     if (opts.bail === true || ['crash', 'unhandled-rejection', 'not-serving', 'rss', 'store'].includes(kind)) stop = true
   }
   const runWide = (kind: FindingKind) => (err: unknown): void => { find(kind, String((err as Error)?.stack ?? err), inFlight[0] !== undefined ? inputOf(inFlight[0]) : undefined) }
@@ -142,7 +148,7 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
   let nextLog = 0
   try {
     const prop = fc.asyncProperty(fc.array(fuzzer.arb, { minLength: batchSize, maxLength: batchSize }), async cases => {
-      if (stop || s.frames >= opts.frames) throw new Done()
+      if (stop || s.frames >= opts.frames || (opts.maxSeconds !== undefined && Date.now() - started > opts.maxSeconds * 1000)) throw new Done()
       const path = String(run)
       const mode: SendMode = wireEvery > 0 && run % wireEvery === 0 ? 'wire' : 'memory'
       run++
@@ -168,7 +174,8 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
       }
       if (Date.now() >= nextLog) {
         nextLog = Date.now() + 10_000
-        log(`${fuzzer.name}: ${s.frames} frames (${s.cases} cases), wire ${rate(s.wire)}, memory ${rate(s.memory)}, RSS max ${s.rssMaxMiB} MiB, findings ${s.findings.length}`)
+        const mu = process.memoryUsage()
+        log(`${fuzzer.name}: ${s.frames} frames (${s.cases} cases), wire ${rate(s.wire)}, memory ${rate(s.memory)}, RSS ${Math.round(mu.rss / MiB)} (max ${s.rssMaxMiB}) MiB, heap ${Math.round(mu.heapUsed / MiB)}, buffers ${Math.round(mu.arrayBuffers / MiB)} MiB, findings ${s.findings.length}`)
       }
       return true
     })
@@ -193,12 +200,7 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
     process.off('unhandledRejection', onRejection)
     process.off('uncaughtException', onException)
   }
-  if (opts.corpusDir !== undefined) {
-    for (const f of s.findings) {
-      const p = await saveFinding(opts.corpusDir, f)
-      if (p !== undefined && !s.saved.includes(p)) s.saved.push(p)
-    }
-  }
+  await Promise.all(saving)
   return s
 }
 
