@@ -54,6 +54,8 @@ export interface RunSummary {
   frames: number
   cases: number
   seconds: number
+  /** CPU seconds the process used (node and fuzzer: the machine may be shared). */
+  cpuSeconds: number
   wire: ModeCount
   memory: ModeCount
   rssStartMiB: number
@@ -72,7 +74,7 @@ const rate = (m: ModeCount): string => m.ms === 0 ? '-' : `${Math.round(m.frames
 
 export function formatSummary (s: RunSummary): string {
   return [
-    `fuzz ${s.name} seed ${s.seed}: ${s.frames} frames in ${s.cases} cases, ${s.seconds.toFixed(1)} s`,
+    `fuzz ${s.name} seed ${s.seed}: ${s.frames} frames in ${s.cases} cases (streams), ${s.seconds.toFixed(1)} s, ${s.cpuSeconds.toFixed(1)} CPU s (${Math.round(s.frames / Math.max(s.cpuSeconds, 0.001))} frames per CPU second)`,
     `  wire ${s.wire.frames} frames (${rate(s.wire)}), memory ${s.memory.frames} frames (${rate(s.memory)})`,
     `  RSS ${s.rssStartMiB} MiB at start, ${s.rssMaxMiB} MiB max; member reads checked ${s.checks} times`,
     `  cases the sender could not send: ${s.senderErrors}${s.lastSenderError !== undefined ? ` (last: ${s.lastSenderError})` : ''}`,
@@ -95,7 +97,7 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
   const maxAbandoned = opts.maxAbandoned ?? 8
   const log = opts.log ?? (() => {})
   const s: RunSummary = {
-    name: fuzzer.name, seed: opts.seed, frames: 0, cases: 0, seconds: 0, wire: { frames: 0, cases: 0, ms: 0 }, memory: { frames: 0, cases: 0, ms: 0 },
+    name: fuzzer.name, seed: opts.seed, frames: 0, cases: 0, seconds: 0, cpuSeconds: 0, wire: { frames: 0, cases: 0, ms: 0 }, memory: { frames: 0, cases: 0, ms: 0 },
     rssStartMiB: Math.round(process.memoryUsage().rss / MiB), rssMaxMiB: 0, checks: 0, senderErrors: 0, findings: [], saved: []
   }
   let stop = false
@@ -143,6 +145,7 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
     }
   }
   const started = Date.now()
+  const cpu0 = process.cpuUsage()
   let run = 0
   let nextCheck = checkEvery
   let nextLog = 0
@@ -190,6 +193,8 @@ export async function runFuzz<C> (target: FuzzTarget, fuzzer: Fuzzer<C>, opts: R
   } finally {
     clearInterval(sampler)
     s.seconds = (Date.now() - started) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    s.cpuSeconds = (cpu.user + cpu.system) / 1e6
     s.rssMaxMiB = Math.max(s.rssMaxMiB, Math.round(process.memoryUsage().rss / MiB))
   }
   try {

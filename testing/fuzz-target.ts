@@ -54,7 +54,7 @@ function contents (): Map<string, Buffer> {
   return files
 }
 
-async function * once (b: Uint8Array): AsyncGenerator<Uint8Array> { yield b }
+async function * once (b: Uint8Array): AsyncGenerator<Uint8Array> { yield await Promise.resolve(b) }
 
 export async function startFuzzTarget (opts: { api?: boolean } = {}): Promise<FuzzTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'replicant-fuzz-'))
