@@ -40,6 +40,19 @@ function pieces (c: FuzzCase): Uint8Array[] {
   return out.filter(p => p.byteLength > 0)
 }
 
+/** The in-memory muxer (@libp2p/utils mock-muxer) frames a send with a 16-bit length: larger pieces go in parts. */
+const SEND_MAX = 32 * 1024
+
+/** Sends `piece` in parts, waiting for 'drain' when the stream's buffer is full; false if it never drained. */
+async function sendAll (stream: Stream, piece: Uint8Array, hungMs: number): Promise<boolean> {
+  for (let o = 0; o < piece.byteLength; o += SEND_MAX) {
+    if (stream.status !== 'open' || stream.writeStatus !== 'writable') return true
+    if (stream.send(piece.subarray(o, o + SEND_MAX))) continue
+    if (await within(stream.onDrain().then(() => 'ok', () => 'closed'), hungMs) === 'timeout') return false
+  }
+  return true
+}
+
 /** Reads whatever the handler answers, until its side ends (resolves) or resets (resolves too). */
 function readReply (stream: Stream, counter: { bytes: number }): Promise<void> {
   return (async () => {
@@ -60,11 +73,9 @@ export async function drive (stream: Stream, c: FuzzCase, hungMs: number): Promi
   for (let i = 0; i < list.length; i++) {
     if (stream.status !== 'open' || stream.writeStatus !== 'writable') break
     try {
-      if (!stream.send(list[i])) {
-        if (await within(stream.onDrain().then(() => 'ok', () => 'closed'), hungMs) === 'timeout') {
-          stream.abort(new Error('fuzz: no drain'))
-          return { replyBytes: counter.bytes, hung: `the handler stopped reading and did not end within ${hungMs} ms` }
-        }
+      if (!await sendAll(stream, list[i], hungMs)) {
+        stream.abort(new Error('fuzz: no drain'))
+        return { replyBytes: counter.bytes, hung: `the handler stopped reading and did not end within ${hungMs} ms` }
       }
     } catch { break }
     const d = c.delays[i] ?? 0
