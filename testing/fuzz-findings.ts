@@ -6,9 +6,11 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
+import { gzipSync, gunzipSync } from 'node:zlib'
 import type { FuzzCase } from './fuzz-mutate.js'
 
-export type FindingKind = 'crash' | 'unhandled-rejection' | 'hung' | 'handler-threw' | 'not-serving' | 'rss' | 'store' | 'http-5xx'
+/** 'seed': a hand-picked input kept as a regression test, not a finding. */
+export type FindingKind = 'seed' | 'crash' | 'unhandled-rejection' | 'hung' | 'handler-threw' | 'not-serving' | 'rss' | 'store' | 'http-5xx'
 
 export interface Finding {
   kind: FindingKind
@@ -27,18 +29,23 @@ export interface SavedInput {
   index: number
   mode?: string
   /** A protocol case, or an HTTP request (fuzz-http.ts). */
-  case?: { protocol: string, identity: string, bytes: string, frames: number, cuts: number[], delays: number[], end: string, mutation: string }
+  case?: { protocol: string, identity: string, bytes: string, gzip?: boolean, frames: number, cuts: number[], delays: number[], end: string, mutation: string }
   http?: { raw: string, note: string, cuts: number[], delays: number[], reset: boolean }
   kind?: FindingKind
   message?: string
 }
 
+/** Inputs over this many bytes are kept gzipped (they are mostly padding). */
+const GZIP_OVER = 16 * 1024
+
 export function saveable (c: FuzzCase): NonNullable<SavedInput['case']> {
-  return { protocol: c.protocol, identity: c.identity, bytes: Buffer.from(c.bytes).toString('base64'), frames: c.frames, cuts: c.cuts, delays: c.delays, end: c.end, mutation: c.mutation }
+  const gzip = c.bytes.byteLength > GZIP_OVER
+  return { protocol: c.protocol, identity: c.identity, bytes: (gzip ? gzipSync(c.bytes) : Buffer.from(c.bytes)).toString('base64'), ...(gzip ? { gzip } : {}), frames: c.frames, cuts: c.cuts, delays: c.delays, end: c.end, mutation: c.mutation }
 }
 
 export function caseOf (s: NonNullable<SavedInput['case']>): FuzzCase {
-  return { ...s, identity: s.identity as FuzzCase['identity'], end: s.end as FuzzCase['end'], bytes: new Uint8Array(Buffer.from(s.bytes, 'base64')) }
+  const raw = Buffer.from(s.bytes, 'base64')
+  return { ...s, identity: s.identity as FuzzCase['identity'], end: s.end as FuzzCase['end'], bytes: new Uint8Array(s.gzip === true ? gunzipSync(raw) : raw) }
 }
 
 /** Writes a finding's input to DIR/NAME/<kind>-<hash>.json (the same input is kept once). */
