@@ -27,7 +27,7 @@ const USAGE = `usage: npm run fuzz -- --protocol NAME [--frames N] [--seed S] [-
   --concurrency N     cases in flight at once (default 32)
   --check-every N     frames between checks that the member still reads a file (default 20000)
   --max-rss MIB       the process's RSS past this is a finding (default 1024)
-  --token T           HTTP API token sent as Authorization: Bearer (http only)
+  --token T           HTTP API token sent as Authorization: Bearer (http only; default REPLICANT_TOKEN)
   --corpus DIR        where found inputs are saved (default test/fuzz-corpus)
   --seconds N         stop sending after N seconds, whatever count was reached
   --bail              stop at the first finding`
@@ -58,6 +58,7 @@ const as = values.as ?? 'both'
 const identities: Identity[] = as === 'both' ? ['stranger', 'member'] : [as as Identity]
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const corpus = values.corpus ?? join(root, 'test', 'fuzz-corpus')
+const token = values.token ?? process.env.REPLICANT_TOKEN
 
 process.stdout.write(`fuzz ${name}: ${frames} ${name === 'http' ? 'requests' : 'frames'}, seed ${seed}, mode ${mode}, as ${as}\n`)
 const target = await startFuzzTarget({ api: name === 'http' })
@@ -68,7 +69,7 @@ try {
     log: (line: string) => { process.stdout.write(line + '\n') }
   }
   const summary = name === 'http'
-    ? await runFuzz(target, httpFuzzer(target, { ...(values.token !== undefined ? { token: values.token } : {}) }), run)
+    ? await runFuzz(target, httpFuzzer(target, { ...(token !== undefined ? { token } : {}) }), run)
     : await runFuzz(target, protocolFuzzer(name as FuzzProtocol, target, identities), run)
   process.stdout.write(formatSummary(summary) + '\n')
   if (values.json === true) process.stdout.write(JSON.stringify(summary, null, 1) + '\n')

@@ -6,6 +6,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { streamPair } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { FuzzTarget } from './fuzz-target.js'
 import type { FuzzCase } from './fuzz-mutate.js'
 
@@ -97,9 +98,12 @@ export async function sendWire (target: FuzzTarget, c: FuzzCase, hungMs: number)
   return await drive(stream, c, hungMs)
 }
 
+const MEMORY_ADDR = multiaddr('/ip4/127.0.0.1/tcp/1')
+
 /** One case handed straight to the target's registered handler on an in-memory stream pair. */
 export async function sendMemory (target: FuzzTarget, c: FuzzCase, hungMs: number): Promise<Sent> {
-  const [out, inbound] = await streamPair({ delay: 0, protocol: c.protocol })
+  // A fixed address: the default one counts every pair into a TCP port and throws after 65,535.
+  const [out, inbound] = await streamPair({ delay: 0, protocol: c.protocol, outboundConnection: { remoteAddr: MEMORY_ADDR }, inboundConnection: { remoteAddr: MEMORY_ADDR } })
   // The handlers read only remotePeer off the connection.
   const connection = { remotePeer: target.peerOf(c.identity).peerId } as unknown as Connection
   let threw: string | undefined
