@@ -11,6 +11,9 @@ import { startFuzzTarget } from '../testing/fuzz-target.js'
 import { send, type SendMode } from '../testing/fuzz-send.js'
 import { loadCorpus, caseOf } from '../testing/fuzz-findings.js'
 import { httpCaseOf, sendRaw } from '../testing/fuzz-http.js'
+import { encode, decode } from '../core/codec.js'
+import { varint } from '../protocols/framing.js'
+import { WIRE_VERSION, WRITE_PROTOCOL, MAX_FRAME_BYTES, MAX_MESSAGE_ITEMS } from '../protocols/constants.js'
 
 const CORPUS = join(DIST, '..', 'test', 'fuzz-corpus')
 const corpus = await loadCorpus(CORPUS)
@@ -44,3 +47,35 @@ for (const { file, input } of corpus) {
     t.true(verified.files >= 7)
   })
 }
+
+/** A write/1.0.0 prepare whose record is one CBOR array of `n` zeros (a frame just under the 5 MiB cap). */
+function arrayPrepare (volumeId: string, n: number): Uint8Array {
+  const head = Buffer.alloc(5)
+  head[0] = (4 << 5) | 26
+  head.writeUInt32BE(n, 1)
+  const msg = encode({ v: WIRE_VERSION, t: 'prepare', volume: 'fuzzed', volumeId, txId: 'a'.repeat(32) })
+  const body = Buffer.concat([Uint8Array.of(0xa6), msg.subarray(1), encode('record'), head, Buffer.alloc(n, 0)])
+  return Buffer.concat([varint(body.byteLength), body])
+}
+
+test('a message of more CBOR items than MAX_MESSAGE_ITEMS is refused before it is built', t => {
+  t.throws(() => decode(Buffer.concat([Uint8Array.of(0x9a, 0, 4, 0, 0), Buffer.alloc(0x40000)]), { maxItems: MAX_MESSAGE_ITEMS }), { message: /more than 262144 CBOR items/ })
+})
+
+test('found by the fuzzer: 8 streams each sending a 5 MiB frame of 5 million CBOR zeros no longer take the node\'s heap past 150 MiB (was ~1.6 GiB RSS)', async t => {
+  const target = await startFuzzTarget()
+  t.teardown(async () => { await target.close() })
+  const frame = arrayPrepare(target.ctx.volumeId, MAX_FRAME_BYTES - 300)
+  const base = process.memoryUsage().heapUsed
+  let peak = base
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().heapUsed) }, 10)
+  try {
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      const sent = await send('wire', target, { protocol: WRITE_PROTOCOL, identity: 'stranger', bytes: frame, frames: 1, cuts: [], delays: [], end: 'close', mutation: 'array of 5M zeros' }, 60_000)
+      t.is(sent.hung, undefined)
+    }))
+  } finally { clearInterval(timer) }
+  t.log(`heap ${Math.round(base / 2 ** 20)} -> peak ${Math.round(peak / 2 ** 20)} MiB`)
+  t.true(peak - base < 150 * 2 ** 20, `heap grew by ${Math.round((peak - base) / 2 ** 20)} MiB`)
+  await target.checkServes()
+})
