@@ -41,7 +41,7 @@ function pieces (c: FuzzCase): Uint8Array[] {
   return out.filter(p => p.byteLength > 0)
 }
 
-/** The in-memory muxer (@libp2p/utils mock-muxer) frames a send with a 16-bit length: larger pieces go in parts. */
+/** Pieces go in parts of at most this, each waiting for 'drain' when the stream's buffer is full. */
 const SEND_MAX = 32 * 1024
 
 /** Sends `piece` in parts, waiting for 'drain' when the stream's buffer is full; false if it never drained. */
