@@ -26,6 +26,12 @@ export const PREPARED_EXPIRY_MS = 60_000
 export const MAX_FRAME_BYTES = 5 * 1024 * 1024
 /** Largest first frame of a volume protocol whose body may be large (write): read before the caller is authorized. */
 export const HEADER_FRAME_BYTES = 4 * 1024
+/**
+ * Most CBOR items one message may hold (an index page of 512 records with 16-writer version
+ * vectors is ~30,000): each decodes to a JS value many times its byte, so the frame cap alone
+ * does not bound the memory a message takes.
+ */
+export const MAX_MESSAGE_ITEMS = 256 * 1024
 /** Largest control/notify/request frame (no bulk data). */
 export const MAX_SMALL_FRAME_BYTES = 64 * 1024
 

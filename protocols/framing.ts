@@ -4,7 +4,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream, Libp2p, PeerId } from '@libp2p/interface'
 import { encode, decode } from '../core/codec.js'
 import { ProtocolError, ReplicantError, Codes, toErrorCode } from '../core/errors.js'
-import { WIRE_VERSION, REQUEST_TIMEOUT_MS } from './constants.js'
+import { WIRE_VERSION, REQUEST_TIMEOUT_MS, MAX_MESSAGE_ITEMS } from './constants.js'
 
 /** Every message on the wire: a version and a type tag, then fields of that type. */
 export interface Message { v: number, t: string, [key: string]: unknown }
@@ -56,7 +56,7 @@ export class Framed {
     const bytes = await this.readFrameOrEnd(options)
     if (bytes === undefined) return undefined
     try {
-      return asMessage(decode(bytes))
+      return asMessage(decode(bytes, { maxItems: MAX_MESSAGE_ITEMS }))
     } catch (err) {
       const e = toProtocolError(err, this.maxFrame)
       this.stream.abort(e)
@@ -100,7 +100,7 @@ export class Framed {
   decodeMessage (bytes: Uint8Array | undefined): Message {
     let msg: Message | undefined
     try {
-      msg = bytes === undefined ? undefined : asMessage(decode(bytes))
+      msg = bytes === undefined ? undefined : asMessage(decode(bytes, { maxItems: MAX_MESSAGE_ITEMS }))
     } catch (err) {
       const e = toProtocolError(err, this.maxFrame)
       this.stream.abort(e)
