@@ -4,6 +4,7 @@
  * get past authorization; fuzz-mutate.ts then breaks them.
  */
 import fc from 'fast-check'
+import { encode } from '../core/codec.js'
 import { WIRE_VERSION, INDEX_PROTOCOL, INDEX_PROTOCOL_V1_0, CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, NOTIFY_PROTOCOL, CONTROL_PROTOCOL, WRITE_PROTOCOL, CHUNK_LIST_PART_BYTES } from '../protocols/constants.js'
 
 export const FUZZ_PROTOCOLS = ['index', 'chunk', 'notify', 'control', 'write'] as const
@@ -116,7 +117,11 @@ function fileRecord (ctx: FuzzContext): fc.Arbitrary<{ record: Record<string, un
 export function writeRequest (ctx: FuzzContext): fc.Arbitrary<Request> {
   const tx = fc.oneof({ weight: 5, arbitrary: hex(16) }, { weight: 1, arbitrary: fc.string({ maxLength: 40 }) })
   return fc.oneof(
-    fc.tuple(volumeRef(ctx), tx, fileRecord(ctx)).map(([ref, txId, r]) => ({ msg: { v: WIRE_VERSION, t: 'prepare', ...ref, txId, record: r.record, ...(r.split !== undefined ? { split: r.split } : {}) }, trailer: r.trailer })),
+    // write/1.1.0: a small header (authorized first), then the body frame, then the split parts.
+    fc.tuple(volumeRef(ctx), tx, fileRecord(ctx)).map(([ref, txId, r]) => ({
+      msg: { v: WIRE_VERSION, t: 'prepare', ...ref, txId },
+      trailer: [encode({ v: WIRE_VERSION, t: 'prepare-body', record: r.record, ...(r.split !== undefined ? { split: r.split } : {}) }), ...r.trailer]
+    })),
     fc.tuple(volumeRef(ctx), tx, fc.constantFrom('commit', 'abort', 'status', 'nope')).map(([ref, txId, t]) => ({ msg: { v: WIRE_VERSION, t, ...ref, txId }, trailer: [] }))
   )
 }

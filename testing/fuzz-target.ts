@@ -4,6 +4,7 @@
  * libp2p peer that is in no volume. It checks that the member can still read a file through
  * the index and chunk protocols, and at the end that the store reopens and every file verifies.
  */
+import type { LimitOptions } from '../replication/peer-limits.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,7 +57,10 @@ function contents (): Map<string, Buffer> {
 
 async function * once (b: Uint8Array): AsyncGenerator<Uint8Array> { yield await Promise.resolve(b) }
 
-export async function startFuzzTarget (opts: { api?: boolean } = {}): Promise<FuzzTarget> {
+/** A bucket no fuzzer reaches. */
+const WIDE_OPEN = { rate: 1_000_000, burst: 1_000_000 }
+
+export async function startFuzzTarget (opts: { api?: boolean, limits?: Partial<LimitOptions> } = {}): Promise<FuzzTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'replicant-fuzz-'))
   const cleanups: Array<() => Promise<void>> = [async () => { await rm(dir, { recursive: true, force: true, maxRetries: 3 }) }]
   let closed = false
@@ -66,8 +70,12 @@ export async function startFuzzTarget (opts: { api?: boolean } = {}): Promise<Fu
     for (const c of cleanups.reverse()) await c().catch(() => {})
   }
   try {
-    // Production settings (no testing switches: no fault routes), an API for the HTTP fuzz.
-    const node = await ReplicantNode.start({ dataDir: join(dir, 'target'), listen: ['/ip4/127.0.0.1/tcp/0'], api: opts.api === true ? '127.0.0.1:0' : false })
+    // Production settings (no testing switches: no fault routes), an API for the HTTP fuzz. The
+    // per-peer limits are opened wide: at the default rates the fuzzer's own flood is refused at
+    // the gate and banned within seconds, and the handlers behind it would go unexercised (the
+    // limits have their own tests: test/peer-limits.test.ts). `opts.limits` puts them back.
+    const limits = opts.limits ?? { stranger: WIDE_OPEN, member: WIDE_OPEN, strikesToBan: Number.MAX_SAFE_INTEGER }
+    const node = await ReplicantNode.start({ dataDir: join(dir, 'target'), listen: ['/ip4/127.0.0.1/tcp/0'], api: opts.api === true ? '127.0.0.1:0' : false, limits })
     cleanups.push(async () => { await node.stop() })
     const member = await ReplicantNode.start({ dataDir: join(dir, 'member'), listen: ['/ip4/127.0.0.1/tcp/0'], api: false, join: [node.multiaddrs()[0]] })
     cleanups.push(async () => { await member.stop() })
