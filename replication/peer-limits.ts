@@ -82,6 +82,8 @@ interface PeerEntry {
   refilledAt: number
   trusted: boolean
   trustCheckedAt: number
+  /** The trust check under way: requests arriving meanwhile wait for it instead of being refused. */
+  trustCheck?: Promise<void>
   strikes: number
   strikesFrom: number
   admitted: number
@@ -128,10 +130,16 @@ export class PeerLimits implements RequestGate {
     const e = this.entry(peer)
     const now = Date.now()
     this.refill(e, now)
-    if (e.tokens < 1 && !e.trusted && now - e.trustCheckedAt > this.opts.trustTtlMs) {
-      e.trustCheckedAt = now
-      e.trusted = await (this.deps?.matters(peer) ?? Promise.resolve(false)).catch(() => false)
-      if (e.trusted) e.tokens = this.opts.member.burst
+    if (e.tokens < 1 && !e.trusted) {
+      if (e.trustCheck === undefined && now - e.trustCheckedAt > this.opts.trustTtlMs) {
+        e.trustCheckedAt = now
+        e.trustCheck = (this.deps?.matters(peer) ?? Promise.resolve(false)).catch(() => false).then(trusted => {
+          e.trusted = trusted
+          if (trusted) e.tokens = this.opts.member.burst
+        }).finally(() => { e.trustCheck = undefined })
+      }
+      // A member's parallel want-lists empty the stranger bucket together: all wait for the one check.
+      if (e.trustCheck !== undefined) await e.trustCheck
     }
     if (e.tokens < 1) throw this.refuse(peer, e, `over ${this.bucket(e).rate} requests/s (${protocol})`)
     e.tokens--

@@ -13,6 +13,8 @@ import { bytes } from './replication-helpers.js'
 import { fetchIndexPage } from '../protocols/index-protocol.js'
 import { wantChunks } from '../protocols/chunk-protocol.js'
 import { chunkHashes } from '../core/records.js'
+import { PeerLimits } from '../replication/peer-limits.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 async function codeOf (p: Promise<unknown>): Promise<string | undefined> {
   try { await p; return undefined } catch (err) { return (err as { code?: string }).code ?? (err as Error).message }
@@ -58,4 +60,16 @@ test('a granted reader gets the member allowance, not the stranger rate', async 
   for (let i = 0; i < 30; i++) {
     t.is(await codeOf(fetchIndexPage(r.libp2p, aId, { volume: 'v', volumeId: vol.id, since: 0 })), undefined, `index request ${i}`)
   }
+})
+
+test('requests of a member that arrive while its trust is being checked wait for the check instead of being refused', async t => {
+  // Parallel want-lists (a copy, on-demand reads) empty the stranger bucket together; the first
+  // one past it starts the check, and before the fix the others, arriving during it, got THROTTLED.
+  const l = new PeerLimits({ stranger: { rate: 1, burst: 3 }, member: { rate: 1000, burst: 100 } })
+  l.attach({ matters: async p => { await sleep(50); return p === 'member' }, disconnect: async () => { await Promise.resolve() } })
+  const results = await Promise.allSettled(Array.from({ length: 40 }, async () => { await l.admit('member', 'x') }))
+  t.deepEqual(results.filter(r => r.status === 'rejected').map(r => String(r.reason)), [])
+  // A stranger's parallel requests past its bucket are still refused (after the one check).
+  const s = await Promise.allSettled(Array.from({ length: 10 }, async () => { await l.admit('stranger', 'x') }))
+  t.is(s.filter(r => r.status === 'rejected').length, 7)
 })
