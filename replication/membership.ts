@@ -150,6 +150,12 @@ export class Membership {
     }
   }
 
+  /** Creates the volume here; its members are no strangers to the request limits from now on. */
+  private async createLocal (candidate: Parameters<Store['createVolume']>[0]): Promise<void> {
+    await this.store.createVolume(candidate)
+    this.engine.reconfigured(candidate)
+  }
+
   private trusted (peer: string): boolean {
     return this.opts.trusted?.includes(peer) === true
   }
@@ -168,8 +174,7 @@ export class Membership {
       this.offerNewVolume(candidate, peer)
       return { created: false }
     }
-    await this.store.createVolume(candidate)
-    this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
+    await this.createLocal(candidate)
     await this.acceptance.consume(candidate.name, peer)
     log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
     this.accepted(candidate, peer, 'created here as a new member (wannabe)')
@@ -195,8 +200,7 @@ export class Membership {
       log.error('--discard-local: deleted the foreign replica of %s (id %s): %d files, %d bytes; recopying id %s from %s',
         candidate.name, local.id, gone.files, gone.bytes, candidate.id, peer)
       this.refusals.set(candidate.name, `discarded a foreign replica (id ${local.id}, ${gone.files} files, ${gone.bytes} bytes) for id ${candidate.id} from ${peer}`)
-      await this.store.createVolume(candidate)
-      this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
+      await this.createLocal(candidate)
       this.accepted(candidate, peer, `--discard-local: replaced the replica with id ${local.id}`)
       this.engine.schedulePull(candidate.name, peer, 'copy')
       this.engine.kickCopy(candidate.name)
@@ -221,8 +225,7 @@ export class Membership {
         const offer: CopyOffer = { volume: candidate.name, volumeId: candidate.id, peer, files: size?.files ?? null, bytes: size?.bytes ?? null, why: 'new member: full copy of the volume' }
         if (!await this.approve(offer, peer)) return
         if (await this.store.getVolume(candidate.name) !== undefined) return
-        await this.store.createVolume(candidate)
-        this.engine.reconfigured(candidate) // its members are no strangers to the request limits now
+        await this.createLocal(candidate)
         await this.acceptance.consume(candidate.name, peer)
         this.record(candidate.name, peer, 'copy', 'new member (wannabe): full copy approved by the operator')
         this.engine.schedulePull(candidate.name, peer, 'copy')
