@@ -106,6 +106,18 @@ test('history: a node that lost what it acknowledged before a kill is caught by 
   t.deepEqual(h.checkNodeDurability('v', 'b', []), [], 'only what that node acknowledged')
 })
 
+test('history: checkNodeDurability accepts a write the node moved to a conflict copy, not a copy of other bytes (w5long/61)', t => {
+  // n4's acknowledged {n4:1} lost a conflict against {n1:1,n3:1}: the path holds the winner and
+  // the node's own write lives on as a conflict copy under its own vector. Not lost.
+  const h = new History()
+  put(h, '/b.bin', 'a', 'mine', { [A]: 1 })
+  const winner = entry('/b.bin', 'theirs', { [B]: 1, peerC: 1 })
+  t.deepEqual(h.checkNodeDurability('v', 'a', [winner, entry('/b.conflict-97a32dcc.bin', 'mine', { [A]: 1 })]), [])
+  // A copy of someone else's version does not stand in for this node's write.
+  t.is(h.checkNodeDurability('v', 'a', [winner, entry('/b.conflict-00175c2e.bin', 'other', { [B]: 1 })])[0]?.kind, 'LOST')
+  t.is(h.checkNodeDurability('v', 'a', [winner])[0]?.kind, 'LOST')
+})
+
 test('chaos plans and contents are a pure function of seed and index', t => {
   const a = planSchedule('replay', 3)
   const b = planSchedule('replay', 3)

@@ -220,7 +220,7 @@ export class History {
    * Checks one node's tree against the operations it acknowledged itself: its state of a path
    * only moves forward, so after a kill -9 and restart every path must hold a version equal to
    * or newer than the last one it acknowledged (or be absent if a delete of that path was
-   * ever attempted). Returns the violations (kind LOST).
+   * ever attempted), or hold that version as a conflict copy. Returns the violations (kind LOST).
    */
   checkNodeDurability (volume: string, node: string, tree: TreeEntry[]): Violation[] {
     const byPath = new Map(tree.map(e => [e.path, e]))
@@ -236,7 +236,10 @@ export class History {
         continue
       }
       const order = compare(e.version, op.version)
-      if (order === 'lesser' || order === 'concurrent') {
+      // A write that lost a conflict lives on as a copy under its own vector (reconcile.ts):
+      // still held. Only this node's tree is known here (no hashes), so match by vector.
+      const copied = (): boolean => tree.some(c => c.path !== op.path && conflictBase(c.path) === op.path && ['equal', 'greater'].includes(compare(c.version, op.version!)))
+      if ((order === 'lesser' || order === 'concurrent') && !copied()) {
         out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${this.describe(op)} but now holds version ${this.v(e.version)} (${order})` })
       }
     }
