@@ -58,9 +58,9 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
-    this.promises = new GenerationPromises(store)
+    this.promises = new GenerationPromises(store, opts.promiseMs)
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
-    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
+    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions, afterCommit: opts.afterCommit })
     this.grants = new Grants({ libp2p, store, changes: this.changes, host: engine })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) }, report: opts.report })
   }

@@ -29,7 +29,8 @@ export interface PromiseStore {
 export class GenerationPromises {
   private readonly held = new Map<string, GenerationPromise>()
 
-  constructor (private readonly store?: PromiseStore) {}
+  /** `lifeMs`: how long a promise lives unconfirmed (PROMISE_MS; tests shorten it). */
+  constructor (private readonly store?: PromiseStore, readonly lifeMs = PROMISE_MS) {}
 
   /** Reads the promises kept by the last run (expired ones are dropped). */
   async load (): Promise<void> {
@@ -65,7 +66,7 @@ export class GenerationPromises {
       throw new ConflictError(Codes.GENERATION_CONFLICT, `another change of '${vol.name}' (proposed by ${p.proposer}) holds generation ${p.generation}: nothing changed, retry the change`, { volume: vol.name, generation: p.generation })
     }
     const previous = this.held.get(vol.name)
-    this.held.set(vol.name, { generation, genId, proposer, expires: Date.now() + PROMISE_MS })
+    this.held.set(vol.name, { generation, genId, proposer, expires: Date.now() + this.lifeMs })
     try {
       await this.persist()
     } catch (err) {

@@ -9,7 +9,7 @@ import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { nextGeneration } from './generations.js'
 import { moveTo } from './member-state.js'
-import { PROMISE_MS, type GenerationPromises } from './promises.js'
+import type { GenerationPromises } from './promises.js'
 import { NoQuorumError, describeAnswers, hasQuorum, type MemberAnswer } from './quorum.js'
 import type { Decisions } from './decisions.js'
 import { requireSeen } from './peer-sighting.js'
@@ -26,6 +26,8 @@ export interface ReplicaSetDeps {
   promises: GenerationPromises
   decisions: Decisions
   report?: (line: string) => void
+  /** Testing only (MembershipOptions.afterCommit). */
+  afterCommit?: (vol: VolumeRecord) => Promise<void>
 }
 
 // A member that answers with one of these has refused the change; any other failure (no
@@ -33,7 +35,7 @@ export interface ReplicaSetDeps {
 const REFUSALS = new Set<string>([Codes.GENERATION_CONFLICT, Codes.NOT_A_MEMBER, Codes.VOLUME_ID_MISMATCH])
 
 // Left of a promise's life when the commit starts: the commit and its announce fit in it.
-const PROMISE_MARGIN_MS = 10_000
+const promiseMarginMs = (lifeMs: number): number => Math.min(10_000, lifeMs / 3)
 
 /** A committed change: every member's answer to the promise request, and a warning if it was forced without a majority. */
 interface Proposed { volume: VolumeRecord, promises: MemberAnswer[], warning?: string }
@@ -231,7 +233,7 @@ export class ReplicaSetChanges {
       fail(new NoQuorumError(vol.name, what, next.generation, vol.members.length, answers, this.selfId), `no majority of the ${vol.members.length} members: ${describeAnswers(answers, this.selfId)}`)
     }
     // The first promise taken expires first: commit only well within its life.
-    if (firstPromise !== undefined && Date.now() - firstPromise > PROMISE_MS - PROMISE_MARGIN_MS) {
+    if (firstPromise !== undefined && Date.now() - firstPromise > promises.lifeMs - promiseMarginMs(promises.lifeMs)) {
       fail(new ConflictError(Codes.GENERATION_CONFLICT, `change of '${vol.name}' (${what}) not made: the promises took too long to gather and may have expired; nothing changed, retry`, { volume: vol.name }), 'promises took too long')
     }
     const warning = quorum ? undefined : `forced without a majority of the ${vol.members.length} members (${describeAnswers(answers, this.selfId)}): a member that could not be reached may make another change of generation ${next.generation}; the two are then refused with GENERATION_CONFLICT when they meet`
@@ -250,6 +252,7 @@ export class ReplicaSetChanges {
     }
     await promises.settle(vol.name, updated.generation)
     this.d.host.reconfigured(updated)
+    await this.d.afterCommit?.(updated)
     if (warning !== undefined) {
       this.d.report?.(`volume ${vol.name}: change (${what}) ${warning}`)
       log.error('volume %s: change (%s) %s', vol.name, what, warning)

@@ -1,0 +1,79 @@
+import '../core/polyfill.js'
+import test, { type ExecutionContext } from 'ava'
+import { startNode, waitFor, sleep } from './helpers.js'
+import type { ReplicantNode } from '../node/replicant-node.js'
+import type { VolumeRecord } from '../core/records.js'
+
+// Promises live this long here (30 s in production): the tests wait for them to be in doubt.
+const PROMISE_MS = 3_000
+
+/** Three nodes that keep promises PROMISE_MS, the last two joined to the first. */
+async function trio (t: ExecutionContext): Promise<ReplicantNode[]> {
+  const a = await startNode(t, { api: false, promiseMs: PROMISE_MS })
+  const rest = await Promise.all([0, 1].map(async () => await startNode(t, { api: false, promiseMs: PROMISE_MS, join: [a.multiaddrs()[0]] })))
+  return [a, ...rest]
+}
+
+async function allAt (nodes: ReplicantNode[], volume: string, generation: number): Promise<VolumeRecord[] | undefined> {
+  const vols = await Promise.all(nodes.map(async n => await n.store.getVolume(volume)))
+  return vols.every(v => v !== undefined && v.generation >= generation) ? vols as VolumeRecord[] : undefined
+}
+
+/** `fn`'s first defined value within `ms`, or undefined. */
+async function within<V> (ms: number, fn: () => Promise<V | undefined>): Promise<V | undefined> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    const v = await fn()
+    if (v !== undefined) return v
+    await sleep(100)
+  }
+  return undefined
+}
+
+/** Every id each generation of `volume` has on any of `nodes` (history and current). */
+async function idsPerGeneration (nodes: ReplicantNode[], volume: string): Promise<Map<number, Set<string>>> {
+  const seen = new Map<number, Set<string>>()
+  const note = (g: number, id: string): void => { seen.set(g, (seen.get(g) ?? new Set()).add(id)) }
+  for (const n of nodes) {
+    const v = await n.store.requireVolume(volume)
+    for (const e of v.history ?? []) note(e.generation, e.genId)
+    note(v.generation, v.genId ?? '')
+  }
+  return seen
+}
+
+/** Waits (bounded) until every node holds the same configuration, then checks one id per generation across all of them. */
+async function oneConfigurationPerGeneration (t: ExecutionContext, nodes: ReplicantNode[], volume: string): Promise<VolumeRecord[]> {
+  const agreed = await within(20_000, async () => {
+    const vs = await Promise.all(nodes.map(async n => await n.store.requireVolume(volume)))
+    return vs.every(v => v.generation === vs[0].generation && v.genId === vs[0].genId) ? vs : undefined
+  })
+  for (const [g, ids] of await idsPerGeneration(nodes, volume)) t.is(ids.size, 1, `generation ${g} has one configuration on every member, not ${[...ids].join(', ')}`)
+  t.not(agreed, undefined, 'every member holds the same latest configuration after the heal')
+  return agreed ?? []
+}
+
+test('a proposer cut off between its commit and its announce: the promises outlive their 30 s as in doubt, and the majority without it completes that change before its own; one configuration per generation after the heal', async t => {
+  const [a, b, c] = await trio(t)
+  await a.createVolume({ name: 'cut', replicas: [b.peerId, c.peerId] })
+  const [start] = await waitFor(async () => await allAt([a, b, c], 'cut', 1))
+  const g = start.generation
+  // a commits g+1 (write mode all) with the promises of all three, then is cut off: its announce reaches nobody.
+  a.faults.cutAfterCommit = true
+  const made = await a.setWriteMode('cut', 'all')
+  t.is(made.generation, g + 1)
+  t.true(made.announce.every(r => r.status === 'pending'), 'the announce reached no member')
+  t.is((await b.store.requireVolume('cut')).generation, g)
+  t.is((await c.store.requireVolume('cut')).generation, g)
+  // Past the promises' life, b and c (a majority of three) remove the member they cannot reach.
+  await sleep(PROMISE_MS + 500)
+  const removed = await b.removeReplica('cut', a.peerId)
+  t.deepEqual(removed.members, [b.peerId, c.peerId].sort())
+  a.peers.unblock()
+  const vols = await oneConfigurationPerGeneration(t, [a, b, c], 'cut')
+  // Nothing was lost: a's committed change is kept, and b's change came after it.
+  t.is(removed.generation, g + 2, 'the removal was made at g+2, after completing a\'s g+1')
+  for (const v of vols) t.is(v.writeMode, 'all')
+  t.is(vols[0].history?.find(e => e.generation === g + 1)?.genId, made.genId)
+  t.is((await a.store.requireVolume('cut')).state, 'removed')
+})
