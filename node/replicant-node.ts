@@ -340,6 +340,7 @@ export class ReplicantNode {
       lacking: this.sync.lacking(vol.name),
       caughtUp: this.sync.holdsAll(vol, memberStates),
       inDoubt: { count: inDoubt.length, txIds: inDoubt },
+      generationPromise: this.sync.membership.promiseOf(vol.name),
       localChanges: this.store.localChanges(vol.name)
     }
   }
@@ -389,5 +390,5 @@ function forceOf (opts: { force?: unknown }): boolean {
 }
 
 function announced (r: ChangeResult): AnnouncedVolume {
-  return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}) }
+  return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}), ...(r.completed !== undefined ? { completed: r.completed } : {}) }
 }

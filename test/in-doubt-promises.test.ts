@@ -1,8 +1,11 @@
 import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { startNode, waitFor, sleep } from './helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import type { VolumeRecord } from '../core/records.js'
+import { descriptorOf, requestPrepareGeneration } from '../protocols/control-protocol.js'
+import { nextGeneration } from '../replication/generations.js'
 
 // Promises live this long here (30 s in production): the tests wait for them to be in doubt.
 const PROMISE_MS = 3_000
@@ -76,4 +79,67 @@ test('a proposer cut off between its commit and its announce: the promises outli
   for (const v of vols) t.is(v.writeMode, 'all')
   t.is(vols[0].history?.find(e => e.generation === g + 1)?.genId, made.genId)
   t.is((await a.store.requireVolume('cut')).state, 'removed')
+})
+
+/** `from` (a member) asks `to` to promise `next`, as a proposer does; the test plays a proposer that then dies. */
+async function promise (from: ReplicantNode, to: ReplicantNode, next: VolumeRecord): Promise<boolean> {
+  return (await requestPrepareGeneration(from.libp2p, peerIdFromString(to.peerId), descriptorOf(next), false, AbortSignal.timeout(10_000), 'dead-proposer')).promised
+}
+
+test('a proposer that died after taking its promises: status shows them in doubt, the next change completes that one first (g+1, its own id) and is made at g+2', async t => {
+  const [a, b, c] = await trio(t)
+  await a.createVolume({ name: 'died', replicas: [b.peerId, c.peerId] })
+  const [vol] = await waitFor(async () => await allAt([a, b, c], 'died', 1))
+  const g = vol.generation
+  const abandoned: VolumeRecord = { ...nextGeneration(vol), writeMode: 'all' }
+  t.true(await promise(a, b, abandoned))
+  t.true(await promise(a, c, abandoned))
+  t.is((await b.volumeInfo('died')).generationPromise?.state, 'live')
+  await a.stop()
+  await sleep(PROMISE_MS + 500)
+  const held = (await b.volumeInfo('died')).generationPromise
+  t.is(held?.state, 'in-doubt', 'past its life the promise is kept, in doubt')
+  t.is(held?.genId, abandoned.genId)
+  t.deepEqual(held?.members, abandoned.members)
+  const removed = await b.removeReplica('died', a.peerId)
+  t.is(removed.generation, g + 2)
+  t.deepEqual(removed.completed?.map(x => [x.how, x.generation, x.genId, x.from]), [['completed', g + 1, abandoned.genId, a.peerId]])
+  const vols = await waitFor(async () => {
+    const vs = await allAt([b, c], 'died', g + 2)
+    return vs?.every(v => v.genId === removed.genId) === true ? vs : undefined
+  })
+  for (const v of vols) {
+    t.deepEqual(v.members, [b.peerId, c.peerId].sort())
+    t.is(v.writeMode, 'all', 'the completed change is in the configuration')
+    t.is(v.history?.find(e => e.generation === g + 1)?.genId, abandoned.genId)
+  }
+  for (const n of [b, c]) t.is((await n.volumeInfo('died')).generationPromise, null, 'no promise left')
+})
+
+test('two different changes in doubt among a majority: the change is refused with GENERATION_IN_DOUBT naming who holds which, nothing changed; --force makes it over them', async t => {
+  const [a, b, c] = await trio(t)
+  await a.createVolume({ name: 'two', replicas: [b.peerId, c.peerId] })
+  const [vol] = await waitFor(async () => await allAt([a, b, c], 'two', 1))
+  const g = vol.generation
+  const one: VolumeRecord = { ...nextGeneration(vol), writeMode: 'all' }
+  const other: VolumeRecord = nextGeneration(vol)
+  t.true(await promise(a, b, one))
+  t.true(await promise(a, c, other))
+  await a.stop()
+  await sleep(PROMISE_MS + 500)
+  const err = await t.throwsAsync(b.removeReplica('two', a.peerId))
+  t.is((err as { code?: string }).code, 'GENERATION_IN_DOUBT')
+  t.regex(err?.message ?? '', new RegExp(`${b.peerId} \\(this node\\) holds id ${one.genId}`))
+  t.regex(err?.message ?? '', new RegExp(`${c.peerId} holds id ${other.genId}`))
+  t.regex(err?.message ?? '', /nothing changed.*--force/)
+  for (const n of [b, c]) {
+    t.is((await n.store.requireVolume('two')).generation, g, 'nothing changed')
+    t.is((await n.volumeInfo('two')).generationPromise?.state, 'in-doubt', 'the promises are kept')
+  }
+  const forced = await b.removeReplica('two', a.peerId, { force: true })
+  t.is(forced.generation, g + 1)
+  t.regex(forced.warning ?? '', /over changes in doubt/)
+  const v = await waitFor(async () => { const x = await c.store.requireVolume('two'); return x.genId === forced.genId ? x : undefined })
+  t.deepEqual(v.members, [b.peerId, c.peerId].sort())
+  for (const n of [b, c]) t.is((await n.volumeInfo('two')).generationPromise, null, 'the committed generation settled both promises')
 })
