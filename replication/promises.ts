@@ -93,7 +93,7 @@ export class GenerationPromises {
     const kept = await this.store?.getMeta<Record<string, GenerationPromise>>(PROMISES_KEY)
     for (const [volume, p] of Object.entries(kept ?? {})) {
       if (typeof p?.generation !== 'number' || typeof p.genId !== 'string' || typeof p.expires !== 'number') continue
-      const holders = Array.isArray(p.holders) ? p.holders.filter((h): h is string => typeof h === 'string') : [String(p.proposer)]
+      const holders = Array.isArray(p.holders) ? p.holders.filter((h): h is string => typeof h === 'string') : [holderOf(String(p.proposer), undefined)]
       this.held.set(volume, {
         generation: p.generation, genId: p.genId, proposer: String(p.proposer), expires: p.expires, holders,
         ...(typeof p.since === 'number' ? { since: p.since } : {}),
@@ -137,6 +137,12 @@ export class GenerationPromises {
         throw new PromiseRefused('live', `another change of '${vol.name}' (proposed by ${p.proposer}) holds generation ${p.generation}: nothing changed, retry the change`, undefined, p)
       }
       throw new PromiseRefused('in-doubt', `generation ${p.generation} of '${vol.name}' is promised here to a change proposed by ${p.proposer} (id ${p.genId}) whose outcome is not known (in doubt since ${new Date(p.expires).toISOString()})`, undefined, p)
+    }
+    if (p !== undefined && p.generation > vol.generation && p.generation < generation) {
+      // A proposer already past the generation promised here: this node has not learnt its
+      // outcome yet. Dropping the promise for a later one could free a majority for a second
+      // configuration of it; this node adopts it first (the proposer's greeting carries it).
+      throw new PromiseRefused('live', `volume '${vol.name}' here is at generation ${vol.generation} with generation ${p.generation} promised (proposed by ${p.proposer}) and not adopted yet: nothing changed, retry once this node has caught up`, undefined, p)
     }
     const previous = this.held.get(vol.name)
     const same = previous !== undefined && previous.genId === genId && previous.generation === generation
