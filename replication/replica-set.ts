@@ -176,8 +176,11 @@ export class ReplicaSetChanges {
         const r = await change()
         return completed.length > 0 ? { ...r, completed } : r
       } catch (err) {
-        if (!(err instanceof Superseded) || i >= RETRIES) throw err
+        if (!(err instanceof Superseded)) throw err
         completed.push(err.done)
+        if (i >= RETRIES) {
+          throw new ConflictError(Codes.GENERATION_CONFLICT, `${err.message}; but the next generation was settled otherwise ${completed.length} times during this change, which was not made: retry`, { completed })
+        }
       }
     }
   }
@@ -270,7 +273,8 @@ export class ReplicaSetChanges {
           await promises.take(await store.requireVolume(vol.name), next, holder, this.selfId)
           reply = { promised: true }
         } catch (err) {
-          if (!(err instanceof PromiseRefused)) throw err
+          // Not a refusal (the promise could not be persisted): what was taken is given back.
+          if (!(err instanceof PromiseRefused)) { await release(); throw err }
           reply = replyOf(err)
         }
       } else {
