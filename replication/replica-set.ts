@@ -35,8 +35,6 @@ export interface ReplicaSetDeps {
 // answer, an older node) counts as unreachable.
 const REFUSALS = new Set<string>([Codes.GENERATION_CONFLICT, Codes.NOT_A_MEMBER, Codes.VOLUME_ID_MISMATCH])
 
-// Left of a promise's life when the commit starts: the commit and its announce fit in it.
-const promiseMarginMs = (lifeMs: number): number => Math.min(10_000, lifeMs / 3)
 
 /** A change of generation g+1 settled before this node's own change (which then went to g+2): adopted from a member, or completed here. */
 export interface CompletedChange { generation: number, genId: string, members: string[], how: 'adopted' | 'completed', from: string }
@@ -263,7 +261,6 @@ export class ReplicaSetChanges {
       this.d.decisions.change(vol.name, this.selfId, 'refused', `${what}: ${why}`)
       throw err
     }
-    let firstPromise: number | undefined
     const doubts: Array<InDoubtPromise & { peerId: string }> = []
     for (const m of [...vol.members].sort()) {
       const self = m === this.selfId ? { self: true as const } : {}
@@ -293,7 +290,6 @@ export class ReplicaSetChanges {
         }
       }
       if (reply.promised) {
-        firstPromise ??= Date.now()
         answers.push({ peerId: m, answer: 'promised', ...self })
         continue
       }
@@ -321,10 +317,8 @@ export class ReplicaSetChanges {
     if (!quorum && !force) {
       await fail(new NoQuorumError(vol.name, what, next.generation, vol.members.length, answers, this.selfId), `no majority of the ${vol.members.length} members: ${describeAnswers(answers, this.selfId)}`)
     }
-    // The first promise taken expires first: commit only well within its life.
-    if (firstPromise !== undefined && Date.now() - firstPromise > promises.lifeMs - promiseMarginMs(promises.lifeMs)) {
-      await fail(new ConflictError(Codes.GENERATION_CONFLICT, `change of '${vol.name}' (${what}) not made: the promises took too long to gather and may be in doubt; nothing changed, retry`, { volume: vol.name }), 'promises took too long')
-    }
+    // No deadline on the commit: a promise past its life is in doubt, not dropped, so a late
+    // commit meets no second majority; another proposer may only complete this same change.
     const overridden = doubts.length > 0 ? `, over changes in doubt (${doubts.map(d => `${d.peerId}: id ${d.genId} proposed by ${d.proposer}`).join('; ')})` : ''
     const warning = quorum ? undefined : `forced without a majority of the ${vol.members.length} members (${describeAnswers(answers, this.selfId)})${overridden}: a member that could not be reached may make another change of generation ${next.generation}; the two are then refused with GENERATION_CONFLICT when they meet`
     let updated: VolumeRecord

@@ -8,7 +8,7 @@ import { descriptorOf, requestPrepareGeneration } from '../protocols/control-pro
 import { nextGeneration } from '../replication/generations.js'
 
 // Promises live this long here (30 s in production): the tests wait for them to be in doubt.
-const PROMISE_MS = 3_000
+const PROMISE_MS = 5_000
 
 /** Three nodes that keep promises PROMISE_MS, the last two joined to the first. */
 async function trio (t: ExecutionContext): Promise<ReplicantNode[]> {
