@@ -52,6 +52,8 @@ export interface ControlHandlers {
    */
   prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean, attempt: string | undefined) => Promise<PrepareReply>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
+  /** A member holding a promise in doubt asks its proposer what became of the proposal `attempt` of generation `generation`. */
+  proposalOutcome: (peer: string, q: ProposalQuery) => Promise<ProposalOutcome>
   /** Whether `member` is a member of the volume with that name and id here (asked by a node it proposed the volume to). */
   vouch: (peer: string, volume: string, volumeId: string, member: string) => Promise<boolean>
 }
@@ -65,6 +67,17 @@ export interface InDoubtPromise { generation: number, genId: string, proposer: s
  * generation to another change whose outcome it does not know.
  */
 export type PrepareReply = { promised: true } | { promised: false, code: string, message: string, committed?: VolumeDescriptor, inDoubt?: InDoubtPromise }
+
+/** Which proposal a member asks about: its volume, the generation and id promised, and the proposer's attempt id. */
+export interface ProposalQuery { volume: string, volumeId: string, generation: number, genId: string, attempt: string }
+
+/**
+ * What the proposer says of its proposal: `running` (still gathering promises or committing),
+ * `settled` (this node holds that generation or a later one: ask for it with ensure-volume), or
+ * `abandoned` (not running, never committed here, and never will be: the promise may go).
+ */
+export type ProposalOutcome = 'running' | 'settled' | 'abandoned'
+const OUTCOMES: readonly string[] = ['running', 'settled', 'abandoned']
 
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
   return {
@@ -90,6 +103,13 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
         const res = await handlers.prepareGeneration(peer, m.volume, m.release === true, attempt)
         if (res.promised) await framed.write({ v: WIRE_VERSION, t: 'ok' })
         else await framed.write({ ...res, v: WIRE_VERSION, t: 'not-promised' })
+      } else if (msg.t === 'proposal') {
+        const m = msg as Message & Partial<Record<keyof ProposalQuery, unknown>>
+        if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string' || typeof m.generation !== 'number' || typeof m.genId !== 'string' || typeof m.attempt !== 'string' || m.attempt.length > 64) {
+          throw new ProtocolError(Codes.BAD_MESSAGE, 'proposal needs volume, volumeId, generation, genId and attempt')
+        }
+        const outcome = await handlers.proposalOutcome(peer, { volume: m.volume, volumeId: m.volumeId, generation: m.generation, genId: m.genId, attempt: m.attempt })
+        await framed.write({ v: WIRE_VERSION, t: 'outcome', outcome })
       } else if (msg.t === 'locate') {
         const m = msg as Message & { peers: unknown }
         if (!Array.isArray(m.peers) || m.peers.length > 64 || !m.peers.every(p => typeof p === 'string' && p.length <= 128)) {
@@ -148,6 +168,13 @@ export async function requestPrepareGeneration (libp2p: Libp2p, peer: PeerId, de
     ...(object(m.committed) ? { committed: m.committed as unknown as VolumeDescriptor } : {}),
     ...(d !== undefined ? { inDoubt: { generation: d.generation as number, genId: d.genId as string, proposer: String(d.proposer), ...(object(d.config) ? { config: d.config as unknown as VolumeDescriptor } : {}) } } : {})
   }
+}
+
+/** Asks a proposer what became of its proposal (ProposalOutcome). */
+export async function requestProposalOutcome (libp2p: Libp2p, peer: PeerId, q: ProposalQuery, signal?: AbortSignal): Promise<ProposalOutcome> {
+  const reply = expect<Message & { outcome?: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'proposal', ...q }, signal), 'outcome')
+  if (typeof reply.outcome !== 'string' || !OUTCOMES.includes(reply.outcome)) throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed proposal outcome')
+  return reply.outcome as ProposalOutcome
 }
 
 export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal, withSize = false): Promise<MemberState> {

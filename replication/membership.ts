@@ -1,6 +1,6 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult, type PrepareReply } from '../protocols/control-protocol.js'
+import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult, type PrepareReply, type ProposalQuery, type ProposalOutcome } from '../protocols/control-protocol.js'
 import { noVolumeFor } from './member-authorizer.js'
 import { memberStateReply } from './member-state-reply.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
@@ -66,7 +66,8 @@ export class Membership {
     this.votes = new PromiseVotes({
       libp2p, store, peers, promises: this.promises, signal: engine.signal,
       adopt: async (desc, from) => await this.adopt(desc, from),
-      refuse: (v, p, why, err) => this.refuse(v, p, why, err)
+      refuse: (v, p, why, err) => this.refuse(v, p, why, err),
+      outcomeOf: async (volume, generation, attempt) => await this.changes.outcomeOf(volume, generation, attempt)
     })
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
     this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions, afterCommit: opts.afterCommit })
@@ -147,10 +148,11 @@ export class Membership {
     return await this.votes.prepare(peer, desc, release, attempt)
   }
 
+  /** A member holding a promise in doubt asks what became of this node's proposal (promise-votes.ts). */
+  async proposalOutcome (peer: string, q: ProposalQuery): Promise<ProposalOutcome> { return await this.votes.outcome(peer, q) }
+
   /** This node's promise of a later generation of `volume`, for status (promise-votes.ts). */
-  promiseOf (volume: string): PromiseView | null {
-    return this.votes.view(volume)
-  }
+  promiseOf (volume: string): PromiseView | null { return this.votes.view(volume) }
 
   /** Creates the volume here; its members are no strangers to the request limits from now on. */
   private async createLocal (candidate: Parameters<Store['createVolume']>[0]): Promise<void> {

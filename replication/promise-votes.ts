@@ -1,6 +1,6 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, descriptorOf, type VolumeDescriptor, type PrepareReply } from '../protocols/control-protocol.js'
+import { requestEnsureVolume, requestProposalOutcome, descriptorOf, type VolumeDescriptor, type PrepareReply, type ProposalQuery, type ProposalOutcome } from '../protocols/control-protocol.js'
 import { noVolumeFor } from './member-authorizer.js'
 import { ConflictError, NotMemberError, Codes } from '../core/errors.js'
 import { genIdOf, type VolumeRecord } from '../core/records.js'
@@ -8,7 +8,7 @@ import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import { candidateOf } from './generations.js'
-import { PromiseRefused, holderOf, replyOf, type GenerationPromises, type PromiseState } from './promises.js'
+import { PromiseRefused, holderOf, replyOf, type GenerationPromise, type GenerationPromises, type PromiseState } from './promises.js'
 
 const log = logger('members')
 
@@ -39,6 +39,8 @@ export interface PromiseVotesDeps {
   adopt: (desc: VolumeDescriptor, from: string) => Promise<VolumeRecord | undefined>
   /** Membership.refuse: reports and keeps a refused change; returns the error. */
   refuse: (volume: string, peer: string, why: string, err: Error) => Error
+  /** ReplicaSetChanges.outcomeOf: what became of this node's own proposal `attempt`. */
+  outcomeOf: (volume: string, generation: number, attempt: string) => Promise<ProposalOutcome>
 }
 
 /**
@@ -91,6 +93,41 @@ export class PromiseVotes {
     }
   }
 
+  /**
+   * A member's question about this node's proposal (ProposalOutcome). Answered to a peer that
+   * names the volume's id (a member, or a former one: it held a promise of it); anyone else
+   * gets the answer a name not held here gets.
+   */
+  async outcome (peer: string, q: ProposalQuery): Promise<ProposalOutcome> {
+    const local = await this.d.store.getVolume(q.volume)
+    if (local === undefined || local.id !== q.volumeId) throw noVolumeFor(q.volume, peer)
+    return await this.d.outcomeOf(q.volume, q.generation, q.attempt)
+  }
+
+  /**
+   * Asks each proposal holding the promise in doubt `p` (its proposer: this node, or one
+   * connected) what became of it; one abandoned (it never committed and never will) lets go
+   * of the promise, which is dropped with its last holder. A proposer restarted mid-change
+   * thus frees its members as soon as they meet it again.
+   */
+  private async askProposers (local: VolumeRecord, p: GenerationPromise): Promise<void> {
+    for (const holder of p.holders ?? []) {
+      const cut = holder.lastIndexOf('/')
+      const proposer = holder.slice(0, cut)
+      const attempt = holder.slice(cut + 1)
+      if (cut < 0 || attempt === '') continue
+      const q: ProposalQuery = { volume: local.name, volumeId: local.id, generation: p.generation, genId: p.genId, attempt }
+      let outcome: ProposalOutcome | undefined
+      if (proposer === this.selfId) outcome = await this.d.outcomeOf(q.volume, q.generation, attempt)
+      else if (this.d.peers.isConnected(proposer)) {
+        outcome = await requestProposalOutcome(this.d.libp2p, peerIdFromString(proposer), q, AbortSignal.any([this.d.signal, AbortSignal.timeout(5_000)])).catch(() => undefined)
+      }
+      if (outcome !== 'abandoned') continue
+      log('volume %s: the proposal of generation %d by %s (attempt %s) was abandoned: its promise here is released', local.name, p.generation, proposer, attempt)
+      await this.d.promises.release(local.name, p.genId, holder)
+    }
+  }
+
   /** This node's promise of a later generation of `volume`, for status: live, or in doubt (its outcome not known yet). */
   view (volume: string): PromiseView | null {
     const p = this.d.promises.get(volume)
@@ -116,12 +153,14 @@ export class PromiseVotes {
         const p = this.d.promises.get(name)
         if (local === undefined || p === undefined) continue
         if (p.generation <= local.generation) { await this.d.promises.settle(name, local.generation); continue }
+        let settled = false
         for (const m of local.members) {
           if (m === this.selfId || !this.d.peers.isConnected(m)) continue
           const reply = await requestEnsureVolume(this.d.libp2p, peerIdFromString(m), descriptorOf(local), AbortSignal.any([this.d.signal, AbortSignal.timeout(5_000)])).catch(() => undefined)
           const got = reply?.volume !== undefined ? await this.d.adopt(reply.volume, m) : undefined
-          if (got !== undefined && got.generation >= p.generation) break
+          if (got !== undefined && got.generation >= p.generation) { settled = true; break }
         }
+        if (!settled) await this.askProposers(local, p)
       }
     } catch (err) {
       log('asking the outcome of promises in doubt failed: %s', (err as Error).message)

@@ -1,14 +1,17 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from 'node:crypto'
-import { requestEnsureVolume, requestLocate, requestPrepareGeneration, descriptorOf, type VolumeDescriptor, type PrepareReply, type InDoubtPromise } from '../protocols/control-protocol.js'
+import { requestEnsureVolume, requestLocate, requestPrepareGeneration, descriptorOf, type VolumeDescriptor, type PrepareReply, type InDoubtPromise, type ProposalOutcome } from '../protocols/control-protocol.js'
 import { ConflictError, InvalidInputError, NotFoundError, ReplicantError, Codes, isReplicantError } from '../core/errors.js'
 import { genIdOf, readersOf, withReaders, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
-import { nextGeneration, candidateOf } from './generations.js'
+import { nextGeneration } from './generations.js'
+import { Superseded, RETRIES, completable, type CompletedChange } from './in-doubt.js'
+
+export type { CompletedChange } from './in-doubt.js'
 import { moveTo } from './member-state.js'
 import { PromiseRefused, holderOf, replyOf, type GenerationPromises } from './promises.js'
 import { InDoubtError, NoQuorumError, describeAnswers, hasQuorum, majorityOf, type MemberAnswer } from './quorum.js'
@@ -36,20 +39,6 @@ export interface ReplicaSetDeps {
 const REFUSALS = new Set<string>([Codes.GENERATION_CONFLICT, Codes.NOT_A_MEMBER, Codes.VOLUME_ID_MISMATCH])
 
 
-/** A change of generation g+1 settled before this node's own change (which then went to g+2): adopted from a member, or completed here. */
-export interface CompletedChange { generation: number, genId: string, members: string[], how: 'adopted' | 'completed', from: string }
-
-/** The next generation was settled otherwise during a change (adopted or completed): the change is retried from it. */
-class Superseded extends ConflictError {
-  constructor (message: string, readonly done: CompletedChange) {
-    super(Codes.GENERATION_CONFLICT, message, { ...done })
-    this.name = 'Superseded'
-  }
-}
-
-/** How many times a change is retried after the next generation was settled otherwise. */
-const RETRIES = 2
-
 /** A committed change: every member's answer to the promise request, and a warning if it was forced without a majority. */
 interface Proposed { volume: VolumeRecord, promises: MemberAnswer[], warning?: string }
 
@@ -72,6 +61,9 @@ export interface ChangeOpts { force?: boolean }
  * there; the majority means that two sides of a partition cannot both commit.
  */
 export class ReplicaSetChanges {
+  /** The attempt ids of the proposals running here (bounded by the changes in flight). */
+  private readonly running = new Set<string>()
+
   constructor (private readonly d: ReplicaSetDeps) {}
 
   private get selfId (): string { return this.d.libp2p.peerId.toString() }
@@ -241,11 +233,34 @@ export class ReplicaSetChanges {
    * completion of a change in doubt (`next` is its configuration, with its own id).
    */
   private async propose (vol: VolumeRecord, next: VolumeRecord, what: string, force = false, completing = false): Promise<Proposed> {
+    // This proposal's own name at each member: a release names it, so it never drops a promise
+    // another proposal (completing the same change) holds; and a member whose promise is in
+    // doubt asks this node whether it is still running (proposalOutcome).
+    const attempt = randomBytes(8).toString('hex')
+    this.running.add(attempt)
+    try {
+      return await this.proposeAs(attempt, vol, next, what, force, completing)
+    } finally {
+      this.running.delete(attempt)
+    }
+  }
+
+  /**
+   * What this node says of its proposal `attempt` of `generation`: running, settled (it holds
+   * that generation or a later one) or abandoned (it never committed it and never will: an
+   * attempt is never resumed, so one not running now is over). Checked in that order: an
+   * attempt that ends between the two checks has already committed, if it did.
+   */
+  async outcomeOf (volume: string, generation: number, attempt: string): Promise<ProposalOutcome> {
+    if (this.running.has(attempt)) return 'running'
+    const vol = await this.d.store.getVolume(volume)
+    return vol !== undefined && vol.generation >= generation ? 'settled' : 'abandoned'
+  }
+
+  private async proposeAs (attempt: string, vol: VolumeRecord, next: VolumeRecord, what: string, force: boolean, completing: boolean): Promise<Proposed> {
     const { libp2p, peers, promises, store } = this.d
     const desc = descriptorOf(next)
     const genId = genIdOf(next)
-    // This proposal's own name at each member: a release names it, so it never drops a promise another proposal (completing the same change) holds.
-    const attempt = randomBytes(8).toString('hex')
     const holder = holderOf(this.selfId, attempt)
     const answers: MemberAnswer[] = []
     const release = async (): Promise<void> => {
@@ -372,19 +387,4 @@ export class ReplicaSetChanges {
       await fail(new InDoubtError(vol.name, what, generation, answers, this.selfId), `generation ${generation} in doubt: ${describeAnswers(answers, this.selfId)}`)
     }
   }
-}
-
-/**
- * The configuration a change in doubt promised, if it can be completed from `vol`: the next
- * generation of this very volume, following `vol`'s own generation, with the id promised.
- * Anything else (no configuration kept, another line) is not completed: it is counted as a
- * change in doubt that cannot be resolved here.
- */
-function completable (vol: VolumeRecord, doubts: ReadonlyArray<InDoubtPromise>): VolumeRecord | undefined {
-  const d = doubts.find(x => x.config !== undefined)
-  if (d?.config === undefined) return undefined
-  let c: VolumeRecord
-  try { c = candidateOf(d.config, undefined) } catch { return undefined }
-  const follows = (c.history ?? []).some(e => e.generation === vol.generation && e.genId === genIdOf(vol))
-  return c.id === vol.id && c.name === vol.name && c.generation === vol.generation + 1 && genIdOf(c) === d.genId && follows ? c : undefined
 }

@@ -251,6 +251,7 @@ export class SyncEngine {
       ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
       prepareGeneration: async (peer, desc, release, attempt) => await this.membership.prepareGeneration(peer, desc, release, attempt),
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
+      proposalOutcome: async (peer, q) => await this.membership.proposalOutcome(peer, q),
       vouch: async (peer, volume, volumeId, member) => await this.membership.acceptance.vouch(peer, volume, volumeId, member)
     }, this.gate)
     await this.allMode.start()

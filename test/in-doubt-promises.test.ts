@@ -143,3 +143,23 @@ test('two different changes in doubt among a majority: the change is refused wit
   t.deepEqual(v.members, [b.peerId, c.peerId].sort())
   for (const n of [b, c]) t.is((await n.volumeInfo('two')).generationPromise, null, 'the committed generation settled both promises')
 })
+
+test('a proposal its proposer no longer runs (it restarted mid-change): the members holding its promise in doubt ask it, hear "abandoned", and let go; the next change is made at g+1', async t => {
+  const [a, b, c] = await trio(t)
+  await a.createVolume({ name: 'gone', replicas: [b.peerId, c.peerId] })
+  const [vol] = await waitFor(async () => await allAt([a, b, c], 'gone', 1))
+  const g = vol.generation
+  // Promises for an attempt a does not run (as after a restart in the middle of a change).
+  const abandoned: VolumeRecord = { ...nextGeneration(vol), writeMode: 'all' }
+  t.true(await promise(a, b, abandoned))
+  t.true(await promise(a, c, abandoned))
+  const freed = await within(PROMISE_MS * 3, async () => {
+    const ps = await Promise.all([b, c].map(async n => (await n.volumeInfo('gone')).generationPromise))
+    return ps.every(p => p === null) ? true : undefined
+  })
+  t.true(freed, 'b and c released the abandoned promise')
+  const made = await b.setWriteMode('gone', 'all')
+  t.is(made.generation, g + 1, 'nothing to complete: the change is made at g+1')
+  t.is(made.completed, undefined)
+  t.not(made.genId, abandoned.genId)
+})
