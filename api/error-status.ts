@@ -40,6 +40,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.GENERATION_CONFLICT]: 409,
   // Not enough members reachable now: retry later (or force).
   [Codes.NO_QUORUM]: 503,
+  // Changes whose outcome is not known hold the next generation: bring their members back, or force.
+  [Codes.GENERATION_IN_DOUBT]: 409,
   [Codes.UNKNOWN_PEER]: 404,
   [Codes.VOLUME_REFUSED]: 403,
   [Codes.CHANGE_REFUSED]: 409,

@@ -8,7 +8,7 @@ import type { FileView } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
 import type { ThrottledPeer } from '../replication/peer-limits.js'
 import type { AnnounceResult, MemberLag, MemberView } from '../replication/sync-engine.js'
-import type { DecisionView, ChangeView } from '../replication/membership.js'
+import type { DecisionView, ChangeView, PromiseView, CompletedChange } from '../replication/membership.js'
 import type { MemberAnswer } from '../replication/quorum.js'
 import type { CopyProgress } from '../replication/background-copy.js'
 import type { FetchCounters } from '../replication/chunk-fetcher.js'
@@ -57,6 +57,12 @@ export type VolumeInfo = Omit<VolumeRecord, 'state' | 'readers'> & {
   caughtUp: boolean
   /** All-mode writes prepared here past their expiry whose decision nobody reachable knows yet. */
   inDoubt: InDoubt
+  /**
+   * This node's promise of the next generation to a proposed change (docs/CONSISTENCY.md):
+   * `state` live, or in-doubt (not confirmed in time: kept until that generation's outcome is
+   * known); null: none.
+   */
+  generationPromise: PromiseView | null
   /**
    * Local changes (new seqs) since this node started, by cause: write, delete, remoteApply,
    * resolution, conflictCopy, restore. Resolutions and copies far above the writes, or still
@@ -116,9 +122,10 @@ export interface CreateVolumeRequest { name: string, writeMode?: WriteMode, chun
 /**
  * A volume after a change told to its members: create, add/remove replica, set write mode.
  * `promises`: each member's answer to the change's promise request; `warning`: the change was
- * forced without a majority (docs/CONSISTENCY.md).
+ * forced without a majority (docs/CONSISTENCY.md); `completed`: the next generation was settled
+ * first (a change in doubt completed, or a member's adopted) and this change made after it.
  */
-export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[], promises?: MemberAnswer[], warning?: string }
+export type AnnouncedVolume = VolumeRecord & { announce: AnnounceResult[], promises?: MemberAnswer[], warning?: string, completed?: CompletedChange[] }
 export type { MemberAnswer }
 export type AddReplicaResult = AnnouncedVolume
 export type RemoveReplicaResult = AnnouncedVolume

@@ -47,6 +47,8 @@ export const Codes = {
   LAST_MEMBER: 'LAST_MEMBER',
   GENERATION_CONFLICT: 'GENERATION_CONFLICT',
   NO_QUORUM: 'NO_QUORUM',
+  /** A change found two or more configurations of the next generation promised in doubt: it cannot tell which may have been committed. */
+  GENERATION_IN_DOUBT: 'GENERATION_IN_DOUBT',
   VOLUME_REFUSED: 'VOLUME_REFUSED',
   UNKNOWN_PEER: 'UNKNOWN_PEER',
   CHANGE_REFUSED: 'CHANGE_REFUSED',

@@ -28,7 +28,7 @@ import type { VolumeRecord } from '../core/records.js'
 import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
 import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } from './api-options.js'
 import { LinkFaults } from '../replication/link-faults.js'
-import { faultsOf, type NodeFaults } from './node-faults.js'
+import { faultsOf, cutAfterCommit, type NodeFaults } from './node-faults.js'
 import { armFromEnv } from '../core/crash-points.js'
 
 const log = logger('node')
@@ -66,6 +66,8 @@ export interface NodeOptions extends ApiExposureOptions {
   prepareTimeoutMs?: number
   /** all mode: a prepared write undecided this long is resolved with its coordinator (default 60 s). */
   preparedExpiryMs?: number
+  /** How long a promise of a membership generation lives before it is in doubt (default 30 s; tests shorten it). */
+  promiseMs?: number
   /** Size at which a chunk pack file is rolled (default 64 MiB; tests use small packs). */
   packTargetBytes?: number
   /**
@@ -137,6 +139,8 @@ export class ReplicantNode {
       trusted: (opts.join ?? []).map(a => /\/p2p\/([^/]+)$/.exec(a)?.[1]).filter((p): p is string => p !== undefined),
       prepareTimeoutMs: opts.prepareTimeoutMs,
       preparedExpiryMs: opts.preparedExpiryMs,
+      promiseMs: opts.promiseMs,
+      ...(this.testing ? { afterCommit: async vol => { await cutAfterCommit(this.faults, this.peers, libp2p.peerId.toString(), vol) } } : {}),
       faults: this.testing ? this.faults : {}
     })
     const sync = this.sync
@@ -336,6 +340,7 @@ export class ReplicantNode {
       lacking: this.sync.lacking(vol.name),
       caughtUp: this.sync.holdsAll(vol, memberStates),
       inDoubt: { count: inDoubt.length, txIds: inDoubt },
+      generationPromise: this.sync.membership.promiseOf(vol.name),
       localChanges: this.store.localChanges(vol.name)
     }
   }
@@ -385,5 +390,5 @@ function forceOf (opts: { force?: unknown }): boolean {
 }
 
 function announced (r: ChangeResult): AnnouncedVolume {
-  return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}) }
+  return { ...r.volume, announce: r.announce, promises: r.promises, ...(r.warning !== undefined ? { warning: r.warning } : {}), ...(r.completed !== undefined ? { completed: r.completed } : {}) }
 }

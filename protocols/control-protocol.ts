@@ -45,12 +45,39 @@ export interface ControlHandlers {
   locate: (peer: string, peers: string[]) => Promise<Record<string, string[]>>
   /** `probe`: only whether this node would take the volume from `peer`; nothing is created or changed. */
   ensureVolume: (peer: string, desc: VolumeDescriptor, probe: boolean) => Promise<EnsureResult>
-  /** A member proposes `desc` as the next generation: promise it (or, with release, drop the promise). */
-  prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean) => Promise<void>
+  /**
+   * A member proposes `desc` as the next generation: promise it to the proposal `attempt` (or,
+   * with release, drop that proposal's promise). A refusal that says what this node holds is
+   * answered (not thrown), so the proposer can act on it.
+   */
+  prepareGeneration: (peer: string, desc: VolumeDescriptor, release: boolean, attempt: string | undefined) => Promise<PrepareReply>
   memberState: (peer: string, volume: string, volumeId: string, withSize: boolean) => Promise<MemberState>
+  /** A member holding a promise in doubt asks its proposer what became of the proposal `attempt` of generation `generation`. */
+  proposalOutcome: (peer: string, q: ProposalQuery) => Promise<ProposalOutcome>
   /** Whether `member` is a member of the volume with that name and id here (asked by a node it proposed the volume to). */
   vouch: (peer: string, volume: string, volumeId: string, member: string) => Promise<boolean>
 }
+
+/** A promise whose outcome the answering member does not know (promises.ts). */
+export interface InDoubtPromise { generation: number, genId: string, proposer: string, config?: VolumeDescriptor }
+
+/**
+ * A member's answer to a promise request: promised, or not, with what it holds: `committed`,
+ * its configuration of that generation (or a later one); `inDoubt`, its promise of that
+ * generation to another change whose outcome it does not know.
+ */
+export type PrepareReply = { promised: true } | { promised: false, code: string, message: string, committed?: VolumeDescriptor, inDoubt?: InDoubtPromise }
+
+/** Which proposal a member asks about: its volume, the generation and id promised, and the proposer's attempt id. */
+export interface ProposalQuery { volume: string, volumeId: string, generation: number, genId: string, attempt: string }
+
+/**
+ * What the proposer says of its proposal: `running` (still gathering promises or committing),
+ * `settled` (this node holds that generation or a later one: ask for it with ensure-volume), or
+ * `abandoned` (not running, never committed here, and never will be: the promise may go).
+ */
+export type ProposalOutcome = 'running' | 'settled' | 'abandoned'
+const OUTCOMES: readonly string[] = ['running', 'settled', 'abandoned']
 
 export function descriptorOf (vol: VolumeRecord): VolumeDescriptor {
   return {
@@ -71,9 +98,18 @@ export async function registerControlHandler (libp2p: Libp2p, handlers: ControlH
         const res = await handlers.ensureVolume(peer, m.volume, m.probe === true)
         await framed.write({ v: WIRE_VERSION, t: 'ok', created: res.created, ...(res.volume !== undefined ? { volume: res.volume } : {}) })
       } else if (msg.t === 'prepare-generation') {
-        const m = msg as Message & { volume: VolumeDescriptor, release?: unknown }
-        await handlers.prepareGeneration(peer, m.volume, m.release === true)
-        await framed.write({ v: WIRE_VERSION, t: 'ok' })
+        const m = msg as Message & { volume: VolumeDescriptor, release?: unknown, attempt?: unknown }
+        const attempt = typeof m.attempt === 'string' && m.attempt.length > 0 && m.attempt.length <= 64 ? m.attempt : undefined
+        const res = await handlers.prepareGeneration(peer, m.volume, m.release === true, attempt)
+        if (res.promised) await framed.write({ v: WIRE_VERSION, t: 'ok' })
+        else await framed.write({ ...res, v: WIRE_VERSION, t: 'not-promised' })
+      } else if (msg.t === 'proposal') {
+        const m = msg as Message & Partial<Record<keyof ProposalQuery, unknown>>
+        if (typeof m.volume !== 'string' || typeof m.volumeId !== 'string' || typeof m.generation !== 'number' || typeof m.genId !== 'string' || typeof m.attempt !== 'string' || m.attempt.length > 64) {
+          throw new ProtocolError(Codes.BAD_MESSAGE, 'proposal needs volume, volumeId, generation, genId and attempt')
+        }
+        const outcome = await handlers.proposalOutcome(peer, { volume: m.volume, volumeId: m.volumeId, generation: m.generation, genId: m.genId, attempt: m.attempt })
+        await framed.write({ v: WIRE_VERSION, t: 'outcome', outcome })
       } else if (msg.t === 'locate') {
         const m = msg as Message & { peers: unknown }
         if (!Array.isArray(m.peers) || m.peers.length > 64 || !m.peers.every(p => typeof p === 'string' && p.length <= 128)) {
@@ -114,9 +150,31 @@ export async function requestVouch (libp2p: Libp2p, peer: PeerId, volume: string
   return expect<Message & { member: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'vouch', volume, volumeId, member }, signal), 'vouched').member === true
 }
 
-/** Asks a member to promise `desc`'s generation to its generation id (or to release that promise). */
-export async function requestPrepareGeneration (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, release: boolean, signal?: AbortSignal): Promise<void> {
-  expect<Message>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'prepare-generation', volume: desc, release }, signal), 'ok')
+/**
+ * Asks a member to promise `desc`'s generation to its generation id for the proposal `attempt`
+ * (or to release that proposal's promise). The reply's descriptors are the peer's word: the
+ * caller validates them before any use.
+ */
+export async function requestPrepareGeneration (libp2p: Libp2p, peer: PeerId, desc: VolumeDescriptor, release: boolean, signal?: AbortSignal, attempt?: string): Promise<PrepareReply> {
+  const reply = await call(libp2p, peer, { v: WIRE_VERSION, t: 'prepare-generation', volume: desc, release, ...(attempt !== undefined ? { attempt } : {}) }, signal)
+  if (reply.t === 'ok') return { promised: true }
+  const m = expect<Message & { code?: unknown, message?: unknown, committed?: unknown, inDoubt?: unknown }>(reply, 'not-promised')
+  const object = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x)
+  const d = object(m.inDoubt) && typeof m.inDoubt.generation === 'number' && typeof m.inDoubt.genId === 'string' ? m.inDoubt : undefined
+  return {
+    promised: false,
+    code: typeof m.code === 'string' ? m.code : Codes.GENERATION_CONFLICT,
+    message: typeof m.message === 'string' ? m.message : 'not promised',
+    ...(object(m.committed) ? { committed: m.committed as unknown as VolumeDescriptor } : {}),
+    ...(d !== undefined ? { inDoubt: { generation: d.generation as number, genId: d.genId as string, proposer: String(d.proposer), ...(object(d.config) ? { config: d.config as unknown as VolumeDescriptor } : {}) } } : {})
+  }
+}
+
+/** Asks a proposer what became of its proposal (ProposalOutcome). */
+export async function requestProposalOutcome (libp2p: Libp2p, peer: PeerId, q: ProposalQuery, signal?: AbortSignal): Promise<ProposalOutcome> {
+  const reply = expect<Message & { outcome?: unknown }>(await call(libp2p, peer, { v: WIRE_VERSION, t: 'proposal', ...q }, signal), 'outcome')
+  if (typeof reply.outcome !== 'string' || !OUTCOMES.includes(reply.outcome)) throw new ProtocolError(Codes.BAD_MESSAGE, 'malformed proposal outcome')
+  return reply.outcome as ProposalOutcome
 }
 
 export async function requestMemberState (libp2p: Libp2p, peer: PeerId, volume: string, volumeId: string, signal?: AbortSignal, withSize = false): Promise<MemberState> {

@@ -12,6 +12,7 @@ export interface CopyOffer {
 export type CopyApproval = (offer: CopyOffer) => Promise<boolean>
 
 import type { AcceptanceOptions } from './volume-acceptance.js'
+import type { VolumeRecord } from '../core/records.js'
 
 export interface MembershipOptions extends AcceptanceOptions {
   graceMs?: number
@@ -22,4 +23,8 @@ export interface MembershipOptions extends AcceptanceOptions {
   report?: (line: string) => void
   /** Peers the operator named with --join at this start: trusted like members for --discard-local. */
   trusted?: string[]
+  /** How long a promise of a generation lives before it is in doubt (default 30 s; tests shorten it). */
+  promiseMs?: number
+  /** Testing only: runs after a change is committed here and before it is announced (a fault can cut the node off there). */
+  afterCommit?: (vol: VolumeRecord) => Promise<void>
 }

@@ -1,6 +1,6 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult } from '../protocols/control-protocol.js'
+import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult, type PrepareReply, type ProposalQuery, type ProposalOutcome } from '../protocols/control-protocol.js'
 import { noVolumeFor } from './member-authorizer.js'
 import { memberStateReply } from './member-state-reply.js'
 import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
@@ -17,13 +17,16 @@ import { ReplicaSetChanges, type ChangeOpts, type ChangeResult } from './replica
 import { Grants } from './grants.js'
 import { GraceWatch } from './grace.js'
 import { GenerationPromises } from './promises.js'
+import { PromiseVotes, type PromiseView } from './promise-votes.js'
 import { VolumeAcceptance } from './volume-acceptance.js'
 import type { CopyOffer, MembershipOptions } from './membership-options.js'
 
 export { historyOf, nextGeneration } from './generations.js'
 export type { DecisionView, ChangeView } from './decisions.js'
 export type { AnnounceResult, MembershipHost } from './membership-host.js'
-export type { ChangeOpts, ChangeResult } from './replica-set.js'
+export type { ChangeOpts, ChangeResult, CompletedChange } from './replica-set.js'
+export type { PromiseView } from './promise-votes.js'
+
 export type { CopyOffer, CopyApproval, MembershipOptions } from './membership-options.js'
 
 const log = logger('members')
@@ -47,6 +50,7 @@ export class Membership {
   readonly grants: Grants
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
+  private readonly votes: PromiseVotes
 
   constructor (
     private readonly libp2p: Libp2p,
@@ -58,9 +62,15 @@ export class Membership {
     private readonly opts: MembershipOptions = {}
   ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS
-    this.promises = new GenerationPromises(store)
+    this.promises = new GenerationPromises(store, opts.promiseMs)
+    this.votes = new PromiseVotes({
+      libp2p, store, peers, promises: this.promises, signal: engine.signal,
+      adopt: async (desc, from) => await this.adopt(desc, from),
+      refuse: (v, p, why, err) => this.refuse(v, p, why, err),
+      outcomeOf: async (volume, generation, attempt) => await this.changes.outcomeOf(volume, generation, attempt)
+    })
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
-    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions })
+    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions, afterCommit: opts.afterCommit })
     this.grants = new Grants({ libp2p, store, changes: this.changes, host: engine })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) }, report: opts.report })
   }
@@ -74,10 +84,12 @@ export class Membership {
   async start (): Promise<void> {
     await this.promises.load()
     this.grace.start()
+    this.votes.start()
   }
 
   stop (): void {
     this.grace.stop()
+    this.votes.stop()
   }
 
   private discardAllowed (volume: string): boolean {
@@ -131,24 +143,16 @@ export class Membership {
     return { created: false, volume: descriptorOf(current) }
   }
 
-  /** A member asks this node to promise the next generation to its proposal (promises.ts). */
-  async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean): Promise<void> {
-    const candidate = candidateOf(desc, undefined)
-    const local = await this.store.getVolume(candidate.name)
-    // Not held here (yet: an offer awaiting the operator): this node does not vote. A
-    // non-member that does not name our id gets the same answer, so it learns nothing.
-    if (local === undefined || (!local.members.includes(peer) && local.id !== candidate.id)) throw noVolumeFor(candidate.name, peer)
-    if (!local.members.includes(peer)) {
-      throw this.refuse(candidate.name, peer, `${peer} is not a member of the configuration held here`, new NotMemberError(`peer ${peer} is not a member of volume '${candidate.name}' here`))
-    }
-    if (local.id !== candidate.id) throw new ConflictError(Codes.VOLUME_ID_MISMATCH, `volume '${local.name}' here has another id than the one ${peer} named (unrelated replicas)`)
-    if (release) { await this.promises.release(local.name, genIdOf(candidate)); return }
-    try {
-      await this.promises.take(local, candidate.generation, genIdOf(candidate), peer)
-    } catch (err) {
-      throw this.refuse(local.name, peer, (err as Error).message, err as Error)
-    }
+  /** A member asks this node to promise the next generation to its proposal, or to release it (promise-votes.ts). */
+  async prepareGeneration (peer: string, desc: VolumeDescriptor, release: boolean, attempt?: string): Promise<PrepareReply> {
+    return await this.votes.prepare(peer, desc, release, attempt)
   }
+
+  /** A member holding a promise in doubt asks what became of this node's proposal (promise-votes.ts). */
+  async proposalOutcome (peer: string, q: ProposalQuery): Promise<ProposalOutcome> { return await this.votes.outcome(peer, q) }
+
+  /** This node's promise of a later generation of `volume`, for status (promise-votes.ts). */
+  promiseOf (volume: string): PromiseView | null { return this.votes.view(volume) }
 
   /** Creates the volume here; its members are no strangers to the request limits from now on. */
   private async createLocal (candidate: Parameters<Store['createVolume']>[0]): Promise<void> {

@@ -16,11 +16,13 @@ export function majorityOf (members: number): number {
 /** One member's answer to a promise request. */
 export interface MemberAnswer {
   peerId: string
-  answer: 'promised' | 'refused' | 'unreachable'
+  answer: 'promised' | 'refused' | 'unreachable' | 'in-doubt'
   /** Why it refused, or why it could not be asked. */
   error?: string
   /** The proposer itself. */
   self?: true
+  /** `in-doubt`: the member's promise of that generation to another change whose outcome it does not know. */
+  inDoubt?: { genId: string, proposer: string }
 }
 
 export function describeAnswers (answers: readonly MemberAnswer[], selfId: string): string {
@@ -42,5 +44,25 @@ export class NoQuorumError extends ReplicantError {
       'to make the change without a majority (risk: members that cannot be reached may make another change of the same generation; the two are then refused with GENERATION_CONFLICT when they meet)',
       { volume, generation, members, needed: majorityOf(members), answers: answers.map(a => ({ ...a })) })
     this.name = 'NoQuorumError'
+  }
+}
+
+/**
+ * Two or more configurations of the next generation are promised in doubt among the members
+ * that answered: any of them may have been committed (by a proposer cut off before its
+ * announce), so none may be completed and no new one made over them. Nothing changed.
+ */
+export class InDoubtError extends ReplicantError {
+  constructor (volume: string, what: string, generation: number, answers: readonly MemberAnswer[], selfId: string) {
+    const doubts = answers.filter(a => a.answer === 'in-doubt' && a.inDoubt !== undefined)
+    const ids = new Set(doubts.map(a => a.inDoubt!.genId))
+    const who = doubts.map(a => `${a.peerId}${a.peerId === selfId ? ' (this node)' : ''} holds id ${a.inDoubt!.genId} (proposed by ${a.inDoubt!.proposer})`).join('; ')
+    super(Codes.GENERATION_IN_DOUBT,
+      `change of '${volume}' (${what}) not made: generation ${generation} is promised to ${ids.size} different changes whose outcome is not known: ${who}; ` +
+      'any one of them may have been committed by a proposer cut off before its announce, so none can be completed safely; nothing changed. ' +
+      'Bring back their proposers (or any member that holds generation ' + String(generation) + ') and retry, or use --force (API: "force": true) to make this change over them ' +
+      '(risk: if one of them was committed, generation ' + String(generation) + ' then has two configurations)',
+      { volume, generation, answers: answers.map(a => ({ ...a })) })
+    this.name = 'InDoubtError'
   }
 }

@@ -249,8 +249,9 @@ export class SyncEngine {
       // Peer exchange is for members: a stranger learns no address (peer-manager.ts).
       locate: async (peer, peers) => await this.peers.locate(peers, peer),
       ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
-      prepareGeneration: async (peer, desc, release) => { await this.membership.prepareGeneration(peer, desc, release) },
+      prepareGeneration: async (peer, desc, release, attempt) => await this.membership.prepareGeneration(peer, desc, release, attempt),
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
+      proposalOutcome: async (peer, q) => await this.membership.proposalOutcome(peer, q),
       vouch: async (peer, volume, volumeId, member) => await this.membership.acceptance.vouch(peer, volume, volumeId, member)
     }, this.gate)
     await this.allMode.start()

@@ -87,7 +87,8 @@ function descriptor (ctx: FuzzContext): fc.Arbitrary<Record<string, unknown>> {
 export function controlRequest (ctx: FuzzContext): fc.Arbitrary<Request> {
   const ask = fc.oneof(
     fc.tuple(descriptor(ctx), fc.boolean()).map(([volume, probe]) => ({ t: 'ensure-volume', volume, probe })),
-    fc.tuple(descriptor(ctx), fc.boolean()).map(([volume, release]) => ({ t: 'prepare-generation', volume, release })),
+    fc.tuple(descriptor(ctx), fc.boolean(), fc.option(fc.string({ maxLength: 70 }), { nil: undefined })).map(([volume, release, attempt]) => ({ t: 'prepare-generation', volume, release, ...(attempt !== undefined ? { attempt } : {}) })),
+    fc.tuple(volumeRef(ctx), fc.nat(), fc.string({ maxLength: 20 }), fc.string({ maxLength: 70 })).map(([ref, generation, genId, attempt]) => ({ t: 'proposal', ...ref, generation, genId, attempt })),
     fc.array(fc.oneof(fc.constantFrom(...ctx.members), fc.string({ maxLength: 130 })), { maxLength: 70 }).map(peers => ({ t: 'locate', peers })),
     fc.tuple(volumeRef(ctx), fc.oneof(fc.constantFrom(...ctx.members), fc.string())).map(([ref, member]) => ({ t: 'vouch', ...ref, member })),
     fc.tuple(volumeRef(ctx), fc.boolean()).map(([ref, size]) => ({ t: 'state', ...ref, size })),

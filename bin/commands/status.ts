@@ -28,6 +28,10 @@ function volumeLines (v: VolumeInfo): string[] {
   }
   if (v.damagedChunks > 0) lines.push(`    damaged: ${v.damagedChunks} chunk(s) found missing or corrupt by the last merge`)
   for (const d of v.decisions ?? []) lines.push(`    last reconnect with ${d.peer}: ${d.decision} (${d.why})`)
+  const p = v.generationPromise
+  if (p !== null && p !== undefined) {
+    lines.push(`    generation ${p.generation} promised to ${p.genId} (proposed by ${p.proposer}${p.members !== null ? `, members ${p.members.join(', ')}` : ''}): ${p.state === 'in-doubt' ? 'in doubt (its outcome is not known yet: kept until a member tells it, or a change completes it)' : 'live'}`)
+  }
   for (const c of v.membershipChanges ?? []) lines.push(`    membership change ${c.outcome}, proposed by ${c.proposer}: ${c.what}`)
   for (const m of v.memberStates) {
     const where = `${m.self ? 'this node' : m.connected ? 'connected' : m.neverSeen ? 'never seen (check the id; it does not hold back compaction)' : 'not connected'}  ${m.state ?? '?'}${m.offline && m.lastState !== null ? ` (last ${m.lastState})` : ''}`

@@ -14,6 +14,7 @@ function announced (announce: AnnounceResult[], pending: string, prefix = 'membe
 /** A change that every reachable other member refused did not take effect: exit non-zero, saying who and why. */
 function tookEffect (v: AnnouncedVolume): void {
   if (v.warning !== undefined) process.stderr.write(`replicant: warning: volume ${v.name}: change ${v.warning}\n`)
+  for (const c of v.completed ?? []) process.stderr.write(`replicant: volume ${v.name}: generation ${c.generation} was ${c.how === 'completed' ? `in doubt (proposed by ${c.from}): completed first` : `already made (held by ${c.from}): adopted first`}, members ${c.members.join(', ')}; this change made after it\n`)
   const why = notTakenEffect(v.announce ?? [])
   if (why !== undefined) throw new ReplicantError(Codes.CHANGE_REFUSED, `the change of volume ${v.name} did not take effect on any other reachable member: ${why}`)
 }
@@ -22,6 +23,7 @@ function tookEffect (v: AnnouncedVolume): void {
 function forceQuestions (peer?: string): Partial<Record<string, string>> {
   return {
     [Codes.NO_QUORUM]: 'make the change without a majority of the members (a split generation is then possible)?',
+    [Codes.GENERATION_IN_DOUBT]: 'make the change over the changes in doubt (a split generation is possible if one of them was committed)?',
     ...(peer !== undefined ? { [Codes.UNKNOWN_PEER]: `add never-seen peer ${peer}?` } : {})
   }
 }
