@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises'
 import type { ReplicantClient } from '../../api/client.js'
 import type { FileView } from '../../api/types.js'
 import { renameDurably } from '../../core/durable.js'
+import { normalizePath } from '../../core/paths.js'
 import { bar, fmtBytes } from '../cli.js'
 
 export const DEFAULT_PARALLEL = 8
@@ -83,6 +84,7 @@ const under = (base: string, rel: string): string => base === '/' ? `/${rel}` : 
 /** `replicant put VOL LOCALDIR PATH`: LOCALDIR/a/b is stored at PATH/a/b. */
 export async function putTree (c: ReplicantClient, vol: string, localDir: string, path: string, parallel: number): Promise<TreeResult> {
   const started = Date.now()
+  if (path !== '/') normalizePath(path.endsWith('/') ? path.slice(0, -1) : path) // a bad PATH fails before any file goes
   let skippedCount = 0
   const skippedLines: string[] = []
   const items = await walk(localDir, (rel, why) => { skippedCount++; skippedLines.push(`skipped ${rel}: ${why}`) })
