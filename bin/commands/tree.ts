@@ -14,7 +14,8 @@ import { renameDurably } from '../../core/durable.js'
 import { normalizePath } from '../../core/paths.js'
 import { bar, fmtBytes } from '../cli.js'
 
-export const DEFAULT_PARALLEL = 8
+/** Files in flight: more of them share each group commit on the node (docs/ARCHITECTURE.md). */
+export const DEFAULT_PARALLEL = 16
 
 export interface TreeResult { files: number, bytes: number, failed: number, skipped: number, seconds: number }
 
