@@ -8,6 +8,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.BAD_REQUEST]: 400,
   [Codes.BAD_RANGE]: 416,
   [Codes.BAD_DUMP]: 400,
+  [Codes.BAD_ARCHIVE]: 400,
+  [Codes.UNSUPPORTED_ENTRY]: 400,
   [Codes.BAD_STATE]: 409,
   [Codes.BODY_TOO_LARGE]: 413,
   [Codes.FILE_TOO_LARGE]: 413,

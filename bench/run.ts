@@ -17,6 +17,7 @@ import { wannabe } from './wannabe.js'
 import { minicopy } from './minicopy.js'
 import { writeModes } from './write-modes.js'
 import { dumps } from './dumps.js'
+import { ingest } from './ingest.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -27,7 +28,8 @@ const SUITES: Suite[] = [
   wannabe,
   minicopy,
   writeModes,
-  dumps
+  dumps,
+  ingest
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
@@ -61,6 +63,7 @@ function usage (): string {
     '                   store-packs (default: level,files-sync-end,packs,store-packs; all with --full)',
     '  wannabe:         --reads N (reads during the copy; 0: the copy alone), --profile (both',
     '                   nodes under --cpu-prof, window add-replica -> steady)',
+    '  ingest:          --workload small|large (one of the two; default both)',
     '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
     '                   restore spend their time)'
   ].join('\n')

@@ -10,6 +10,10 @@
 
 /** Every point, where it is, and what a crash there must not break. */
 export const CRASH_POINTS = {
+  /** Group commit: the chunk store fsynced for a group, its level batch not written. */
+  'commit-synced': 'inside a group commit, before its batch is written',
+  /** Group commit: the group's batch written (durable), no caller answered yet. */
+  'commit-written': 'inside a group commit, after its batch, before the answers',
   /** GC: after the first batch of unreferenced chunks was deleted, before the rest. */
   'gc-sweep': 'inside a GC sweep',
   /** Repack: the live chunks copied and synced, their locations not switched yet. */

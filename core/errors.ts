@@ -13,6 +13,10 @@ export const Codes = {
   BAD_REQUEST: 'BAD_REQUEST',
   BAD_RANGE: 'BAD_RANGE',
   BAD_DUMP: 'BAD_DUMP',
+  /** A tar stream that does not parse (import). */
+  BAD_ARCHIVE: 'BAD_ARCHIVE',
+  /** A tar entry that is not a regular file or a directory (symlink, hard link, device, fifo). */
+  UNSUPPORTED_ENTRY: 'UNSUPPORTED_ENTRY',
   BAD_STATE: 'BAD_STATE',
   BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   FILE_TOO_LARGE: 'FILE_TOO_LARGE',

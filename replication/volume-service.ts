@@ -11,8 +11,10 @@ import { PathLocks } from './path-locks.js'
 
 /** Chunks written per unsynced batch during a put: bounds memory to about 4 MiB at 64 KiB chunks. */
 const PUT_BATCH_CHUNKS = 64
-/** Chunks read ahead of the consumer on a get. */
-const READ_AHEAD = 4
+/** Bytes of one read batch on a get: its chunks' locations in one look-up, adjacent ones in one read. */
+const READ_BATCH_BYTES = 2 * 1024 * 1024
+/** Batches read ahead of the consumer on a get. */
+const READ_AHEAD_BATCHES = 2
 
 export interface CreateVolumeOptions {
   name: string
@@ -162,27 +164,40 @@ export class VolumeService {
     const hashes: Uint8Array[] = []
     let size = 0
     let batch: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
-    const flush = async (): Promise<void> => {
+    // One batch is written while the next is received and hashed (at most two in memory).
+    let writing: Promise<void> | undefined
+    const write = async (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> => {
       // Chunks already stored are not rewritten: keep them from garbage collection until we
       // commit, marked before we look (a GC sweeping meanwhile then skips them).
-      this.store.touchChunks(batch.map(c => c.hash))
-      const have = await this.store.chunks.hasMany(batch.map(c => c.hash))
-      await this.store.chunks.putMany(batch.filter((_, i) => !have[i]))
+      this.store.touchChunks(chunks.map(c => c.hash))
+      const have = await this.store.chunks.hasMany(chunks.map(c => c.hash))
+      await this.store.chunks.putMany(chunks.filter((_, i) => !have[i]))
+    }
+    const flush = async (): Promise<void> => {
+      const chunks = batch
       batch = []
+      await writing
+      writing = write(chunks)
+      writing.catch(() => {}) // awaited at the next flush or at the end
     }
-    for await (const chunk of fixedChunks(source, vol.chunkSize)) {
-      opts.signal?.throwIfAborted()
-      const hash = sha256(chunk)
-      hashes.push(hash)
-      // A record's chunk list has a ceiling (it must cross the wire and sit in one index value).
-      if (hashes.length * 32 > MAX_CHUNK_LIST_BYTES) {
-        throw new ReplicantError(Codes.FILE_TOO_LARGE, `file over ${MAX_CHUNK_LIST_BYTES / 32} chunks of ${vol.chunkSize} bytes (${(MAX_CHUNK_LIST_BYTES / 32) * vol.chunkSize} bytes): too large for one record`, { path: p })
+    try {
+      for await (const chunk of fixedChunks(source, vol.chunkSize)) {
+        opts.signal?.throwIfAborted()
+        const hash = sha256(chunk)
+        hashes.push(hash)
+        // A record's chunk list has a ceiling (it must cross the wire and sit in one index value).
+        if (hashes.length * 32 > MAX_CHUNK_LIST_BYTES) {
+          throw new ReplicantError(Codes.FILE_TOO_LARGE, `file over ${MAX_CHUNK_LIST_BYTES / 32} chunks of ${vol.chunkSize} bytes (${(MAX_CHUNK_LIST_BYTES / 32) * vol.chunkSize} bytes): too large for one record`, { path: p })
+        }
+        size += chunk.byteLength
+        batch.push({ hash, bytes: chunk })
+        if (batch.length >= PUT_BATCH_CHUNKS) await flush()
       }
-      size += chunk.byteLength
-      batch.push({ hash, bytes: chunk })
-      if (batch.length >= PUT_BATCH_CHUNKS) await flush()
+      await flush()
+      await writing
+    } finally {
+      await writing?.catch(() => {})
     }
-    await flush()
     opts.signal?.throwIfAborted()
     const chunks = Buffer.concat(hashes)
     if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
@@ -221,24 +236,36 @@ export class VolumeService {
     if (rec.size === 0 || end < start) return
     const first = Math.floor(start / rec.chunkSize)
     const last = Math.floor(end / rec.chunkSize)
-    const inflight: Array<Promise<Uint8Array>> = []
+    const perBatch = Math.max(1, Math.floor(READ_BATCH_BYTES / rec.chunkSize))
+    // A batch: the held chunks in one look-up (adjacent ones in one read), the rest from the chunk source.
+    const load = async (from: number, to: number): Promise<Uint8Array[]> => {
+      const idx = Array.from({ length: to - from + 1 }, (_, k) => from + k)
+      const held = await this.store.chunks.getMany(idx.map(i => chunkHash(rec, i)))
+      return await Promise.all(idx.map(async (i, k) => held[k] ?? await this.chunkSource(vol, chunkHash(rec, i), chunkLength(rec, i), signal)))
+    }
+    const inflight: Array<{ from: number, chunks: Promise<Uint8Array[]> }> = []
     let next = first
     const fill = (): void => {
-      while (next <= last && inflight.length < READ_AHEAD) {
-        const p = this.chunkSource(vol, chunkHash(rec, next), chunkLength(rec, next), signal)
-        p.catch(() => {}) // surfaced when awaited below; avoid unhandled rejections meanwhile
-        inflight.push(p)
-        next++
+      while (next <= last && inflight.length < READ_AHEAD_BATCHES) {
+        const to = Math.min(last, next + perBatch - 1)
+        const chunks = load(next, to)
+        chunks.catch(() => {}) // surfaced when awaited below; avoid unhandled rejections meanwhile
+        inflight.push({ from: next, chunks })
+        next = to + 1
       }
     }
-    for (let i = first; i <= last; i++) {
+    while (inflight.length > 0 || next <= last) {
       signal?.throwIfAborted()
       fill()
-      const bytes = await inflight.shift()!
-      const chunkStart = i * rec.chunkSize
-      const from = Math.max(0, start - chunkStart)
-      const to = Math.min(bytes.byteLength, end - chunkStart + 1)
-      yield bytes.subarray(from, to)
+      const b = inflight.shift()!
+      const chunks = await b.chunks
+      fill()
+      for (const [k, bytes] of chunks.entries()) {
+        const chunkStart = (b.from + k) * rec.chunkSize
+        const from = Math.max(0, start - chunkStart)
+        const to = Math.min(bytes.byteLength, end - chunkStart + 1)
+        yield bytes.subarray(from, to)
+      }
     }
   }
 

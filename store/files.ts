@@ -1,28 +1,13 @@
 import { encode, decode, asFileRecord } from '../core/codec.js'
-import { hashHex } from '../core/hash.js'
-import { logger } from '../core/log.js'
-import { chunkHashes, type FileRecord, type NewFileRecord, type VolumeRecord } from '../core/records.js'
+import type { FileRecord } from '../core/records.js'
 import type { ChunkStore } from './chunk-store.js'
 import { ChangeCounts, type ChangeCause } from './change-counts.js'
 import type { PreparedWrites } from './prepared.js'
 import type { Volumes } from './volumes.js'
-import { SEP, END, refKey, versionKey, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
+import { GroupCommit, type CommitListener, type Decide } from './group-commit.js'
+import { SEP, END, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
 
-const log = logger('store')
-
-/** What a commit callback sees: current records (including earlier ones of the same commit). */
-export interface CommitContext {
-  volume: VolumeRecord
-  get: (path: string) => Promise<FileRecord | undefined>
-  /** Advance a peer's watermark in the same atomic batch as the records. */
-  setWatermark: (peerId: string, seq: number) => void
-  /** Record an `all`-mode transaction as committed, and drop its prepared record, in the same batch. */
-  settleTx: (txId: string) => void
-  /** Why the record at `path` is written (counted once the batch is written; default: the commit's cause). */
-  cause: (path: string, cause: ChangeCause) => void
-}
-
-export type CommitListener = (volume: VolumeRecord, records: FileRecord[]) => void
+export type { CommitContext, CommitListener } from './group-commit.js'
 
 /**
  * File records and the change log: the index of each volume. Every change goes through
@@ -31,20 +16,26 @@ export type CommitListener = (volume: VolumeRecord, records: FileRecord[]) => vo
 export class Files {
   /** Called after every commit that wrote file records (not for watermark-only commits). */
   readonly commitListeners = new Set<CommitListener>()
-  /** Work counters (tests assert on work done rather than time). */
-  readonly counters = { versionsSaved: 0 }
+  /** Work counters (tests assert on work done rather than time): groups written, commits in them. */
+  readonly counters = { versionsSaved: 0, groups: 0, groupedCommits: 0 }
   /** Local changes per volume by cause, since open (store/change-counts.ts). */
   readonly changes = new ChangeCounts()
   /** volumeSize's last answer per volume, valid while the volume's id and seq are the same. */
   private readonly sizes = new Map<string, { key: string, files: number, bytes: number }>()
+  private readonly group: GroupCommit
 
   constructor (
     private readonly ctx: StoreContext,
     private readonly volumes: Volumes,
     private readonly prepared: PreparedWrites,
     private readonly horizon: SnapshotHorizon,
-    private readonly chunks: ChunkStore
-  ) {}
+    chunks: ChunkStore
+  ) {
+    this.group = new GroupCommit({
+      ctx, volumes, prepared, horizon, chunks, getFile: async (v, p) => await this.getFile(v, p),
+      counters: this.counters, changes: this.changes, listeners: this.commitListeners
+    })
+  }
 
   async getFile (vol: string, path: string): Promise<FileRecord | undefined> {
     this.ctx.assertOpen()
@@ -94,94 +85,10 @@ export class Files {
    * the records to write; they get consecutive sequence numbers and land in one synced batch
    * with their change-log entries, reference counts, the volume's seq and dirty flag, and any
    * watermark set. Chunks they reference must already be in the chunk store: they are synced
-   * before the batch is written.
+   * before the batch is written. Concurrent commits share one batch (group-commit.ts).
    */
-  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, defaultCause: ChangeCause = 'write'): Promise<FileRecord[]> {
-    this.ctx.assertOpen()
-    return await this.ctx.mutex.run(async () => {
-      const { sub } = this.ctx
-      let volume = await this.volumes.requireVolume(volName)
-      const pending = new Map<string, FileRecord>()
-      const watermarkOps: Op[] = []
-      const causes = new Map<string, ChangeCause>()
-      const ctx: CommitContext = {
-        volume,
-        get: async (path) => pending.get(path) ?? await this.getFile(volName, path),
-        setWatermark: (peerId, seq) => {
-          watermarkOps.push({ type: 'put', key: `${volName}${SEP}${peerId}`, value: seq, sublevel: sub.watermarks })
-        },
-        settleTx: (txId) => { watermarkOps.push(...this.prepared.settleOps(volName, txId)) },
-        cause: (path, cause) => { causes.set(path, cause) }
-      }
-      const next = await decide(ctx)
-      if (next.length === 0 && watermarkOps.length === 0) return []
-      await this.chunks.sync()
-      const ops: Op[] = []
-      const refDelta = new Map<string, { hash: Uint8Array, delta: number }>()
-      const addRefs = (rec: FileRecord | undefined, sign: number): void => {
-        if (rec === undefined || rec.deleted) return
-        const seen = new Set<string>()
-        for (const h of chunkHashes(rec)) {
-          const hex = hashHex(h)
-          if (seen.has(hex)) continue
-          seen.add(hex)
-          const entry = refDelta.get(hex) ?? { hash: h, delta: 0 }
-          entry.delta += sign
-          refDelta.set(hex, entry)
-        }
-      }
-      const written: FileRecord[] = []
-      let seq = volume.seq
-      for (const n of next) {
-        const fromThisCommit = pending.has(n.path)
-        const current = await ctx.get(n.path)
-        if (current !== undefined) {
-          ops.push({ type: 'del', key: seqKey(volName, current.seq), sublevel: sub.changes })
-        }
-        const rec: FileRecord = { ...n, seq: ++seq }
-        if (current !== undefined && !fromThisCommit && current.seq <= this.horizon.of(volName)) {
-          // Copy-on-write: a snapshot still shows this version; keep it (and its chunk refs).
-          ops.push({ type: 'put', key: versionKey(volName, current.path, current.seq), value: encode({ rec: current, supersededAt: rec.seq }), sublevel: sub.versions })
-          this.counters.versionsSaved++
-        } else {
-          addRefs(current, -1)
-        }
-        addRefs(rec, +1)
-        pending.set(rec.path, rec)
-        written.push(rec)
-      }
-      // Only the last record for a path is kept; earlier ones of this commit were superseded.
-      const finals = new Map(written.map(r => [r.path, r]))
-      for (const rec of written) {
-        if (finals.get(rec.path) !== rec) ops.push({ type: 'del', key: seqKey(volName, rec.seq), sublevel: sub.changes })
-      }
-      for (const rec of finals.values()) {
-        ops.push({ type: 'put', key: `${volName}${SEP}${rec.path}`, value: encode(rec), sublevel: sub.files })
-        ops.push({ type: 'put', key: seqKey(volName, rec.seq), value: rec.path, sublevel: sub.changes })
-      }
-      const changed = [...refDelta.values()].filter(e => e.delta !== 0)
-      if (changed.length > 0) {
-        const keys = changed.map(e => refKey(e.hash, volName))
-        const counts = await sub.refs.getMany(keys)
-        changed.forEach((e, i) => {
-          const n = (counts[i] ?? 0) + e.delta
-          const key = keys[i]
-          ops.push(n > 0 ? { type: 'put', key, value: n, sublevel: sub.refs } : { type: 'del', key, sublevel: sub.refs })
-        })
-      }
-      volume = { ...volume, seq, dirty: true }
-      ops.push({ type: 'put', key: volName, value: encode(volume), sublevel: sub.volumes })
-      ops.push(...watermarkOps)
-      await this.ctx.write(ops)
-      const result = [...finals.values()]
-      for (const rec of result) this.changes.add(volName, causes.get(rec.path) ?? defaultCause)
-      if (result.length > 0) {
-        for (const listener of this.commitListeners) {
-          try { listener(volume, result) } catch (err) { log.error('commit listener failed: %O', err) }
-        }
-      }
-      return result
-    })
+  async commitFiles (volName: string, decide: Decide, defaultCause: ChangeCause = 'write'): Promise<FileRecord[]> {
+    return await this.group.commit(volName, decide, defaultCause)
   }
 
   /**

@@ -72,7 +72,7 @@ export class Store {
   /** Volumes whose dirty flag was found set when the store opened: they were not closed cleanly. */
   readonly foundDirty: string[] = []
   /** Work counters (tests assert on work done rather than time). */
-  readonly counters: { versionsSaved: number }
+  readonly counters: { versionsSaved: number, groups: number, groupedCommits: number }
   /** Called after every commit that wrote file records (not for watermark-only commits). */
   readonly commitListeners: Set<CommitListener>
   private readonly ctx: StoreContext

@@ -187,7 +187,8 @@ test('bad inputs exit non-zero with the error code on stderr, and change nothing
     ['put with empty segment', ['put', 'v', local.path, 'a//b'], 'BAD_PATH'],
     ['put with a bad mode', ['put', 'v', local.path, '/m', '--mode', 'rwx'], 'BAD_REQUEST'],
     ['put of a missing local file', ['put', 'v', join(work, 'absent'), '/a'], /ENOENT|no such file/i],
-    ['put of a directory', ['put', 'v', work, '/a'], /not a regular file/],
+    // A directory is stored as a tree (test/cli-tree.test.ts); its PATH is checked before any file goes.
+    ['put of a directory under a bad path', ['put', 'v', work, '/a/../b'], 'BAD_PATH'],
     ['get of a missing file', ['get', 'v', '/missing'], 'FILE_NOT_FOUND'],
     ['get -o of a missing file', ['get', 'v', '/missing', '-o', out], 'FILE_NOT_FOUND'],
     ['get -o into a missing directory', ['get', 'v', '/f', '-o', join(work, 'no', 'such', 'dir', 'x')], /^replicant: .*ENOENT/m],

@@ -7,12 +7,14 @@ import { InvalidInputError, Codes } from '../../core/errors.js'
 import { normalizePrefix } from '../../core/paths.js'
 import { fileView } from '../../replication/volume-service.js'
 import { parseRange } from '../http-range.js'
+import { archiveRoutes } from './archive.js'
 import { sendJson, sendJsonList, sendStream } from '../respond.js'
 import { decodeSegment, decodePath, intHeader, declaredLength } from '../validate.js'
 
 const FILE_ROUTE = /^\/v1\/volumes\/([^/]+)\/files\/(.+)$/
 
 export function fileRoutes (router: Router, node: FileAccess): void {
+  archiveRoutes(router, node)
   router.add('GET', /^\/v1\/volumes\/([^/]+)\/files$/, async (_req, res, [vol], url) => {
     const name = decodeSegment(vol)
     // Fail before the 200 header goes out: afterwards an error can only cut the connection.

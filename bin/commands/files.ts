@@ -6,6 +6,14 @@ import { pipeline } from 'node:stream/promises'
 import { type Cli, print, out } from '../cli.js'
 import type { FileView } from '../../api/types.js'
 import { InvalidInputError, Codes } from '../../core/errors.js'
+import { normalizePath } from '../../core/paths.js'
+import { DEFAULT_PARALLEL, putTree, getTree, treeSummary } from './tree.js'
+
+function parallelOf (v: string | undefined): number {
+  const n = v === undefined ? DEFAULT_PARALLEL : Number(v)
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidInputError(Codes.BAD_REQUEST, `--parallel '${v}': expected a whole number from 1 to 256`)
+  return n
+}
 
 /**
  * The one form of --range the CLI honours: a single `bytes=` range. Anything else (no unit,
@@ -20,14 +28,36 @@ export function checkRange (range: string | undefined): string | undefined {
   throw new InvalidInputError(Codes.BAD_RANGE, `--range '${range}': ${why}${hint}`)
 }
 
+/**
+ * The files under PATH when PATH names a directory (ends with `/`, or holds no file itself
+ * but has files under it); undefined for a file.
+ */
+async function directoryFiles (c: Awaited<ReturnType<Cli['client']>>, vol: string, path: string): Promise<{ base: string, files: FileView[] } | undefined> {
+  const dir = path === '/' || path === '' || path.endsWith('/')
+  const p = path === '/' || path === '' ? '/' : normalizePath(dir ? path.slice(0, -1) : path)
+  const base = p === '/' ? '/' : p + '/'
+  const { files } = await c.list(vol, dir ? base : p)
+  if (dir) return { base, files }
+  if (files.some(f => f.path === p)) return undefined
+  const under = files.filter(f => f.path.startsWith(base))
+  return under.length > 0 ? { base, files: under } : undefined
+}
+
 export function registerFileCommands (cli: Cli): void {
   const { program } = cli
   program.command('put <volume> <localfile> <path>')
-    .description('store LOCALFILE (or - for stdin) at PATH in VOLUME')
+    .description('store LOCALFILE (or - for stdin) at PATH in VOLUME; a directory is stored whole, LOCALFILE/a/b at PATH/a/b')
     .option('--mode <octal>', 'file mode (default: the local file\'s)')
-    .action(async (vol: string, local: string, path: string, opts: { mode?: string }) => {
+    .option('--parallel <n>', `files sent at once for a directory (default ${DEFAULT_PARALLEL})`)
+    .action(async (vol: string, local: string, path: string, opts: { mode?: string, parallel?: string }) => {
       const c = await cli.client()
       let rec: FileView
+      if (local !== '-' && (await stat(local)).isDirectory()) {
+        const r = await putTree(c, vol, local, path, parallelOf(opts.parallel))
+        out(treeSummary(`stored in ${vol}:${path}`, r))
+        if (r.failed > 0) process.exitCode = 1
+        return
+      }
       if (local === '-') {
         rec = await c.put(vol, path, process.stdin, { mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : undefined })
       } else {
@@ -41,13 +71,22 @@ export function registerFileCommands (cli: Cli): void {
     })
 
   program.command('get <volume> <path>')
-    .description('write the file at PATH in VOLUME to stdout or -o FILE')
-    .option('-o, --output <file>', 'write to FILE (atomically, via a temporary file)')
+    .description('write the file at PATH in VOLUME to stdout or -o FILE; a directory PATH is written under -o LOCALDIR')
+    .option('-o, --output <file>', 'write to FILE (atomically, via a temporary file), or the directory LOCALDIR')
     .option('--range <range>', 'HTTP byte range, e.g. bytes=0-1023')
     .option('--snapshot <name>', 'read the file as the snapshot NAME shows it')
-    .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string }) => {
+    .option('--parallel <n>', `files fetched at once for a directory (default ${DEFAULT_PARALLEL})`)
+    .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string, parallel?: string }) => {
       opts.range = checkRange(opts.range)
       const c = await cli.client()
+      const tree = opts.range === undefined && opts.snapshot === undefined ? await directoryFiles(c, vol, path) : undefined
+      if (tree !== undefined) {
+        if (opts.output === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, `${vol}:${path} is a directory: give -o LOCALDIR`)
+        const r = await getTree(c, vol, tree.base, opts.output, tree.files, parallelOf(opts.parallel))
+        out(treeSummary(`wrote ${vol}:${path} to ${opts.output}:`, r))
+        if (r.failed > 0) process.exitCode = 1
+        return
+      }
       if (opts.output === undefined) {
         await c.get(vol, path, process.stdout, { range: opts.range, snapshot: opts.snapshot })
         return

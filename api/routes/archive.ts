@@ -1,0 +1,32 @@
+/** Tar archives of a volume: `PUT|POST /v1/volumes/:vol/import?prefix=`, `GET /v1/volumes/:vol/export?prefix=`. */
+import type { Router } from '../router.js'
+import type { FileAccess } from '../node-api.js'
+import { normalizePrefix } from '../../core/paths.js'
+import { importTar, exportTar } from '../archive.js'
+import { sendJson, sendStream } from '../respond.js'
+import { decodeSegment } from '../validate.js'
+
+export function archiveRoutes (router: Router, node: FileAccess): void {
+  const importRoute = /^\/v1\/volumes\/([^/]+)\/import$/
+  const doImport = async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, vol: string, url: URL): Promise<void> => {
+    const name = decodeSegment(vol)
+    await node.volumes.volume(name)
+    const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
+    const controller = new AbortController()
+    req.once('aborted', () => controller.abort())
+    res.once('close', () => { if (!res.writableFinished) controller.abort() })
+    const result = await importTar(node.volumes, name, prefix, req, controller.signal)
+    sendJson(res, 200, result)
+  }
+  router.add('PUT', importRoute, async (req, res, [vol], url) => { await doImport(req, res, vol, url) })
+  router.add('POST', importRoute, async (req, res, [vol], url) => { await doImport(req, res, vol, url) })
+  router.add('GET', /^\/v1\/volumes\/([^/]+)\/export$/, async (_req, res, [vol], url) => {
+    const name = decodeSegment(vol)
+    await node.volumes.volume(name)
+    const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
+    const controller = new AbortController()
+    res.once('close', () => controller.abort())
+    const body = exportTar(node.volumes, name, prefix, controller.signal)
+    await sendStream(res, 200, { 'content-type': 'application/x-tar' }, (async function * () { yield * body })())
+  })
+}

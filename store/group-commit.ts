@@ -1,0 +1,245 @@
+/**
+ * Group commit: commits that arrive while a group is being made durable wait in a queue and
+ * go together into the next group, which takes the commit mutex once, runs each commit's
+ * `decide` in arrival order (each sees the records of the commits before it in the group),
+ * fsyncs the chunk store once and writes one synced level batch. Every caller is answered
+ * after that batch returned, never before (docs/ARCHITECTURE.md, "Group commit").
+ *
+ *   state of a commit   what holds it
+ *   queued              `queue`, waiting for the mutex (or for the group ahead to finish)
+ *   decided             its operations appended to the group's batch, not written
+ *   durable | failed    the batch written (answered with its records) or its decide or the
+ *                       batch failed (rejected; a failed decide leaves the others going)
+ */
+import { encode } from '../core/codec.js'
+import { ReplicantError, Codes } from '../core/errors.js'
+import { hashHex } from '../core/hash.js'
+import { logger } from '../core/log.js'
+import { crashPoint } from '../core/crash-points.js'
+import { chunkHashes, type FileRecord, type NewFileRecord, type VolumeRecord } from '../core/records.js'
+import type { ChunkStore } from './chunk-store.js'
+import type { ChangeCause, ChangeCounts } from './change-counts.js'
+import type { PreparedWrites } from './prepared.js'
+import type { Volumes } from './volumes.js'
+import { SEP, refKey, versionKey, seqKey, type StoreContext, type SnapshotHorizon, type Op } from './store-context.js'
+
+const log = logger('store')
+
+/** Most commits in one group (bounds the batch and the memory of one group). */
+export const MAX_GROUP_COMMITS = 256
+
+/** What a commit callback sees: current records (including earlier ones of the same commit). */
+export interface CommitContext {
+  volume: VolumeRecord
+  get: (path: string) => Promise<FileRecord | undefined>
+  /** Advance a peer's watermark in the same atomic batch as the records. */
+  setWatermark: (peerId: string, seq: number) => void
+  /** Record an `all`-mode transaction as committed, and drop its prepared record, in the same batch. */
+  settleTx: (txId: string) => void
+  /** Why the record at `path` is written (counted once the batch is written; default: the commit's cause). */
+  cause: (path: string, cause: ChangeCause) => void
+}
+
+export type CommitListener = (volume: VolumeRecord, records: FileRecord[]) => void
+
+export type Decide = (ctx: CommitContext) => Promise<NewFileRecord[]>
+
+interface Job {
+  volName: string
+  decide: Decide
+  cause: ChangeCause
+  resolve: (records: FileRecord[]) => void
+  reject: (err: unknown) => void
+}
+
+/** What the commits decided so far in a group change for those after them. */
+interface Group {
+  volumes: Map<string, VolumeRecord>
+  /** `vol \0 path` -> the newest record of the group. */
+  records: Map<string, FileRecord>
+  /** refKey hex -> the reference count after the group so far. */
+  refs: Map<string, number>
+  ops: Op[]
+  done: Array<{ job: Job, volume: VolumeRecord, result: FileRecord[], causes: Map<string, ChangeCause> }>
+}
+
+export interface GroupCommitDeps {
+  ctx: StoreContext
+  volumes: Volumes
+  prepared: PreparedWrites
+  horizon: SnapshotHorizon
+  chunks: ChunkStore
+  getFile: (vol: string, path: string) => Promise<FileRecord | undefined>
+  counters: { versionsSaved: number, groups: number, groupedCommits: number }
+  changes: ChangeCounts
+  listeners: Set<CommitListener>
+}
+
+export class GroupCommit {
+  private readonly queue: Job[] = []
+  private draining = false
+
+  constructor (private readonly d: GroupCommitDeps) {}
+
+  /** Queues a commit; resolves once the batch holding it is durable. */
+  async commit (volName: string, decide: Decide, cause: ChangeCause): Promise<FileRecord[]> {
+    this.d.ctx.assertOpen()
+    return await new Promise<FileRecord[]>((resolve, reject) => {
+      this.queue.push({ volName, decide, cause, resolve, reject })
+      this.drain()
+    })
+  }
+
+  /** One group at a time; the commits queued while it was written form the next one. */
+  private drain (): void {
+    if (this.draining) return
+    this.draining = true
+    void this.d.ctx.mutex.run(async () => {
+      const jobs = this.queue.splice(0, MAX_GROUP_COMMITS)
+      await this.runGroup(jobs)
+    }).finally(() => {
+      this.draining = false
+      if (this.queue.length > 0) this.drain()
+    })
+  }
+
+  /** Settles every job of the group; never throws. */
+  private async runGroup (jobs: Job[]): Promise<void> {
+    if (!this.d.ctx.isOpen) {
+      for (const j of jobs) j.reject(new ReplicantError(Codes.STORE_CLOSED, 'store is closed'))
+      return
+    }
+    const g: Group = { volumes: new Map(), records: new Map(), refs: new Map(), ops: [], done: [] }
+    for (const job of jobs) {
+      try {
+        await this.decideOne(g, job)
+      } catch (err) {
+        job.reject(err)
+      }
+    }
+    if (g.ops.length > 0) {
+      try {
+        // Chunk bytes (and their locations) before the records that name them.
+        await this.d.chunks.sync()
+        crashPoint('commit-synced')
+        await this.d.ctx.write(g.ops)
+        crashPoint('commit-written')
+      } catch (err) {
+        for (const e of g.done) e.job.reject(err)
+        return
+      }
+      this.d.counters.groups++
+      this.d.counters.groupedCommits += g.done.length
+    }
+    for (const e of g.done) {
+      for (const rec of e.result) this.d.changes.add(e.job.volName, e.causes.get(rec.path) ?? e.job.cause)
+      if (e.result.length > 0) {
+        for (const listener of this.d.listeners) {
+          try { listener(e.volume, e.result) } catch (err) { log.error('commit listener failed: %O', err) }
+        }
+      }
+      e.job.resolve(e.result)
+    }
+  }
+
+  /**
+   * Runs one commit's decide against the group so far and appends its operations. Nothing of
+   * the group changes unless it succeeds (a decide that throws fails alone).
+   */
+  private async decideOne (g: Group, job: Job): Promise<void> {
+    const { ctx, volumes, prepared, horizon } = this.d
+    const { sub } = ctx
+    const { volName } = job
+    let volume = g.volumes.get(volName) ?? await volumes.requireVolume(volName)
+    const mine = new Map<string, FileRecord>()
+    const extraOps: Op[] = []
+    const causes = new Map<string, ChangeCause>()
+    const get = async (path: string): Promise<FileRecord | undefined> =>
+      mine.get(path) ?? g.records.get(`${volName}${SEP}${path}`) ?? await this.d.getFile(volName, path)
+    const next = await job.decide({
+      volume,
+      get,
+      setWatermark: (peerId, seq) => {
+        extraOps.push({ type: 'put', key: `${volName}${SEP}${peerId}`, value: seq, sublevel: sub.watermarks })
+      },
+      settleTx: (txId) => { extraOps.push(...prepared.settleOps(volName, txId)) },
+      cause: (path, cause) => { causes.set(path, cause) }
+    })
+    if (next.length === 0 && extraOps.length === 0) {
+      g.done.push({ job, volume, result: [], causes })
+      return
+    }
+    const ops: Op[] = []
+    const refDelta = new Map<string, { hash: Uint8Array, delta: number }>()
+    const addRefs = (rec: FileRecord | undefined, sign: number): void => {
+      if (rec === undefined || rec.deleted) return
+      const seen = new Set<string>()
+      for (const h of chunkHashes(rec)) {
+        const hex = hashHex(h)
+        if (seen.has(hex)) continue
+        seen.add(hex)
+        const entry = refDelta.get(hex) ?? { hash: h, delta: 0 }
+        entry.delta += sign
+        refDelta.set(hex, entry)
+      }
+    }
+    const written: FileRecord[] = []
+    let seq = volume.seq
+    let versionsSaved = 0
+    for (const n of next) {
+      const fromThisCommit = mine.has(n.path)
+      const current = await get(n.path)
+      if (current !== undefined) {
+        ops.push({ type: 'del', key: seqKey(volName, current.seq), sublevel: sub.changes })
+      }
+      const rec: FileRecord = { ...n, seq: ++seq }
+      // A record of an earlier commit of this group has a seq above any snapshot's: no copy.
+      if (current !== undefined && !fromThisCommit && current.seq <= horizon.of(volName)) {
+        // Copy-on-write: a snapshot still shows this version; keep it (and its chunk refs).
+        ops.push({ type: 'put', key: versionKey(volName, current.path, current.seq), value: encode({ rec: current, supersededAt: rec.seq }), sublevel: sub.versions })
+        versionsSaved++
+      } else {
+        addRefs(current, -1)
+      }
+      addRefs(rec, +1)
+      mine.set(rec.path, rec)
+      written.push(rec)
+    }
+    // Only the last record for a path is kept; earlier ones of this commit were superseded.
+    const finals = new Map(written.map(r => [r.path, r]))
+    for (const rec of written) {
+      if (finals.get(rec.path) !== rec) ops.push({ type: 'del', key: seqKey(volName, rec.seq), sublevel: sub.changes })
+    }
+    for (const rec of finals.values()) {
+      ops.push({ type: 'put', key: `${volName}${SEP}${rec.path}`, value: encode(rec), sublevel: sub.files })
+      ops.push({ type: 'put', key: seqKey(volName, rec.seq), value: rec.path, sublevel: sub.changes })
+    }
+    const changed = [...refDelta.values()].filter(e => e.delta !== 0)
+    const refs = new Map<string, number>()
+    if (changed.length > 0) {
+      const keys = changed.map(e => refKey(e.hash, volName))
+      const hexes = keys.map(k => k.toString('hex'))
+      const unknown = keys.filter((_, i) => !g.refs.has(hexes[i]))
+      const stored = unknown.length > 0 ? await sub.refs.getMany(unknown) : []
+      let u = 0
+      changed.forEach((e, i) => {
+        const base = g.refs.has(hexes[i]) ? g.refs.get(hexes[i])! : (stored[u++] ?? 0)
+        const n = base + e.delta
+        refs.set(hexes[i], n)
+        const key = keys[i]
+        ops.push(n > 0 ? { type: 'put', key, value: n, sublevel: sub.refs } : { type: 'del', key, sublevel: sub.refs })
+      })
+    }
+    volume = { ...volume, seq, dirty: true }
+    // Within one batch a later put of the same key wins: the group's last volume record holds.
+    ops.push({ type: 'put', key: volName, value: encode(volume), sublevel: sub.volumes })
+    ops.push(...extraOps)
+    // Decided: from here on nothing can fail, so the group takes it.
+    g.volumes.set(volName, volume)
+    for (const rec of finals.values()) g.records.set(`${volName}${SEP}${rec.path}`, rec)
+    for (const [k, n] of refs) g.refs.set(k, n)
+    g.ops.push(...ops)
+    this.d.counters.versionsSaved += versionsSaved
+    g.done.push({ job, volume, result: [...finals.values()], causes })
+  }
+}
