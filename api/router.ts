@@ -56,5 +56,5 @@ export class Router {
 
 /** A route's pattern as a metrics label: `/v1/volumes/:param/files/*`. */
 export function routeLabel (pattern: RegExp): string {
-  return pattern.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\(\.\*\)/g, '*').replace(/\([^)]*\)/g, ':param').replace(/\\\//g, '/')
+  return pattern.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\(\.[*+]\)/g, '*').replace(/\([^)]*\)/g, ':param').replace(/\\\//g, '/')
 }
