@@ -7,7 +7,8 @@ import { normalizePath } from '../core/paths.js'
 import type {
   AddReplicaResult, AnnouncedVolume, BlockedList, CrashList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
   FileRemoved, FileView, GcResult, LinkList, LinkShape, MoveProgress, MoveResult, PeerList, RemoveReplicaResult,
-  RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeDropped, VolumeInfo, VolumeList
+  RestoreResult, SnapshotCreated, SnapshotDeleted, SnapshotList, StatusResponse, VolumeDropped, VolumeInfo, VolumeList,
+  ConflictList, ResolveResult, KeepChoice
 } from './types.js'
 
 export interface ClientPutOptions { mode?: number, mtime?: number, size?: number }
@@ -187,6 +188,37 @@ export class ReplicantClient {
   /** Lifts the block on `peers` (every block without arguments). */
   async unblock (peers?: string[]): Promise<BlockedList> { return await this.json('POST', '/v1/faults/unblock', peers === undefined ? {} : { peers }) }
 
+  async conflicts (volume: string): Promise<ConflictList> { return await this.json('GET', ReplicantClient.volumePath(volume, '/conflicts')) }
+  async resolve (volume: string, path: string, keep: KeepChoice): Promise<ResolveResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/conflicts/resolve'), { path, keep }) }
+  /** The Prometheus text of `GET /metrics`. */
+  async metrics (): Promise<string> { return await readText(await this.check(await this.send('GET', '/metrics'))) }
+
+  /** The node's server-sent events (`GET /v1/events`) until `signal` aborts or the node goes away; `since` replays kept events after that id. */
+  async * events (opts: { signal?: AbortSignal, since?: number, kinds?: string[] } = {}): AsyncGenerator<SseEvent> {
+    const q = new URLSearchParams({ ...(opts.since !== undefined ? { since: String(opts.since) } : {}), ...(opts.kinds !== undefined ? { kinds: opts.kinds.join(',') } : {}) })
+    const res = await this.check(await this.send('GET', `/v1/events${q.size > 0 ? `?${q.toString()}` : ''}`))
+    const stop = (): void => { res.destroy() }
+    opts.signal?.addEventListener('abort', stop, { once: true })
+    let buf = ''
+    try {
+      for await (const piece of res as AsyncIterable<Buffer>) {
+        buf += piece.toString('utf8')
+        let end: number
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, end)
+          buf = buf.slice(end + 2)
+          const e = parseSse(block)
+          if (e !== undefined) yield e
+        }
+      }
+    } catch (err) {
+      if (opts.signal?.aborted !== true) throw err
+    } finally {
+      opts.signal?.removeEventListener('abort', stop)
+      res.destroy()
+    }
+  }
+
   async remove (volume: string, path: string): Promise<FileRemoved> { return await this.json('DELETE', ReplicantClient.filePath(volume, path)) }
 
   async put (volume: string, path: string, body: Readable, opts: ClientPutOptions = {}): Promise<FileView> {
@@ -209,6 +241,26 @@ export class ReplicantClient {
     const q = opts.snapshot !== undefined ? `?snapshot=${encodeURIComponent(opts.snapshot)}` : ''
     return await this.check(await this.send('GET', ReplicantClient.filePath(volume, path) + q, { headers }))
   }
+}
+
+/** One server-sent event: its id, kind (`event:`) and JSON data. */
+export interface SseEvent { id: number | undefined, kind: string, data: Record<string, unknown> }
+
+function parseSse (block: string): SseEvent | undefined {
+  let id: number | undefined
+  let kind = 'message'
+  const data: string[] = []
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue
+    const colon = line.indexOf(':')
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+    if (field === 'id') id = Number(value)
+    else if (field === 'event') kind = value
+    else if (field === 'data') data.push(value)
+  }
+  if (data.length === 0) return undefined
+  return { id, kind, data: JSON.parse(data.join('\n')) as Record<string, unknown> }
 }
 
 export { Readable }

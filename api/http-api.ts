@@ -5,7 +5,7 @@ import { ReplicantError, Codes, isReplicantError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { httpStatusOf } from './error-status.js'
 import { sendJson } from './respond.js'
-import { Router, type Route } from './router.js'
+import { Router, routeLabel, type Route } from './router.js'
 import { ApiAccess } from './access.js'
 import type { ApiNode } from './node-api.js'
 import { statusRoutes } from './routes/status.js'
@@ -16,6 +16,9 @@ import { membershipRoutes } from './routes/membership.js'
 import { snapshotRoutes } from './routes/snapshots.js'
 import { adminRoutes } from './routes/admin.js'
 import { fileRoutes } from './routes/files.js'
+import { metricsRoutes } from './routes/metrics.js'
+import { eventRoutes } from './routes/events.js'
+import { conflictRoutes } from './routes/conflicts.js'
 
 export type { ApiNode } from './node-api.js'
 
@@ -30,6 +33,10 @@ export interface HttpApiOptions {
   tls?: { cert: string | Buffer, key: string | Buffer }
   /** A node started for testing: only then do the fault routes (/v1/faults/*) exist. */
   testing?: boolean
+  /** `GET /metrics` without the token (`--metrics-public`): for a Prometheus that cannot send one. */
+  metricsPublic?: boolean
+  /** Told of every answered request: its route (a pattern, never a path), method, status, seconds. */
+  observe?: (route: string, method: string, status: number, seconds: number) => void
 }
 
 /**
@@ -47,7 +54,10 @@ export class HttpApi {
     const handle = (req: IncomingMessage, res: ServerResponse): void => { void this.dispatch(req, res) }
     this.server = options.tls !== undefined ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle)
     statusPageRoutes(this.router, this.access, options.tls !== undefined)
+    metricsRoutes(this.router, node.ops, options.metricsPublic === true)
     statusRoutes(this.router, node)
+    eventRoutes(this.router, node.ops)
+    conflictRoutes(this.router, node.ops)
     // Without testing the fault routes answer NO_ROUTE, like any unknown route.
     if (options.testing === true) faultRoutes(this.router, node)
     volumeRoutes(this.router, node)
@@ -61,9 +71,15 @@ export class HttpApi {
   routes (): Route[] { return this.router.table() }
 
   private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const observe = this.options.observe
+    let route = 'unmatched'
+    if (observe !== undefined) {
+      const started = performance.now()
+      res.once('close', () => { observe(route, req.method ?? '?', res.statusCode, (performance.now() - started) / 1000) })
+    }
     try {
       this.access.checkHost(req)
-      await this.router.dispatch(req, res, (r) => { this.access.checkToken(r) })
+      await this.router.dispatch(req, res, (r) => { this.access.checkToken(r) }, (r) => { route = routeLabel(r.pattern) })
     } catch (err) {
       this.fail(req, res, err)
     }

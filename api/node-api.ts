@@ -7,6 +7,8 @@ import type { VolumeService } from '../replication/volume-service.js'
 import type { PeerView } from '../replication/peer-manager.js'
 import type { LinkFaults } from '../replication/link-faults.js'
 import type { VolumeRecord } from '../core/records.js'
+import type { NodeEvents } from '../core/events.js'
+import type { ConflictList, ResolveResult } from '../replication/conflicts.js'
 import type {
   AnnouncedVolume, CompactResult, GcResult, MoveProgress, MoveResult, StatusResponse, VolumeDropped, VolumeInfo
 } from './types.js'
@@ -71,5 +73,19 @@ export interface FaultControls {
   readonly links: Pick<LinkFaults, 'list' | 'set' | 'clear'>
 }
 
+/** The Prometheus text of this node's metrics (node/metrics.ts). */
+export interface MetricsSource { metrics (): Promise<{ contentType: string, body: string }> }
+
+/** The node's event stream (core/events.ts). */
+export interface EventsSource { readonly events: NodeEvents, readonly peerId: string }
+
+export interface ConflictAdmin {
+  conflicts (volume: string): Promise<ConflictList>
+  resolveConflict (volume: string, path: unknown, keep: unknown): Promise<ResolveResult>
+}
+
+/** The operator's view: metrics, events, conflicts (node/node-ops.ts). */
+export interface OpsSource { readonly ops: MetricsSource & EventsSource & ConflictAdmin }
+
 /** Everything the HTTP API serves: ReplicantNode is one. */
-export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & SnapshotAccess & GcAdmin & FaultControls
+export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & SnapshotAccess & GcAdmin & FaultControls & OpsSource

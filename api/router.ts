@@ -6,8 +6,8 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, params: string
 
 export interface RouteOptions {
   /**
-   * Answered without the API token (the Host check still applies). No route is public today;
-   * this is the hook for a metrics route opened by an explicit flag, or a status page's login.
+   * Answered without the API token (the Host check still applies): `GET /metrics` when the
+   * node runs with --metrics-public, and the status page's `/` (which checks the token itself).
    */
   public?: boolean
 }
@@ -31,7 +31,8 @@ export class Router {
     return this.routes.map(({ method, pattern, public: open }) => ({ method, pattern, public: open }))
   }
 
-  async dispatch (req: IncomingMessage, res: ServerResponse, authorize: Authorize): Promise<void> {
+  /** `onRoute` learns the route matched (before its handler runs), for the HTTP metrics. */
+  async dispatch (req: IncomingMessage, res: ServerResponse, authorize: Authorize, onRoute?: (r: Route) => void): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     // Match on the raw path: URL parsing folds `..` segments, which must reach validation instead.
     const rawPath = (req.url ?? '/').split('?')[0]
@@ -41,6 +42,7 @@ export class Router {
       if (m === null) continue
       allowed.push(r.method)
       if (r.method !== req.method) continue
+      onRoute?.(r)
       if (!r.public) authorize(req)
       await r.handler(req, res, m.slice(1), url)
       return
@@ -50,4 +52,9 @@ export class Router {
     if (allowed.length > 0) throw new ReplicantError(Codes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${rawPath}`, { allow: allowed })
     throw new NotFoundError(Codes.NO_ROUTE, `no route ${req.method} ${rawPath}`)
   }
+}
+
+/** A route's pattern as a metrics label: `/v1/volumes/:param/files/*`. */
+export function routeLabel (pattern: RegExp): string {
+  return pattern.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\(\.[*+]\)/g, '*').replace(/\([^)]*\)/g, ':param').replace(/\\\//g, '/')
 }

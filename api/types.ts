@@ -173,3 +173,6 @@ export interface LinkList { links: Record<string, LinkShape> }
 /** Crash points armed on this node, with the passes each still lets through (core/crash-points.ts). */
 export interface CrashList { crashes: Record<string, number> }
 export type FaultsResponse = BlockedList & LinkList & CrashList
+
+export type { Conflict, ConflictList, ConflictVersion, ResolveResult, KeepChoice } from '../replication/conflicts.js'
+export type { NodeEvent, NodeEventKind } from '../core/events.js'

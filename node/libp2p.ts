@@ -5,7 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { pskProtector } from './psk-protector.js'
-import type { PrivateKey, ConnectionGater, PeerId } from '@libp2p/interface'
+import type { PrivateKey, ConnectionGater, PeerId, Metrics, ComponentLogger } from '@libp2p/interface'
 
 export interface Libp2pOptions {
   privateKey: PrivateKey
@@ -13,6 +13,8 @@ export interface Libp2pOptions {
   connectionGater?: ConnectionGater
   /** A private swarm's 32-byte key (core/swarm-key.ts): only peers holding it connect. */
   swarmKey?: Uint8Array
+  /** libp2p's metrics (node/node-ops.ts createMetrics: @libp2p/prometheus-metrics on the node's registry). */
+  metrics?: (components: { logger: ComponentLogger }) => Metrics
 }
 
 /** A gater that refuses, in both directions, every peer in `blocked` (a mutable set, or any live predicate of that shape). */
@@ -41,6 +43,7 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     // at most 4 per peer, and only for members and joined peers).
     connectionManager: { maxPeerAddrsToDial: 4, maxParallelDials: 16, maxDialQueueLength: 128 },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
+    ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     // PSK v1 wraps the raw TCP connection before noise (node/psk-protector.ts): a peer without the key never gets a handshake.
     ...(opts.swarmKey !== undefined ? { connectionProtector: pskProtector(opts.swarmKey) } : {})
   })

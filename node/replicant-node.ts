@@ -30,6 +30,7 @@ import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } fro
 import { LinkFaults } from '../replication/link-faults.js'
 import { faultsOf, cutAfterCommit, type NodeFaults } from './node-faults.js'
 import { armFromEnv } from '../core/crash-points.js'
+import { NodeOps, createMetrics, type ObservabilityOptions, type NodeMetrics } from './node-ops.js'
 
 const log = logger('node')
 
@@ -37,7 +38,7 @@ export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js
 export type { NodeFaults } from './node-faults.js'
 
 /** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
-export interface NodeOptions extends ApiExposureOptions {
+export interface NodeOptions extends ApiExposureOptions, ObservabilityOptions {
   dataDir: string
   listen?: string[]
   /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
@@ -107,10 +108,14 @@ export class ReplicantNode {
   /** Live fault switches (tests and chaos runs flip them); inert unless `testing`. */
   readonly faults: NodeFaults
 
+  /** Metrics, events and conflicts (node/node-ops.ts): the API's OpsSource. */
+  readonly ops: NodeOps
+
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
 
-  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, limits: PeerLimits, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined) {
+  private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, limits: PeerLimits, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined, metrics: NodeMetrics) {
+    const ops = this.ops = new NodeOps(metrics, () => this)
     this.testing = opts.testing === true
     this.neverSeenAfterMs = opts.neverSeenAfterMs ?? DEFAULT_NEVER_SEEN_AFTER_MS
     // Faults exist only on a node started for testing; elsewhere the switches are inert.
@@ -141,18 +146,19 @@ export class ReplicantNode {
       preparedExpiryMs: opts.preparedExpiryMs,
       promiseMs: opts.promiseMs,
       ...(this.testing ? { afterCommit: async vol => { await cutAfterCommit(this.faults, this.peers, libp2p.peerId.toString(), vol) } } : {}),
-      faults: this.testing ? this.faults : {}
+      faults: this.testing ? this.faults : {},
+      telemetry: metrics
     })
     const sync = this.sync
     this.volumes = new VolumeService(store, libp2p.peerId.toString(), {
-      allModeWriter: async (vol, record) => await sync.allMode.write(vol, record),
+      allModeWriter: async (vol, record) => await ops.allModeWrite(vol, async () => await sync.allMode.write(vol, record)),
       offlineReason: volume => sync.states.offline.get(volume),
       // Reads of chunks this node lacks (a wannabe's) are fetched from the other members.
       chunkSource: async (vol, hash, _length, signal) => await sync.readChunk(vol, hash, signal)
     })
     // Built now, listening once the engine runs (start()).
     this.apiToken = api?.token
-    this.api = api === undefined ? undefined : new HttpApi(this, { testing: this.testing, token: api.token, allowedHosts: api.allowedHosts, ...(api.tls !== undefined ? { tls: api.tls } : {}) })
+    this.api = api === undefined ? undefined : new HttpApi(this, { testing: this.testing, token: api.token, allowedHosts: api.allowedHosts, metricsPublic: opts.metricsPublic, observe: (...a) => { metrics.http(...a) }, ...(api.tls !== undefined ? { tls: api.tls } : {}) })
   }
 
   get peerId (): string { return this.libp2p.peerId.toString() }
@@ -184,13 +190,15 @@ export class ReplicantNode {
       const blocked = new Set<string>()
       const limits = new PeerLimits(opts.limits)
       const listen = opts.listen ?? [...DEFAULTS.listen]
+      const { metrics, libp2pMetrics } = createMetrics(opts)
       // Refused both ways: the peers a test cut off, and the peers banned for going past their limits.
       const refused = { has: (peer: string) => blocked.has(peer) || limits.isBanned(peer) }
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}) }).catch((err: Error) => {
+      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}), ...(libp2pMetrics !== undefined ? { metrics: libp2pMetrics } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
-      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts, api, swarm?.fingerprint)
+      const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts, api, swarm?.fingerprint, metrics)
       await node.sync.start()
+      node.ops.start()
       await node.peers.start(opts.join ?? [])
       if (node.api !== undefined && api !== undefined) {
         node.apiUrl = (await node.api.listen(api.host, api.port)).url
@@ -215,6 +223,7 @@ export class ReplicantNode {
       await this.api?.close()
       if (this.api !== undefined) await removeApiInfo(this.dataDir)
       this.peers.stop()
+      this.ops.stop()
       await this.sync.stop()
       await this.libp2p.stop()
       await this.store.close()
@@ -354,6 +363,7 @@ export class ReplicantNode {
     if (body.repack !== undefined && typeof body.repack !== 'boolean') throw new InvalidInputError(Codes.BAD_REQUEST, 'repack must be true or false')
     const started = Date.now()
     const r = await this.store.collectGarbage({ ...(youngMs !== undefined ? { youngMs } : {}), repack: body.repack !== false })
+    this.ops.registry.gc(r.deleted, r.repack.bytesFreed)
     return { ...r, ms: Date.now() - started, disk: await this.diskUsage() }
   }
 

@@ -22,7 +22,7 @@ export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Ar
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
-export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, onServed, faults, gate)
   await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, onServed, faults, gate)
 }
@@ -71,7 +71,7 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
 /** Fault switches of the serving side (tests, topologies, chaos runs). */
 export interface ServeFaults { serveCorruptChunks?: boolean, links?: ReplyShaper }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
@@ -122,7 +122,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
         await faults?.links?.pass(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 64))
         if (binary) await framed.writeFrame(encodeChunksFrame(items))
         else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
-        onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0))
+        onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0), vol.name, data.reduce((n, d) => n + (d === undefined ? 0 : 1), 0))
         held.shift()?.()
       }
       await framed.write({ v: WIRE_VERSION, t: 'end' })

@@ -203,6 +203,7 @@ export class BackgroundCopy {
         wantMax: COPY_WANT_MAX,
         inFlight: Math.max(1, this.concurrency),
         counters: this.counters,
+        source: 'copy',
         // Readers first: while on-demand fetches wait, at most one copy want-list is sent at a time.
         yieldWhile: () => this.reader.active > 0
       })

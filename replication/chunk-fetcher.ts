@@ -7,6 +7,7 @@ import { hashHex } from '../store/chunk-store.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { VolumeRecord } from '../core/records.js'
+import type { TransferSink, TransferSource } from '../core/telemetry.js'
 
 const log = logger('fetch')
 
@@ -23,6 +24,8 @@ export interface FetchOptions {
   inFlight?: number
   /** Extra counters to add this fetch's traffic to (on-demand, background copy, ...). */
   counters?: FetchCounters
+  /** What this fetch is for, in metrics (default pull). */
+  source?: TransferSource
   /**
    * Background work: while this returns true (readers are waiting), no new want-list is sent
    * except by one worker, and that one only after waiting up to YIELD_MAX_MS; so at most one
@@ -52,7 +55,7 @@ export class ChunkFetcher {
   private readonly badByPeer = new Map<string, number>()
   private readonly shunnedUntil = new Map<string, number>()
 
-  constructor (private readonly libp2p: Libp2p, private readonly store: Store) {}
+  constructor (private readonly libp2p: Libp2p, private readonly store: Store, readonly sink?: TransferSink) {}
 
   /** Clears a peer's record of bad chunks (an operator who fixed it, or a test). */
   forgive (peer: string): void {
@@ -134,6 +137,7 @@ export class ChunkFetcher {
           c.chunksReceived++
           c.bytesReceived += item.bytes.byteLength
         }
+        this.sink?.received(vol.name, opts.source ?? 'pull', item.bytes.byteLength)
         if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {

@@ -67,6 +67,7 @@ export class OnDemandReader {
     // reachable) runs its finally synchronously, and a delete before the insert left the
     // rejected entry in the map for good (every later read failed at once, `active` stuck > 0).
     this.inflight.set(key, entry)
+    const t0 = performance.now()
     entry.promise = (async () => {
       try {
         const sources = this.sources(vol)
@@ -74,7 +75,7 @@ export class OnDemandReader {
           throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`,
             { chunk: hashHex(hash), tried: [] })
         }
-        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters })
+        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand' })
         const bytes = await this.store.chunks.get(hash)
         if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`)
         return bytes
@@ -84,6 +85,7 @@ export class OnDemandReader {
       }
     })()
     entry.promise.catch(() => {}) // surfaced to every waiter
+    entry.promise.then(() => { this.fetcher.sink?.onDemandRead(vol.name, (performance.now() - t0) / 1000, true) }, () => { this.fetcher.sink?.onDemandRead(vol.name, (performance.now() - t0) / 1000, false) })
     return entry
   }
 }

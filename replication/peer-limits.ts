@@ -110,6 +110,8 @@ export class PeerLimits implements RequestGate {
   private readonly peers = new Map<string, PeerEntry>()
   private readonly bans = new Map<string, Ban>()
   private deps: LimitDeps | undefined
+  /** Since start: requests refused (THROTTLED) and bans imposed (the metrics count them). */
+  readonly totals = { refused: 0, bans: 0 }
 
   constructor (opts: Partial<LimitOptions> = {}) {
     this.opts = { ...DEFAULT_LIMITS, ...opts }
@@ -250,6 +252,7 @@ export class PeerLimits implements RequestGate {
     if (e.throttledSince === undefined || now - (e.lastRefusal ?? 0) > LISTED_MS) e.throttledSince = now
     e.lastRefusal = now
     e.refused++
+    this.totals.refused++
     e.reason = reason
     this.strike(peer, e, reason)
     return new ThrottledError(`peer ${peer} throttled: ${reason}`)
@@ -267,6 +270,7 @@ export class PeerLimits implements RequestGate {
   private ban (peer: string, reason: string, now: number): void {
     const prev = this.bans.get(peer)
     const bans = (prev?.bans ?? 0) + 1
+    this.totals.bans++
     const ms = Math.min(this.opts.maxBanMs, this.opts.banMs * 2 ** (bans - 1))
     this.bans.delete(peer)
     if (this.bans.size >= this.opts.maxBanned) {

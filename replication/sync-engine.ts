@@ -22,6 +22,7 @@ import { RemoteViews } from './remote-views.js'
 import { Decisions } from './decisions.js'
 import { verifyChunks } from './chunk-verify.js'
 import type { VolumeRecord } from '../core/records.js'
+import type { TransferSink } from '../core/telemetry.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
@@ -75,6 +76,7 @@ export interface EngineOptions extends MembershipOptions, AllModeOptions {
   readTimeoutMs?: number
   /** Want-lists in flight for the background copy of a wannabe. */
   copyConcurrency?: number
+  telemetry?: TransferSink // where chunk traffic is counted for metrics (node/metrics.ts)
 }
 
 /**
@@ -117,7 +119,7 @@ export class SyncEngine {
     this.gate = opts.gate
     this.selfId = libp2p.peerId.toString()
     const states = this.states = new MemberStates(store)
-    this.fetcher = new ChunkFetcher(libp2p, store)
+    this.fetcher = new ChunkFetcher(libp2p, store, opts.telemetry)
     this.reader = new OnDemandReader(store, this.fetcher, vol => this.sources(vol), opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS)
     this.copy = new BackgroundCopy(store, this.fetcher, this.reader, vol => this.sources(vol), vol => states.isCaughtUp(vol) || states.repairing.has(vol),
       async vol => { await this.becomeSteady(vol) }, opts.copyConcurrency ?? 4, vol => states.repairing.has(vol))
@@ -243,8 +245,8 @@ export class SyncEngine {
       indexComplete: (vol: VolumeRecord) => this.states.indexComplete(vol)
     }
     await registerIndexHandler(this.libp2p, index, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
-    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), undefined, this.faults, this.gate)
-    await registerNotifyHandler(this.libp2p, (peer, notice) => { this.onNotice(peer, notice) }, this.gate)
+    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), (_peer, bytes, vol, chunks) => { this.fetcher.sink?.sent(vol, bytes, chunks) }, this.faults, this.gate)
+    await registerNotifyHandler(this.libp2p, (peer, notice: Notice) => { this.notices.received(peer, notice) }, this.gate)
     await registerControlHandler(this.libp2p, {
       // Peer exchange is for members: a stranger learns no address (peer-manager.ts).
       locate: async (peer, peers) => await this.peers.locate(peers, peer),
@@ -257,9 +259,7 @@ export class SyncEngine {
     await this.allMode.start()
     this.store.commitListeners.add((vol) => { this.notices.announceSeq(vol.name) })
     // Stamped before the greeting asks for fresh heads: heads heard before it are stale.
-    this.libp2p.addEventListener('peer:connect', (evt) => { this.remotes.connected(evt.detail.toString()) })
-    this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.greet(evt.detail.toString()) })
-    this.libp2p.addEventListener('peer:connect', (evt) => { void this.membership.grants.greet(evt.detail.toString()) })
+    this.libp2p.addEventListener('peer:connect', (evt) => { const p = evt.detail.toString(); this.remotes.connected(p); void this.membership.greet(p); void this.membership.grants.greet(p) })
     this.safetyTimer = setInterval(() => { void this.pulls.pullAllConnected() }, SAFETY_PULL_MS)
     this.safetyTimer.unref()
     for (const vol of await this.store.listVolumes()) {
@@ -298,10 +298,6 @@ export class SyncEngine {
     await this.pulls.settle()
     await this.copy.settled()
     await Promise.allSettled([...this.merging.values()])
-  }
-
-  private onNotice (peer: string, notice: Notice): void {
-    this.notices.received(peer, notice)
   }
 
   /** Pulls `peer`'s changes of `volume` (pulls.ts). */
@@ -389,6 +385,11 @@ export class SyncEngine {
   }
 
   /** This node's state of a volume as status shows it (member-state.ts). */
+  /** A member's state and connection as known here, without reading the store (node/node-events.ts polls it). */
+  memberStateOf (vol: VolumeRecord, m: string): { state: string | null, connected: boolean } {
+    return m === this.selfId ? { state: this.localState(vol), connected: true } : this.peers.isConnected(m) ? { state: this.remotes.stateOf(vol.name, m)?.state ?? null, connected: true } : { state: 'offline', connected: false }
+  }
+
   localState (vol: VolumeRecord): VolumeMemberState {
     return this.states.shown(vol, this.pulls.catchingUp(vol.name))
   }

@@ -14,7 +14,7 @@ import { connect } from 'node:net'
 import { HttpApi, type ApiNode } from '../api/http-api.js'
 import { API_TOKEN_FILE } from '../api/api-token.js'
 import { ApiAccess, MAX_AUTH_FAILURES, MAX_TRACKED_CLIENTS } from '../api/access.js'
-import type { IncomingMessage } from 'node:http'
+import { get as httpGet, type IncomingMessage } from 'node:http'
 import type { Route } from '../api/router.js'
 import { startNode, httpRequest, runCli, spawnNodeProcess, tmpDir, type HttpResult } from './helpers.js'
 
@@ -35,6 +35,14 @@ function samplePath (r: Route): string {
 /** Every route a node started for testing answers (fault routes included). */
 function routeTable (): Route[] {
   return new HttpApi({} as unknown as ApiNode, { token: 'x'.repeat(32), testing: true }).routes()
+}
+
+/** The status of a GET whose body never ends (an event stream): read the status line, then hang up. */
+async function streamStatus (url: string, path: string, token: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const req = httpGet(new URL(path, url), { headers: { authorization: `Bearer ${token}` } }, res => { resolve(res.statusCode ?? 0); req.destroy() })
+    req.once('error', reject)
+  })
 }
 
 function assertRefused (t: ExecutionContext, res: HttpResult, status: number, code: string, label: string): void {
@@ -63,6 +71,8 @@ test('every route refuses a missing and a wrong token (401) and a foreign Host (
     // The right token, but a name that is not this node's: a page that rebound its DNS name to 127.0.0.1.
     assertRefused(t, await httpRequest(url, { ...base, headers: { host: `rebind.example:${port}` } }), 403, 'HOST_REFUSED', `${label} with a foreign Host`)
     if (r.method === 'HEAD') continue // no body to read a code from
+    // The event stream never ends by itself: its status line is the answer.
+    if (label === 'GET /v1/events') { t.is(await streamStatus(url, base.path, node.apiToken!), 200, label); continue }
     const ok = await httpRequest(url, base)
     t.false([401, 403, 415, 429].includes(ok.status), `${label} with the token: answered by the route (${ok.status} ${ok.body.toString().slice(0, 120)})`)
   }
@@ -158,8 +168,13 @@ test('the status page hook: GET /?token= sets an HttpOnly SameSite=Strict cookie
   const pair = cookie.split(';')[0]
   t.is((await httpRequest(url, { path: '/v1/status', token: null, headers: { cookie: `other=1; ${pair}` } })).status, 200)
   assertRefused(t, await httpRequest(url, { path: '/v1/status', token: null, headers: { cookie: `replicant_token=${WRONG}` } }), 401, 'UNAUTHORIZED', 'wrong cookie')
-  // The page itself is a later issue.
-  assertRefused(t, await httpRequest(url, { path: '/', token: null, headers: { cookie: pair } }), 404, 'NO_ROUTE', 'no page yet')
+  // The page itself, with the cookie alone; framing and foreign scripts refused by its headers.
+  const page = await httpRequest(url, { path: '/', token: null, headers: { cookie: pair } })
+  t.is(page.status, 200)
+  t.regex(String(page.headers['content-type']), /^text\/html/)
+  t.regex(String(page.headers['content-security-policy']), /script-src 'sha256-[^']+'; .*frame-ancestors 'none'/)
+  t.regex(page.body.toString(), /EventSource\('\/v1\/events/)
+  assertRefused(t, await httpRequest(url, { path: '/', token: null }), 401, 'UNAUTHORIZED', 'no page without the cookie')
 })
 
 test('init makes the token (mode 0600, no temp file left); api-token prints it; a start recreates a missing one', async t => {

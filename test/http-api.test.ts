@@ -377,7 +377,6 @@ const badCases: BadCase[] = [
   { name: 'method: PATCH on a file', method: 'PATCH', path: '/v1/volumes/v/files/keep/b.txt', body: 'x', status: 405, code: 'METHOD_NOT_ALLOWED' },
   { name: 'route: unknown', path: '/v2/status', status: 404, code: 'NO_ROUTE' },
   { name: 'route: files with trailing slash', path: '/v1/volumes/v/files/', status: 404, code: 'NO_ROUTE' },
-  { name: 'route: root', path: '/', status: 404, code: 'NO_ROUTE' }
 ]
 
 test('every bad input gets the right status and error code, and the store stays intact (also across a restart)', async t => {

@@ -10,11 +10,13 @@ import type { CopyOffer } from '../../replication/membership.js'
 import { type Cli, out, fmtBytes, collect } from '../cli.js'
 import { parseDurationMs } from '../../replication/never-seen.js'
 import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volume-acceptance.js'
+import { LOG_FORMATS, useLogFormat, jsonLogLine, type LogFormat } from '../../core/log.js'
 
 interface StartOptions {
   listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
   discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number,
-  apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[], swarmKey?: string
+  apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[], swarmKey?: string,
+  metricsPublic?: boolean, libp2pMetrics: boolean, logFormat: LogFormat
 }
 
 /** `start --confirm-copy`: each full copy waits for a y/n line on stdin, one question at a time. */
@@ -48,6 +50,8 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ? () => Promise.resolve(false)
     : opts.confirmCopy === true ? confirmOnStdin() : undefined
   if ((opts.apiTlsCert === undefined) !== (opts.apiTlsKey === undefined)) throw new Error('--api-tls-cert and --api-tls-key go together')
+  useLogFormat(opts.logFormat)
+  const say = opts.logFormat === 'json' ? (line: string) => { out(jsonLogLine('replicant:node', [line])) } : out
   const { ReplicantNode } = await import('../../node/replicant-node.js')
   ;(await import('../../node/data-dir.js')).privateUmask() // this process is the node: what level writes is 0600 too
   const node = await ReplicantNode.start({
@@ -69,20 +73,24 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(opts.testing === true ? { testing: true } : {}),
     ...(opts.packTarget !== undefined ? { packTargetBytes: opts.packTarget } : {}),
     ...(opts.swarmKey !== undefined ? { swarmKeyFile: opts.swarmKey } : {}),
-    report: (line) => { out(line) }
+    ...(opts.metricsPublic === true ? { metricsPublic: true } : {}),
+    ...(!opts.libp2pMetrics ? { libp2pMetrics: false } : {}),
+    report: (line) => { say(line) }
   })
-  out(`replicant ${VERSION} node started\npeer id: ${node.peerId}`)
-  if (node.swarmKeyFingerprint !== undefined) out(`private swarm: key fingerprint ${node.swarmKeyFingerprint}`)
-  for (const ma of node.multiaddrs()) out(`listening: ${ma}`)
-  out(`api: ${node.apiUrl}`)
+  say(`replicant ${VERSION} node started`)
+  say(`peer id: ${node.peerId}`)
+  if (node.swarmKeyFingerprint !== undefined) say(`private swarm: key fingerprint ${node.swarmKeyFingerprint}`)
+  for (const ma of node.multiaddrs()) say(`listening: ${ma}`)
+  say(`api: ${node.apiUrl}`)
+  if (node.apiUrl !== undefined) say(`status page: ${node.apiUrl}/?token=TOKEN (TOKEN: \`replicant api-token\`); metrics: ${node.apiUrl}/metrics`)
   if (node.store.foundDirty.length > 0) {
-    out(`warning: volumes not shut down cleanly: ${node.store.foundDirty.join(', ')}`)
+    say(`warning: volumes not shut down cleanly: ${node.store.foundDirty.join(', ')}`)
   }
   let stopping = false
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    out(`${signal}: stopping`)
+    say(`${signal}: stopping`)
     node.stop().then(() => process.exit(0), (err) => { process.stderr.write(`stop failed: ${String(err)}\n`); process.exit(1) })
   }
   process.on('SIGINT', () => shutdown('SIGINT'))
@@ -138,5 +146,8 @@ export function registerNodeCommands (cli: Cli): void {
     .option('--pack-target <bytes>', 'size at which a chunk pack file is closed and a new one started (default 64 MiB; chaos runs use small packs so repacks happen)', (v) => { const n = Number(v); if (!Number.isInteger(n) || n < 65536) throw new InvalidArgumentError('--pack-target takes an integer of at least 65536'); return n })
     .option('--swarm-key <file>', 'a private swarm: only peers started with the same key file connect (make one with `replicant swarm-key generate > swarm.key`)')
     .option('--testing', 'a node for tests and chaos runs: enables the fault routes (/v1/faults/*) and REPLICANT_FAULTS')
+    .option('--metrics-public', 'answer GET /metrics without the API token (for a Prometheus that cannot send one; the Host check still applies)')
+    .option('--no-libp2p-metrics', 'leave libp2p\'s own metrics out of GET /metrics')
+    .addOption(new Option('--log-format <format>', 'debug log lines (DEBUG=replicant:*) as text, or one JSON object per line').choices(LOG_FORMATS).default('text'))
     .action(async (opts: StartOptions) => { await start(cli, opts) })
 }

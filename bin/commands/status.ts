@@ -1,6 +1,7 @@
 /** `replicant peers` and `replicant status`: what a running node knows, for people and (--json) scripts. */
 import { type Cli, print, out, fmtBytes, copyLine } from '../cli.js'
 import type { MemberView, StatusResponse, VolumeInfo } from '../../api/types.js'
+import type { ReplicantClient } from '../../api/client.js'
 
 /** A member's lag, both ways, and when it was last in sync: seqs are per member, so not comparable. */
 function lagText (m: MemberView): string {
@@ -50,6 +51,44 @@ function statusLines (s: StatusResponse): string[] {
     ...(s.throttledPeers ?? []).map(p => `${p.banned ? 'banned' : 'throttled'} peer ${p.peer} (${Math.round((Date.now() - p.since) / 1000)}s ago): ${p.reason}; ${p.refused} refused, ${p.admitted} admitted${p.bannedUntil !== undefined ? `; refused until ${new Date(p.bannedUntil).toISOString()}` : ''}`)]
 }
 
+/** Redraw delay after an event: a burst (a write seen by every member) is one redraw. */
+const REDRAW_MS = 200
+
+/** `status --watch`: the status again after each burst of events; reconnects when the stream breaks. */
+async function watch (client: ReplicantClient, json: boolean): Promise<void> {
+  const stop = new AbortController()
+  process.once('SIGINT', () => { stop.abort() })
+  const tty = process.stdout.isTTY === true
+  let timer: NodeJS.Timeout | undefined
+  let drawing = Promise.resolve()
+  const draw = async (): Promise<void> => {
+    const s = await client.status()
+    if (json) out(JSON.stringify(s))
+    else if (tty) process.stdout.write(`\x1b[H\x1b[2J${statusLines(s).join('\n')}\n\n(watching ${client.baseUrl}; Ctrl-C ends)\n`)
+    else out(`${statusLines(s).join('\n')}\n--- ${new Date().toISOString()}`)
+  }
+  const later = (): void => {
+    if (timer !== undefined) return
+    timer = setTimeout(() => { timer = undefined; drawing = drawing.then(draw).catch((err: Error) => { process.stderr.write(`replicant: ${err.message}\n`) }) }, REDRAW_MS)
+  }
+  let since: number | undefined
+  while (!stop.signal.aborted) {
+    try {
+      await draw()
+      for await (const e of client.events({ signal: stop.signal, ...(since !== undefined ? { since } : {}) })) {
+        if (e.id !== undefined && e.kind !== 'hello') since = e.id
+        if (e.kind !== 'hello') later()
+      }
+    } catch (err) {
+      if (stop.signal.aborted) break
+      process.stderr.write(`replicant: ${(err as Error).message}; retrying\n`)
+    }
+    if (!stop.signal.aborted) await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+  clearTimeout(timer)
+  await drawing
+}
+
 export function registerStatusCommands (cli: Cli): void {
   cli.program.command('peers')
     .description('connected and known peers')
@@ -63,8 +102,11 @@ export function registerStatusCommands (cli: Cli): void {
   cli.program.command('status')
     .description('node, volumes and members')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const s = await (await cli.client()).status()
+    .option('--watch', 'redraw on every change, from the node\'s event stream (Ctrl-C ends); with --json, one status object per line')
+    .action(async (opts: { json?: boolean, watch?: boolean }) => {
+      const client = await cli.client()
+      if (opts.watch === true) return await watch(client, opts.json === true)
+      const s = await client.status()
       if (opts.json === true) return print(s)
       out(statusLines(s).join('\n'))
     })

@@ -1,0 +1,92 @@
+import '../core/polyfill.js'
+import test from 'ava'
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { startNode, waitFor, clientOf } from './helpers.js'
+import { Readable } from 'node:stream'
+
+/** Debian's chromium (`.ci/run` installs it); playwright-core drives it, downloading no browser. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+/** Where a failing run leaves its screenshot (and REPLICANT_SCREENSHOT, if set, the one of a passing run). */
+const SHOTS = process.env.REPLICANT_TEST_ARTIFACTS ?? join(tmpdir(), 'replicant-test-artifacts')
+
+async function launch (): Promise<Browser> {
+  // Root in CI: Chromium's sandbox needs an unprivileged user namespace, which containers often lack.
+  return await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+}
+
+test('the status page shows a two-node volume live: a write and a member going down show within 2 s, with no console error', async t => {
+  t.timeout(120_000)
+  if (!existsSync(CHROMIUM)) { t.fail(`no chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`); return }
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'pg', replicas: [b.peerId] })
+  await waitFor(async () => (await b.store.getVolume('pg')) !== undefined ? true : undefined)
+
+  const browser = await launch()
+  t.teardown(async () => { await browser.close() })
+  const page: Page = await (await browser.newContext()).newPage()
+  const problems: string[] = []
+  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
+  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  page.on('requestfailed', r => { if (!r.url().includes('/v1/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`) })
+
+  const shot = async (name: string): Promise<string> => {
+    await mkdir(SHOTS, { recursive: true })
+    const path = join(SHOTS, name)
+    await page.screenshot({ path, fullPage: true })
+    return path
+  }
+  try {
+    // The token goes in once; the page then lives on the HttpOnly cookie.
+    const res = await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
+    t.is(res?.status(), 200)
+    t.is(new URL(page.url()).search, '', 'the token left the address bar')
+    const cookies = await page.context().cookies()
+    t.true(cookies.some(c => c.name === 'replicant_token' && c.httpOnly && c.sameSite === 'Strict'))
+    t.false(String(await page.evaluate('document.cookie')).includes('replicant_token'), 'the script cannot read the token')
+
+    const vol = page.locator('[data-volume="pg"]')
+    await vol.waitFor({ timeout: 5_000 })
+    await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5_000 })
+    t.is(await vol.locator('[data-member]').count(), 2, 'both members drawn')
+    t.is(await vol.locator(`[data-member="${a.peerId}"]`).getAttribute('data-state'), 'steady')
+    await vol.locator(`[data-member="${b.peerId}"][data-connected="true"]`).waitFor({ timeout: 5_000 })
+    t.is(await vol.getAttribute('data-files'), '0')
+
+    // A write shows within 2 s, without a reload.
+    const data = Buffer.from('written while the page watches')
+    await clientOf(a).put('pg', '/live.txt', Readable.from([data]), { size: data.byteLength })
+    const wrote = Date.now()
+    await page.locator('[data-volume="pg"][data-files="1"]').waitFor({ timeout: 2_000 })
+    t.log(`write shown after ${Date.now() - wrote} ms`)
+    await page.locator('#events li[data-kind="change"]').first().waitFor({ timeout: 2_000 })
+
+    // A member going down shows within 2 s.
+    if (process.env.REPLICANT_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.REPLICANT_SCREENSHOT, fullPage: true })
+    await b.stop()
+    const down = Date.now()
+    await page.locator(`[data-volume="pg"] [data-member="${b.peerId}"][data-connected="false"]`).waitFor({ timeout: 2_000 })
+    t.log(`member down shown after ${Date.now() - down} ms`)
+    await page.locator(`#peers tr[data-peer="${b.peerId}"]`, { hasText: 'not connected' }).waitFor({ timeout: 2_000 })
+    if (process.env.REPLICANT_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.REPLICANT_SCREENSHOT.replace(/\.png$/, '-down.png'), fullPage: true })
+    t.deepEqual(problems, [], 'no console error')
+  } catch (err) {
+    t.log(`screenshot: ${await shot('status-page-failure.png')}`)
+    throw err
+  }
+})
+
+test('the status page needs the token: without it, 401 and no page', async t => {
+  if (!existsSync(CHROMIUM)) { t.fail(`no chromium at ${CHROMIUM}`); return }
+  const a = await startNode(t)
+  const browser = await launch()
+  t.teardown(async () => { await browser.close() })
+  const page = await (await browser.newContext()).newPage()
+  t.is((await page.goto(`${a.apiUrl!}/`))?.status(), 401)
+  t.is((await page.goto(`${a.apiUrl!}/?token=wrong`))?.status(), 401)
+  t.deepEqual(await page.context().cookies(), [], 'no cookie for a wrong token')
+})
