@@ -16,6 +16,7 @@ import { membershipRoutes } from './routes/membership.js'
 import { snapshotRoutes } from './routes/snapshots.js'
 import { adminRoutes } from './routes/admin.js'
 import { fileRoutes } from './routes/files.js'
+import { davRoutes } from './dav/dav-routes.js'
 
 export type { ApiNode } from './node-api.js'
 
@@ -55,6 +56,8 @@ export class HttpApi {
     snapshotRoutes(this.router, node)
     adminRoutes(this.router, node)
     fileRoutes(this.router, node)
+    // WebDAV at /dav/VOLUME/ (api/dav/): checks the token itself, Basic included.
+    davRoutes(this.router, this.access, node)
   }
 
   /** Every route this API answers (tests check each one's access rules). */

@@ -52,6 +52,12 @@ export interface FileAccess {
   readonly store: Pick<Store, 'getSnapshot'>
 }
 
+/** WebDAV (api/dav/): files, folder markers, copies and moves that reuse chunks. */
+export interface DavAccess {
+  readonly volumes: Pick<VolumeService, 'volume' | 'stat' | 'readFile' | 'putFile' | 'listFiles' | 'writeTree'>
+  readonly dataDir: string
+}
+
 export interface SnapshotAccess {
   readonly volumes: Pick<VolumeService, 'volume' | 'createSnapshot'>
   /** The whole store: dumps read it and restores write it. */
@@ -72,4 +78,4 @@ export interface FaultControls {
 }
 
 /** Everything the HTTP API serves: ReplicantNode is one. */
-export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & SnapshotAccess & GcAdmin & FaultControls
+export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & DavAccess & SnapshotAccess & GcAdmin & FaultControls
