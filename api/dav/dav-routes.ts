@@ -62,7 +62,10 @@ export function davRoutes (router: Router, access: ApiAccess, node: DavNode): Da
         // failure (the per-address limit would otherwise stop a client after a few sessions).
         if (given === undefined) throw new ReplicantError(Codes.UNAUTHORIZED, 'WebDAV needs the API token: as the password of HTTP Basic (any user name), or Authorization: Bearer TOKEN')
         access.checkToken(req, given)
-        await handler(ctx, req, res, targetOf(vol, rest))
+        const target = targetOf(vol, rest)
+        // An unknown (or removed, or offline) volume is told before anything else.
+        await ctx.volumes.volume(target.volume)
+        await handler(ctx, req, res, target)
       } catch (err) {
         fail(req, res, err)
       }
