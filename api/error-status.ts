@@ -57,6 +57,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [Codes.ALREADY_EXISTS]: 405,
   [Codes.DAV_FORBIDDEN]: 403,
   [Codes.BAD_DESTINATION]: 502,
+  // Raised by the CLI, never answered by a node.
+  [Codes.MOUNT_FAILED]: 500,
   [Codes.DATA_DIR_LOCKED]: 409,
   [Codes.BAD_SWARM_KEY]: 400,
   [Codes.ADDRESS_IN_USE]: 409,

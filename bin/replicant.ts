@@ -16,6 +16,7 @@ import { registerSnapshotCommands } from './commands/snapshots.js'
 import { registerAdminCommands } from './commands/admin.js'
 import { registerStatusCommands } from './commands/status.js'
 import { registerSwarmKeyCommands } from './commands/swarm-key.js'
+import { registerMountCommands } from './commands/mount.js'
 
 const program = new Command()
 program
@@ -36,6 +37,7 @@ registerFileCommands(cli)
 registerSnapshotCommands(cli)
 registerAdminCommands(cli)
 registerStatusCommands(cli)
+registerMountCommands(cli)
 registerSwarmKeyCommands(cli)
 ;(await import('./topology-command.js')).registerTopologyCommands(program)
 

@@ -72,6 +72,8 @@ export const Codes = {
   DAV_FORBIDDEN: 'DAV_FORBIDDEN',
   /** COPY or MOVE to another volume or server (502, RFC 4918 §9.8.5). */
   BAD_DESTINATION: 'BAD_DESTINATION',
+  /** `replicant mount`: the OS's WebDAV filesystem is missing or refused (raised in the CLI only). */
+  MOUNT_FAILED: 'MOUNT_FAILED',
   // the store and the node
   DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
   BAD_SWARM_KEY: 'BAD_SWARM_KEY',

@@ -32,9 +32,11 @@ export async function propfind (ctx: DavContext, req: IncomingMessage, res: Serv
   const controller = new AbortController()
   res.once('close', () => controller.abort())
   let quota: { available: number, used: number } | undefined
+  const folderTime = (await ctx.volumes.volume(t.volume)).createdAt
   const facts = (e: Entry): ResourceFacts => ({
     volume: t.volume,
     entry: e,
+    folderTime,
     locks: ctx.locks.covering(t.volume, e.path),
     dead: ctx.props.list(t.volume, e.path),
     quota: async () => {

@@ -50,6 +50,8 @@ export interface ResourceFacts {
   entry: Entry
   locks: DavLock[]
   dead: DeadProp[]
+  /** The time shown for a folder without a marker (implicit, or the volume): the volume's creation. */
+  folderTime: number
   /** Asked only when a quota property is named. */
   quota: () => Promise<{ available: number, used: number }>
 }
@@ -57,14 +59,14 @@ export interface ResourceFacts {
 /** The value of live property `name`, or undefined when the resource has none. */
 async function live (f: ResourceFacts, name: string): Promise<string | undefined> {
   const { entry } = f
-  const rec = entry.rec
+  const mtime = entry.rec?.mtime ?? f.folderTime
   switch (name) {
-    case 'creationdate': return rec !== undefined ? new Date(rec.mtime).toISOString() : undefined
+    case 'creationdate': return new Date(mtime).toISOString()
     case 'displayname': return esc(baseName(entry.path) || f.volume)
     case 'getcontentlength': return entry.kind === 'file' ? String(entry.rec.size) : undefined
     case 'getcontenttype': return entry.kind === 'file' ? 'application/octet-stream' : undefined
     case 'getetag': { const e = etagOf(entry); return e === undefined ? undefined : esc(e) }
-    case 'getlastmodified': return rec !== undefined ? new Date(rec.mtime).toUTCString() : undefined
+    case 'getlastmodified': return new Date(mtime).toUTCString()
     case 'resourcetype': return entry.kind === 'folder' ? '<D:collection/>' : ''
     case 'supportedlock':
       return ['exclusive', 'shared'].map(s => `<D:lockentry><D:lockscope><D:${s}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`).join('')
