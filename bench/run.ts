@@ -17,6 +17,7 @@ import { wannabe } from './wannabe.js'
 import { minicopy } from './minicopy.js'
 import { writeModes } from './write-modes.js'
 import { dumps } from './dumps.js'
+import { webdav } from './webdav.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -27,7 +28,8 @@ const SUITES: Suite[] = [
   wannabe,
   minicopy,
   writeModes,
-  dumps
+  dumps,
+  webdav
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
