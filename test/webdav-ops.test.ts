@@ -124,3 +124,22 @@ test('the token as the Basic password (any user) or a bearer token, on /dav only
   t.is((await httpRequest(url, { method: 'UNLOCK', path: '/dav/auth/f.txt', headers: { 'lock-token': token } })).status, 204)
   t.is((await httpRequest(url, { method: 'PUT', path: '/dav/auth/f.txt', body: 'y' })).status, 204)
 })
+
+test('in an all-mode volume, MKCOL, PUT and MOVE are on the other member when they are answered', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'all', writeMode: 'all' })
+  await a.sync.addReplica('all', b.peerId)
+  await waitFor(async () => (await b.store.getVolume('all'))?.state === 'steady' ? true : undefined)
+  const live = async (path: string): Promise<boolean> => (await b.store.getFile('all', path))?.deleted === false
+  t.is((await dav(a, 'MKCOL', '/dav/all/f')).status, 201)
+  t.true(await live('/f'), 'the marker is on b')
+  t.is((await dav(a, 'PUT', '/dav/all/f/x.txt', {}, 'x')).status, 201)
+  t.true(await live('/f/x.txt'))
+  t.is((await dav(a, 'MOVE', '/dav/all/f', { destination: '/dav/all/g' })).status, 201)
+  t.true(await live('/g'))
+  t.true(await live('/g/x.txt'))
+  t.false(await live('/f/x.txt'), 'the source is a tombstone on b too')
+  t.is(hashHex((await b.store.getFile('all', '/g/x.txt'))!.chunks), hashHex((await a.store.getFile('all', '/g/x.txt'))!.chunks))
+})
