@@ -50,6 +50,9 @@ test('MOVE and COPY of a folder write records that reuse the chunks, plus tombst
   // Into itself, or to another volume: refused.
   t.is((await dav(node, 'MOVE', '/dav/m/b/', { destination: '/dav/m/b/sub/x/' })).status, 403)
   t.is((await dav(node, 'COPY', '/dav/m/b/', { destination: '/dav/n/b/' })).status, 502)
+  // Onto a folder that holds the source: refused, and nothing is lost.
+  t.is((await dav(node, 'MOVE', '/dav/m/b/sub', { destination: '/dav/m/b' })).status, 403)
+  t.deepEqual((await dav(node, 'GET', '/dav/m/b/big.bin')).body, big)
 })
 
 test('folder markers and moves replicate: MKCOL and MOVE on one member show on the other', async t => {

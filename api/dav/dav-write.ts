@@ -110,6 +110,8 @@ export async function copyOrMove (ctx: DavContext, req: IncomingMessage, res: Se
   if (dest.path === t.path) throw new ReplicantError(Codes.DAV_FORBIDDEN, 'source and destination are the same')
   if (src.kind === 'folder' && within(dest.path, t.path)) throw new ReplicantError(Codes.DAV_FORBIDDEN, 'a folder cannot go inside itself')
   if (dest.path === '/' || (move && t.path === '/')) throw new ReplicantError(Codes.DAV_FORBIDDEN, 'the volume itself cannot be overwritten or moved')
+  // Overwriting a folder that holds the source would delete the source before it is copied.
+  if (within(t.path, dest.path)) throw new ReplicantError(Codes.DAV_FORBIDDEN, `${dest.path} holds ${t.path}: it cannot be overwritten by it`)
   const tokens = await ctx.preconditions(req, t, src)
   if (move) ctx.locks.checkWrite(t.volume, t.path, tokens, true)
   const existing = await ctx.tree.resolve(dest.volume, dest.path)
