@@ -94,6 +94,11 @@ test('PUT without Content-Length (chunked, as Finder sends) stores the whole bod
   const ranged = await dav(node, 'GET', '/dav/c/chunked.bin', { range: 'bytes=99998-100004' })
   t.is(ranged.status, 206)
   t.deepEqual(ranged.body, Buffer.concat(parts).subarray(99998, 100005))
+  // RFC 4331 quota properties, asked by name: bytes under the folder, free bytes of the data dir's disk.
+  const quota = (await dav(node, 'PROPFIND', '/dav/c/', { depth: 0, 'content-type': 'application/xml' },
+    '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/><D:quota-available-bytes/></D:prop></D:propfind>')).body.toString()
+  t.regex(quota, /<D:quota-used-bytes>300003<\/D:quota-used-bytes>/)
+  t.regex(quota, /<D:quota-available-bytes>\d+<\/D:quota-available-bytes>/)
   const deep = await dav(node, 'PROPFIND', '/dav/c/', { depth: 'infinity' })
   t.is(deep.status, 403)
   t.regex(deep.body.toString(), /propfind-finite-depth/)
