@@ -19,6 +19,7 @@ import { fileRoutes } from './routes/files.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { eventRoutes } from './routes/events.js'
 import { conflictRoutes } from './routes/conflicts.js'
+import { davRoutes } from './dav/dav-routes.js'
 
 export type { ApiNode } from './node-api.js'
 
@@ -65,6 +66,8 @@ export class HttpApi {
     snapshotRoutes(this.router, node)
     adminRoutes(this.router, node)
     fileRoutes(this.router, node)
+    // WebDAV at /dav/VOLUME/ (api/dav/): checks the token itself, Basic included.
+    davRoutes(this.router, this.access, node)
   }
 
   /** Every route this API answers (tests check each one's access rules). */

@@ -54,6 +54,12 @@ export interface FileAccess {
   readonly store: Pick<Store, 'getSnapshot'>
 }
 
+/** WebDAV (api/dav/): files, folder markers, copies and moves that reuse chunks. */
+export interface DavAccess {
+  readonly volumes: Pick<VolumeService, 'volume' | 'stat' | 'readFile' | 'putFile' | 'listFiles' | 'writeTree'>
+  readonly dataDir: string
+}
+
 export interface SnapshotAccess {
   readonly volumes: Pick<VolumeService, 'volume' | 'createSnapshot'>
   /** The whole store: dumps read it and restores write it. */
@@ -88,4 +94,4 @@ export interface ConflictAdmin {
 export interface OpsSource { readonly ops: MetricsSource & EventsSource & ConflictAdmin }
 
 /** Everything the HTTP API serves: ReplicantNode is one. */
-export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & SnapshotAccess & GcAdmin & FaultControls & OpsSource
+export type ApiNode = StatusSource & VolumeAdmin & MembershipAdmin & FileAccess & DavAccess & SnapshotAccess & GcAdmin & FaultControls & OpsSource

@@ -18,6 +18,7 @@ import { minicopy } from './minicopy.js'
 import { writeModes } from './write-modes.js'
 import { dumps } from './dumps.js'
 import { ingest } from './ingest.js'
+import { webdav } from './webdav.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -29,7 +30,8 @@ const SUITES: Suite[] = [
   minicopy,
   writeModes,
   dumps,
-  ingest
+  ingest,
+  webdav
 ]
 
 /** Flags that take no value (so a suite name after them is not read as their value). */

@@ -17,6 +17,7 @@ import { registerAdminCommands } from './commands/admin.js'
 import { registerStatusCommands } from './commands/status.js'
 import { registerSwarmKeyCommands } from './commands/swarm-key.js'
 import { registerConflictCommands } from './commands/conflicts.js'
+import { registerMountCommands } from './commands/mount.js'
 
 const program = new Command()
 program
@@ -38,6 +39,7 @@ registerSnapshotCommands(cli)
 registerAdminCommands(cli)
 registerStatusCommands(cli)
 registerConflictCommands(cli)
+registerMountCommands(cli)
 registerSwarmKeyCommands(cli)
 ;(await import('./topology-command.js')).registerTopologyCommands(program)
 

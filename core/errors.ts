@@ -65,6 +65,21 @@ export const Codes = {
   TX_DECIDED: 'TX_DECIDED',
   TX_UNKNOWN: 'TX_UNKNOWN',
   LOG_COMPACTED: 'LOG_COMPACTED',
+  // WebDAV (api/dav/)
+  /** The resource is locked and the request did not submit the lock's token (RFC 4918 423). */
+  LOCKED: 'LOCKED',
+  /** An If, If-Match, If-None-Match or Overwrite condition is false (412). */
+  PRECONDITION_FAILED: 'PRECONDITION_FAILED',
+  /** The parent folder is missing, or a path is a file where a folder is needed (409). */
+  NO_PARENT_FOLDER: 'NO_PARENT_FOLDER',
+  /** MKCOL where something exists already (405, RFC 4918 §9.3.1). */
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
+  /** Refused whatever the state: Depth infinity PROPFIND, a move into itself, a protected property (403). */
+  DAV_FORBIDDEN: 'DAV_FORBIDDEN',
+  /** COPY or MOVE to another volume or server (502, RFC 4918 §9.8.5). */
+  BAD_DESTINATION: 'BAD_DESTINATION',
+  /** `replicant mount`: the OS's WebDAV filesystem is missing or refused (raised in the CLI only). */
+  MOUNT_FAILED: 'MOUNT_FAILED',
   // the store and the node
   DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
   BAD_SWARM_KEY: 'BAD_SWARM_KEY',

@@ -100,6 +100,19 @@ export interface FileRecord {
   seq: number
 }
 
+/**
+ * A folder marker: a record whose mode has the POSIX S_IFDIR bit, size 0, no chunks. Folders
+ * are implicit in the flat map of paths (`/a` exists while `/a/...` does); a marker keeps one
+ * that has nothing under it (WebDAV MKCOL). It is a record like any other: it replicates,
+ * reconciles, conflicts and is deleted by a tombstone like a file. The HTTP API's write route
+ * never makes one (its mode is at most 0o7777).
+ */
+export const FOLDER_MODE = 0o040000
+
+export function isFolderMarker (rec: Pick<FileRecord, 'mode'>): boolean {
+  return (rec.mode & FOLDER_MODE) !== 0
+}
+
 /** A file record before the store assigns its change-log sequence number. */
 export type NewFileRecord = Omit<FileRecord, 'seq'>
 

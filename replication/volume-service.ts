@@ -4,7 +4,7 @@ import { fixedChunks, DEFAULT_CHUNK_SIZE, isValidChunkSize } from '../core/chunk
 import { normalizePath, normalizePrefix, validateVolumeName } from '../core/paths.js'
 import { increment } from '../core/version-vector.js'
 import { sha256, hashHex } from '../store/chunk-store.js'
-import { RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../core/records.js'
+import { FOLDER_MODE, RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkLength, type FileRecord, type VolumeRecord, type WriteMode } from '../core/records.js'
 import type { Store, NewFileRecord, SnapshotRecord, ReplicaDeleted } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
 import { PathLocks } from './path-locks.js'
@@ -52,6 +52,19 @@ export interface FileView {
 export function fileView (rec: FileRecord): FileView {
   return { path: rec.path, size: rec.size, mode: rec.mode, mtime: rec.mtime, chunks: chunkCount(rec), version: { ...rec.vv }, seq: rec.seq }
 }
+
+/**
+ * One change of a tree write (WebDAV MKCOL, COPY, MOVE, DELETE of a folder): a folder marker,
+ * a copy of a live record to another path reusing its chunks (no byte is read or written),
+ * or a tombstone (skipped when the path holds nothing live).
+ */
+export type TreeWrite =
+  | { op: 'folder', path: string, mtime?: number }
+  | { op: 'copy', from: string, path: string }
+  | { op: 'delete', path: string }
+
+/** At most this many changes in one tree write (the caller cuts a larger tree into several). */
+export const MAX_TREE_WRITES = 512
 
 /** Commits a write of an `all`-mode volume with the other members (prepare/commit on every member). */
 export type AllModeWriter = (vol: VolumeRecord, record: NewFileRecord) => Promise<FileRecord>
@@ -303,6 +316,54 @@ export class VolumeService {
     for await (const rec of this.store.listFiles(vol.name, normalizePrefix(prefix), { signal })) {
       if (!rec.deleted) yield rec
     }
+  }
+
+  /**
+   * Tree writes (see TreeWrite), in order: in `active` mode one synced batch, so a move of a
+   * folder lands whole or not at all; in `all` mode one two-phase write per change, in order
+   * (a move whose later change fails leaves the copies made so far, never a lost file).
+   */
+  async writeTree (volName: string, writes: TreeWrite[]): Promise<FileRecord[]> {
+    const vol = await this.volume(volName)
+    this.writable(vol)
+    if (writes.length > MAX_TREE_WRITES) throw new InvalidInputError(Codes.BAD_REQUEST, `at most ${MAX_TREE_WRITES} changes in one tree write`)
+    const paths = writes.map(w => ({ ...w, path: normalizePath(w.path), ...(w.op === 'copy' ? { from: normalizePath(w.from) } : {}) }))
+    const build = async (w: TreeWrite, get: (path: string) => Promise<FileRecord | undefined>): Promise<NewFileRecord | undefined> => {
+      const current = await get(w.path)
+      const vv = increment(current?.vv ?? {}, this.selfId)
+      if (w.op === 'folder') {
+        return { v: RECORD_VERSION, path: w.path, size: 0, mode: FOLDER_MODE | 0o755, mtime: w.mtime ?? Date.now(), chunkSize: vol.chunkSize, chunks: new Uint8Array(0), vv, deleted: false }
+      }
+      if (w.op === 'delete') {
+        if (current === undefined || current.deleted) return undefined
+        return { v: RECORD_VERSION, path: w.path, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize, chunks: new Uint8Array(0), vv, deleted: true }
+      }
+      const src = await get(w.from)
+      if (src === undefined || src.deleted) throw new NotFoundError(Codes.FILE_NOT_FOUND, `no file ${w.from} in volume '${vol.name}'`, { volume: vol.name, path: w.from })
+      return { v: RECORD_VERSION, path: w.path, size: src.size, mode: src.mode, mtime: src.mtime, chunkSize: src.chunkSize, chunks: src.chunks, vv, deleted: false }
+    }
+    if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
+      const writer = this.allModeWriter
+      const done: FileRecord[] = []
+      for (const w of paths) {
+        const rec = await this.pathLocks.run(`${vol.name}\x00${w.path}`, async () => {
+          const next = await build(w, async p => await this.store.getFile(vol.name, p))
+          return next === undefined ? undefined : await writer(vol, next)
+        })
+        if (rec !== undefined) done.push(rec)
+      }
+      return done
+    }
+    return await this.store.commitFiles(vol.name, async ({ get, cause }) => {
+      const out: NewFileRecord[] = []
+      for (const w of paths) {
+        const next = await build(w, get)
+        if (next === undefined) continue
+        if (w.op === 'delete') cause(w.path, 'delete')
+        out.push(next)
+      }
+      return out
+    })
   }
 
   /** Deletes by writing a tombstone, so the delete replicates and orders like any write. */
