@@ -24,7 +24,6 @@ import { logger } from '../core/log.js'
 import { validateVolumeName } from '../core/paths.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { VolumeRecord } from '../core/records.js'
-
 import { writeApiInfo, removeApiInfo, VERSION } from '../api/api-info.js'
 import { apiAddress, prepareApi, type ApiExposureOptions, type PreparedApi } from './api-options.js'
 import { LinkFaults } from '../replication/link-faults.js'
@@ -107,13 +106,10 @@ export class ReplicantNode {
   readonly testing: boolean
   /** Live fault switches (tests and chaos runs flip them); inert unless `testing`. */
   readonly faults: NodeFaults
-
   /** Metrics, events and conflicts (node/node-ops.ts): the API's OpsSource. */
   readonly ops: NodeOps
-
   /** Slow or lossy links to chosen peers (fault injection). */
   get links (): LinkFaults { return this.faults.links! }
-
   private constructor (dataDir: string, store: Store, libp2p: Libp2p, blocked: Set<string>, limits: PeerLimits, opts: NodeOptions, api: PreparedApi | undefined, readonly swarmKeyFingerprint: string | undefined, metrics: NodeMetrics) {
     const ops = this.ops = new NodeOps(metrics, () => this)
     this.testing = opts.testing === true

@@ -26,7 +26,6 @@ import type { TransferSink } from '../core/telemetry.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
-
 export type { PullMode } from './pulls.js'
 export type { AnnounceResult } from './membership-host.js'
 export { notTakenEffect } from './membership-host.js'
