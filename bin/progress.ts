@@ -107,6 +107,7 @@ export class Progress {
     // The rate counts from now: the first sample is what the caller holds at the start.
     const v = view()
     if (typeof v !== 'string') this.meter.sample(v.bytesDone, v.bytesTotal, this.started)
+    this.draw() // at once: a command that ends within REDRAW_MS still showed where it started
     if (opts.timer !== false) {
       this.timer = setInterval(() => { this.update() }, REDRAW_MS)
       this.timer.unref()
@@ -118,7 +119,7 @@ export class Progress {
 
   /** Redraws, unless the last redraw was less than REDRAW_MS ago. */
   update (): void {
-    if (!this.shown || this.now() - this.lastDraw < REDRAW_MS) return
+    if (!this.shown || this.stopped || this.now() - this.lastDraw < REDRAW_MS) return
     this.draw()
   }
 
