@@ -2,7 +2,7 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { stat } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
 import { startNode, tmpDir, runCli } from './helpers.js'
 import { bytes } from './replication-helpers.js'
 import { RateMeter } from '../core/rate.js'
@@ -111,4 +111,19 @@ test('dump and restore: no bar when stderr is not a terminal; with REPLICANT_PRO
   const r2 = await runCli(['restore', quiet], { dataDir: c.dataDir })
   t.is(r2.code, 0, r2.stderr)
   t.is(r2.stderr, '')
+})
+
+test('put and get of a tree with REPLICANT_PROGRESS=always: the same bar, files of total, then the summary', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  await a.createVolume({ name: 'tv' })
+  const src = await tmpDir(t)
+  for (let i = 0; i < 3; i++) await writeFile(join(src, `f${i}`), randomBytes(MiB))
+  const put = await runCli(['put', 'tv', src, '/t'], { dataDir: a.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(put.code, 0, put.stderr)
+  t.regex(put.stderr, new RegExp(`\\r${PERCENT_BAR.source} [\\d.]+ [KM]?i?B/3\\.0 MiB files \\d/3`))
+  t.regex(put.stderr, /\r3\.0 MiB files 3\/3 in [\d.]+ s \([\d.]+ [KMG]iB\/s\)\S+\n$/)
+  const get = await runCli(['get', 'tv', '/t', '-o', join(src, 'back')], { dataDir: a.dataDir })
+  t.is(get.code, 0, get.stderr)
+  t.is(get.stderr, '', 'quiet without a terminal')
 })
