@@ -13,6 +13,7 @@ import type { ReplicantClient } from '../../api/client.js'
 import type { FileView } from '../../api/types.js'
 import { renameDurably } from '../../core/durable.js'
 import { normalizePath } from '../../core/paths.js'
+import { isFolderMarker } from '../../core/records.js'
 import { fmtBytes } from '../cli.js'
 import { Progress, counted } from '../progress.js'
 
@@ -97,12 +98,17 @@ export async function getTree (c: ReplicantClient, vol: string, base: string, lo
   const started = Date.now()
   const root = resolve(localDir)
   await mkdir(root, { recursive: true })
-  const r = await transfer(files, parallel, f => f.path, async (f, tally) => {
-    const rel = f.path.slice(base.length)
-    const dest = resolve(root, ...rel.split('/'))
-    const tmp = `${dest}.replicant-part`
+  const local = (f: FileView): string => {
+    const dest = resolve(root, ...f.path.slice(base.length).split('/'))
     // The node validates paths; checked again here, as a local file name must stay under LOCALDIR.
     if (!dest.startsWith(root + sep)) throw new Error(`${f.path} would land outside ${localDir}`)
+    return dest
+  }
+  // Folder markers (empty folders made over WebDAV) are directories here, not files.
+  for (const f of files) if (isFolderMarker(f)) await mkdir(local(f), { recursive: true })
+  const r = await transfer(files.filter(f => !isFolderMarker(f)), parallel, f => f.path, async (f, tally) => {
+    const dest = local(f)
+    const tmp = `${dest}.replicant-part`
     await mkdir(dirname(dest), { recursive: true })
     const res = await c.open(vol, f.path)
     try {
