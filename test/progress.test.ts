@@ -3,7 +3,7 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { stat, writeFile } from 'node:fs/promises'
-import { startNode, tmpDir, runCli } from './helpers.js'
+import { startNode, tmpDir, runCli, clientOf } from './helpers.js'
 import { bytes } from './replication-helpers.js'
 import { RateMeter } from '../core/rate.js'
 import { Progress, REDRAW_MS, progressShown, progressText, secondsText, summaryText } from '../bin/progress.js'
@@ -126,4 +126,19 @@ test('put and get of a tree with REPLICANT_PROGRESS=always: the same bar, files 
   const get = await runCli(['get', 'tv', '/t', '-o', join(src, 'back')], { dataDir: a.dataDir })
   t.is(get.code, 0, get.stderr)
   t.is(get.stderr, '', 'quiet without a terminal')
+})
+
+test('volume wait with REPLICANT_PROGRESS=always: the copy onto a new member as a bar with the node\'s rate', async t => {
+  t.timeout(180_000)
+  const a = await startNode(t)
+  await a.createVolume({ name: 'wv' })
+  for (let i = 0; i < 6; i++) await a.volumes.putFile('wv', `/f${i}`, bytes(randomBytes(MiB)))
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  // a's replies to b capped at 1.5 MB/s: the copy of 6 MiB lasts about 4 s, long enough for several polls.
+  await clientOf(a).slowLink([b.peerId], { bytesPerSecond: 1_500_000 })
+  await a.sync.addReplica('wv', b.peerId)
+  const w = await runCli(['volume', 'wait', 'wv', '--steady', '--timeout', '120'], { dataDir: b.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(w.code, 0, w.stderr)
+  t.regex(w.stderr, /\rwv: copy \[#+\.*\] +\d+\.\d% [\d.]+ [KM]iB\/6\.0 MiB files \d\/6 [\d.]+ [KM]iB\/s/, 'bytes under way, at the rate the node measures')
+  t.regex(w.stdout, /volume wv is steady \(6 files/)
 })
