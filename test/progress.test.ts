@@ -131,7 +131,9 @@ test('put and get of a tree with REPLICANT_PROGRESS=always: the same bar, files 
 test('volume wait with REPLICANT_PROGRESS=always: the copy onto a new member as a bar with the node\'s rate', async t => {
   t.timeout(180_000)
   const a = await startNode(t)
-  await a.createVolume({ name: 'wv' })
+  // 4 KiB chunks: the copy goes in rounds of 256 chunks (1 MiB), each a step of its progress
+  // (with the default chunk size the 6 MiB are one round, 0 until the end).
+  await a.createVolume({ name: 'wv', chunkSize: 4096 })
   for (let i = 0; i < 6; i++) await a.volumes.putFile('wv', `/f${i}`, bytes(randomBytes(MiB)))
   const b = await startNode(t, { join: [a.multiaddrs()[0]] })
   // a's replies to b capped at 1.5 MB/s: the copy of 6 MiB lasts about 4 s, long enough for several polls.
