@@ -311,9 +311,10 @@ export class VolumeService {
     yield * this.store.listFilesAt(vol.name, snap.seq, normalizePrefix(prefix))
   }
 
-  async * listFiles (volName: string, prefix?: string, signal?: AbortSignal): AsyncGenerator<FileRecord> {
+  /** `from`: start at this path under `prefix` (skipping what sorts before it). */
+  async * listFiles (volName: string, prefix?: string, signal?: AbortSignal, from?: string): AsyncGenerator<FileRecord> {
     const vol = await this.volume(volName)
-    for await (const rec of this.store.listFiles(vol.name, normalizePrefix(prefix), { signal })) {
+    for await (const rec of this.store.listFiles(vol.name, normalizePrefix(prefix), { signal, ...(from !== undefined ? { from } : {}) })) {
       if (!rec.deleted) yield rec
     }
   }

@@ -43,14 +43,18 @@ export class Files {
     return value === undefined ? undefined : asFileRecord(decode(value))
   }
 
-  /** Records under `prefix` in path order, tombstones included (callers filter). */
-  async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
+  /**
+   * Records under `prefix` in path order, tombstones included (callers filter). `from`: start
+   * at this path (>= prefix) instead, so a caller can skip a subtree (WebDAV's Depth 1).
+   */
+  async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal, from?: string } = {}): AsyncGenerator<FileRecord> {
     this.ctx.assertOpen()
-    const gte = `${vol}${SEP}${prefix}`
+    const under = `${vol}${SEP}${prefix}`
+    const from = options.from !== undefined && options.from > prefix ? `${vol}${SEP}${options.from}` : under
     // Keys under the prefix are contiguous from gte: stop at the first without it. (An upper
     // bound of `${prefix}\uffff` missed paths with characters at or above U+FFFF.)
-    for await (const [key, value] of this.ctx.sub.files.iterator({ gte, lt: `${vol}${END}`, signal: options.signal } as never)) {
-      if (!key.startsWith(gte)) break
+    for await (const [key, value] of this.ctx.sub.files.iterator({ gte: from, lt: `${vol}${END}`, signal: options.signal } as never)) {
+      if (!key.startsWith(under)) break
       yield asFileRecord(decode(value))
     }
   }

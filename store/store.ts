@@ -176,7 +176,7 @@ export class Store {
 
   async getFile (vol: string, path: string): Promise<FileRecord | undefined> { return await this.files.getFile(vol, path) }
   /** Records under `prefix` in path order, tombstones included (callers filter). */
-  listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> { return this.files.listFiles(vol, prefix, options) }
+  listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal, from?: string } = {}): AsyncGenerator<FileRecord> { return this.files.listFiles(vol, prefix, options) }
   /** Records changed after `afterSeq`, in change-log order, each path once. */
   changesSince (vol: string, afterSeq: number, options: { signal?: AbortSignal, batch?: number } = {}): AsyncGenerator<FileRecord> {
     return this.files.changesSince(vol, afterSeq, options)
