@@ -210,7 +210,7 @@ export class VolumeService {
         v: RECORD_VERSION, path: p, size, mode, mtime, chunkSize: vol.chunkSize, chunks,
         vv: increment(current?.vv ?? {}, this.selfId), deleted: false
       }]
-    })
+    }, 'write', [p])
     return rec
   }
 
@@ -370,7 +370,7 @@ export class VolumeService {
         v: RECORD_VERSION, path: p, size: 0, mode: current.mode, mtime: Date.now(), chunkSize: current.chunkSize,
         chunks: new Uint8Array(0), vv: increment(current.vv, this.selfId), deleted: true
       }]
-    }, 'delete')
+    }, 'delete', [p])
     return rec
   }
 }

@@ -48,6 +48,8 @@ interface Job {
   volName: string
   decide: Decide
   cause: ChangeCause
+  /** Paths the decide will read, looked up for the whole group at once. */
+  paths: readonly string[]
   resolve: (records: FileRecord[]) => void
   reject: (err: unknown) => void
 }
@@ -72,6 +74,8 @@ export interface GroupCommitDeps {
   horizon: SnapshotHorizon
   chunks: ChunkStore
   getFile: (vol: string, path: string) => Promise<FileRecord | undefined>
+  /** Records by `vol \0 path` key, in one look-up. */
+  getFiles: (keys: string[]) => Promise<Array<FileRecord | undefined>>
   counters: { versionsSaved: number, groups: number, groupedCommits: number }
   changes: ChangeCounts
   listeners: Set<CommitListener>
@@ -83,11 +87,11 @@ export class GroupCommit {
 
   constructor (private readonly d: GroupCommitDeps) {}
 
-  /** Queues a commit; resolves once the batch holding it is durable. */
-  async commit (volName: string, decide: Decide, cause: ChangeCause): Promise<FileRecord[]> {
+  /** Queues a commit; resolves once the batch holding it is durable. `paths`: those `decide` reads (a hint). */
+  async commit (volName: string, decide: Decide, cause: ChangeCause, paths: readonly string[] = []): Promise<FileRecord[]> {
     this.d.ctx.assertOpen()
     return await new Promise<FileRecord[]>((resolve, reject) => {
-      this.queue.push({ volName, decide, cause, resolve, reject })
+      this.queue.push({ volName, decide, cause, paths, resolve, reject })
       this.drain()
     })
   }
@@ -112,6 +116,7 @@ export class GroupCommit {
       return
     }
     const g: Group = { volumes: new Map(), records: new Map(), stored: new Map(), refs: new Map(), ops: [], done: [] }
+    await this.prefetch(g, jobs)
     for (const job of jobs) {
       try {
         await this.decideOne(g, job)
@@ -150,6 +155,22 @@ export class GroupCommit {
         }
       }
       e.job.resolve(e.result)
+    }
+  }
+
+  /**
+   * The stored records of the paths the group's commits said they read, in one look-up: the
+   * decides run one after the other, and a look-up each was a thread-pool round trip each.
+   * A failed look-up only costs the hint (each decide then reads its own).
+   */
+  private async prefetch (g: Group, jobs: Job[]): Promise<void> {
+    const keys = [...new Set(jobs.flatMap(j => j.paths.map(p => `${j.volName}${SEP}${p}`)))]
+    if (keys.length < 2) return
+    try {
+      const recs = await this.d.getFiles(keys)
+      keys.forEach((k, i) => g.stored.set(k, Promise.resolve(recs[i])))
+    } catch (err) {
+      log('group look-up failed, each commit reads its own: %s', (err as Error).message)
     }
   }
 
