@@ -65,7 +65,8 @@ function usage (): string {
     '                   store-packs (default: level,files-sync-end,packs,store-packs; all with --full)',
     '  wannabe:         --reads N (reads during the copy; 0: the copy alone), --profile (both',
     '                   nodes under --cpu-prof, window add-replica -> steady)',
-    '  ingest:          --workload small|large (one of the two; default both)',
+    '  ingest:          --workload small|large (one of the two; default both), --profile (every',
+    '                   node under --cpu-prof: top self-time functions per phase; use --reps 1)',
     '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
     '                   restore spend their time)'
   ].join('\n')

@@ -33,6 +33,7 @@ export class Files {
   ) {
     this.group = new GroupCommit({
       ctx, volumes, prepared, horizon, chunks, getFile: async (v, p) => await this.getFile(v, p),
+      getFiles: async (keys) => (await ctx.sub.files.getMany(keys)).map(v => v === undefined ? undefined : asFileRecord(decode(v))),
       counters: this.counters, changes: this.changes, listeners: this.commitListeners
     })
   }
@@ -91,8 +92,8 @@ export class Files {
    * watermark set. Chunks they reference must already be in the chunk store: they are synced
    * before the batch is written. Concurrent commits share one batch (group-commit.ts).
    */
-  async commitFiles (volName: string, decide: Decide, defaultCause: ChangeCause = 'write'): Promise<FileRecord[]> {
-    return await this.group.commit(volName, decide, defaultCause)
+  async commitFiles (volName: string, decide: Decide, defaultCause: ChangeCause = 'write', paths?: readonly string[]): Promise<FileRecord[]> {
+    return await this.group.commit(volName, decide, defaultCause, paths)
   }
 
   /**

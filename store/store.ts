@@ -187,9 +187,9 @@ export class Store {
     return await this.files.changesAfter(vol, afterSeq, cap)
   }
 
-  /** The only way the index changes: see Files.commitFiles. */
-  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, cause?: ChangeCause): Promise<FileRecord[]> {
-    return await this.files.commitFiles(volName, decide, cause)
+  /** The only way the index changes: see Files.commitFiles. `paths`: those `decide` will read (looked up with the group's). */
+  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, cause?: ChangeCause, paths?: readonly string[]): Promise<FileRecord[]> {
+    return await this.files.commitFiles(volName, decide, cause, paths)
   }
 
   /** Local changes of a volume by cause since the store opened (store/change-counts.ts). */
