@@ -119,7 +119,7 @@ export class ChunkFetcher {
         }
         const batch = batches[next++]
         const { got, ok } = await this.fetchBatch(vol, peerId, batch, opts)
-        if (!ok) failed.add(peer)
+        if (ok === false) failed.add(peer)
         for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
       }
     }
@@ -127,10 +127,14 @@ export class ChunkFetcher {
     return left
   }
 
-  /** The chunks one want-list brought, and whether it ended as the protocol says (ok) or failed. */
-  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, ok: boolean }> {
+  /**
+   * The chunks one want-list brought, and how it ended: as the protocol says (ok), failed
+   * (reset, lost reply: worth asking again), or refused by the peer with a typed answer
+   * (no longer a member, volume gone: asking again gets the same answer).
+   */
+  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, ok: boolean | 'refused' }> {
     const got = new Set<string>()
-    let ok = true
+    let ok: boolean | 'refused' = true
     const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
     const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
     for (const c of all) c.requests++
@@ -147,7 +151,7 @@ export class ChunkFetcher {
         if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {
-      ok = false
+      ok = err instanceof ReplicantError && REFUSALS.has(err.code) ? 'refused' : false
       if (err instanceof BadChunkError) {
         for (const c of all) c.badChunks++
         this.penalise(peer.toString(), err)
@@ -170,6 +174,9 @@ export class ChunkFetcher {
     }
   }
 }
+
+/** Answers that say the peer will not serve this volume to us: a retry gets the same answer. */
+const REFUSALS = new Set<string>([Codes.NOT_A_MEMBER, Codes.NOT_A_READER, Codes.VOLUME_NOT_FOUND, Codes.VOLUME_ID_MISMATCH, Codes.VOLUME_REMOVED, Codes.VOLUME_REFUSED])
 
 function dedupe (hashes: Uint8Array[]): Uint8Array[] {
   const seen = new Set<string>()
