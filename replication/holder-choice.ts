@@ -3,6 +3,8 @@ import { readersOf, type VolumeRecord } from '../core/records.js'
 /** What this node learnt of one holder from its own requests (memory only, bounded by MAX_TRACKED). */
 interface HolderStats { asked: number, got: number, bytes: number, inFlight: number, lastUsed: number }
 
+/** How much of a holder's past hit rate each new answer keeps. */
+const DECAY = 0.9
 /** Holders remembered; the least recently used are forgotten first. */
 const MAX_TRACKED = 1024
 
@@ -11,7 +13,7 @@ const MAX_TRACKED = 1024
  * which made one member serve every reader of a swarm. Candidates are the connected members
  * and, for a reader, the connected fellow readers (lazy replicas that hold what they read).
  * Each is drawn at random, weighted by how likely it is to hold what is asked (1 for a
- * steady member; otherwise its hit rate as seen here, starting at one half) and away from
+ * steady member; otherwise its recent hit rate as seen here, starting at one in four) and away from
  * holders this node already keeps busy (want-lists in flight) and from the ones it has taken
  * most bytes from. A member keeps the old rule that steady members come first (spread among
  * them); the draw only orders the rest. A holder that lacks a chunk costs one round trip: the
@@ -48,8 +50,9 @@ export class HolderChoice {
   end (peer: string, asked: number, got: number, bytes: number): void {
     const s = this.of(peer)
     s.inFlight = Math.max(0, s.inFlight - 1)
-    s.asked += asked
-    s.got += got
+    // A window of about the last 1 / (1 - DECAY) answers: a reader that lacked chunks a while ago may hold them now.
+    s.asked = s.asked * DECAY + asked
+    s.got = s.got * DECAY + got
     s.bytes += bytes
     this.totalBytes += bytes
   }
@@ -61,7 +64,8 @@ export class HolderChoice {
 
   weight (peer: string, complete: boolean): number {
     const s = this.stats.get(peer)
-    const hit = complete ? 1 : ((s?.got ?? 0) + 1) / ((s?.asked ?? 0) + 2)
+    // Not known to hold everything: its hit rate, from a prior of one in four (a miss costs a round trip).
+    const hit = complete ? 1 : ((s?.got ?? 0) + 0.5) / ((s?.asked ?? 0) + 2)
     const busy = 1 + (s?.inFlight ?? 0)
     const n = Math.max(1, this.stats.size)
     // Taken more than an even share of what this node received: less likely to be asked again.
@@ -109,7 +113,9 @@ export function sourcesOf (vol: VolumeRecord, view: SourceView, choice: HolderCh
     ]
   } else {
     const readers = readersOf(vol).filter(r => r !== self && r !== first && view.isConnected(r))
-    ordered = choice.order([...members.map(peer => ({ peer, complete: steady(peer) })), ...readers.map(peer => ({ peer, complete: false }))])
+    // A reader may not have heard a member's state: a member counts as holding everything unless it said otherwise.
+    const whole = (m: string): boolean => { const st = view.stateOf(vol.name, m); return st === undefined || st === 'steady' }
+    ordered = choice.order([...members.map(peer => ({ peer, complete: whole(peer) })), ...readers.map(peer => ({ peer, complete: false }))])
   }
   return first !== undefined && first !== self ? [first, ...ordered] : ordered
 }

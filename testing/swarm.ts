@@ -152,7 +152,8 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     await readAll(solo)
     const soloMs = Date.now() - t
     const soloMBps = volumeBytes / MiB / (soloMs / 1000)
-    log(`single reader: ${soloMs} ms, ${soloMBps.toFixed(1)} MiB/s`)
+    const soloFetched = (await topo.client(solo).status()).fetched.onDemand
+    log(`single reader: ${soloMs} ms, ${soloMBps.toFixed(1)} MiB/s (${soloFetched.requests} want-lists for ${soloFetched.chunksReceived} chunks)`)
 
     const servedBefore = await servedBy(topo, names)
     let stampeding = true
