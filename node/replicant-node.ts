@@ -8,7 +8,7 @@ import { loadOrCreateIdentity } from './identity.js'
 import { addressInUse, removeInitialised } from './start-failures.js'
 import { makeDirPrivate, makeDataDirPrivate } from './data-dir.js'
 import { readSwarmKeyFile } from '../core/swarm-key.js'
-import { createReplicantLibp2p, blockingGater } from './libp2p.js'
+import { createReplicantLibp2p, blockingGater, type ConnectionLimits } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
@@ -37,7 +37,7 @@ export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js
 export type { NodeFaults } from './node-faults.js'
 
 /** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
-export interface NodeOptions extends ApiExposureOptions, ObservabilityOptions, DiscoveryOptions {
+export interface NodeOptions extends ApiExposureOptions, ObservabilityOptions, DiscoveryOptions, ConnectionLimits {
   dataDir: string
   listen?: string[]
   /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
@@ -189,7 +189,7 @@ export class ReplicantNode {
       const { metrics, libp2pMetrics } = createMetrics(opts)
       // Refused both ways: the peers a test cut off, and the peers banned for going past their limits.
       const refused = { has: (peer: string) => blocked.has(peer) || limits.isBanned(peer) }
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}), ...(libp2pMetrics !== undefined ? { metrics: libp2pMetrics } : {}) }).catch((err: Error) => {
+      libp2p = await createReplicantLibp2p({ maxConnections: opts.maxConnections, inboundRate: opts.inboundRate, privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}), ...(libp2pMetrics !== undefined ? { metrics: libp2pMetrics } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
       const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts, api, swarm?.fingerprint, metrics)

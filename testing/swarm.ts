@@ -98,7 +98,8 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
   const topo = await Topology.start({
     nodes: Array.from({ length: o.nodes }, (_, i) => ({ name: `n${i + 1}`, ...(lazy(i) ? { nodeOptions: { copyConcurrency: 0 } } : {}) })),
     kind: 'in-process', connect: 'bootstrap', startTimeoutMs: 120_000, stopTimeoutMs: 60_000,
-    nodeOptions: { readTimeoutMs: 60_000, ...o.nodeOptions },
+    // Every node is on 127.0.0.1: libp2p's 5 inbound connections a second per host would pace the bootstrap.
+    nodeOptions: { readTimeoutMs: 60_000, inboundRate: 1000, ...o.nodeOptions },
     ...(o.dir !== undefined ? { dir: o.dir } : {})
   })
   try {
