@@ -124,7 +124,8 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     log(`volume of ${files} x ${fileBytes} B on ${members.join(', ')}, steady`)
 
     t = Date.now()
-    for (const r of [solo, probe, ...readers]) await topo.client(members[0]).grantReader(VOLUME, topo.node(r).peerId)
+    // One generation for every reader (a grant each was one change each, every one announced to every reader so far).
+    await topo.client(members[0]).grantReaders(VOLUME, [solo, probe, ...readers].map(r => topo.node(r).peerId))
     // Each reader lists every file before the clock starts (it was told and has pulled the index).
     for (const r of [solo, probe, ...readers]) {
       while ((await topo.list(r, VOLUME).catch(() => [])).length < files) {
