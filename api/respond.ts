@@ -35,5 +35,7 @@ export async function sendStream (res: ServerResponse, status: number, headers: 
     if (first.done !== true) yield first.value
     yield * body
   }
-  await pipeline(Readable.from(rest()), res)
+  // One piece at a time ahead of the socket (objectMode's default is 16 pieces, each up to a
+  // 2 MiB read batch): the reader's own read-ahead is the buffer.
+  await pipeline(Readable.from(rest(), { highWaterMark: 1 }), res)
 }

@@ -29,19 +29,25 @@ function checkJsonType (req: IncomingMessage): void {
   throw new InvalidInputError(Codes.UNSUPPORTED_MEDIA_TYPE, `request body must be Content-Type application/json, not ${type ?? 'undeclared'}`)
 }
 
-/** The request body as a JSON object (an empty body is `{}`). */
-export async function readJson (req: IncomingMessage): Promise<JsonObject> {
-  checkJsonType(req)
+/** A whole small request body (JSON, XML), refused (BODY_TOO_LARGE) past `max` bytes. */
+export async function readBounded (req: IncomingMessage, max: number, what = 'request body'): Promise<Buffer> {
   let size = 0
   const parts: Buffer[] = []
   for await (const part of req as AsyncIterable<Buffer>) {
     size += part.byteLength
-    if (size > MAX_JSON_BODY) throw new ReplicantError(Codes.BODY_TOO_LARGE, `request body over ${MAX_JSON_BODY} bytes`)
+    if (size > max) throw new ReplicantError(Codes.BODY_TOO_LARGE, `${what} over ${max} bytes`)
     parts.push(part)
   }
-  if (size === 0) return {}
+  return Buffer.concat(parts)
+}
+
+/** The request body as a JSON object (an empty body is `{}`). */
+export async function readJson (req: IncomingMessage): Promise<JsonObject> {
+  checkJsonType(req)
+  const bytes = await readBounded(req, MAX_JSON_BODY)
+  if (bytes.byteLength === 0) return {}
   try {
-    const body: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'))
+    const body: unknown = JSON.parse(bytes.toString('utf8'))
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object')
     return body as JsonObject
   } catch (err) {

@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { NodeProcess } from './node-proc.js'
+import { monotonicMicros, readProfile, summarise } from './profile.js'
 import { KiB, MiB, Samples, fmt, fmtBytes, mbps, pool, procCpuSeconds, range, ratio, resetPeakRss, timed, type Suite, type SuiteContext } from './lib.js'
 
 const BIN = fileURLToPath(new URL('../bin/replicant.js', import.meta.url))
@@ -75,12 +76,17 @@ async function hashOf (source: AsyncIterable<Uint8Array>): Promise<string> {
 
 interface Phase { s: number, cpu?: number, peak?: number }
 
+/** --profile: each node runs under --cpu-prof; the phases measured on it, for the summary at its stop. */
+const profiled = new Map<NodeProcess, { dir: string, phases: Array<{ name: string, from: number, to: number }> }>()
+
 /** Times `fn`; with a node, also its CPU seconds and peak RSS over the phase. */
-async function measure (node: NodeProcess | undefined, fn: () => Promise<void>): Promise<Phase> {
+async function measure (node: NodeProcess | undefined, fn: () => Promise<void>, name = ''): Promise<Phase> {
   if (node !== undefined) await resetPeakRss(node.pid)
   const cpu0 = node !== undefined ? await procCpuSeconds(node.pid) : 0
+  const from = monotonicMicros()
   const { s } = await timed(fn)
   if (node === undefined) return { s }
+  profiled.get(node)?.phases.push({ name, from, to: monotonicMicros() })
   const cpu = await procCpuSeconds(node.pid) - cpu0
   const { peakRss } = await node.memory()
   return { s, cpu, peak: peakRss }
@@ -88,9 +94,29 @@ async function measure (node: NodeProcess | undefined, fn: () => Promise<void>):
 
 async function freshNode (ctx: SuiteContext): Promise<NodeProcess> {
   const dataDir = await ctx.tempDir('ingest-node')
-  const node = await NodeProcess.start({ dataDir })
+  const profDir = ctx.flag('profile') === true ? await ctx.tempDir('ingest-prof') : undefined
+  const node = await NodeProcess.start({ dataDir, nodeArgs: profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`] })
+  if (profDir !== undefined) profiled.set(node, { dir: profDir, phases: [] })
   await node.client.createVolume({ name: 'v' })
   return node
+}
+
+/** Stops the node; under --profile, prints where it spent each phase's time. */
+async function stopNode (ctx: SuiteContext, node: NodeProcess): Promise<void> {
+  await node.stop()
+  const prof = profiled.get(node)
+  if (prof === undefined) return
+  profiled.delete(node)
+  const profile = await readProfile(prof.dir)
+  for (const ph of prof.phases) {
+    const sum = summarise(profile, 25, { from: ph.from, to: ph.to })
+    ctx.table({
+      title: `profile of the node: ${ph.name} (${fmt((ph.to - ph.from) / 1e6)} s; busy ${fmt(sum.totalMs / 1000)} s, idle ${fmt(sum.idleMs / 1000)} s)`,
+      columns: ['self time: function', 'where', 'ms', '% of busy'],
+      rows: sum.functions.map(f => [f.name, f.where, fmt(f.ms, 0), fmt(f.pct, 1)])
+    })
+    ctx.table({ title: `by code area: ${ph.name}`, columns: ['area', 'ms', '% of busy'], rows: sum.areas.map(a => [a.area, fmt(a.ms, 0), fmt(a.pct, 1)]) })
+  }
 }
 
 const record = (s: Samples, key: string, p: Phase): void => {
@@ -110,25 +136,25 @@ async function smallReps (ctx: SuiteContext, s: Samples, src: string, rels: stri
     await rm(cpDest, { recursive: true, force: true })
 
     let node = await freshNode(ctx)
-    record(s, 'tree put', await measure(node, async () => { await run(process.execPath, [BIN, '--data', node.dataDir, 'put', 'v', src, '/t']) }))
+    record(s, 'tree put', await measure(node, async () => { await run(process.execPath, [BIN, '--data', node.dataDir, 'put', 'v', src, '/t']) }, 'tree put'))
     await check(node, '/t/', rels.length)
-    await node.stop()
+    await stopNode(ctx, node)
 
     node = await freshNode(ctx)
     const url = `${node.apiUrl}/v1/volumes/v/import?prefix=/t`
     record(s, 'tar import', await measure(node, async () => {
       await run('bash', ['-c', `set -o pipefail; tar c -C "${src}" . | curl -sS --fail -T - -H "Authorization: Bearer $TOKEN" "${url}" > /dev/null`], { ...process.env, TOKEN: node.apiToken })
-    }))
+    }, 'tar import'))
     await check(node, '/t/', rels.length)
-    await node.stop()
+    await stopNode(ctx, node)
 
     node = await freshNode(ctx)
     const n = node
     record(s, 'http put', await measure(node, async () => {
       await pool(rels, 8, async (rel) => { await n.client.put('v', `/t/${rel}`, createReadStream(join(src, rel)), { size: SMALL_SIZE }) })
-    }))
+    }, 'http put'))
     await check(node, '/t/', rels.length)
-    await node.stop()
+    await stopNode(ctx, node)
     ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} small: rsync ${fmt(s.all('rsync s').at(-1)!)} s, cp+sync ${fmt(s.all('cp s').at(-1)!)} s, tree put ${fmt(s.all('tree put s').at(-1)!)} s, tar import ${fmt(s.all('tar import s').at(-1)!)} s, http put ${fmt(s.all('http put s').at(-1)!)} s (load ${loadavg()[0].toFixed(1)})`)
   }
 }
@@ -162,13 +188,13 @@ async function bigReps (ctx: SuiteContext, s: Samples, big: Array<{ path: string
     const node = await freshNode(ctx)
     record(s, 'big put', await measure(node, async () => {
       await pool(big.map((f, i) => ({ f, i })), BIG_FILES, async ({ f, i }) => { await node.client.put('v', `/big/${i}.bin`, createReadStream(f.path, { highWaterMark: MiB }), { size: f.size }) })
-    }))
+    }, 'big put'))
     record(s, 'big get', await measure(node, async () => {
       await pool(big.map((f, i) => ({ f, i })), BIG_FILES, async ({ f, i }) => {
         if (await hashOf(await node.client.open('v', `/big/${i}.bin`)) !== f.hex) throw new Error('GET: wrong bytes')
       })
-    }))
-    await node.stop()
+    }, 'big get'))
+    await stopNode(ctx, node)
     const total = big.reduce((n, f) => n + f.size, 0)
     const last = (k: string): string => fmt(mbps(total, s.all(`${k} s`).at(-1)!), 0)
     ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} large: raw write ${last('big raw write')}, put ${last('big put')}, raw read ${last('big raw read')}, get ${last('big get')} MB/s (load ${loadavg()[0].toFixed(1)})`)

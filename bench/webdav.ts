@@ -14,6 +14,8 @@
  * Both ways read the source from disk and write the copy to disk. Timed: the whole command /
  * loop. CPU seconds: the client (rclone's, from bash's `times`; or this process's) plus the node
  * process (/proc/PID/stat). Node peak RSS: VmHWM, reset before each phase. Medians of --reps.
+ * `--workload small|large` runs one set, `--ways webdav,api` some of the ways (at --full, all of
+ * it takes longer than one benchmark command may: run it in parts, and read the JSON).
  */
 import { mkdir, open, readdir, rm } from 'node:fs/promises'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -35,16 +37,21 @@ interface DataSet { name: string, dir: string, files: string[], bytes: number, f
 
 async function writeSets (ctx: SuiteContext): Promise<DataSet[]> {
   const { count, big } = ctx.pick({ quick: { count: 500, big: 64 * MiB }, standard: { count: 2000, big: 256 * MiB }, full: { count: 10_000, big: GiB } })
+  const workload = ctx.flag('workload')
+  if (workload !== undefined && workload !== 'small' && workload !== 'large') throw new Error('--workload is small or large')
   const root = await ctx.tempDir('webdav-src')
+  const sets: DataSet[] = []
   const small: DataSet = { name: `${count.toLocaleString('en')} x 16 KiB`, dir: join(root, 'small'), files: [], bytes: 0, fileSize: SMALL }
-  for (let d = 0; d < Math.ceil(count / 1000); d++) await mkdir(join(small.dir, `d${d}`), { recursive: true })
-  await pool(range(count), IN_FLIGHT, async (i) => {
+  for (let d = 0; d < Math.ceil(count / 1000) && workload !== 'large'; d++) await mkdir(join(small.dir, `d${d}`), { recursive: true })
+  if (workload !== 'large') await pool(range(count), IN_FLIGHT, async (i) => {
     const rel = `d${Math.floor(i / 1000)}/f${String(i).padStart(5, '0')}`
     const fh = await open(join(small.dir, rel), 'w')
     try { await fh.write(countedBytes(7_000_000 + i, SMALL)) } finally { await fh.close() }
   })
   for (let i = 0; i < count; i++) small.files.push(`d${Math.floor(i / 1000)}/f${String(i).padStart(5, '0')}`)
   small.bytes = count * SMALL
+  if (workload !== 'large') sets.push(small)
+  if (workload === 'small') return sets
   const large: DataSet = { name: `${fmtBytes(big)} in 8 files`, dir: join(root, 'large'), files: [], bytes: big, fileSize: big / 8 }
   await mkdir(large.dir, { recursive: true })
   for (let i = 0; i < 8; i++) {
@@ -53,7 +60,8 @@ async function writeSets (ctx: SuiteContext): Promise<DataSet[]> {
     const fh = await open(join(large.dir, rel), 'w')
     try { for (const b of countedStream(8_000_000 + i, big / 8)) await fh.write(b) } finally { await fh.close() }
   }
-  return [small, large]
+  sets.push(large)
+  return sets
 }
 
 /** Runs rclone; resolves with its CPU seconds (user + system, from bash's `times`). */
@@ -174,12 +182,15 @@ export const webdav: Suite = {
   description: 'rclone copy through WebDAV (/dav/VOLUME/) vs the same files through the HTTP API, in and out',
   run: async (ctx) => {
     const sets = await writeSets(ctx)
+    const waysFlag = ctx.flag('ways')
+    const ways = typeof waysFlag === 'string' ? waysFlag.split(',').map(w => w.trim()) as Way[] : WAYS
+    for (const w of ways) if (!WAYS.includes(w)) throw new Error(`--ways: ${w} is none of ${WAYS.join(', ')}`)
     const s = new Samples()
     const load: number[] = []
     for (let rep = 0; rep < ctx.flags.reps; rep++) {
       for (const set of sets) {
         // Alternate which way goes first, so neither always runs on a warmer machine.
-        for (const way of rep % 2 === 0 ? WAYS : [...WAYS].reverse()) {
+        for (const way of rep % 2 === 0 ? ways : [...ways].reverse()) {
           await once(ctx, s, set, way)
           load.push(loadavg()[0])
           ctx.log(`rep ${rep + 1}: ${set.name} ${way} in ${fmt(s.all(`${set.name} ${way} in s`).at(-1)!)} s, out ${fmt(s.all(`${set.name} ${way} out s`).at(-1)!)} s`)
@@ -189,11 +200,11 @@ export const webdav: Suite = {
     const rows: Array<Array<string | number>> = []
     for (const set of sets) {
       for (const dir of ['in', 'out']) {
-        for (const way of WAYS) {
+        for (const way of ways) {
           const key = `${set.name} ${way} ${dir}`
           const base = `${set.name} api ${dir}`
           rows.push([set.name, dir, CLIENT[way], fmt(s.med(`${key} s`)), fmt(set.bytes / s.med(`${key} s`) / 1e6),
-            ratio(s.med(`${key} s`), s.med(`${base} s`)), fmt(s.med(`${key} cpu`)), fmtBytes(s.med(`${key} rss`)),
+            ways.includes('api') ? ratio(s.med(`${key} s`), s.med(`${base} s`)) : '-', fmt(s.med(`${key} cpu`)), fmtBytes(s.med(`${key} rss`)),
             s.all(`${key} s`).map(x => fmt(x)).join(' / ')])
         }
       }

@@ -65,25 +65,6 @@ export function copyLine (p: CopyProgress, sep: string): string {
 /** A repeatable option's values. */
 export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
 
-/** A progress line on stderr: rewritten in place on a terminal, one line per change otherwise. */
-export class ProgressLine {
-  private last = ''
-  private readonly tty = process.stderr.isTTY === true
-
-  /** skipSame: a line equal to the last one is not even redrawn on a terminal. */
-  show (line: string, opts: { skipSame?: boolean } = {}): void {
-    if (opts.skipSame === true && line === this.last) return
-    if (this.tty) process.stderr.write(`\r${line.padEnd(this.last.length)}`)
-    else if (line !== this.last) process.stderr.write(line + '\n')
-    this.last = line
-  }
-
-  /** Ends the line on a terminal. */
-  end (): void {
-    if (this.tty) process.stderr.write('\n')
-  }
-}
-
 /**
  * Runs `attempt(false)`; if it fails with a code `questions` has and a person is at a
  * terminal, asks that question `[y/N]` and on yes runs `attempt(true)` (forced). Without a

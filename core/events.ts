@@ -1,9 +1,9 @@
 /**
  * The node's event stream (`GET /v1/events`): state changes, progress, new conflicts, peers
- * connecting and leaving, changes committed. A bounded ring of recent events (so a client
+ * connecting and leaving, changes committed, the phases and progress of moves run here. A bounded ring of recent events (so a client
  * that reconnects with Last-Event-ID misses nothing recent) and synchronous subscribers.
  */
-export type NodeEventKind = 'hello' | 'state' | 'progress' | 'conflict' | 'peer' | 'change'
+export type NodeEventKind = 'hello' | 'state' | 'progress' | 'conflict' | 'peer' | 'change' | 'move'
 
 export interface NodeEvent {
   /** Increasing from 1 in this process (SSE `id`). */

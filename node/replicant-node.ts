@@ -274,7 +274,7 @@ export class ReplicantNode {
     return announced(await this.sync.membership.setWriteMode(volume, writeMode as never, { force: forceOf(opts) }))
   }
 
-  /** Moves a replica online from one member to another (volume-move.ts). */
+  /** Moves a replica online from one member to another (volume-move.ts; each step also an event). */
   async moveVolume (volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
     return await moveVolume(this, volume, from, to, opts)
   }

@@ -4,6 +4,8 @@ import { notTakenEffect } from '../replication/sync-engine.js'
 import type { VolumeService } from '../replication/volume-service.js'
 import type { Store } from '../store/store.js'
 import { InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
+import { RateMeter } from '../core/rate.js'
+import type { NodeEvents } from '../core/events.js'
 
 export interface MoveOpts { abandon?: boolean, force?: boolean, signal?: AbortSignal, onProgress?: (p: MoveProgress) => void }
 
@@ -16,7 +18,21 @@ export interface MoveOpts { abandon?: boolean, force?: boolean, signal?: AbortSi
  * on `from`. A `from` that is not a member is refused (MEMBER_NOT_FOUND): a move that
  * changes nothing must not say `done`.
  */
-export async function moveVolume (d: { sync: SyncEngine, volumes: VolumeService, store: Store }, volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
+type MoveDeps = { sync: SyncEngine, volumes: VolumeService, store: Store, ops: { events: Pick<NodeEvents, 'emit'> } }
+
+/** Each step of a move also goes to the node's event stream (`move`), and so does its failure. */
+export async function moveVolume (d: MoveDeps, volume: string, from: unknown, to: unknown, opts: MoveOpts = {}): Promise<MoveResult> {
+  const onProgress = (p: MoveProgress): void => { d.ops.events.emit('move', { ...p }); opts.onProgress?.(p) }
+  try {
+    return await move(d, volume, from, to, { ...opts, onProgress })
+  } catch (err) {
+    // The status page must not show a move that stopped as still copying.
+    if (typeof from === 'string' && typeof to === 'string') d.ops.events.emit('move', { phase: 'failed', volume, from, to, error: (err as Error).message })
+    throw err
+  }
+}
+
+async function move (d: MoveDeps, volume: string, from: unknown, to: unknown, opts: MoveOpts): Promise<MoveResult> {
   if (typeof from !== 'string' || typeof to !== 'string') throw new InvalidInputError(Codes.BAD_REQUEST, 'a move needs from and to peer ids')
   if (from === to) throw new InvalidInputError(Codes.BAD_REQUEST, 'from and to are the same peer')
   let vol = await d.volumes.volume(volume)
@@ -39,10 +55,15 @@ export async function moveVolume (d: { sync: SyncEngine, volumes: VolumeService,
     vol = (await d.sync.addReplica(volume, to, { force: opts.force === true })).volume
   }
   report('copying')
+  // `to` reports bytes and files done; the rate and ETA are measured here, across its answers.
+  const meter = new RateMeter()
   while (true) {
     if (opts.signal?.aborted === true) throw new ReplicantError(Codes.ABORTED, `move of '${volume}' interrupted while ${to} was copying: run it again to resume, or with --abandon`)
     const state = await d.sync.remoteState(vol, to).catch((err: Error) => ({ state: 'unreachable', error: err.message, progress: undefined }))
-    report('copying', { state: state.state, progress: state.progress ?? null })
+    const p = state.progress
+    const done = typeof p?.bytesDone === 'number' ? p.bytesDone : undefined
+    const measured = done !== undefined ? meter.sample(done, typeof p?.bytesTotal === 'number' ? p.bytesTotal : undefined) : undefined
+    report('copying', { state: state.state, progress: p === undefined ? null : { ...p, ...measured } })
     if (state.state === 'steady') break
     await new Promise(resolve => setTimeout(resolve, 500))
   }

@@ -77,6 +77,9 @@ export class ChunkFetcher {
     const have = await this.store.chunks.hasMany(hashes)
     let missing = dedupe(hashes.filter((_, i) => !have[i]))
     const tried: string[] = []
+    // Peers whose want-list failed (reset, dropped reply, error answer) rather than answered
+    // that they lack a chunk: what they did not send may still be there (on-demand.ts retries).
+    const failed = new Set<string>()
     for (const peer of peers) {
       if (missing.length === 0) return
       if (this.isShunned(peer)) continue
@@ -84,7 +87,7 @@ export class ChunkFetcher {
       const asked = missing.length
       this.holders?.begin(peer)
       try {
-        missing = await this.fetchFrom(vol, peer, missing, opts)
+        missing = await this.fetchFrom(vol, peer, missing, opts, failed)
         this.holders?.end(peer, asked, asked - missing.length, (asked - missing.length) * vol.chunkSize)
       } catch (err) {
         this.holders?.end(peer, 0, 0, 0)
@@ -100,12 +103,12 @@ export class ChunkFetcher {
     }
     if (missing.length > 0) {
       throw new ReplicantError(Codes.CHUNK_MISSING, `${missing.length} chunk(s) of volume '${vol.name}' not available from ${tried.length === 0 ? 'any reachable member' : tried.join(', ')}`,
-        { chunks: missing.slice(0, 8).map(hashHex), tried })
+        { chunks: missing.slice(0, 8).map(hashHex), tried, failed: [...failed] })
     }
   }
 
   /** Asks one peer for `hashes`; returns the ones still missing afterwards. */
-  private async fetchFrom (vol: VolumeRecord, peer: string, hashes: Uint8Array[], opts: FetchOptions): Promise<Uint8Array[]> {
+  private async fetchFrom (vol: VolumeRecord, peer: string, hashes: Uint8Array[], opts: FetchOptions, failed: Set<string>): Promise<Uint8Array[]> {
     const peerId = peerIdFromString(peer)
     const wantMax = Math.max(1, Math.min(opts.wantMax ?? CHUNK_WANT_MAX, CHUNK_WANT_MAX))
     const batches: Uint8Array[][] = []
@@ -121,7 +124,8 @@ export class ChunkFetcher {
           if (next >= batches.length) break
         }
         const batch = batches[next++]
-        const got = await this.fetchBatch(vol, peerId, batch, opts)
+        const { got, ok } = await this.fetchBatch(vol, peerId, batch, opts)
+        if (!ok) failed.add(peer)
         for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
       }
     }
@@ -129,8 +133,10 @@ export class ChunkFetcher {
     return left
   }
 
-  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<Set<string>> {
+  /** The chunks one want-list brought, and whether it ended as the protocol says (ok) or failed. */
+  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, ok: boolean }> {
     const got = new Set<string>()
+    let ok = true
     const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
     const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
     for (const c of all) c.requests++
@@ -147,6 +153,7 @@ export class ChunkFetcher {
         if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {
+      ok = false
       if (err instanceof BadChunkError) {
         for (const c of all) c.badChunks++
         this.penalise(peer.toString(), err)
@@ -155,7 +162,7 @@ export class ChunkFetcher {
     } finally {
       if (pending.length > 0) await this.store.chunks.putMany(pending)
     }
-    return got
+    return { got, ok }
   }
 
   private penalise (peer: string, err: BadChunkError): void {

@@ -3,6 +3,9 @@ import { hashHex } from '../store/chunk-store.js'
 import { newCounters, type ChunkFetcher, type FetchCounters } from './chunk-fetcher.js'
 import type { Store } from '../store/store.js'
 import type { VolumeRecord } from '../core/records.js'
+import { logger } from '../core/log.js'
+
+const log = logger('read')
 
 /** How long a read waits for a chunk this node lacks before it fails with TIMEOUT. */
 export const DEFAULT_READ_TIMEOUT_MS = 10_000
@@ -75,7 +78,7 @@ export class OnDemandReader {
           throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`,
             { chunk: hashHex(hash), tried: [] })
         }
-        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand' })
+        await this.fetchRetrying(vol, hash, sources, signal)
         const bytes = await this.store.chunks.get(hash)
         if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`)
         return bytes
@@ -88,8 +91,30 @@ export class OnDemandReader {
     entry.promise.then(() => { this.fetcher.sink?.onDemandRead(vol.name, (performance.now() - t0) / 1000, true) }, () => { this.fetcher.sink?.onDemandRead(vol.name, (performance.now() - t0) / 1000, false) })
     return entry
   }
+
+  private async fetchRetrying (vol: VolumeRecord, hash: Uint8Array, sources: string[], signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand' })
+        return
+      } catch (err) {
+        const failed = (err as ReplicantError).details?.failed
+        if (!(err instanceof ReplicantError) || err.code !== Codes.CHUNK_MISSING || !Array.isArray(failed) || failed.length === 0 || signal.aborted) throw err
+        log('read of %s: %s (retrying)', hashHex(hash), err.message)
+        await new Promise(resolve => setTimeout(resolve, Math.min(RETRY_MIN_MS * 2 ** attempt, RETRY_MAX_MS)))
+        if (signal.aborted) throw err
+      }
+    }
+  }
 }
 
+/**
+ * A read's fetch is retried, after a short backoff and until the read's own timeout, while a
+ * member failed to answer (a reset stream, a lost reply, a busy holder) rather than said it
+ * lacks the chunk: one lost reply on a loaded link must not fail a read of a chunk that is there.
+ */
+const RETRY_MIN_MS = 50
+const RETRY_MAX_MS = 1000
 async function abortable<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal === undefined) return await promise
   signal.throwIfAborted()

@@ -18,6 +18,12 @@ export interface ChunkStore {
   getMany: (hashes: Uint8Array[]) => Promise<Array<Uint8Array | undefined>>
   putMany: (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>) => Promise<void>
   sync: () => Promise<void>
+  /**
+   * sync() without its own level write: the locations come back as batch operations (on a
+   * sublevel of the index database) for the caller's synced batch; `written(ok)` once it
+   * returned. Backends whose sync() writes nothing omit it.
+   */
+  syncInto?: () => Promise<{ ops: ChunkLocationOp[], written: (ok: boolean) => void }>
   delete: (hashes: Uint8Array[]) => Promise<void>
   keys: () => AsyncIterable<Uint8Array>
   /** Gives the disk space of deleted chunks back (pack files); backends without packs omit it. */
@@ -42,6 +48,8 @@ export const noRepack = (): RepackResult => ({ packsRewritten: 0, packsRemoved: 
 
 /** Told of every putMany before its bytes are written (the store keeps such chunks from GC). */
 export type PutObserver = (chunks: ReadonlyArray<{ hash: Uint8Array }>) => void
+
+export interface ChunkLocationOp { type: 'put', key: Buffer, value: Buffer, sublevel: ChunkSublevel }
 
 export type ChunkSublevel = AbstractSublevel<Level<string, Uint8Array>, string | Uint8Array, Uint8Array, Uint8Array>
 

@@ -33,6 +33,7 @@ export class Files {
   ) {
     this.group = new GroupCommit({
       ctx, volumes, prepared, horizon, chunks, getFile: async (v, p) => await this.getFile(v, p),
+      getFiles: async (keys) => (await ctx.sub.files.getMany(keys)).map(v => v === undefined ? undefined : asFileRecord(decode(v))),
       counters: this.counters, changes: this.changes, listeners: this.commitListeners
     })
   }
@@ -43,14 +44,18 @@ export class Files {
     return value === undefined ? undefined : asFileRecord(decode(value))
   }
 
-  /** Records under `prefix` in path order, tombstones included (callers filter). */
-  async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
+  /**
+   * Records under `prefix` in path order, tombstones included (callers filter). `from`: start
+   * at this path (>= prefix) instead, so a caller can skip a subtree (WebDAV's Depth 1).
+   */
+  async * listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal, from?: string } = {}): AsyncGenerator<FileRecord> {
     this.ctx.assertOpen()
-    const gte = `${vol}${SEP}${prefix}`
+    const under = `${vol}${SEP}${prefix}`
+    const from = options.from !== undefined && options.from > prefix ? `${vol}${SEP}${options.from}` : under
     // Keys under the prefix are contiguous from gte: stop at the first without it. (An upper
     // bound of `${prefix}\uffff` missed paths with characters at or above U+FFFF.)
-    for await (const [key, value] of this.ctx.sub.files.iterator({ gte, lt: `${vol}${END}`, signal: options.signal } as never)) {
-      if (!key.startsWith(gte)) break
+    for await (const [key, value] of this.ctx.sub.files.iterator({ gte: from, lt: `${vol}${END}`, signal: options.signal } as never)) {
+      if (!key.startsWith(under)) break
       yield asFileRecord(decode(value))
     }
   }
@@ -87,8 +92,8 @@ export class Files {
    * watermark set. Chunks they reference must already be in the chunk store: they are synced
    * before the batch is written. Concurrent commits share one batch (group-commit.ts).
    */
-  async commitFiles (volName: string, decide: Decide, defaultCause: ChangeCause = 'write'): Promise<FileRecord[]> {
-    return await this.group.commit(volName, decide, defaultCause)
+  async commitFiles (volName: string, decide: Decide, defaultCause: ChangeCause = 'write', paths?: readonly string[]): Promise<FileRecord[]> {
+    return await this.group.commit(volName, decide, defaultCause, paths)
   }
 
   /**

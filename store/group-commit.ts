@@ -48,6 +48,8 @@ interface Job {
   volName: string
   decide: Decide
   cause: ChangeCause
+  /** Paths the decide will read, looked up for the whole group at once. */
+  paths: readonly string[]
   resolve: (records: FileRecord[]) => void
   reject: (err: unknown) => void
 }
@@ -57,8 +59,10 @@ interface Group {
   volumes: Map<string, VolumeRecord>
   /** `vol \0 path` -> the newest record of the group. */
   records: Map<string, FileRecord>
-  /** refKey hex -> the reference count after the group so far. */
-  refs: Map<string, number>
+  /** `vol \0 path` -> the record level holds (read once per group; the mutex keeps it current). */
+  stored: Map<string, Promise<FileRecord | undefined>>
+  /** refKey hex -> the reference count change of the group so far (read and written once, at the end). */
+  refs: Map<string, { key: Buffer, delta: number }>
   ops: Op[]
   done: Array<{ job: Job, volume: VolumeRecord, result: FileRecord[], causes: Map<string, ChangeCause> }>
 }
@@ -70,6 +74,8 @@ export interface GroupCommitDeps {
   horizon: SnapshotHorizon
   chunks: ChunkStore
   getFile: (vol: string, path: string) => Promise<FileRecord | undefined>
+  /** Records by `vol \0 path` key, in one look-up. */
+  getFiles: (keys: string[]) => Promise<Array<FileRecord | undefined>>
   counters: { versionsSaved: number, groups: number, groupedCommits: number }
   changes: ChangeCounts
   listeners: Set<CommitListener>
@@ -81,11 +87,11 @@ export class GroupCommit {
 
   constructor (private readonly d: GroupCommitDeps) {}
 
-  /** Queues a commit; resolves once the batch holding it is durable. */
-  async commit (volName: string, decide: Decide, cause: ChangeCause): Promise<FileRecord[]> {
+  /** Queues a commit; resolves once the batch holding it is durable. `paths`: those `decide` reads (a hint). */
+  async commit (volName: string, decide: Decide, cause: ChangeCause, paths: readonly string[] = []): Promise<FileRecord[]> {
     this.d.ctx.assertOpen()
     return await new Promise<FileRecord[]>((resolve, reject) => {
-      this.queue.push({ volName, decide, cause, resolve, reject })
+      this.queue.push({ volName, decide, cause, paths, resolve, reject })
       this.drain()
     })
   }
@@ -109,7 +115,8 @@ export class GroupCommit {
       for (const j of jobs) j.reject(new ReplicantError(Codes.STORE_CLOSED, 'store is closed'))
       return
     }
-    const g: Group = { volumes: new Map(), records: new Map(), refs: new Map(), ops: [], done: [] }
+    const g: Group = { volumes: new Map(), records: new Map(), stored: new Map(), refs: new Map(), ops: [], done: [] }
+    await this.prefetch(g, jobs)
     for (const job of jobs) {
       try {
         await this.decideOne(g, job)
@@ -119,10 +126,19 @@ export class GroupCommit {
     }
     if (g.ops.length > 0) {
       try {
-        // Chunk bytes (and their locations) before the records that name them.
-        await this.d.chunks.sync()
+        g.ops.push(...await this.refOps(g))
+        // Chunk bytes fsynced before the records that name them are written; their locations
+        // go into the same synced batch as the records (or, without syncInto, just before it).
+        const { chunks } = this.d
+        const synced = chunks.syncInto !== undefined ? await chunks.syncInto() : await chunks.sync().then(() => undefined)
         crashPoint('commit-synced')
-        await this.d.ctx.write(g.ops)
+        try {
+          await this.d.ctx.write(synced === undefined ? g.ops : [...synced.ops as Op[], ...g.ops])
+          synced?.written(true)
+        } catch (err) {
+          synced?.written(false)
+          throw err
+        }
         crashPoint('commit-written')
       } catch (err) {
         for (const e of g.done) e.job.reject(err)
@@ -143,6 +159,37 @@ export class GroupCommit {
   }
 
   /**
+   * The stored records of the paths the group's commits said they read, in one look-up: the
+   * decides run one after the other, and a look-up each was a thread-pool round trip each.
+   * A failed look-up only costs the hint (each decide then reads its own).
+   */
+  private async prefetch (g: Group, jobs: Job[]): Promise<void> {
+    const keys = [...new Set(jobs.flatMap(j => j.paths.map(p => `${j.volName}${SEP}${p}`)))]
+    if (keys.length < 2) return
+    try {
+      const recs = await this.d.getFiles(keys)
+      keys.forEach((k, i) => g.stored.set(k, Promise.resolve(recs[i])))
+    } catch (err) {
+      log('group look-up failed, each commit reads its own: %s', (err as Error).message)
+    }
+  }
+
+  /**
+   * The reference counts the group changed: one look-up of them all, one put (or delete, at
+   * zero) each. Counts feed no decide, so they wait for the end of the group.
+   */
+  private async refOps (g: Group): Promise<Op[]> {
+    const changed = [...g.refs.values()].filter(e => e.delta !== 0)
+    if (changed.length === 0) return []
+    const { refs } = this.d.ctx.sub
+    const stored = await refs.getMany(changed.map(e => e.key))
+    return changed.map((e, i): Op => {
+      const n = (stored[i] ?? 0) + e.delta
+      return n > 0 ? { type: 'put', key: e.key, value: n, sublevel: refs } : { type: 'del', key: e.key, sublevel: refs }
+    })
+  }
+
+  /**
    * Runs one commit's decide against the group so far and appends its operations. Nothing of
    * the group changes unless it succeeds (a decide that throws fails alone).
    */
@@ -154,8 +201,19 @@ export class GroupCommit {
     const mine = new Map<string, FileRecord>()
     const extraOps: Op[] = []
     const causes = new Map<string, ChangeCause>()
-    const get = async (path: string): Promise<FileRecord | undefined> =>
-      mine.get(path) ?? g.records.get(`${volName}${SEP}${path}`) ?? await this.d.getFile(volName, path)
+    const stored = async (key: string, path: string): Promise<FileRecord | undefined> => {
+      let rec = g.stored.get(key)
+      if (rec === undefined) {
+        rec = this.d.getFile(volName, path)
+        g.stored.set(key, rec)
+        rec.catch(() => { g.stored.delete(key) })
+      }
+      return await rec
+    }
+    const get = async (path: string): Promise<FileRecord | undefined> => {
+      const key = `${volName}${SEP}${path}`
+      return mine.get(path) ?? g.records.get(key) ?? await stored(key, path)
+    }
     const next = await job.decide({
       volume,
       get,
@@ -214,22 +272,6 @@ export class GroupCommit {
       ops.push({ type: 'put', key: `${volName}${SEP}${rec.path}`, value: encode(rec), sublevel: sub.files })
       ops.push({ type: 'put', key: seqKey(volName, rec.seq), value: rec.path, sublevel: sub.changes })
     }
-    const changed = [...refDelta.values()].filter(e => e.delta !== 0)
-    const refs = new Map<string, number>()
-    if (changed.length > 0) {
-      const keys = changed.map(e => refKey(e.hash, volName))
-      const hexes = keys.map(k => k.toString('hex'))
-      const unknown = keys.filter((_, i) => !g.refs.has(hexes[i]))
-      const stored = unknown.length > 0 ? await sub.refs.getMany(unknown) : []
-      let u = 0
-      changed.forEach((e, i) => {
-        const base = g.refs.has(hexes[i]) ? g.refs.get(hexes[i])! : (stored[u++] ?? 0)
-        const n = base + e.delta
-        refs.set(hexes[i], n)
-        const key = keys[i]
-        ops.push(n > 0 ? { type: 'put', key, value: n, sublevel: sub.refs } : { type: 'del', key, sublevel: sub.refs })
-      })
-    }
     volume = { ...volume, seq, dirty: true }
     // Within one batch a later put of the same key wins: the group's last volume record holds.
     ops.push({ type: 'put', key: volName, value: encode(volume), sublevel: sub.volumes })
@@ -237,7 +279,14 @@ export class GroupCommit {
     // Decided: from here on nothing can fail, so the group takes it.
     g.volumes.set(volName, volume)
     for (const rec of finals.values()) g.records.set(`${volName}${SEP}${rec.path}`, rec)
-    for (const [k, n] of refs) g.refs.set(k, n)
+    for (const e of refDelta.values()) {
+      if (e.delta === 0) continue
+      const key = refKey(e.hash, volName)
+      const hex = key.toString('hex')
+      const sum = g.refs.get(hex) ?? { key, delta: 0 }
+      sum.delta += e.delta
+      g.refs.set(hex, sum)
+    }
     g.ops.push(...ops)
     this.d.counters.versionsSaved += versionsSaved
     g.done.push({ job, volume, result: [...finals.values()], causes })

@@ -1,7 +1,7 @@
 import { open, readdir, writeFile, mkdir, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Mutex } from '../core/mutex.js'
-import { noRepack, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
+import { noRepack, type ChunkLocationOp, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { syncDir } from '../core/durable.js'
@@ -16,9 +16,8 @@ const log = logger('packs')
 
 /** A pack is closed to appends once it reaches this size, and a new one started. */
 export const PACK_TARGET_BYTES = 64 * 1024 * 1024
-/** Live bytes a repack copies per batch (read, append, fsync, switch): bounds its memory. */
+/** Live bytes and chunks a repack copies per batch (read, append, fsync, switch): bounds its memory and batch. */
 const REPACK_BATCH_BYTES = 4 * 1024 * 1024
-/** ...and chunks per batch, so that tiny chunks do not make one huge level batch. */
 const REPACK_BATCH_CHUNKS = 4096
 /** Locations held in memory until their bytes are synced; a putMany beyond this syncs first. */
 const MAX_PENDING_LOCATIONS = 16_384
@@ -111,9 +110,7 @@ export class PackChunkStore implements ChunkStore {
     return stored.map((s, i) => s || this.pending.get(hashes[i]) !== undefined)
   }
 
-  async get (hash: Uint8Array): Promise<Uint8Array | undefined> {
-    return (await this.getMany([hash]))[0]
-  }
+  async get (hash: Uint8Array): Promise<Uint8Array | undefined> { return (await this.getMany([hash]))[0] }
 
   async getMany (hashes: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
     if (hashes.length === 0) return []
@@ -228,8 +225,7 @@ export class PackChunkStore implements ChunkStore {
 
   private release (pack: number): void {
     const n = (this.inflight.get(pack) ?? 1) - 1
-    if (n > 0) this.inflight.set(pack, n)
-    else this.inflight.delete(pack)
+    if (n > 0) this.inflight.set(pack, n); else this.inflight.delete(pack)
   }
 
   /**
@@ -238,22 +234,41 @@ export class PackChunkStore implements ChunkStore {
    * itself: the synced index batch that follows, or any later synced batch, carries it.
    */
   async sync (): Promise<void> {
-    await this.syncMutex.run(async () => {
+    const { ops, written } = await this.syncInto()
+    try {
+      if (ops.length > 0) await this.loc.batch(ops.map(({ type, key, value }) => ({ type, key, value })))
+      written(true)
+    } catch (err) {
+      written(false)
+      throw err
+    }
+  }
+
+  /**
+   * The packs fsynced as in sync(), their locations handed back as operations for the caller's
+   * own synced batch (the same database): a group commit writes them with its records, one
+   * level write fewer. `written(true)` once that batch is written; the locations stay readable
+   * in memory until then. Another sync() meanwhile writes the same values again: harmless.
+   */
+  async syncInto (): Promise<{ ops: ChunkLocationOp[], written: (ok: boolean) => void }> {
+    return await this.syncMutex.run(async () => {
       await Promise.allSettled([...this.writes])
       // Every location taken here had its write completed and its handle marked dirty.
       const { entries, packs } = this.pending.take()
       const handles = [...this.dirty]
       this.dirty.clear()
+      const release = (): void => { for (const p of packs) this.release(p) }
       try {
         // Testing: a pack's length when its datasync begins is what a power loss keeps of it.
         const lengths = this.synced === undefined ? [] : await Promise.all(handles.map(async ([fh, id]): Promise<[number, number]> => [id, (await fh.stat()).size]))
         await Promise.all(handles.map(async ([fh]) => { await fh.datasync() }))
         await this.synced?.record(lengths)
-        if (entries.length > 0) await this.loc.batch(entries.map(e => ({ type: 'put' as const, key: e.key, value: e.value })))
-        this.pending.settle(entries)
-      } finally {
-        for (const p of packs) this.release(p)
+      } catch (err) {
+        release()
+        throw err
       }
+      const ops = entries.map(e => ({ type: 'put' as const, key: e.key, value: e.value, sublevel: this.loc }))
+      return { ops, written: (ok) => { if (ok) this.pending.settle(entries); release() } }
     })
   }
 
@@ -267,12 +282,9 @@ export class PackChunkStore implements ChunkStore {
     })
   }
 
-  async * keys (): AsyncIterable<Uint8Array> {
-    for await (const key of this.loc.keys()) yield key
-  }
+  async * keys (): AsyncIterable<Uint8Array> { for await (const key of this.loc.keys()) yield key }
 
   // ---- repack ----
-
   /**
    * Gives back the space of deleted chunks. Sealed packs (not the active one, no appends in
    * flight) with no live chunk are unlinked; those whose live bytes are below `liveBelow` of

@@ -52,6 +52,14 @@ export class StoreContext {
   /** Aborted by close(): a repack in progress stops at its next batch. */
   private readonly closing = new AbortController()
   private closed = false
+  /**
+   * Encoded volume records as last written through write() or read (store/volumes.ts): every
+   * put takes the volume record, so reading it from level each time cost a thread-pool round
+   * trip per request. All volume writes go through write(); `volumeWrites` keeps a read that
+   * raced with a write from caching the older value.
+   */
+  private readonly volumeBytes = new Map<string, Uint8Array>()
+  private volumeWrites = 0
 
   constructor (readonly db: Db) {
     this.sub = openSublevels(db)
@@ -69,7 +77,27 @@ export class StoreContext {
 
   /** One synced, atomic batch over any of the sublevels. */
   async write (ops: Op[]): Promise<void> {
-    await this.db.batch<unknown, unknown>(ops, { sync: true })
+    const volumeOps = ops.filter(op => op.sublevel === this.sub.volumes)
+    if (volumeOps.length > 0) this.volumeWrites++
+    try {
+      await this.db.batch<unknown, unknown>(ops, { sync: true })
+    } finally {
+      // Failed or not, level may hold either state: forget, the next read asks level. Counted
+      // again at the end: a read that overlapped the write in any way caches nothing.
+      if (volumeOps.length > 0) this.volumeWrites++
+      for (const op of volumeOps) this.volumeBytes.delete(op.key as string)
+    }
+    for (const op of volumeOps) if (op.type === 'put') this.volumeBytes.set(op.key as string, op.value as Uint8Array)
+  }
+
+  /** A volume's encoded record, from the cache when it holds it. */
+  async volumeRecord (name: string): Promise<Uint8Array | undefined> {
+    const cached = this.volumeBytes.get(name)
+    if (cached !== undefined) return cached
+    const writes = this.volumeWrites
+    const value = await this.sub.volumes.get(name)
+    if (value !== undefined && writes === this.volumeWrites) this.volumeBytes.set(name, value)
+    return value
   }
 }
 

@@ -176,7 +176,7 @@ export class Store {
 
   async getFile (vol: string, path: string): Promise<FileRecord | undefined> { return await this.files.getFile(vol, path) }
   /** Records under `prefix` in path order, tombstones included (callers filter). */
-  listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> { return this.files.listFiles(vol, prefix, options) }
+  listFiles (vol: string, prefix = '/', options: { signal?: AbortSignal, from?: string } = {}): AsyncGenerator<FileRecord> { return this.files.listFiles(vol, prefix, options) }
   /** Records changed after `afterSeq`, in change-log order, each path once. */
   changesSince (vol: string, afterSeq: number, options: { signal?: AbortSignal, batch?: number } = {}): AsyncGenerator<FileRecord> {
     return this.files.changesSince(vol, afterSeq, options)
@@ -187,9 +187,9 @@ export class Store {
     return await this.files.changesAfter(vol, afterSeq, cap)
   }
 
-  /** The only way the index changes: see Files.commitFiles. */
-  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, cause?: ChangeCause): Promise<FileRecord[]> {
-    return await this.files.commitFiles(volName, decide, cause)
+  /** The only way the index changes: see Files.commitFiles. `paths`: those `decide` will read (looked up with the group's). */
+  async commitFiles (volName: string, decide: (ctx: CommitContext) => Promise<NewFileRecord[]>, cause?: ChangeCause, paths?: readonly string[]): Promise<FileRecord[]> {
+    return await this.files.commitFiles(volName, decide, cause, paths)
   }
 
   /** Local changes of a volume by cause since the store opened (store/change-counts.ts). */

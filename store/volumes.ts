@@ -9,7 +9,7 @@ export class Volumes {
 
   async getVolume (name: string): Promise<VolumeRecord | undefined> {
     this.ctx.assertOpen()
-    const value = await this.ctx.sub.volumes.get(name)
+    const value = await this.ctx.volumeRecord(name)
     return value === undefined ? undefined : asVolumeRecord(decode(value))
   }
 

@@ -3,7 +3,7 @@ import test from 'ava'
 import { mkdir, writeFile, utimes, chmod, readdir, stat, readFile, symlink } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { tmpDir, startNode, clientOf, runCli, sha256Hex } from './helpers.js'
+import { tmpDir, startNode, clientOf, runCli, sha256Hex, httpRequest } from './helpers.js'
 
 /** Every regular file under `dir`: relative path -> sha256, mode, mtime (ms). */
 async function tree (dir: string): Promise<Record<string, { sha: string, mode: number, mtime: number }>> {
@@ -73,4 +73,22 @@ test('replicant put of a tree: a file the node refuses is reported, the rest is 
   t.regex(put.stderr, /failed bad\\name: .*backslash/)
   t.regex(put.stdout, /stored in v:\/t 10 files, .*; 1 failed/)
   t.is((await clientOf(node).list('v', '/t/')).files.length, 10)
+})
+
+test('replicant get of a tree made over WebDAV: folder markers become directories (an empty one too), not files', async t => {
+  const node = await startNode(t)
+  await clientOf(node).createVolume({ name: 'w' })
+  for (const p of ['/dav/w/t', '/dav/w/t/sub', '/dav/w/t/sub/empty']) t.is((await httpRequest(node.apiUrl!, { method: 'MKCOL', path: p })).status, 201)
+  const data = randomBytes(5000)
+  t.is((await httpRequest(node.apiUrl!, { method: 'PUT', path: '/dav/w/t/sub/f.bin', body: data })).status, 201)
+  // PATH without a trailing slash names the folder by its marker; with one, by the prefix.
+  for (const path of ['/t', '/t/']) {
+    const out = join(await tmpDir(t), 'out')
+    const got = await runCli(['get', 'w', path, '-o', out], { dataDir: node.dataDir })
+    t.is(got.code, 0, got.stderr)
+    t.regex(got.stdout, /1 files/)
+    t.true((await stat(join(out, 'sub', 'empty'))).isDirectory(), `${path}: the empty folder is a directory`)
+    t.deepEqual(Object.keys(await tree(out)), ['sub/f.bin'])
+    t.deepEqual(await readFile(join(out, 'sub', 'f.bin')), data)
+  }
 })

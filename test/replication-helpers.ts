@@ -50,3 +50,20 @@ export async function read (node: ReplicantNode, volume: string, path: string): 
   for await (const p of node.volumes.readFile(volume, rec)) parts.push(p)
   return Buffer.concat(parts)
 }
+
+/**
+ * If the test is still running after `afterMs`, logs what the nodes hold and how each sees the
+ * volume (states, copy progress, pulls), so a test that times out on a busy CI machine says
+ * where it stood instead of only "timeout exceeded". ava prints t.log lines of failed tests.
+ */
+export function watchdog (t: T, afterMs: number, nodes: ReplicantNode[], volume: string): void {
+  const timer = setTimeout(() => {
+    void Promise.all(nodes.map(async (n, i) => {
+      const info = await n.volumeInfo(volume).catch((e: Error) => e.message)
+      const files = await tree(n, volume).catch((e: Error) => [e.message])
+      return `node ${i} (${n.peerId}): ${JSON.stringify(info)}\n  files: ${files.join(' | ')}`
+    })).then(lines => { for (const l of lines) t.log(`watchdog after ${afterMs} ms: ${l}`) })
+  }, afterMs)
+  timer.unref()
+  t.teardown(() => { clearTimeout(timer) })
+}

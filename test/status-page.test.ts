@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { startNode, waitFor, clientOf } from './helpers.js'
+import { startNode, waitFor, clientOf, randomSource } from './helpers.js'
 import { Readable } from 'node:stream'
 
 /** Debian's chromium (`.ci/run` installs it); playwright-core drives it, downloading no browser. */
@@ -76,6 +76,44 @@ test('the status page shows a two-node volume live: a write and a member going d
     t.deepEqual(problems, [], 'no console error')
   } catch (err) {
     t.log(`screenshot: ${await shot('status-page-failure.png')}`)
+    throw err
+  }
+})
+
+test('the status page shows a move run from this node live: the new member\'s copy with rate and ETA, then done', async t => {
+  t.timeout(120_000)
+  if (!existsSync(CHROMIUM)) { t.fail(`no chromium at ${CHROMIUM}`); return }
+  const a = await startNode(t)
+  const c = await startNode(t, { api: false, join: [a.multiaddrs()[0]] })
+  // 4 KiB chunks: the copy goes in rounds of 256 chunks (1 MiB), each a step of its progress.
+  await a.createVolume({ name: 'mp', chunkSize: 4096 })
+  for (let i = 0; i < 6; i++) await a.volumes.putFile('mp', `/f${i}`, randomSource(1024 * 1024).source)
+  // a's replies to c at 1 MiB/s: the copy of 6 MiB takes seconds, long enough to be watched.
+  a.links.set([c.peerId], { bytesPerSecond: 1024 * 1024 })
+  const browser = await launch()
+  t.teardown(async () => { await browser.close() })
+  const page = await (await browser.newContext()).newPage()
+  const problems: string[] = []
+  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
+  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  try {
+    await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
+    await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5_000 })
+    const moving = a.moveVolume('mp', a.peerId, c.peerId)
+    const copying = page.locator(`[data-move="mp"][data-phase="copying"][data-to="${c.peerId}"] .progress`)
+    await copying.filter({ hasText: /\/s, ETA / }).waitFor({ timeout: 15_000 })
+    const first = Number(await copying.getAttribute('data-progress'))
+    t.log(`copy shown: ${await copying.innerText()}`)
+    // It moves on without a reload: a later bar shows more done.
+    await waitFor(async () => Number(await copying.getAttribute('data-progress').catch(() => '100')) > first ? true : undefined, 100)
+    const result = await moving
+    t.is(result.phase, 'done')
+    await page.locator('[data-move="mp"][data-phase="done"]').waitFor({ timeout: 2_000 })
+    await page.locator('#events li[data-kind="move"]', { hasText: 'done' }).first().waitFor({ timeout: 2_000 })
+    t.deepEqual(problems, [], 'no console error')
+  } catch (err) {
+    await mkdir(SHOTS, { recursive: true })
+    await page.screenshot({ path: join(SHOTS, 'status-page-move-failure.png'), fullPage: true })
     throw err
   }
 })

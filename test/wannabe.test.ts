@@ -2,7 +2,7 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { startNode, waitFor, randomSource, sha256Stream, httpRequest, asyncSource } from './helpers.js'
-import { converged, bytes, read } from './replication-helpers.js'
+import { converged, bytes, read, watchdog } from './replication-helpers.js'
 import { chunkHashes } from '../core/records.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
@@ -175,6 +175,7 @@ test('writes on any member during the copy reach the wannabe, and it ends steady
   await a.createVolume({ name: 'w' })
   for (let i = 0; i < 3; i++) await a.volumes.putFile('w', `/old${i}`, randomSource(16 * MiB).source)
   const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 1 })
+  watchdog(t, 150_000, [a, b], 'w')
   await a.sync.addReplica('w', b.peerId)
   await waitFor(async () => await hasFile(b, 'w', '/old2'))
   await a.volumes.putFile('w', '/new-on-a', bytes(Buffer.from('written on a during the copy')))

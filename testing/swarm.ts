@@ -48,7 +48,7 @@ export interface SwarmResult {
   aggregateMBps: number
   /** Aggregate throughput over the single reader's. */
   ratio: number
-  /** Bytes each node served during the stampede, by node name (holders that served nothing left out). */
+  /** Bytes each node served from the grant to the end of the stampede, by node name (holders that served nothing left out). */
   served: Record<string, number>
   /** The busiest holder's bytes over a fair share (served bytes over every node that holds the volume at the end). */
   busiestOverFair: number
@@ -123,6 +123,9 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     const volumeBytes = files * fileBytes
     log(`volume of ${files} x ${fileBytes} B on ${members.join(', ')}, steady`)
 
+    // Served bytes count from the grant on: whatever a reader fetches (with its index pull or
+    // on demand) was served by some holder.
+    const servedBefore = await servedBy(topo, names)
     t = Date.now()
     // One generation for every reader (a grant each was one change each, every one announced to every reader so far).
     await topo.client(members[0]).grantReaders(VOLUME, [solo, probe, ...readers].map(r => topo.node(r).peerId))
@@ -136,6 +139,7 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     const grantMs = Date.now() - t
     log(`${readers.length + 2} readers granted and listing the volume in ${grantMs} ms`)
 
+    let readBytes = 0
     const readAll = async (r: string): Promise<boolean> => {
       const order = shuffle([...sums.keys()])
       let next = 0
@@ -144,6 +148,7 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
           const path = order[next++]
           const bytes = await topo.read(r, VOLUME, path)
           if (sha256Hex(bytes) !== sums.get(path)) throw new Error(`${r} read ${path} with the wrong sha256`)
+          readBytes += bytes.byteLength
         }
       }
       await Promise.all(Array.from({ length: o.readConcurrency ?? 2 }, worker))
@@ -157,7 +162,6 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     const soloFetched = (await topo.client(solo).status()).fetched.onDemand
     log(`single reader: ${soloMs} ms, ${soloMBps.toFixed(1)} MiB/s (${soloFetched.requests} want-lists for ${soloFetched.chunksReceived} chunks)`)
 
-    const servedBefore = await servedBy(topo, names)
     let stampeding = true
     const firstBytes: number[] = []
     const probing = (async () => {
@@ -176,8 +180,14 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     })()
     t = Date.now()
     let done = 0
+    // Progress every 10 s: a stall shows as bytes that stop growing, not as a silent wait.
+    const before = readBytes
+    const progress = setInterval(() => {
+      log(`  ${((Date.now() - t) / 1000).toFixed(0)} s: ${done}/${readers.length} readers done, ${((readBytes - before) / MiB).toFixed(1)} of ${(readers.length * volumeBytes / MiB).toFixed(0)} MiB read, RSS ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`)
+    }, 10_000)
     const outcomes = await Promise.allSettled(readers.map(async r => { if (await readAll(r)) done++ }))
     const stampedeMs = Date.now() - t
+    clearInterval(progress)
     stampeding = false
     await probing.catch((err: Error) => { log(`probe failed: ${err.message}`) })
     for (const x of outcomes) if (x.status === 'rejected') log(`a reader failed: ${(x.reason as Error).message}`)

@@ -4,7 +4,8 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { SaxesParser } from 'saxes'
-import { InvalidInputError, ReplicantError, Codes } from '../../core/errors.js'
+import { readBounded } from '../validate.js'
+import { InvalidInputError, Codes } from '../../core/errors.js'
 
 export const DAV_NS = 'DAV:'
 /** Largest XML request body (PROPFIND, PROPPATCH, LOCK): they name properties, they carry no data. */
@@ -29,14 +30,7 @@ export function textOf (el: XmlElement): string {
 
 /** The request body parsed, or undefined when it is empty. Malformed XML is BAD_REQUEST (400). */
 export async function readXml (req: IncomingMessage): Promise<XmlElement | undefined> {
-  let size = 0
-  const parts: Buffer[] = []
-  for await (const part of req as AsyncIterable<Buffer>) {
-    size += part.byteLength
-    if (size > MAX_XML_BODY) throw new ReplicantError(Codes.BODY_TOO_LARGE, `XML body over ${MAX_XML_BODY} bytes`)
-    parts.push(part)
-  }
-  const text = Buffer.concat(parts).toString('utf8')
+  const text = (await readBounded(req, MAX_XML_BODY, 'XML body')).toString('utf8')
   if (text.trim() === '') return undefined
   return parseXml(text)
 }

@@ -6,12 +6,20 @@ import { importTar, exportTar } from '../archive.js'
 import { sendJson, sendStream } from '../respond.js'
 import { decodeSegment } from '../validate.js'
 
+/**
+ * The volume a route names and its `?prefix=`: the volume must exist, checked before the answer's
+ * header goes out (afterwards an error can only cut the connection). Files' list route shares it.
+ */
+export async function volumeAndPrefix (node: FileAccess, vol: string, url: URL): Promise<{ name: string, prefix: string }> {
+  const name = decodeSegment(vol)
+  await node.volumes.volume(name)
+  return { name, prefix: normalizePrefix(url.searchParams.get('prefix') ?? undefined) }
+}
+
 export function archiveRoutes (router: Router, node: FileAccess): void {
   const importRoute = /^\/v1\/volumes\/([^/]+)\/import$/
   const doImport = async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, vol: string, url: URL): Promise<void> => {
-    const name = decodeSegment(vol)
-    await node.volumes.volume(name)
-    const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
+    const { name, prefix } = await volumeAndPrefix(node, vol, url)
     const controller = new AbortController()
     req.once('aborted', () => controller.abort())
     res.once('close', () => { if (!res.writableFinished) controller.abort() })
@@ -21,9 +29,7 @@ export function archiveRoutes (router: Router, node: FileAccess): void {
   router.add('PUT', importRoute, async (req, res, [vol], url) => { await doImport(req, res, vol, url) })
   router.add('POST', importRoute, async (req, res, [vol], url) => { await doImport(req, res, vol, url) })
   router.add('GET', /^\/v1\/volumes\/([^/]+)\/export$/, async (_req, res, [vol], url) => {
-    const name = decodeSegment(vol)
-    await node.volumes.volume(name)
-    const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
+    const { name, prefix } = await volumeAndPrefix(node, vol, url)
     const controller = new AbortController()
     res.once('close', () => controller.abort())
     const body = exportTar(node.volumes, name, prefix, controller.signal)

@@ -1,7 +1,7 @@
 /**
  * GET /v1/events: server-sent events (text/event-stream) from core/events.ts, so that clients
  * need not poll. Each event: `id: N`, `event: KIND` (hello, state, progress, conflict, peer,
- * change), `data: JSON`. A reconnecting client sends Last-Event-ID (EventSource does) and gets
+ * change, move), `data: JSON`. A reconnecting client sends Last-Event-ID (EventSource does) and gets
  * the kept events after it; `?since=0` replays every kept one; `?kinds=a,b` filters. A client
  * that does not read falls behind by at most MAX_BUFFERED bytes, then it is dropped.
  */

@@ -4,10 +4,9 @@ import type { Router } from '../router.js'
 import type { FileAccess } from '../node-api.js'
 import type { FileRemoved, FileView } from '../types.js'
 import { InvalidInputError, Codes } from '../../core/errors.js'
-import { normalizePrefix } from '../../core/paths.js'
 import { fileView } from '../../replication/volume-service.js'
 import { parseRange } from '../http-range.js'
-import { archiveRoutes } from './archive.js'
+import { archiveRoutes, volumeAndPrefix } from './archive.js'
 import { sendJson, sendJsonList, sendStream } from '../respond.js'
 import { decodeSegment, decodePath, intHeader, declaredLength } from '../validate.js'
 
@@ -16,10 +15,7 @@ const FILE_ROUTE = /^\/v1\/volumes\/([^/]+)\/files\/(.+)$/
 export function fileRoutes (router: Router, node: FileAccess): void {
   archiveRoutes(router, node)
   router.add('GET', /^\/v1\/volumes\/([^/]+)\/files$/, async (_req, res, [vol], url) => {
-    const name = decodeSegment(vol)
-    // Fail before the 200 header goes out: afterwards an error can only cut the connection.
-    await node.volumes.volume(name)
-    const prefix = normalizePrefix(url.searchParams.get('prefix') ?? undefined)
+    const { name, prefix } = await volumeAndPrefix(node, vol, url)
     const controller = new AbortController()
     res.once('close', () => controller.abort())
     const snapshot = url.searchParams.get('snapshot')

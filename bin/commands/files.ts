@@ -7,6 +7,7 @@ import { type Cli, print, out } from '../cli.js'
 import type { FileView } from '../../api/types.js'
 import { InvalidInputError, Codes } from '../../core/errors.js'
 import { normalizePath } from '../../core/paths.js'
+import { isFolderMarker } from '../../core/records.js'
 import { DEFAULT_PARALLEL, putTree, getTree, treeSummary } from './tree.js'
 
 function parallelOf (v: string | undefined): number {
@@ -29,8 +30,8 @@ export function checkRange (range: string | undefined): string | undefined {
 }
 
 /**
- * The files under PATH when PATH names a directory (ends with `/`, or holds no file itself
- * but has files under it); undefined for a file.
+ * The files under PATH when PATH names a directory (ends with `/`, holds a folder marker, or
+ * holds no file itself but has files under it); undefined for a file.
  */
 async function directoryFiles (c: Awaited<ReturnType<Cli['client']>>, vol: string, path: string): Promise<{ base: string, files: FileView[] } | undefined> {
   const dir = path === '/' || path === '' || path.endsWith('/')
@@ -38,9 +39,10 @@ async function directoryFiles (c: Awaited<ReturnType<Cli['client']>>, vol: strin
   const base = p === '/' ? '/' : p + '/'
   const { files } = await c.list(vol, dir ? base : p)
   if (dir) return { base, files }
-  if (files.some(f => f.path === p)) return undefined
+  // A folder marker (an empty folder made over WebDAV) at PATH is a directory, not a file.
+  if (files.some(f => f.path === p && !isFolderMarker(f))) return undefined
   const under = files.filter(f => f.path.startsWith(base))
-  return under.length > 0 ? { base, files: under } : undefined
+  return under.length > 0 || files.some(f => f.path === p) ? { base, files: under } : undefined
 }
 
 export function registerFileCommands (cli: Cli): void {

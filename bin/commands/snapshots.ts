@@ -1,8 +1,10 @@
 /** `replicant snapshot ...`, `dump` and `restore`: frozen views of a volume and portable archives of them. */
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat, rm } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { renameDurably } from '../../core/durable.js'
 import { type Cli, print, out, fmtBytes } from '../cli.js'
+import { Progress, counted, progressShown } from '../progress.js'
 
 export function registerSnapshotCommands (cli: Cli): void {
   const { program } = cli
@@ -33,12 +35,22 @@ export function registerSnapshotCommands (cli: Cli): void {
     .requiredOption('-o, --output <file>', 'the dump file (written atomically)')
     .action(async (vol: string, opts: { snapshot: string, since?: string, output: string }) => {
       const tmp = `${opts.output}.replicant-part`
+      const c = await cli.client()
+      // A full dump holds about the snapshot's file bytes (each chunk once, plus records): the
+      // bar's total is that estimate (`~`). An incremental one has no total known beforehand.
+      const estimate = opts.since === undefined && progressShown()
+        ? (await c.list(vol, undefined, { snapshot: opts.snapshot })).files.reduce((n, f) => n + f.size, 0)
+        : undefined
+      const file = createWriteStream(tmp)
+      const progress = new Progress(() => ({ label: `dump ${vol}`, bytesDone: file.bytesWritten, ...(estimate !== undefined ? { bytesTotal: estimate, estimated: true } : {}) }))
       try {
-        await (await cli.client()).dump(vol, opts.snapshot, createWriteStream(tmp), opts.since)
+        await c.dump(vol, opts.snapshot, file, opts.since)
+        progress.stop()
         // Synced before it takes the final name, and the name synced after: a crash never
         // leaves a torn file under it, nor loses the rename.
         await renameDurably(tmp, opts.output)
       } catch (err) {
+        progress.stop(false)
         await rm(tmp, { force: true })
         throw err
       }
@@ -50,7 +62,11 @@ export function registerSnapshotCommands (cli: Cli): void {
     .description('restore a dump: a full one creates the volume (same id), an incremental one applies on its base')
     .action(async (file: string) => {
       const st = await stat(file)
-      const r = await (await cli.client()).restore(createReadStream(file), st.size)
+      // The bar counts the upload; the node verifies the whole dump before it applies any of it.
+      let sent = 0
+      const progress = new Progress(() => ({ label: `restore ${file}`, bytesDone: sent, bytesTotal: st.size, ...(sent >= st.size ? { note: 'verifying and applying on the node' } : {}) }))
+      const body = Readable.from(counted(createReadStream(file), (n) => { sent += n; progress.update() }))
+      const r = await (await cli.client()).restore(body, st.size).finally(() => { progress.stop() })
       out(`restored ${r.volume} (id ${r.volumeId}) ${r.incremental ? 'incremental ' : ''}snapshot ${r.snapshot} at seq ${r.seq}: ${r.files} files, ${r.deletes} deletes, ${r.chunks} chunks`)
     })
 }

@@ -1,6 +1,7 @@
 /** `replicant volume ...`: create, inspect, change and move volumes and their members. */
 import { Option } from 'commander'
-import { type Cli, print, out, fmtBytes, bar, copyLine, ProgressLine, forcedOnYes } from '../cli.js'
+import { type Cli, print, out, fmtBytes, forcedOnYes } from '../cli.js'
+import { Progress, type ProgressView } from '../progress.js'
 import type { AnnounceResult, AnnouncedVolume, MemberAnswer, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
 import { notTakenEffect } from '../../replication/membership-host.js'
 import { ReplicantError, Codes } from '../../core/errors.js'
@@ -44,18 +45,32 @@ async function change<V> (peer: string | undefined, attempt: (force: boolean) =>
   }
 }
 
-function moveLine (name: string, to: string, p: MoveProgress): string {
+/** A move's progress line: while `to` copies, its copy with rate and ETA (node/volume-move.ts measures them). */
+function moveView (name: string, to: string, p: MoveProgress | undefined): ProgressView | string {
+  if (p === undefined) return `move ${name}: starting`
   const pr = p.progress
   if (p.phase === 'copying' && pr !== null && pr !== undefined && typeof pr.bytesTotal === 'number') {
-    return `move ${name}: copying to ${to.slice(-8)} ${bar(pr.bytesDone ?? 0, pr.bytesTotal)} files ${pr.filesDone}/${pr.filesTotal}`
+    return {
+      label: `move ${name}: copying to ${to.slice(-8)}`,
+      bytesDone: pr.bytesDone ?? 0,
+      bytesTotal: pr.bytesTotal,
+      filesDone: pr.filesDone ?? 0,
+      ...(typeof pr.filesTotal === 'number' ? { filesTotal: pr.filesTotal } : {}),
+      rate: pr.rate ?? null,
+      etaSeconds: pr.etaSeconds ?? null
+    }
   }
   return `move ${name}: ${p.phase}${p.state !== undefined ? ` (${to.slice(-8)} is ${p.state})` : ''}`
 }
 
-/** What `volume wait` is still waiting for. */
-function waitLine (name: string, v: VolumeInfo): string {
+/** What `volume wait` is still waiting for: this node's copy as a bar, or what it waits on. */
+function waitView (name: string, v: VolumeInfo | undefined): ProgressView | string {
+  if (v === undefined) return `${name}: asking the node`
   const p = v.progress
-  if (v.state !== 'steady') return p === null || p === undefined ? `${name}: ${v.state}, waiting for the index` : `${name}: ${v.state} ${copyLine(p, ' ')}`
+  if (v.state !== 'steady') {
+    if (p === null || p === undefined) return `${name}: ${v.state}, waiting for the index`
+    return { label: `${name}: ${v.state}`, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone, filesTotal: p.filesTotal, rate: p.rate, etaSeconds: p.etaSeconds }
+  }
   const others = v.memberStates.filter(m => !m.self)
   if (!others.some(m => m.connected)) return `${name}: steady here, waiting to reach a member`
   const behind = others.filter(m => m.connected && m.caughtUp !== true)
@@ -148,13 +163,15 @@ export function registerVolumeCommands (cli: Cli): void {
     .requiredOption('--to <peerid>', 'the node to move to')
     .option('--abandon', 'give up an interrupted move: remove --to, the volume stays as it was on --from')
     .option('--force', 'move to a peer this node has never seen, or change members without a majority (on a terminal you are asked instead)')
-    .action(async (name: string, opts: { from: string, to: string, abandon?: boolean, force?: boolean }) => {
-      const line = new ProgressLine()
+    .option('--json', 'print the result as JSON (progress stays on stderr)')
+    .action(async (name: string, opts: { from: string, to: string, abandon?: boolean, force?: boolean, json?: boolean }) => {
+      let last: MoveProgress | undefined
+      const progress = new Progress(() => moveView(name, opts.to, last))
       const c = await cli.client()
       const r = await change(opts.to, async force => await c.move(name, { from: opts.from, to: opts.to, abandon: opts.abandon === true, force: force || opts.force === true }, (p) => {
-        line.show(moveLine(name, opts.to, p), { skipSame: true })
-      }))
-      line.end()
+        last = p
+      })).finally(() => { progress.stop() })
+      if (opts.json === true) return print(r)
       out(`volume ${name}: move ${r.phase}; members ${r.members.join(', ')}, generation ${r.generation}`)
     })
 
@@ -162,27 +179,30 @@ export function registerVolumeCommands (cli: Cli): void {
     .description('wait until this node holds the volume in the given state, showing progress')
     .option('--steady', 'wait for the steady state (the default)')
     .option('--timeout <seconds>', 'give up after this long (exit 2)', (v) => Number(v))
-    .action(async (name: string, opts: { steady?: boolean, timeout?: number }) => {
+    .option('--json', 'print the volume as JSON once it is steady (progress stays on stderr)')
+    .action(async (name: string, opts: { steady?: boolean, timeout?: number, json?: boolean }) => {
       const c = await cli.client()
       const started = Date.now()
-      const line = new ProgressLine()
-      while (true) {
-        const v = await c.volumeInfo(name)
-        // Steady alone is not enough: a member restarted after missing writes is steady
-        // before it has pulled them. caughtUp says it holds what its connected members have.
-        if (v.state === 'steady' && v.caughtUp) {
-          line.end()
-          out(`volume ${name} is steady (${v.files} files, ${fmtBytes(v.bytes)})`)
-          return
+      let last: VolumeInfo | undefined
+      const progress = new Progress(() => waitView(name, last))
+      try {
+        while (true) {
+          const v = last = await c.volumeInfo(name)
+          // Steady alone is not enough: a member restarted after missing writes is steady
+          // before it has pulled them. caughtUp says it holds what its connected members have.
+          if (v.state === 'steady' && v.caughtUp) break
+          if (opts.timeout !== undefined && Date.now() - started > opts.timeout * 1000) {
+            progress.stop()
+            process.stderr.write(`replicant: volume ${name} not steady after ${opts.timeout}s [TIMEOUT]\n`)
+            process.exit(2)
+          }
+          await new Promise(resolve => setTimeout(resolve, 500))
         }
-        line.show(waitLine(name, v))
-        if (opts.timeout !== undefined && Date.now() - started > opts.timeout * 1000) {
-          line.end()
-          process.stderr.write(`replicant: volume ${name} not steady after ${opts.timeout}s [TIMEOUT]\n`)
-          process.exit(2)
-        }
-        await new Promise(resolve => setTimeout(resolve, 500))
+      } finally {
+        progress.stop()
       }
+      if (opts.json === true) return print(last)
+      out(`volume ${name} is steady (${last.files} files, ${fmtBytes(last.bytes)})`)
     })
 
   volume.command('accept <name>')
