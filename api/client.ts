@@ -122,6 +122,8 @@ export class ReplicantClient {
   async addReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<AddReplicaResult> { return await this.json('POST', ReplicantClient.volumePath(volume, '/replicas'), { peerId, ...(opts.force === true ? { force: true } : {}) }) }
   async removeReplica (volume: string, peerId: string, opts: { force?: boolean } = {}): Promise<RemoveReplicaResult> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/replicas/${encodeURIComponent(peerId)}`), opts.force === true ? { force: true } : undefined) }
   async grantReader (volume: string, peer: string, access = 'read'): Promise<AnnouncedVolume> { return await this.json('POST', ReplicantClient.volumePath(volume, '/grants'), { peer, access }) }
+  /** Grants every peer of `peers` read access in one generation. */
+  async grantReaders (volume: string, peers: string[], access = 'read'): Promise<AnnouncedVolume> { return await this.json('POST', ReplicantClient.volumePath(volume, '/grants'), { peers, access }) }
   async revokeReader (volume: string, peer: string): Promise<AnnouncedVolume> { return await this.json('DELETE', ReplicantClient.volumePath(volume, `/grants/${encodeURIComponent(peer)}`)) }
   async acceptVolume (volume: string, from: string): Promise<{ volume: string, from: string, accepted: true }> { return await this.json('POST', ReplicantClient.volumePath(volume, '/accept'), { from }) }
   async dropVolume (name: string): Promise<VolumeDropped> { return await this.json('DELETE', ReplicantClient.volumePath(name)) }

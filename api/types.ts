@@ -12,6 +12,7 @@ import type { DecisionView, ChangeView, PromiseView, CompletedChange } from '../
 import type { MemberAnswer } from '../replication/quorum.js'
 import type { CopyProgress } from '../replication/background-copy.js'
 import type { FetchCounters } from '../replication/chunk-fetcher.js'
+import type { ServedView } from '../replication/served-bytes.js'
 import type { RestoreResult } from '../replication/dump.js'
 import type { LinkShape } from '../replication/link-faults.js'
 import type { ErrorCode } from '../core/errors.js'
@@ -77,6 +78,8 @@ export interface InDoubt { count: number, txIds: string[] }
 export type FetchedCounters = FetchCounters & {
   onDemand: FetchCounters & { joined: number, cancelled: number, reads: number }
   copy: FetchCounters
+  /** Chunk bytes received from each holder, by peer id (replication/holder-choice.ts spreads them). */
+  from?: Record<string, number>
 }
 
 /** GET /v1/status */
@@ -96,6 +99,8 @@ export interface StatusResponse {
   peers: PeerView[]
   disk: DiskUsage
   fetched: FetchedCounters
+  /** Chunk bytes, chunks and distinct requesters this node served as a holder since start, by volume. */
+  served?: Record<string, ServedView>
   volumes: VolumeInfo[]
   /** New volumes this node refused (`--accept-volumes`), newest last, at most 32. */
   volumeRefusals?: VolumeRefusal[]

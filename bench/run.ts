@@ -19,6 +19,7 @@ import { writeModes } from './write-modes.js'
 import { dumps } from './dumps.js'
 import { ingest } from './ingest.js'
 import { webdav } from './webdav.js'
+import { swarm } from './swarm.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -31,8 +32,12 @@ const SUITES: Suite[] = [
   writeModes,
   dumps,
   ingest,
-  webdav
+  webdav,
+  swarm
 ]
+
+/** Run only when named (`npm run bench -- swarm`): 100 in-process nodes take minutes. */
+const OPT_IN = new Set(['swarm'])
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
 const BOOLEAN_FLAGS = new Set(['quick', 'full', 'list', 'help', 'profile'])
@@ -41,7 +46,7 @@ function usage (): string {
   return [
     'usage: node dist/bench/run.js [suite ...] [options]',
     '',
-    'suites (default: all, in this order):',
+    'suites (default: all but swarm, in this order):',
     ...SUITES.map(s => `  ${s.name.padEnd(16)} ${s.description}`),
     '',
     'options:',
@@ -67,6 +72,8 @@ function usage (): string {
     '                   nodes under --cpu-prof, window add-replica -> steady)',
     '  ingest:          --workload small|large (one of the two; default both), --profile (every',
     '                   node under --cpu-prof: top self-time functions per phase; use --reps 1)',
+    '  swarm:           --nodes LIST (default 10,50,100; --quick 10), --mib N (volume, default 64),',
+    '                   --files N (default 64), --readers N (default 80% of the nodes)',
     '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
     '                   restore spend their time)'
   ].join('\n')
@@ -118,7 +125,7 @@ async function main (): Promise<void> {
   if (flags.raw.has('help') || flags.raw.has('list')) { process.stdout.write(usage() + '\n'); return }
   const unknown = names.filter(n => !SUITES.some(s => s.name === n))
   if (unknown.length > 0) throw new Error(`unknown suite(s): ${unknown.join(', ')}\n\n${usage()}`)
-  const selected = names.length === 0 ? SUITES : SUITES.filter(s => names.includes(s.name))
+  const selected = names.length === 0 ? SUITES.filter(s => !OPT_IN.has(s.name)) : SUITES.filter(s => names.includes(s.name))
 
   const cpu = cpus()
   process.stdout.write([

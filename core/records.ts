@@ -54,7 +54,7 @@ export interface VolumeRecord {
 }
 
 /** At most this many readers per volume (the list travels in every descriptor). */
-export const MAX_READERS = 64
+export const MAX_READERS = 256
 
 export function readersOf (vol: Pick<VolumeRecord, 'readers'>): readonly string[] {
   return vol.readers ?? []

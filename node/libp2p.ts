@@ -7,7 +7,15 @@ import { ping } from '@libp2p/ping'
 import { pskProtector } from './psk-protector.js'
 import type { PrivateKey, ConnectionGater, PeerId, Metrics, ComponentLogger } from '@libp2p/interface'
 
-export interface Libp2pOptions {
+/** Connection limits of a node (`start --max-connections`, `--inbound-rate`); libp2p's defaults otherwise. */
+export interface ConnectionLimits {
+  /** Connections kept open at most (libp2p's default 300); past it libp2p closes the least valued. */
+  maxConnections?: number
+  /** New inbound connections a second from one host (libp2p's default 5; a swarm on one machine needs more). */
+  inboundRate?: number
+}
+
+export interface Libp2pOptions extends ConnectionLimits {
   privateKey: PrivateKey
   listen: string[]
   connectionGater?: ConnectionGater
@@ -41,7 +49,11 @@ export async function createReplicantLibp2p (opts: Libp2pOptions): Promise<Libp2
     // A peer announcing many addresses cannot aim many dials at other hosts: at most 4 of a
     // peer's addresses are tried, and few dials run at once (replication/peer-manager.ts keeps
     // at most 4 per peer, and only for members and joined peers).
-    connectionManager: { maxPeerAddrsToDial: 4, maxParallelDials: 16, maxDialQueueLength: 128 },
+    connectionManager: {
+      maxPeerAddrsToDial: 4, maxParallelDials: 16, maxDialQueueLength: 128,
+      ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+      ...(opts.inboundRate !== undefined ? { inboundConnectionThreshold: opts.inboundRate, maxIncomingPendingConnections: Math.max(10, opts.inboundRate) } : {})
+    },
     ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
     ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     // PSK v1 wraps the raw TCP connection before noise (node/psk-protector.ts): a peer without the key never gets a handshake.

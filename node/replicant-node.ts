@@ -8,11 +8,11 @@ import { loadOrCreateIdentity } from './identity.js'
 import { addressInUse, removeInitialised } from './start-failures.js'
 import { makeDirPrivate, makeDataDirPrivate } from './data-dir.js'
 import { readSwarmKeyFile } from '../core/swarm-key.js'
-import { createReplicantLibp2p, blockingGater } from './libp2p.js'
+import { createReplicantLibp2p, blockingGater, type ConnectionLimits } from './libp2p.js'
 import { HttpApi } from '../api/http-api.js'
 import type { AnnouncedVolume, CompactResult, GcResult, MoveResult, StatusResponse, VolumeDropped, VolumeInfo } from '../api/types.js'
 import { VolumeService, type CreateVolumeOptions } from '../replication/volume-service.js'
-import { PeerManager } from '../replication/peer-manager.js'
+import { PeerManager, type DiscoveryOptions } from '../replication/peer-manager.js'
 import { PeerLimits, type LimitOptions } from '../replication/peer-limits.js'
 import { neverSeenMembers, DEFAULT_NEVER_SEEN_AFTER_MS } from '../replication/never-seen.js'
 import { SyncEngine, type AnnounceResult } from '../replication/sync-engine.js'
@@ -37,7 +37,7 @@ export { API_FILE, VERSION, readApiInfo, type ApiInfo } from '../api/api-info.js
 export type { NodeFaults } from './node-faults.js'
 
 /** The API options (`api`, `apiToken`, `apiTls`, `apiInsecure`, `apiAllowedHosts`) are in node/api-options.ts. */
-export interface NodeOptions extends ApiExposureOptions, ObservabilityOptions {
+export interface NodeOptions extends ApiExposureOptions, ObservabilityOptions, DiscoveryOptions, ConnectionLimits {
   dataDir: string
   listen?: string[]
   /** Multiaddrs (ending in /p2p/<id>) to dial at start; remembered and redialled. */
@@ -189,13 +189,13 @@ export class ReplicantNode {
       const { metrics, libp2pMetrics } = createMetrics(opts)
       // Refused both ways: the peers a test cut off, and the peers banned for going past their limits.
       const refused = { has: (peer: string) => blocked.has(peer) || limits.isBanned(peer) }
-      libp2p = await createReplicantLibp2p({ privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}), ...(libp2pMetrics !== undefined ? { metrics: libp2pMetrics } : {}) }).catch((err: Error) => {
+      libp2p = await createReplicantLibp2p({ maxConnections: opts.maxConnections, inboundRate: opts.inboundRate, privateKey: identity.privateKey, listen, connectionGater: blockingGater(refused), ...(swarm !== undefined ? { swarmKey: swarm.key } : {}), ...(libp2pMetrics !== undefined ? { metrics: libp2pMetrics } : {}) }).catch((err: Error) => {
         throw addressInUse(err, listen) ?? err
       })
       const node = new ReplicantNode(opts.dataDir, store, libp2p, blocked, limits, opts, api, swarm?.fingerprint, metrics)
       await node.sync.start()
       node.ops.start()
-      await node.peers.start(opts.join ?? [])
+      await node.peers.start(opts.join ?? [], opts)
       if (node.api !== undefined && api !== undefined) {
         node.apiUrl = (await node.api.listen(api.host, api.port)).url
         await writeApiInfo(opts.dataDir, { url: node.apiUrl, pid: process.pid, peerId: node.peerId, ...(api.tls !== undefined ? { tlsCert: api.tls.certFile } : {}) })
@@ -380,7 +380,7 @@ export class ReplicantNode {
       peers: await this.peers.list(),
       disk: await this.diskUsage(),
       // Chunk traffic this node received since start (all fetches; on-demand and copy are subsets).
-      fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters } },
+      fetched: { ...this.sync.fetcher.counters, onDemand: { ...this.sync.reader.counters }, copy: { ...this.sync.copy.counters }, from: this.sync.holders.receivedFrom() }, served: this.sync.served.view(),
       volumes: await Promise.all((await this.listVolumes()).map(async v => await this.volumeInfo(v.name))),
       volumeRefusals: [...this.sync.membership.acceptance.refused],
       throttledPeers: this.limits.throttled(),

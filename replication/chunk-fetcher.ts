@@ -8,6 +8,7 @@ import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { VolumeRecord } from '../core/records.js'
 import type { TransferSink, TransferSource } from '../core/telemetry.js'
+import type { HolderChoice } from './holder-choice.js'
 
 const log = logger('fetch')
 
@@ -55,7 +56,8 @@ export class ChunkFetcher {
   private readonly badByPeer = new Map<string, number>()
   private readonly shunnedUntil = new Map<string, number>()
 
-  constructor (private readonly libp2p: Libp2p, private readonly store: Store, readonly sink?: TransferSink) {}
+  /** @param holders told of every request to a holder and its answer (holder-choice.ts spreads the next ones). */
+  constructor (private readonly libp2p: Libp2p, private readonly store: Store, readonly sink?: TransferSink, private readonly holders?: HolderChoice) {}
 
   /** Clears a peer's record of bad chunks (an operator who fixed it, or a test). */
   forgive (peer: string): void {
@@ -82,9 +84,13 @@ export class ChunkFetcher {
       if (missing.length === 0) return
       if (this.isShunned(peer)) continue
       tried.push(peer)
+      const asked = missing.length
+      this.holders?.begin(peer)
       try {
         missing = await this.fetchFrom(vol, peer, missing, opts, failed)
+        this.holders?.end(peer, asked, asked - missing.length, (asked - missing.length) * vol.chunkSize)
       } catch (err) {
+        this.holders?.end(peer, 0, 0, 0)
         if (opts.signal?.aborted === true && !(err instanceof ReplicantError && err.code === Codes.CHUNK_MISSING)) {
           const reason = opts.signal.reason as { name?: string } | undefined
           if (reason?.name === 'TimeoutError') {

@@ -35,9 +35,14 @@ export class Grants {
 
   private get selfId (): string { return this.d.libp2p.peerId.toString() }
 
-  /** Lets `peer` read `volume`. Granting a reader again changes nothing; a member cannot be made a reader. */
+  /**
+   * Lets `peer` read `volume`; `peer` may be a list (`{"peers": [...]}`): all of them in one
+   * generation, so a swarm of readers joins in one change instead of one each. Granting a
+   * reader again changes nothing; a member cannot be made a reader.
+   */
   async grant (volume: string, peer: unknown, access: unknown = 'read'): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
     if (!ACCESS_LEVELS.includes(access as Access)) throw new InvalidInputError(Codes.BAD_REQUEST, `access must be one of ${ACCESS_LEVELS.join(', ')}`, { access })
+    if (Array.isArray(peer)) return await this.grantMany(volume, peer)
     const id = peerIdOf(peer)
     return await this.d.changes.reconfigure(volume, vol => {
       if (vol.members.includes(id)) throw new ConflictError(Codes.ALREADY_MEMBER, `${id} is a member of '${volume}': it reads (and writes) already`)
@@ -46,6 +51,20 @@ export class Grants {
       if (readers.length >= MAX_READERS) throw new InvalidInputError(Codes.BAD_REQUEST, `volume '${volume}' has ${readers.length} readers already (at most ${MAX_READERS})`)
       return [...readers, id]
     }, `grant read to ${id}`, id)
+  }
+
+  private async grantMany (volume: string, peers: unknown[]): Promise<{ volume: VolumeRecord, announce: AnnounceResult[] }> {
+    if (peers.length === 0 || peers.length > MAX_READERS) throw new InvalidInputError(Codes.BAD_REQUEST, `peers must list 1 to ${MAX_READERS} peer ids`)
+    const ids = [...new Set(peers.map(peerIdOf))]
+    return await this.d.changes.reconfigure(volume, vol => {
+      const member = ids.find(id => vol.members.includes(id))
+      if (member !== undefined) throw new ConflictError(Codes.ALREADY_MEMBER, `${member} is a member of '${volume}': it reads (and writes) already`)
+      const readers = readersOf(vol)
+      const added = ids.filter(id => !readers.includes(id))
+      if (added.length === 0) return undefined
+      if (readers.length + added.length > MAX_READERS) throw new InvalidInputError(Codes.BAD_REQUEST, `volume '${volume}' has ${readers.length} readers; ${added.length} more is past ${MAX_READERS}`)
+      return [...readers, ...added]
+    }, `grant read to ${ids.length} peers`)
   }
 
   /** Takes `peer`'s read access away; its open streams on every member that learns it are closed (reader-streams.ts). */

@@ -5,6 +5,8 @@ import { InvalidInputError, Codes } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import { holds, type PeerRecord } from '../core/records.js'
+import { requestLocate } from '../protocols/control-protocol.js'
+import { VolumeLinks } from './volume-links.js'
 
 const log = logger('peers')
 
@@ -23,6 +25,17 @@ export const MAX_STRANGERS = 256
 export const MAX_ADDRS_PER_PEER = 4
 /** Store meta key: the peers given to --join or join(), redialled for good. */
 const JOINED_KEY = 'joinedPeers'
+
+export interface DiscoveryOptions {
+  /**
+   * Multiaddrs (ending in /p2p/<id>) dialled to get into the swarm (`--bootstrap`), at start
+   * and whenever no peer is connected; never stored. The members of the volumes held here are
+   * then found through the peers connected (volume-links.ts): a node that knows one peer needs no other.
+   */
+  bootstrap?: string[]
+  /** Fellow readers a reader of a volume keeps connected (`--fanout`, default 6). */
+  fanout?: number
+}
 
 interface DialState { backoff: number, next: number, dialing: boolean }
 interface Sighting { lastSeen: number, addrs: string[] }
@@ -73,7 +86,20 @@ export class PeerManager {
     }
   }
 
-  async start (join: string[]): Promise<void> {
+  /** Bootstrap multiaddrs (`--bootstrap`): dialled at start and whenever no peer is connected; never stored. */
+  private bootstrap: string[] = []; private readonly bootstrapState: DialState = { backoff: BACKOFF_MIN_MS, next: 0, dialing: false }
+  private links: VolumeLinks | undefined
+
+  /** @param join dialled, stored and redialled for good (--join) */
+  async start (join: string[], { bootstrap = [], fanout }: DiscoveryOptions = {}): Promise<void> {
+    this.bootstrap = bootstrap.map(a => checkedAddr(a).toString())
+    this.links = new VolumeLinks({
+      selfId: this.libp2p.peerId.toString(),
+      listVolumes: async () => await this.store.listVolumes(),
+      isConnected: p => this.isConnected(p) || this.blocked.has(p),
+      reach: async p => await this.reach(p, async (via, ps) => await requestLocate(this.libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000))),
+      ...(fanout !== undefined ? { fanout } : {})
+    })
     this.libp2p.addEventListener('peer:identify', (evt) => {
       const { peerId, listenAddrs } = evt.detail
       void this.remember(peerId, listenAddrs).catch((err: Error) => log.error('remember %p: %s', peerId, err.message))
@@ -88,6 +114,7 @@ export class PeerManager {
         .catch((err: Error) => { log('peer store merge of %s: %s', peer.peerId, err.message) })
     }
     for (const addr of join) await this.join(addr)
+    await this.dialBootstrap()
     this.timer = setInterval(() => { void this.tick() }, REDIAL_TICK_MS)
     this.timer.unref()
   }
@@ -97,16 +124,23 @@ export class PeerManager {
     this.controller.abort()
   }
 
+  /** Dials every bootstrap address (with backoff while none answers). */
+  private async dialBootstrap (): Promise<void> {
+    const st = this.bootstrapState
+    if (this.bootstrap.length === 0 || st.dialing || st.next > Date.now()) return
+    st.dialing = true
+    const results = await Promise.allSettled(this.bootstrap.map(async a => await this.libp2p.dial(multiaddr(a), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })))
+    st.dialing = false
+    if (results.some(r => r.status === 'fulfilled')) { st.backoff = BACKOFF_MIN_MS; st.next = 0; return }
+    st.next = Date.now() + st.backoff
+    st.backoff = Math.min(st.backoff * 2, BACKOFF_MAX_MS)
+    log('no bootstrap peer answered (next try in %d ms)', st.backoff)
+  }
+
   /** Dials a multiaddr (which must end in /p2p/<peer id>) and remembers it even if the dial fails now. */
   async join (addr: string): Promise<void> {
-    let ma: Multiaddr
-    try {
-      ma = multiaddr(addr)
-    } catch (err) {
-      throw new InvalidInputError(Codes.BAD_REQUEST, `not a multiaddr: ${addr} (${(err as Error).message})`)
-    }
-    const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
-    if (peer === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, `multiaddr ${addr} must end with /p2p/<peer id>`)
+    const ma = checkedAddr(addr)
+    const peer = ma.getComponents().find(c => c.name === 'p2p')!.value!
     const transport = multiaddr(addr.slice(0, addr.lastIndexOf('/p2p/')))
     const existing = await this.store.getPeer(peer)
     const addrs = [...new Set([transport.toString(), ...(existing?.addrs ?? [])])]
@@ -196,7 +230,8 @@ export class PeerManager {
       if (wanted.has(p)) await this.promote(p)
       // A stranger seen here lately is told about too (to members only): the operator may be
       // adding it as a replica on the asking node.
-      const addrs = (await this.store.getPeer(p))?.addrs ?? this.strangers.get(p)?.addrs ?? []
+      // A connected reader's record is not kept (only members and joined peers are): what identify gave.
+      const addrs = (await this.store.getPeer(p))?.addrs ?? this.strangers.get(p)?.addrs ?? await this.connectedAddrs(p)
       if (addrs.length > 0) out[p] = addrs
     }
     return out
@@ -243,9 +278,9 @@ export class PeerManager {
     return Date.now() - since
   }
 
-  /** Whether the operator introduced `peer` (--join, join(); persisted). */
+  /** Whether the operator introduced `peer` (--join, join(); persisted; or --bootstrap, for this run). */
   isJoined (peer: string): boolean {
-    return this.joined.has(peer)
+    return this.joined.has(peer) || this.bootstrap.some(a => a.endsWith(`/p2p/${peer}`))
   }
 
   isConnected (peer: string): boolean {
@@ -284,6 +319,13 @@ export class PeerManager {
     }
   }
 
+  /** The listen addresses libp2p's peer store holds for a connected peer that matters (at most MAX_ADDRS_PER_PEER). */
+  private async connectedAddrs (peer: string): Promise<string[]> {
+    if (!this.isConnected(peer) || !await this.matters(peer)) return []
+    const p = await this.libp2p.peerStore.get(peerIdFromString(peer)).catch(() => undefined)
+    return (p?.addresses ?? []).map(a => a.multiaddr.toString()).filter(a => !a.includes('/p2p-circuit')).slice(0, MAX_ADDRS_PER_PEER)
+  }
+
   private async dropFromPeerStore (peer: string): Promise<void> {
     await this.libp2p.peerStore.delete(peerIdFromString(peer)).catch((err: Error) => { log('peer store delete of %s: %s', peer, err.message) })
   }
@@ -305,6 +347,8 @@ export class PeerManager {
     }
     for (const p of wanted) if (!this.wantedSince.has(p)) this.wantedSince.set(p, now)
     for (const p of this.wantedSince.keys()) if (!wanted.has(p)) this.wantedSince.delete(p)
+    if (this.connectedPeers().length === 0) void this.dialBootstrap()
+    void this.links?.tick().catch((err: Error) => { if (this.store.isOpen) log('volume links: %s', err.message) })
     for (const peer of peers) {
       if (!wanted.has(peer.peerId)) continue
       if (this.blocked.has(peer.peerId) || this.isConnected(peer.peerId) || peer.addrs.length === 0) continue
@@ -341,4 +385,16 @@ export class PeerManager {
     }
     return [...out.values()]
   }
+}
+
+/** A multiaddr that names its peer (ends in /p2p/<peer id>), or BAD_REQUEST. */
+function checkedAddr (addr: string): Multiaddr {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(addr)
+  } catch (err) {
+    throw new InvalidInputError(Codes.BAD_REQUEST, `not a multiaddr: ${addr} (${(err as Error).message})`)
+  }
+  if (ma.getComponents().find(c => c.name === 'p2p')?.value === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, `multiaddr ${addr} must end with /p2p/<peer id>`)
+  return ma
 }

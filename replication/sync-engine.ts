@@ -10,6 +10,8 @@ import { INDEX_PAGE_RECORDS } from '../protocols/constants.js'
 import { readerAuthorizer } from './member-authorizer.js'
 import { ReaderStreams } from './reader-streams.js'
 import { ChunkFetcher } from './chunk-fetcher.js'
+import { HolderChoice, sourcesOf } from './holder-choice.js'
+import { ServedBytes } from './served-bytes.js'
 import { OnDemandReader, DEFAULT_READ_TIMEOUT_MS } from './on-demand.js'
 import { BackgroundCopy, type CopyProgress } from './background-copy.js'
 import { Membership, type MembershipOptions, type ChangeOpts, type ChangeResult } from './membership.js'
@@ -27,8 +29,7 @@ import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 export type { PullMode } from './pulls.js'
-export type { AnnounceResult } from './membership-host.js'
-export { notTakenEffect } from './membership-host.js'
+export { notTakenEffect, type AnnounceResult } from './membership-host.js'
 
 const log = logger('sync')
 
@@ -95,6 +96,8 @@ export class SyncEngine {
   readonly states: MemberStates
   /** Index and chunk streams open to readers, closed when their grant is revoked. */
   readonly readerStreams = new ReaderStreams()
+  /** Chunk bytes served here per volume, and whom this node fetched from (holder-choice.ts). */
+  readonly served = new ServedBytes(); readonly holders = new HolderChoice()
   /** Chunks found missing or corrupt by the last verification, per volume. */
   readonly damaged = new Map<string, number>()
   private readonly remotes = new RemoteViews()
@@ -118,7 +121,7 @@ export class SyncEngine {
     this.gate = opts.gate
     this.selfId = libp2p.peerId.toString()
     const states = this.states = new MemberStates(store)
-    this.fetcher = new ChunkFetcher(libp2p, store, opts.telemetry)
+    this.fetcher = new ChunkFetcher(libp2p, store, opts.telemetry, this.holders)
     this.reader = new OnDemandReader(store, this.fetcher, vol => this.sources(vol), opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS)
     this.copy = new BackgroundCopy(store, this.fetcher, this.reader, vol => this.sources(vol), vol => states.isCaughtUp(vol) || states.repairing.has(vol),
       async vol => { await this.becomeSteady(vol) }, opts.copyConcurrency ?? 4, vol => states.repairing.has(vol))
@@ -170,12 +173,9 @@ export class SyncEngine {
     this.remotes.forget(volume, peer)
   }
 
-  /** Members to fetch chunks from: connected ones, steady members first. */
+  /** Holders to fetch chunks from: connected ones, spread by holder-choice.ts (a member asks steady members first). */
   private sources (vol: VolumeRecord, first?: string): string[] {
-    const others = vol.members.filter(m => m !== this.selfId && m !== first && this.peers.isConnected(m))
-    const rank = (m: string): number => this.remotes.stateOf(vol.name, m)?.state === 'steady' ? 0 : 1
-    others.sort((x, y) => rank(x) - rank(y))
-    return first !== undefined && first !== this.selfId ? [first, ...others] : others
+    return sourcesOf(vol, { selfId: this.selfId, isConnected: p => this.peers.isConnected(p), stateOf: (v, m) => this.remotes.stateOf(v, m)?.state }, this.holders, first)
   }
 
   /** A chunk for a read: local, or fetched on demand from the members (wannabe reads). */
@@ -244,7 +244,7 @@ export class SyncEngine {
       indexComplete: (vol: VolumeRecord) => this.states.indexComplete(vol)
     }
     await registerIndexHandler(this.libp2p, index, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
-    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), (_peer, bytes, vol, chunks) => { this.fetcher.sink?.sent(vol, bytes, chunks) }, this.faults, this.gate)
+    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), (peer, bytes, vol, chunks) => { this.served.add(vol, peer, bytes, chunks); this.fetcher.sink?.sent(vol, bytes, chunks) }, this.faults, this.gate)
     await registerNotifyHandler(this.libp2p, (peer, notice: Notice) => { this.notices.received(peer, notice) }, this.gate)
     await registerControlHandler(this.libp2p, {
       // Peer exchange is for members: a stranger learns no address (peer-manager.ts).

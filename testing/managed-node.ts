@@ -81,7 +81,7 @@ export class ManagedNode implements TopologyNode {
   readonly dataDir: string
   readonly logFile: string
 
-  constructor (readonly name: string, readonly kind: NodeKind, dir: string, spec: NodeSpec, private readonly opts: TopologyOptions) {
+  constructor (readonly name: string, readonly kind: NodeKind, dir: string, private readonly spec: NodeSpec, private readonly opts: TopologyOptions) {
     this.dataDir = join(dir, name)
     this.logFile = join(dir, `${name}.log`)
     this.port = spec.port ?? 0
@@ -118,7 +118,11 @@ export class ManagedNode implements TopologyNode {
     return `/ip4/127.0.0.1/tcp/${this.port}/p2p/${this.peerId}`
   }
 
-  async start (join: string[]): Promise<void> {
+  /** `--bootstrap` addresses: given at every start (they are not stored by the node). */
+  private bootstrap: string[] = []
+
+  async start (join: string[], bootstrap?: string[]): Promise<void> {
+    if (bootstrap !== undefined) this.bootstrap = bootstrap
     if (this.running) throw new TopologyError(Codes.NODE_RUNNING, `node ${this.name} is already running`, { node: this.name })
     try {
       await this.startOnce(join, this.port)
@@ -135,7 +139,9 @@ export class ManagedNode implements TopologyNode {
     const api = `127.0.0.1:${this.apiPort}`
     if (this.kind === 'in-process') {
       await mkdir(this.dataDir, { recursive: true })
-      const node = await ReplicantNode.start({ dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, testing: true, ...(this.swarmKeyFile !== undefined ? { swarmKeyFile: this.swarmKeyFile } : {}) })
+      const node = await ReplicantNode.start({
+        ...this.opts.nodeOptions, ...this.spec.nodeOptions, dataDir: this.dataDir, listen: [listen], api, join: joinAddrs, bootstrap: this.bootstrap, testing: true, ...(this.swarmKeyFile !== undefined ? { swarmKeyFile: this.swarmKeyFile } : {})
+      })
       this.instance = node
       this.url = node.apiUrl
       this.token = node.apiToken
@@ -144,7 +150,7 @@ export class ManagedNode implements TopologyNode {
       return
     }
     const args = [...(this.opts.nodeArgs ?? []), this.opts.bin ?? DEFAULT_BIN, 'start', '--testing', '--data', this.dataDir, '--listen', listen, '--api', api,
-      ...(this.swarmKeyFile !== undefined ? ['--swarm-key', this.swarmKeyFile] : []), ...(this.opts.startArgs ?? []), ...joinAddrs.flatMap(a => ['--join', a])]
+      ...(this.swarmKeyFile !== undefined ? ['--swarm-key', this.swarmKeyFile] : []), ...(this.opts.startArgs ?? []), ...joinAddrs.flatMap(a => ['--join', a]), ...this.bootstrap.flatMap(a => ['--bootstrap', a])]
     const fd = openSync(this.logFile, 'a')
     let child: ChildProcess
     try {

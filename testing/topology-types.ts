@@ -1,5 +1,5 @@
 /** The shapes a caller of Topology deals in: node specs, options, events, wait bounds. */
-import type { ReplicantNode } from '../node/replicant-node.js'
+import type { ReplicantNode, NodeOptions } from '../node/replicant-node.js'
 import type { ReplicantClient } from '../api/client.js'
 import type { History } from './history.js'
 import type { WriteMode } from '../core/records.js'
@@ -16,6 +16,8 @@ export interface NodeSpec {
   apiPort?: number
   /** A swarm.key file: the node is in that private swarm (`start --swarm-key`). */
   swarmKeyFile?: string
+  /** In-process nodes: options over the topology's `nodeOptions`. */
+  nodeOptions?: Partial<NodeOptions>
 }
 
 export interface TopologyOptions {
@@ -29,9 +31,12 @@ export interface TopologyOptions {
   /**
    * How nodes find each other at first start (all start at once either way): 'mesh'
    * (default; every node joins every other, and start() waits until all are connected),
-   * 'star' (every node joins the first), 'none'.
+   * 'star' (every node joins the first), 'bootstrap' (every node is given only the first as
+   * `--bootstrap`: it finds the rest by itself), 'none'.
    */
-  connect?: 'star' | 'mesh' | 'none'
+  connect?: 'star' | 'mesh' | 'none' | 'bootstrap'
+  /** Options of in-process nodes (ReplicantNode.start) besides those the topology sets. */
+  nodeOptions?: Partial<NodeOptions>
   /** The replicant binary (default: dist/bin/replicant.js next to this module). */
   bin?: string
   /** Extra Node.js flags for process nodes. */

@@ -90,14 +90,14 @@ export class Topology {
     return topo
   }
 
-  private async startAll (connect: 'star' | 'mesh' | 'none'): Promise<void> {
+  private async startAll (connect: NonNullable<TopologyOptions['connect']>): Promise<void> {
     const nodes = this.all()
     // Identities and ports are fixed before any node starts, so every node can be told every
     // other's multiaddr and all start at once; a join that fails now is redialled by the node.
     const addrs = await Promise.all(nodes.map(async n => await n.prepare()))
     await Promise.all(nodes.map(async (n, i) => {
       const join = connect === 'mesh' ? addrs.filter((_, j) => j !== i) : connect === 'star' && i > 0 ? [addrs[0]] : []
-      await n.start(join)
+      await n.start(join, connect === 'bootstrap' && i > 0 ? [addrs[0]] : [])
     }))
     for (const n of nodes) {
       this.opts.history?.alias(n.peerId, n.name)

@@ -18,7 +18,8 @@ export function membershipRoutes (router: Router, node: MembershipAdmin): void {
   // Read access for a peer that is not a member (replication/grants.ts).
   router.add('POST', /^\/v1\/volumes\/([^/]+)\/grants$/, async (req, res, [vol]) => {
     const body = await readJson(req)
-    sendJson(res, 200, await node.grantReader(decodeSegment(vol), body.peer, body.access ?? 'read'))
+    // `peers`: a list granted in one generation (replication/grants.ts).
+    sendJson(res, 200, await node.grantReader(decodeSegment(vol), body.peers ?? body.peer, body.access ?? 'read'))
   })
   router.add('DELETE', /^\/v1\/volumes\/([^/]+)\/grants\/([^/]+)$/, async (_req, res, [vol, peer]) => {
     sendJson(res, 200, await node.revokeReader(decodeSegment(vol), decodeSegment(peer)))

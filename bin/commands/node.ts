@@ -13,7 +13,7 @@ import { ACCEPT_VOLUMES_MODES, type AcceptVolumes } from '../../replication/volu
 import { LOG_FORMATS, useLogFormat, jsonLogLine, type LogFormat } from '../../core/log.js'
 
 interface StartOptions {
-  listen?: string[], join?: string[], api: string, http?: string, confirmCopy?: boolean, copy: boolean,
+  listen?: string[], join?: string[], bootstrap?: string[], fanout?: number, maxConnections?: number, inboundRate?: number, api: string, http?: string, confirmCopy?: boolean, copy: boolean,
   discardLocal?: boolean | string[], grace?: number, neverSeenAfter?: string, acceptVolumes?: string, acceptVolumesFrom?: string[], prepareTimeout?: number, preparedExpiry?: number, testing?: boolean, packTarget?: number,
   apiTlsCert?: string, apiTlsKey?: string, apiInsecure?: boolean, apiAllowedHosts?: string[], swarmKey?: string,
   metricsPublic?: boolean, libp2pMetrics: boolean, logFormat: LogFormat
@@ -62,6 +62,10 @@ async function start (cli: Cli, opts: StartOptions): Promise<void> {
     ...(opts.apiInsecure === true ? { apiInsecure: true } : {}),
     ...(opts.apiAllowedHosts !== undefined ? { apiAllowedHosts: opts.apiAllowedHosts.flatMap(s => s.split(',')).map(s => s.trim()).filter(s => s !== '') } : {}),
     join: opts.join,
+    ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
+    ...(opts.fanout !== undefined ? { fanout: opts.fanout } : {}),
+    ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+    ...(opts.inboundRate !== undefined ? { inboundRate: opts.inboundRate } : {}),
     ...(approveCopy !== undefined ? { approveCopy } : {}),
     ...(opts.discardLocal !== undefined ? { discardLocal: opts.discardLocal } : {}),
     ...(opts.grace !== undefined ? { graceMs: opts.grace * 1000 } : {}),
@@ -128,6 +132,10 @@ export function registerNodeCommands (cli: Cli): void {
     .description('start a node (initialising --data if needed) and its local HTTP API')
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--join <multiaddr>', 'peer to dial at start, ending in /p2p/<peer id> (repeatable); remembered and redialled', collect)
+    .option('--bootstrap <multiaddr...>', 'peers to get into the swarm through (ending in /p2p/<peer id>): dialled at start and whenever no peer is connected, not stored; the members of the volumes held here are found through the peers connected')
+    .option('--max-connections <n>', 'connections kept open at most (default 300)', (v) => Number(v))
+    .option('--inbound-rate <n>', 'new inbound connections a second accepted from one host (default 5)', (v) => Number(v))
+    .option('--fanout <n>', 'fellow readers a reader of a volume keeps connected (they fetch from each other; default 6)', (v) => Number(v))
     .addOption(new Option('--api <host:port>', 'local HTTP API address').default(`${DEFAULTS.apiHost}:${DEFAULTS.apiPort}`))
     .option('--http <host:port>', 'alias of --api')
     .option('--api-tls-cert <file>', 'serve the HTTP API over https with this PEM certificate (with --api-tls-key); required off loopback unless --api-insecure')
