@@ -75,7 +75,7 @@ export class OnDemandReader {
           throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} of volume '${vol.name}' is not held here and no other member is reachable`,
             { chunk: hashHex(hash), tried: [] })
         }
-        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand' })
+        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand', reader: true })
         const bytes = await this.store.chunks.get(hash)
         if (bytes === undefined) throw new ReplicantError(Codes.CHUNK_MISSING, `chunk ${hashHex(hash)} vanished after it was fetched`)
         return bytes
