@@ -8,6 +8,7 @@ import { encode, decode } from '../core/codec.js'
 import { HASH_BYTES } from '../core/records.js'
 import { logger } from '../core/log.js'
 import { sha256, hashHex } from '../core/hash.js'
+import { ServeLanes } from './serve-lanes.js'
 
 const log = logger('proto:chunk')
 
@@ -17,14 +18,22 @@ const log = logger('proto:chunk')
  * CHUNK_FRAME_BYTES each), then 'end'. One want-list per stream: the number of requests a
  * client keeps open is its credit, which bounds what either side buffers.
  */
-export interface WantRequest { volume: string, volumeId: string, hashes: Uint8Array[] }
+export interface WantRequest {
+  volume: string
+  volumeId: string
+  hashes: Uint8Array[]
+  /** A reader waits on it (a lazy read): sent as `p: 1`, served ahead of bulk frames (serve-lanes.ts). */
+  reader?: boolean
+}
 
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
 export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
-  await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, onServed, faults, gate)
-  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, onServed, faults, gate)
+  // Shared by both versions: the lanes are per peer, whatever protocol its streams speak.
+  const lanes = new ServeLanes(REQUEST_TIMEOUT_MS)
+  await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, lanes, onServed, faults, gate)
+  await serveChunks(libp2p, CHUNK_PROTOCOL_V1_0, false, source, auth, lanes, onServed, faults, gate)
 }
 
 /**
@@ -71,7 +80,7 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
 /** Fault switches of the serving side (tests, topologies, chaos runs). */
 export interface ServeFaults { serveCorruptChunks?: boolean, links?: ReplyShaper }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, lanes: ServeLanes, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
@@ -80,15 +89,19 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
     const held: Array<() => void> = []
     let finished = false
     let pending: Promise<unknown> | undefined
+    let endReader: (() => void) | undefined
     try {
       await gate?.admit(peer, protocol)
-      const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown }>(await framed.read(), 'want')
+      const req = expect<Message & { volume: unknown, volumeId: unknown, hashes: unknown, p?: unknown }>(await framed.read(), 'want')
       const vol = await auth.authorize(req.volume, req.volumeId, peer)
       unwatch = auth.watch?.(vol, peer, err => { framed.abort(err) })
       if (!Array.isArray(req.hashes) || req.hashes.length > CHUNK_WANT_MAX ||
           !req.hashes.every(h => h instanceof Uint8Array && h.byteLength === HASH_BYTES)) {
         throw new ProtocolError(Codes.BAD_MESSAGE, `want-list must hold 1-${CHUNK_WANT_MAX} sha256 hashes`)
       }
+      // p (optional, chunk/1.1.0 and 1.0.0 alike; older peers omit it): 1 = a reader waits on it.
+      if (req.p !== undefined && req.p !== 0 && req.p !== 1) throw new ProtocolError(Codes.BAD_MESSAGE, 'want-list priority p must be 0 or 1')
+      if (req.p === 1) endReader = lanes.reader(peer)
       // Chunks are shared across volumes in the store: serve only those this volume references.
       const hashes = req.hashes as Uint8Array[]
       const inVolume = await source.referencedIn(vol.name, hashes)
@@ -119,9 +132,15 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
         const items = data.map((d, i) => d === undefined
           ? { h: hashes[from + i] }
           : { h: hashes[from + i], d: faults?.serveCorruptChunks === true ? randomBytes(d.byteLength) : d })
-        await faults?.links?.pass(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 64))
-        if (binary) await framed.writeFrame(encodeChunksFrame(items))
-        else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
+        // A bulk frame waits for its turn: one at a time per peer, none while a reader is served.
+        const endBulk = endReader === undefined ? await lanes.bulk(peer) : undefined
+        try {
+          await faults?.links?.pass(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 64))
+          if (binary) await framed.writeFrame(encodeChunksFrame(items))
+          else await framed.write({ v: WIRE_VERSION, t: 'chunks', items })
+        } finally {
+          endBulk?.()
+        }
         onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0), vol.name, data.reduce((n, d) => n + (d === undefined ? 0 : 1), 0))
         held.shift()?.()
       }
@@ -132,6 +151,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
       noteBroken(gate, peer, err)
       await answerError(framed, err)
     } finally {
+      endReader?.()
       unwatch?.()
       finished = true
       // A read started ahead and not awaited (the request failed meanwhile) must not reject unheard.
@@ -182,7 +202,7 @@ export async function * wantChunks (libp2p: Libp2p, peer: PeerId, req: WantReque
   const framed = new Framed(stream, MAX_FRAME_BYTES)
   const wanted = new Set(req.hashes.map(hashHex))
   try {
-    await framed.write({ v: WIRE_VERSION, t: 'want', volume: req.volume, volumeId: req.volumeId, hashes: req.hashes }, { signal })
+    await framed.write({ v: WIRE_VERSION, t: 'want', volume: req.volume, volumeId: req.volumeId, hashes: req.hashes, ...(req.reader === true ? { p: 1 } : {}) }, { signal })
     while (true) {
       let items: Array<{ h?: unknown, d?: unknown }>
       const raw = await framed.readFrameOrEnd({ signal })

@@ -33,6 +33,8 @@ export interface FetchOptions {
    * want-list of bulk traffic is queued ahead of a reader's want on the connection.
    */
   yieldWhile?: () => boolean
+  /** A reader waits on this fetch: its want-lists are flagged so the holder serves them before bulk frames. */
+  reader?: boolean
 }
 
 /** How long the one remaining background worker waits for readers before sending its next want-list. */
@@ -145,7 +147,7 @@ export class ChunkFetcher {
     const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
     for (const c of all) c.requests++
     try {
-      for await (const item of wantChunks(this.libp2p, peer, { volume: vol.name, volumeId: vol.id, hashes: batch }, vol.chunkSize, opts.signal)) {
+      for await (const item of wantChunks(this.libp2p, peer, { volume: vol.name, volumeId: vol.id, hashes: batch, reader: opts.reader }, vol.chunkSize, opts.signal)) {
         if (item.bytes === undefined) continue
         pending.push({ hash: item.hash, bytes: item.bytes })
         got.add(hashHex(item.hash))

@@ -95,7 +95,7 @@ export class OnDemandReader {
   private async fetchRetrying (vol: VolumeRecord, hash: Uint8Array, sources: string[], signal: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand' })
+        await this.fetcher.fetch(vol, [hash], sources, { signal, wantMax: 1, counters: this.counters, source: 'on-demand', reader: true })
         return
       } catch (err) {
         const failed = (err as ReplicantError).details?.failed
