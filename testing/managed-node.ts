@@ -127,8 +127,11 @@ export class ManagedNode implements TopologyNode {
     try {
       await this.startOnce(join, this.port)
     } catch (err) {
-      // The port kept from the last run may have been taken meanwhile: fall back to a free one.
-      if (this.port === 0 || !/EADDRINUSE/.test(`${(err as Error).message}`)) throw err
+      // The port kept from the last run, or picked free before the start, may have been taken
+      // meanwhile (another node's outbound dial takes ephemeral ports): fall back to a free one.
+      // The node says so with ADDRESS_IN_USE (in-process) or in its log (a process: START_FAILED).
+      const taken = (err as { code?: string }).code === Codes.ADDRESS_IN_USE || /EADDRINUSE|already in use/.test(`${(err as Error).message}`)
+      if (this.port === 0 || !taken) throw err
       await this.startOnce(join, 0)
     }
     this.port = portOf(this.multiaddrs) ?? this.port
