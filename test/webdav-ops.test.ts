@@ -94,6 +94,13 @@ test('PUT without Content-Length (chunked, as Finder sends) stores the whole bod
   const ranged = await dav(node, 'GET', '/dav/c/chunked.bin', { range: 'bytes=99998-100004' })
   t.is(ranged.status, 206)
   t.deepEqual(ranged.body, Buffer.concat(parts).subarray(99998, 100005))
+  // HEAD with a Range: the same status and headers, no body.
+  const head = await dav(node, 'HEAD', '/dav/c/chunked.bin', { range: 'bytes=99998-100004' })
+  t.is(head.status, 206)
+  t.is(head.headers['content-range'], 'bytes 99998-100004/300003')
+  t.is(head.headers['content-length'], '7')
+  t.is(head.body.length, 0)
+  t.is((await dav(node, 'HEAD', '/dav/c/chunked.bin', { range: 'bytes=400000-' })).status, 416)
   // RFC 4331 quota properties, asked by name: bytes under the folder, free bytes of the data dir's disk.
   const quota = (await dav(node, 'PROPFIND', '/dav/c/', { depth: 0, 'content-type': 'application/xml' },
     '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/><D:quota-available-bytes/></D:prop></D:propfind>')).body.toString()
