@@ -124,6 +124,11 @@ test('the token as the Basic password (any user) or a bearer token, on /dav only
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { authorization: basic('wrong') }, localAddress: '127.0.3.2' })).status, 401)
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { authorization: basic(node.apiToken!, 'alice') } })).status, 207)
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/' })).status, 207, 'bearer (the helper sends it)')
+  // The status page's cookie, as on the JSON API; and the same Host check (DNS rebinding) before any token.
+  t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', token: null, headers: { cookie: `replicant_token=${node.apiToken!}` } })).status, 207)
+  const rebound = await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { host: 'evil.example', authorization: basic(node.apiToken!) } })
+  t.is(rebound.status, 403)
+  t.regex(rebound.body.toString(), /HOST_REFUSED/)
   // The JSON API takes no Basic: a browser that cached the credentials cannot reach it.
   t.is((await httpRequest(url, { path: '/v1/volumes', headers: { authorization: basic(node.apiToken!) }, localAddress: '127.0.3.3' })).status, 401)
   const locked = await httpRequest(url, {
