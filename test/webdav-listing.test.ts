@@ -61,3 +61,27 @@ test('PROPFIND Depth 1 lists the direct members of a folder and reads none of th
   const sub = await dav(node, 'PROPFIND', '/dav/l/f/sub/', { depth: '1' })
   t.is([...sub.text.matchAll(/<D:response>/g)].length, 1 + BELOW + 1, 'sub itself, its markers and deep/')
 })
+
+test('a file with records below its path (made apart on two members, or through the JSON API) is one file: listed once, deleted and overwritten alone', async t => {
+  const node = await startNode(t)
+  await clientOf(node).createVolume({ name: 'fx' })
+  const put = async (p: string, text: string): Promise<void> => { await clientOf(node).put('fx', p, Readable.from([Buffer.from(text)])) }
+  await put('/x', 'the file x')
+  await put('/x/below.txt', 'below x')
+  await put('/y', 'the file y')
+  await put('/y/below.txt', 'below y')
+  await put('/z.txt', 'z')
+  const listing = await dav(node, 'PROPFIND', '/dav/fx/', { depth: '1' })
+  t.is(listing.status, 207)
+  const hrefs = [...listing.text.matchAll(/<D:href>([^<]*)<\/D:href>/g)].map(m => m[1])
+  t.deepEqual(hrefs, ['/dav/fx/', '/dav/fx/x', '/dav/fx/y', '/dav/fx/z.txt'], 'each name once, as what PROPFIND of it answers')
+  t.notRegex((await dav(node, 'PROPFIND', '/dav/fx/x', { depth: '0' })).text, /<D:collection\/>/)
+  // DELETE of the file x, COPY onto the file y: the records below their paths stay.
+  t.is((await dav(node, 'DELETE', '/dav/fx/x')).status, 204)
+  t.is((await dav(node, 'COPY', '/dav/fx/z.txt', { destination: '/dav/fx/y' })).status, 204)
+  t.is((await dav(node, 'GET', '/dav/fx/y')).text, 'z')
+  t.is((await dav(node, 'GET', '/dav/fx/x/below.txt')).text, 'below x')
+  t.is((await dav(node, 'GET', '/dav/fx/y/below.txt')).text, 'below y')
+  const after = [...(await dav(node, 'PROPFIND', '/dav/fx/', { depth: '1' })).text.matchAll(/<D:href>([^<]*)<\/D:href>/g)].map(m => m[1])
+  t.deepEqual(after, ['/dav/fx/', '/dav/fx/x/', '/dav/fx/y', '/dav/fx/z.txt'], 'x, its file gone, is the folder of what lies below it')
+})

@@ -94,6 +94,13 @@ test('PUT without Content-Length (chunked, as Finder sends) stores the whole bod
   const ranged = await dav(node, 'GET', '/dav/c/chunked.bin', { range: 'bytes=99998-100004' })
   t.is(ranged.status, 206)
   t.deepEqual(ranged.body, Buffer.concat(parts).subarray(99998, 100005))
+  // HEAD with a Range: the same status and headers, no body.
+  const head = await dav(node, 'HEAD', '/dav/c/chunked.bin', { range: 'bytes=99998-100004' })
+  t.is(head.status, 206)
+  t.is(head.headers['content-range'], 'bytes 99998-100004/300003')
+  t.is(head.headers['content-length'], '7')
+  t.is(head.body.length, 0)
+  t.is((await dav(node, 'HEAD', '/dav/c/chunked.bin', { range: 'bytes=400000-' })).status, 416)
   // RFC 4331 quota properties, asked by name: bytes under the folder, free bytes of the data dir's disk.
   const quota = (await dav(node, 'PROPFIND', '/dav/c/', { depth: 0, 'content-type': 'application/xml' },
     '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/><D:quota-available-bytes/></D:prop></D:propfind>')).body.toString()
@@ -117,6 +124,11 @@ test('the token as the Basic password (any user) or a bearer token, on /dav only
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { authorization: basic('wrong') }, localAddress: '127.0.3.2' })).status, 401)
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { authorization: basic(node.apiToken!, 'alice') } })).status, 207)
   t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/' })).status, 207, 'bearer (the helper sends it)')
+  // The status page's cookie, as on the JSON API; and the same Host check (DNS rebinding) before any token.
+  t.is((await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', token: null, headers: { cookie: `replicant_token=${node.apiToken!}` } })).status, 207)
+  const rebound = await httpRequest(url, { method: 'PROPFIND', path: '/dav/auth/', headers: { host: 'evil.example', authorization: basic(node.apiToken!) } })
+  t.is(rebound.status, 403)
+  t.regex(rebound.body.toString(), /HOST_REFUSED/)
   // The JSON API takes no Basic: a browser that cached the credentials cannot reach it.
   t.is((await httpRequest(url, { path: '/v1/volumes', headers: { authorization: basic(node.apiToken!) }, localAddress: '127.0.3.3' })).status, 401)
   const locked = await httpRequest(url, {

@@ -27,6 +27,11 @@ export class DavTree {
     }
   }
 
+  /**
+   * What `path` is. A live file record there makes it a file even when records lie below it
+   * (a file and a folder made at one path on two members apart, or through the JSON API): those
+   * stay in the index, reachable by their own paths, not listed under the file.
+   */
   async resolve (volume: string, path: string): Promise<Entry | undefined> {
     if (path === '/') { await this.volumes.volume(volume); return { kind: 'folder', path } }
     const rec = await this.record(volume, path)
@@ -56,8 +61,10 @@ export class DavTree {
         }
         const child = prefix + rest.slice(0, slash)
         skipTo = child + '0'
-        const marker = await this.record(volume, child)
-        if (marker === undefined || !isFolderMarker(marker)) yield { kind: 'folder', path: child }
+        // A live record at `child` was listed already, before its subtree: as a folder when it
+        // is a marker, as a file otherwise (a file and records below it at one path: see
+        // resolve, which calls it a file; listing it twice showed two entries of one name).
+        if (await this.record(volume, child) === undefined) yield { kind: 'folder', path: child }
         break // closes this listing; the next starts past the child's subtree
       }
       if (skipTo === undefined) return

@@ -66,9 +66,9 @@ class Batch {
 }
 
 /** Tombstones for `path` and everything under it. */
-async function deleteTree (ctx: DavContext, volume: string, path: string, batch: Batch, keep?: (p: string) => boolean): Promise<void> {
-  for await (const r of ctx.tree.descendants(volume, path)) if (keep?.(r.path) !== true) await batch.add({ op: 'delete', path: r.path })
-  if (path !== '/' && keep?.(path) !== true) await batch.add({ op: 'delete', path })
+async function deleteTree (ctx: DavContext, volume: string, path: string, batch: Batch): Promise<void> {
+  for await (const r of ctx.tree.descendants(volume, path)) await batch.add({ op: 'delete', path: r.path })
+  if (path !== '/') await batch.add({ op: 'delete', path })
 }
 
 /** A folder left empty by a delete or move keeps existing: it gets a marker. */
@@ -83,7 +83,9 @@ export async function remove (ctx: DavContext, req: IncomingMessage, res: Server
   const tokens = await ctx.preconditions(req, t, entry)
   ctx.locks.checkWrite(t.volume, t.path, tokens, true)
   const batch = new Batch(ctx, t.volume)
-  await deleteTree(ctx, t.volume, t.path, batch)
+  // A file is deleted alone: records below its path (see DavTree.resolve) are not under it.
+  if (entry.kind === 'file') await batch.add({ op: 'delete', path: t.path })
+  else await deleteTree(ctx, t.volume, t.path, batch)
   await batch.flush()
   ctx.props.dropTree(t.volume, t.path)
   ctx.locks.removeInside(t.volume, t.path)
@@ -123,10 +125,13 @@ export async function copyOrMove (ctx: DavContext, req: IncomingMessage, res: Se
 
   const batch = new Batch(ctx, t.volume)
   const to = (p: string): string => dest.path + p.slice(t.path === '/' ? 0 : t.path.length)
-  // A file in the way is replaced in the copy's own batch (its path is written anyway: one
-  // record per path per batch); a folder in the way is deleted first, in batches of its own.
-  if (existing !== undefined) await deleteTree(ctx, dest.volume, dest.path, batch, existing.kind === 'file' ? p => p === dest.path : undefined)
-  if (existing?.kind === 'folder') await batch.flush()
+  // A file in the way is replaced by the copy's own record at its path (and records below
+  // its path, see DavTree.resolve, are left alone); a folder in the way is deleted first, in
+  // batches of its own.
+  if (existing?.kind === 'folder') {
+    await deleteTree(ctx, dest.volume, dest.path, batch)
+    await batch.flush()
+  }
   if (src.kind === 'file') {
     await batch.add({ op: 'copy', from: t.path, path: dest.path })
     if (move) await batch.add({ op: 'delete', path: t.path })
