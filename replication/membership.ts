@@ -178,7 +178,8 @@ export class Membership {
       this.offerNewVolume(candidate, peer)
       return { created: false }
     }
-    await this.createLocal(candidate)
+    // Two members telling this node one new configuration at once: the later is answered as for a volume held.
+    try { await this.createLocal(candidate) } catch (err) { if ((err as { code?: string }).code === Codes.VOLUME_EXISTS) return await this.ensureVolume(peer, descriptorOf(candidate)); throw err }
     await this.acceptance.consume(candidate.name, peer)
     log('created volume %s (%s) at the request of %s, as a wannabe', candidate.name, candidate.id, peer)
     this.accepted(candidate, peer, 'created here as a new member (wannabe)')
