@@ -1,7 +1,7 @@
 import { open, readdir, writeFile, mkdir, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Mutex } from '../core/mutex.js'
-import { noRepack, type ChunkLocationOp, type ChunkStore, type ChunkSublevel, type PutObserver, type RepackOptions, type RepackResult } from './chunk-store.js'
+import { noRepack, type ChunkLocationOp, type ChunkStore, type ChunkSublevel, type RepackOptions, type RepackResult } from './chunk-store.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { syncDir } from '../core/durable.js'
@@ -11,34 +11,16 @@ import { PackReaders } from './pack-readers.js'
 import { PendingLocations } from './pack-pending.js'
 import { SyncedLengths } from './pack-synced.js'
 import { liveBytes, sealedPacks } from './pack-scan.js'
+import type { PackStoreOptions } from './pack-options.js'
 
 const log = logger('packs')
 
-/** A pack is closed to appends once it reaches this size, and a new one started. */
-export const PACK_TARGET_BYTES = 64 * 1024 * 1024
-/** Live bytes and chunks a repack copies per batch (read, append, fsync, switch): bounds its memory and batch. */
-const REPACK_BATCH_BYTES = 4 * 1024 * 1024
-const REPACK_BATCH_CHUNKS = 4096
-/** Locations held in memory until their bytes are synced; a putMany beyond this syncs first. */
-const MAX_PENDING_LOCATIONS = 16_384
-/** An empty file named for the newest pack id ever started (empty: it adds no pack bytes). */
-const LAST_PACK = 'last-pack-'
+import { PACK_TARGET_BYTES, REPACK_BATCH_BYTES, REPACK_BATCH_CHUNKS, MAX_PENDING_LOCATIONS, LAST_PACK } from './pack-options.js'
+export { PACK_TARGET_BYTES } from './pack-options.js'
 
 type LocSublevel = ChunkSublevel
 
-/** Where a repack may be stopped by a test (kill -9): after the copy is synced, after the switch. */
-export type RepackPoint = 'copied' | 'switched'
-
-export interface PackStoreOptions {
-  /** Size at which a pack is rolled (default PACK_TARGET_BYTES; tests use small packs). */
-  targetBytes?: number
-  /** Test hook only: awaited at each RepackPoint (a crash test pauses there and is killed). */
-  repackHook?: (point: RepackPoint) => Promise<void>
-  /** Told of every putMany before its bytes are written. */
-  onPut?: PutObserver
-  /** Testing only: record each pack's fsynced length (pack-synced.ts). */
-  recordSynced?: boolean
-}
+export type { RepackPoint, PackStoreOptions } from './pack-options.js'
 
 /**
  * Chunk bytes appended to pack files (DATA/chunks/pack-N.dat), located by a level sublevel
@@ -298,10 +280,11 @@ export class PackChunkStore implements ChunkStore {
       const result = noRepack()
       // A pack about to be unlinked must not be left in `dirty` (its handle is closed later).
       await this.sync()
+      const liveBelow = opts.liveBelow ?? 0.5
+      await this.sealActiveIfSparse(liveBelow, opts.signal)
       const sealed = await sealedPacks(this.dir, this.active!.id, this.inflight)
       if (sealed.size === 0) return result
       const live = await liveBytes(this.loc, sealed, opts.signal)
-      const liveBelow = opts.liveBelow ?? 0.5
       const dead: number[] = []
       const sparse = new Set<number>()
       for (const [id, size] of sealed) {
@@ -323,6 +306,20 @@ export class PackChunkStore implements ChunkStore {
       result.bytesFreed -= result.bytesCopied
       return result
     })
+  }
+
+  /**
+   * Rolls a mostly dead active pack (a volume dropped soon after it was written) so that this
+   * repack gives its space back, not the day the pack fills. The sealed packs' own scan decides
+   * again, so appends that land meanwhile are never lost.
+   */
+  private async sealActiveIfSparse (liveBelow: number, signal?: AbortSignal): Promise<void> {
+    const act = this.active!
+    if (act.size === 0 || this.rolling !== undefined || (this.inflight.get(act.id) ?? 0) > 0) return
+    const live = (await liveBytes(this.loc, new Map([[act.id, act.size]]), signal)).get(act.id) ?? 0
+    if (live >= liveBelow * act.size || this.active !== act || this.rolling !== undefined) return
+    this.rolling = this.startPack(act.id + 1).finally(() => { this.rolling = undefined })
+    await this.rolling
   }
 
   /**

@@ -2,7 +2,7 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { startNode, runCli, waitFor, clientOf } from './helpers.js'
-import { bytes, converged, paths } from './replication-helpers.js'
+import { bytes, converged, paths, read } from './replication-helpers.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 
@@ -43,6 +43,29 @@ test('volume drop deletes a former member\'s replica whole (gc gives the space b
   t.true(gc.repack.packsRemoved > 0)
   t.true(gc.disk.packBytes <= 2 * 64 * 1024, `pack bytes after gc: ${gc.disk.packBytes}`)
   // The remaining member is untouched.
+  t.is((await paths(a, 'old')).length, 5)
+})
+
+test('volume drop with the default pack size: gc gives back the dropped bytes of the pack still being written', async t => {
+  t.timeout(120_000)
+  // Found by hand: the dropped replica's 200 KB sat in the active 64 MiB pack, which repack never touched.
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'old', replicas: [b.peerId] })
+  for (let i = 0; i < 5; i++) await a.volumes.putFile('old', `/f${i}`, bytes(randomBytes(100_000)))
+  await converged([a, b], 'old', tr => tr.length === 5)
+  t.true((await b.diskUsage()).packBytes >= 500_000)
+  await a.removeReplica('old', b.peerId)
+  await waitFor(async () => (await b.volumeInfo('old')).state === 'removed' ? true : undefined, 100)
+  t.is((await runCli(['volume', 'drop', 'old'], { dataDir: b.dataDir })).code, 0)
+  const gc = await b.collectGarbage({ youngSeconds: 0 })
+  t.is(await chunkCount(b), 0)
+  t.true(gc.disk.packBytes < 100_000, `pack bytes after gc: ${gc.disk.packBytes}`)
+  // The node goes on writing and reading after its active pack was rolled.
+  await b.createVolume({ name: 'next' })
+  const data = randomBytes(300_000)
+  await b.volumes.putFile('next', '/n', bytes(data))
+  t.true(Buffer.from(await read(b, 'next', '/n')).equals(data))
   t.is((await paths(a, 'old')).length, 5)
 })
 

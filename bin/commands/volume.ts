@@ -217,7 +217,7 @@ export function registerVolumeCommands (cli: Cli): void {
     .description('delete this node\'s replica of a volume it is no longer a member of (state removed); `gc` then gives the space back')
     .action(async (name: string) => {
       const r = await (await cli.client()).dropVolume(name)
-      out(`volume ${r.name} (id ${r.id}) dropped from this node: ${r.files} files, ${fmtBytes(r.bytes)}, ${r.snapshots} snapshot(s), ${r.prepared} prepared write(s); run gc to reclaim the space`)
+      out(`volume ${r.name} (id ${r.id}) dropped from this node: ${r.files} files, ${fmtBytes(r.bytes)}, ${r.snapshots} snapshot(s), ${r.prepared} prepared write(s); run gc to reclaim the space (gc keeps chunks written in the last 10 minutes: gc --young 0 frees them now, when nothing else is being written)`)
     })
 
   volume.command('list')
