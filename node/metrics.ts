@@ -10,7 +10,7 @@
  * the volume's replica set), source, route; never a file or a chunk.
  */
 import { Registry, Counter, Gauge, Histogram } from 'prom-client'
-import type { TransferSink, TransferSource } from '../core/telemetry.js'
+import type { ServedSource, TransferSink, TransferSource } from '../core/telemetry.js'
 import type { StatusResponse } from '../api/types.js'
 import type { LocalChanges } from '../store/change-counts.js'
 
@@ -26,8 +26,8 @@ export class NodeMetrics implements TransferSink {
   readonly registry = new Registry()
   private readonly receivedBytes: Counter<'volume' | 'source'>
   private readonly receivedChunks: Counter<'volume' | 'source'>
-  private readonly sentBytes: Counter<'volume'>
-  private readonly sentChunks: Counter<'volume'>
+  private readonly sentBytes: Counter<'volume' | 'source'>
+  private readonly sentChunks: Counter<'volume' | 'source'>
   private readonly onDemand: Histogram<'volume'>
   private readonly onDemandFailures: Counter<'volume'>
   private readonly allMode: Counter<'volume' | 'outcome'>
@@ -43,8 +43,8 @@ export class NodeMetrics implements TransferSink {
     const r = [this.registry]
     this.receivedBytes = new Counter({ name: 'replicant_received_bytes_total', help: 'Chunk bytes received and verified, by volume and what they were fetched for (pull, copy, on-demand)', labelNames: ['volume', 'source'], registers: r })
     this.receivedChunks = new Counter({ name: 'replicant_received_chunks_total', help: 'Chunks received and verified, by volume and source', labelNames: ['volume', 'source'], registers: r })
-    this.sentBytes = new Counter({ name: 'replicant_sent_bytes_total', help: 'Chunk bytes served to members and readers, by volume', labelNames: ['volume'], registers: r })
-    this.sentChunks = new Counter({ name: 'replicant_sent_chunks_total', help: 'Chunks served to members and readers, by volume', labelNames: ['volume'], registers: r })
+    this.sentBytes = new Counter({ name: 'replicant_sent_bytes_total', help: 'Chunk bytes served to members and readers, by volume and what they were wanted for (on-demand: a reader waits on them; bulk: a pull or a copy)', labelNames: ['volume', 'source'], registers: r })
+    this.sentChunks = new Counter({ name: 'replicant_sent_chunks_total', help: 'Chunks served to members and readers, by volume and source (on-demand, bulk)', labelNames: ['volume', 'source'], registers: r })
     this.onDemand = new Histogram({ name: 'replicant_on_demand_read_duration_seconds', help: 'Time to fetch a chunk a read needed and this node lacked (wannabe reads), successful fetches', labelNames: ['volume'], buckets: SECONDS_BUCKETS, registers: r })
     this.onDemandFailures = new Counter({ name: 'replicant_on_demand_read_failures_total', help: 'On-demand chunk fetches that failed (timeout, no member holds it)', labelNames: ['volume'], registers: r })
     this.allMode = new Counter({ name: 'replicant_all_mode_writes_total', help: 'All-mode writes this node coordinated, by outcome (committed, aborted)', labelNames: ['volume', 'outcome'], registers: r })
@@ -63,10 +63,10 @@ export class NodeMetrics implements TransferSink {
     this.receivedChunks.inc({ volume, source })
   }
 
-  sent (volume: string, bytes: number, chunks: number): void {
+  sent (volume: string, source: ServedSource, bytes: number, chunks: number): void {
     if (chunks === 0) return
-    this.sentBytes.inc({ volume }, bytes)
-    this.sentChunks.inc({ volume }, chunks)
+    this.sentBytes.inc({ volume, source }, bytes)
+    this.sentChunks.inc({ volume, source }, chunks)
   }
 
   onDemandRead (volume: string, seconds: number, ok: boolean): void {
@@ -145,17 +145,24 @@ export class NodeMetrics implements TransferSink {
    * The registry's text, with the Prometheus naming rule kept for third-party metrics too: a
    * gauge named `*_total` (prom-client's nodejs_active_handles_total and two siblings,
    * @libp2p/tcp's libp2p_tcp_inbound_connections_total) is renamed without the suffix, or left
-   * out when a metric of that name exists already (nodejs_active_handles, the same by type).
+   * out when a metric of that name exists already (nodejs_active_handles, the same by type);
+   * a gauge in milliseconds (libp2p's ping times) is given in seconds (`inSeconds`).
    */
   private async exposition (): Promise<string> {
     const all = this.registry.getMetricsAsArray() as unknown as Array<{ name: string, type: string }>
     const names = new Set(all.map(m => m.name))
     const parts: string[] = []
     for (const m of all) {
+      const text = await this.registry.getSingleMetricAsString(m.name)
+      if (m.name.endsWith('_milliseconds')) {
+        // Not the base unit: a gauge is given in seconds under a _seconds name, anything else left out.
+        const seconds = `${m.name.slice(0, -'_milliseconds'.length)}_seconds`
+        if (m.type === 'gauge' && !names.has(seconds)) parts.push(inSeconds(text, m.name, seconds))
+        continue
+      }
       const misnamed = m.name.endsWith('_total') && m.type !== 'counter'
       const plain = m.name.slice(0, -'_total'.length)
       if (misnamed && names.has(plain)) continue
-      const text = await this.registry.getSingleMetricAsString(m.name)
       parts.push(misnamed ? text.split('\n').map(line => rename(line, m.name, plain)).join('\n') : text)
     }
     return `${parts.join('\n\n')}\n`
@@ -173,6 +180,24 @@ export class NodeMetrics implements TransferSink {
   }
 
   private readonly lastSeen = new Map<string, number>()
+}
+
+/**
+ * A gauge's text in milliseconds as one in seconds named `to` (libp2p's
+ * libp2p_connection_monitor_ping_time_milliseconds, whose first samples come with the first
+ * ping, 10 s after a connection: promtool's lint fails on the unit). A series whose label value
+ * names a variance is in ms², so it is divided by 10^6; the rest by 1000.
+ */
+function inSeconds (text: string, from: string, to: string): string {
+  // Every mention: libp2p's metric groups name their label after the metric, and its help is the name.
+  return text.split('\n').map(line => {
+    const renamed = line.split(from).join(to)
+    if (renamed.startsWith('#') || renamed === line) return renamed
+    const m = /^(.*) (\S+)$/.exec(renamed)
+    if (m === null) return renamed
+    const value = Number(m[2]) / (/Variance"/.test(m[1]) ? 1e6 : 1e3)
+    return `${m[1]} ${value}`
+  }).join('\n').replace(/^(# HELP \S+ .*)$/m, '$1 (in seconds)')
 }
 
 /** `line` of a metric's text with the name `from` (a sample or its HELP/TYPE line) named `to`. */

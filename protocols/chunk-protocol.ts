@@ -29,7 +29,7 @@ export interface WantRequest {
 export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
 
 /** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
-export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number, reader: boolean) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   // Shared by both versions: the lanes are per peer, whatever protocol its streams speak.
   const lanes = new ServeLanes(REQUEST_TIMEOUT_MS)
   await serveChunks(libp2p, CHUNK_PROTOCOL, true, source, auth, lanes, onServed, faults, gate)
@@ -80,7 +80,7 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
 /** Fault switches of the serving side (tests, topologies, chaos runs). */
 export interface ServeFaults { serveCorruptChunks?: boolean, links?: ReplyShaper }
 
-async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, lanes: ServeLanes, onServed?: (peer: string, bytes: number, volume: string, chunks: number) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
+async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, source: ChunkSource, auth: Authorizer, lanes: ServeLanes, onServed?: (peer: string, bytes: number, volume: string, chunks: number, reader: boolean) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
   await libp2p.handle(protocol, async (stream, connection) => {
     const framed = new Framed(stream, MAX_SMALL_FRAME_BYTES)
     const peer = connection.remotePeer.toString()
@@ -141,7 +141,7 @@ async function serveChunks (libp2p: Libp2p, protocol: string, binary: boolean, s
         } finally {
           endBulk?.()
         }
-        onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0), vol.name, data.reduce((n, d) => n + (d === undefined ? 0 : 1), 0))
+        onServed?.(peer, data.reduce((n, d) => n + (d?.byteLength ?? 0), 0), vol.name, data.reduce((n, d) => n + (d === undefined ? 0 : 1), 0), endReader !== undefined)
         held.shift()?.()
       }
       await framed.write({ v: WIRE_VERSION, t: 'end' })

@@ -244,7 +244,7 @@ export class SyncEngine {
       indexComplete: (vol: VolumeRecord) => this.states.indexComplete(vol)
     }
     await registerIndexHandler(this.libp2p, index, readerAuthorizer(this.store, this.readerStreams), this.faults.links, this.gate)
-    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), (peer, bytes, vol, chunks) => { this.served.add(vol, peer, bytes, chunks); this.fetcher.sink?.sent(vol, bytes, chunks) }, this.faults, this.gate)
+    await registerChunkHandler(this.libp2p, this.store, readerAuthorizer(this.store, this.readerStreams), (peer, bytes, vol, chunks, reader) => { this.served.add(vol, peer, bytes, chunks); this.fetcher.sink?.sent(vol, reader ? 'on-demand' : 'bulk', bytes, chunks) }, this.faults, this.gate)
     await registerNotifyHandler(this.libp2p, (peer, notice: Notice) => { this.notices.received(peer, notice) }, this.gate)
     await registerControlHandler(this.libp2p, {
       // Peer exchange is for members: a stranger learns no address (peer-manager.ts).

@@ -2,10 +2,12 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { startNode, waitFor, httpRequest, clientOf } from './helpers.js'
+import { startNode, waitFor, httpRequest, clientOf, DIST } from './helpers.js'
 import { bytes, converged, read } from './replication-helpers.js'
 import type { ReplicantNode } from '../node/replicant-node.js'
 import { Readable } from 'node:stream'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 
 const PROMTOOL = '/usr/bin/promtool'
 
@@ -72,12 +74,14 @@ test('GET /metrics passes promtool, and its counters move after a write, a sync,
   t.is(sample(b1, 'replicant_local_changes_total', { volume: 'mv', cause: 'remoteApply' }), 1, 'the sync applied on b')
   t.is(sample(b1, 'replicant_received_bytes_total', { volume: 'mv', source: 'pull' }), data.byteLength, 'b received the file\'s bytes by pull')
   t.is(sample(b1, 'replicant_received_chunks_total', { volume: 'mv', source: 'pull' }), 5)
-  t.is(sample(a1, 'replicant_sent_bytes_total', { volume: 'mv' }), data.byteLength, 'a sent them')
+  t.is(sample(a1, 'replicant_sent_bytes_total', { volume: 'mv', source: 'bulk' }), data.byteLength, 'a sent them, for a pull (bulk)')
+  t.is(sample(a1, 'replicant_sent_chunks_total', { volume: 'mv', source: 'bulk' }), 5)
+  t.is(sample(a1, 'replicant_sent_bytes_total', { volume: 'mv', source: 'on-demand' }), 0, 'nothing yet for a reader')
   t.is(sample(b1, 'replicant_sent_bytes_total', { volume: 'mv' }), 0, 'b\'s registry is its own: it sent nothing')
   t.is(sample(a1, 'replicant_peers_connected'), 1)
   t.true(sample(a1, 'replicant_store_pack_bytes') >= data.byteLength)
   t.true(sample(a1, 'libp2p_data_transfer_bytes_total', { protocol: '/replicant/chunk/1.1.0 sent' }) >= data.byteLength, 'libp2p counted the chunk protocol\'s bytes')
-  t.is((await promtool(b1)).code, 0)
+  { const l = await promtool(b1); t.is(l.code, 0, l.out) }
 
   // An on-demand read: a new member that does no background copy reads the file.
   const c = await startNode(t, { join: [a.multiaddrs()[0]], copyConcurrency: 0 })
@@ -89,7 +93,11 @@ test('GET /metrics passes promtool, and its counters move after a write, a sync,
   t.is(sample(c1, 'replicant_on_demand_read_duration_seconds_count', { volume: 'mv' }), 5, 'five chunk fetches timed')
   t.true(sample(c1, 'replicant_on_demand_read_duration_seconds_bucket', { volume: 'mv', le: '+Inf' }) === 5)
   t.is(sample(c1, 'replicant_member_state', { volume: 'mv', member: c.peerId, state: 'copy' }), 1, 'c is a wannabe')
-  t.is((await promtool(c1)).code, 0)
+  // The holders served them as a reader's (want-lists flagged p: 1), a or b as holder choice went.
+  const [aRead, bRead] = [await scrape(a), await scrape(b)]
+  t.true(sample(aRead, 'replicant_sent_bytes_total', { volume: 'mv', source: 'on-demand' }) + sample(bRead, 'replicant_sent_bytes_total', { volume: 'mv', source: 'on-demand' }) >= data.byteLength, 'served on demand, counted so by the holders')
+  t.is(sample(aRead, 'replicant_sent_bytes_total', { volume: 'mv', source: 'bulk' }), data.byteLength, 'the bulk count did not move')
+  { const l = await promtool(c1); t.is(l.code, 0, l.out) }
   await a.removeReplica('mv', c.peerId)
 
   // A conflict: a and b write the same path apart, then meet.
@@ -101,8 +109,8 @@ test('GET /metrics passes promtool, and its counters move after a write, a sync,
   await converged([a, b], 'mv', tr => tr.some(l => l.includes('.conflict-')))
   const [a2, b2] = [await scrape(a), await scrape(b)]
   t.is(sample(a2, 'replicant_conflicts_total', { volume: 'mv' }) + sample(b2, 'replicant_conflicts_total', { volume: 'mv' }) >= 1, true, 'the conflict copy counted')
-  t.is((await promtool(a2)).code, 0)
-  t.is((await promtool(b2)).code, 0)
+  { const l = await promtool(a2); t.is(l.code, 0, l.out) }
+  { const l = await promtool(b2); t.is(l.code, 0, l.out) }
 
   // GC: a run is counted.
   await a.collectGarbage({ youngSeconds: 0 })
@@ -119,4 +127,72 @@ test('GET /metrics needs the token unless the node runs with metricsPublic; no o
   t.regex(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/)
   t.is((await httpRequest(open.apiUrl!, { path: '/v1/status', token: null })).status, 401, 'the rest still needs the token')
   t.is((await httpRequest(open.apiUrl!, { path: '/metrics', token: null, headers: { host: 'evil.example:80' } })).status, 403, 'the Host check still applies')
+})
+
+test('all-mode writes counted by outcome; a copy\'s progress while it runs; every replicant_ metric is listed in docs/METRICS.md', async t => {
+  t.timeout(180_000)
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'am', replicas: [b.peerId], writeMode: 'all' })
+  await waitFor(async () => (await b.store.getVolume('am')) !== undefined ? true : undefined)
+  await a.volumes.putFile('am', '/ok.txt', bytes(Buffer.from('on both')))
+  t.is(sample(await scrape(a), 'replicant_all_mode_writes_total', { volume: 'am', outcome: 'committed' }), 1)
+  await blockBoth(a, b)
+  const err = await t.throwsAsync(a.volumes.putFile('am', '/no.txt', bytes(Buffer.from('b cannot take it'))))
+  t.is((err as { code?: string }).code, 'WRITE_NOT_ACKNOWLEDGED')
+  const am = await scrape(a)
+  t.is(sample(am, 'replicant_all_mode_writes_total', { volume: 'am', outcome: 'aborted' }), 1)
+  t.is(sample(am, 'replicant_all_mode_writes_total', { volume: 'am', outcome: 'committed' }), 1)
+  t.true(am.includes('replicant_all_mode_in_doubt{volume="am"} 0'), 'the in-doubt gauge is there')
+  a.peers.unblock()
+  b.peers.unblock()
+
+  // A copy onto a new member over a link capped at 1 MiB/s: its progress gauges while it runs.
+  await a.createVolume({ name: 'cp', chunkSize: 4096 })
+  await a.volumes.putFile('cp', '/big.bin', bytes(randomBytes(4 * 1024 * 1024)))
+  const c = await startNode(t, { join: [a.multiaddrs()[0]] })
+  a.links.set([c.peerId], { bytesPerSecond: 1024 * 1024 })
+  await a.addReplica('cp', c.peerId)
+  const during = await waitFor(async () => {
+    const text = await scrape(c)
+    return sample(text, 'replicant_copy_done_bytes', { volume: 'cp' }) > 0 ? text : undefined
+  }, 100)
+  t.is(sample(during, 'replicant_copy_size_bytes', { volume: 'cp' }), 4 * 1024 * 1024)
+  t.true(sample(during, 'replicant_copy_done_bytes', { volume: 'cp' }) < 4 * 1024 * 1024, 'seen before its end')
+  t.is(sample(during, 'replicant_copy_size_files', { volume: 'cp' }), 1)
+  t.true(sample(during, 'replicant_received_bytes_total', { volume: 'cp', source: 'copy' }) > 0, 'received for the copy')
+  { const l = await promtool(during); t.is(l.code, 0, l.out) }
+  a.links.clear()
+  await waitFor(async () => (await c.volumeInfo('cp') as { state: string }).state === 'steady' ? true : undefined)
+  const after = await scrape(c)
+  t.false(after.includes('replicant_copy_done_bytes{volume="cp"}'), 'no progress series once the copy ended')
+  t.is(sample(after, 'replicant_received_bytes_total', { volume: 'cp', source: 'copy' }), 4 * 1024 * 1024)
+
+  // Every replicant_ metric a live node shows is in the docs' tables.
+  const docs = await readFile(join(DIST, '..', 'docs', 'METRICS.md'), 'utf8')
+  const names = new Set([...(await scrape(a)).matchAll(/^# TYPE (replicant_\w+) /gm)].map(m => m[1]))
+  t.true(names.size > 30, `${names.size} replicant_ metrics`)
+  t.deepEqual([...names].filter(n => !docs.includes(`\`${n}\``)), [], 'listed in docs/METRICS.md')
+})
+
+test('libp2p\'s ping times, in milliseconds, are given in seconds: promtool passes once a connection was pinged', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  await startNode(t, { join: [a.multiaddrs()[0]] })
+  // libp2p's connection monitor pings every 10 s; its gauge has samples from the first ping on.
+  const deadline = Date.now() + 60_000
+  const raw = await waitFor(async () => {
+    if (Date.now() > deadline) throw new Error('no ping within 60 s')
+    const text = await a.ops.registry.registry.getSingleMetricAsString('libp2p_connection_monitor_ping_time_milliseconds')
+    return /^libp2p_connection_monitor_ping_time_milliseconds\{libp2p_connection_monitor_ping_time_milliseconds="success"\} \d/m.test(text) ? text : undefined
+  }, 250)
+  const ms = Number(/^libp2p_connection_monitor_ping_time_milliseconds\{libp2p_connection_monitor_ping_time_milliseconds="success"\} (\S+)$/m.exec(raw)![1])
+  const text = await scrape(a)
+  const lint = await promtool(text)
+  t.is(lint.code, 0, `promtool check metrics: ${lint.out}`)
+  t.false(text.includes('_milliseconds'), 'no metric in milliseconds')
+  t.true(text.includes('# TYPE libp2p_connection_monitor_ping_time_seconds gauge'))
+  const s = sample(text, 'libp2p_connection_monitor_ping_time_seconds', { libp2p_connection_monitor_ping_time_seconds: 'success' })
+  t.true(s >= 0 && s <= ms / 1000 + 1, `a ping time in seconds: ${s} (${ms} ms before)`)
+  t.true(/libp2p_connection_monitor_ping_time_seconds="successVariance"\} /.test(text), 'the variance too (in s²)')
 })

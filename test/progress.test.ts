@@ -2,7 +2,7 @@ import '../core/polyfill.js'
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { startNode, tmpDir, runCli, clientOf } from './helpers.js'
 import { bytes } from './replication-helpers.js'
 import { RateMeter } from '../core/rate.js'
@@ -143,4 +143,34 @@ test('volume wait with REPLICANT_PROGRESS=always: the copy onto a new member as 
   t.is(w.code, 0, w.stderr)
   t.regex(w.stderr, /\rwv: copy \[#+\.*\] +\d+\.\d% [\d.]+ [KM]iB\/6\.0 MiB files \d\/6 [\d.]+ [KM]iB\/s/, 'bytes under way, at the rate the node measures')
   t.regex(w.stdout, /volume wv is steady \(6 files/)
+})
+
+test('put and get of one file with REPLICANT_PROGRESS=always: a bar with a percentage of the file, then the summary; quiet without a terminal', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  await a.createVolume({ name: 'sv' })
+  const dir = await tmpDir(t)
+  const data = randomBytes(3 * MiB)
+  await writeFile(join(dir, 'big.bin'), data)
+  const put = await runCli(['put', 'sv', join(dir, 'big.bin'), '/big.bin'], { dataDir: a.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(put.code, 0, put.stderr)
+  t.regex(put.stderr, new RegExp(`\\rput sv:/big\\.bin ${PERCENT_BAR.source} [\\d.]+ [KM]?i?B/3\\.0 MiB`), 'a bar of the file\'s size')
+  t.regex(put.stderr, /\rput sv:\/big\.bin: 3\.0 MiB in [\d.]+ s \([\d.]+ [KMG]iB\/s\)\S+\n$/, 'ends with the summary line')
+  t.regex(put.stdout, /^stored sv:\/big\.bin \(3145728 bytes/)
+  const quietPut = await runCli(['put', 'sv', '-', '/stdin.bin'], { dataDir: a.dataDir, input: data })
+  t.is(quietPut.code, 0, quietPut.stderr)
+  t.is(quietPut.stderr, '', 'stderr not a terminal: quiet')
+
+  const get = await runCli(['get', 'sv', '/big.bin', '-o', join(dir, 'back.bin')], { dataDir: a.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(get.code, 0, get.stderr)
+  t.regex(get.stderr, new RegExp(`\\rget sv:/big\\.bin ${PERCENT_BAR.source} [\\d.]+ [KM]?i?B/3\\.0 MiB`))
+  t.regex(get.stderr, /\rget sv:\/big\.bin: 3\.0 MiB in [\d.]+ s/)
+  t.true(data.equals(await readFile(join(dir, 'back.bin'))))
+  const toStdout = await runCli(['get', 'sv', '/stdin.bin'], { dataDir: a.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(toStdout.code, 0, toStdout.stderr)
+  t.true(data.equals(toStdout.stdoutBytes), 'the bar stays off stdout')
+  t.regex(toStdout.stderr, /\rget sv:\/stdin\.bin: 3\.0 MiB in /)
+  const quietGet = await runCli(['get', 'sv', '/big.bin', '-o', join(dir, 'back2.bin')], { dataDir: a.dataDir })
+  t.is(quietGet.code, 0, quietGet.stderr)
+  t.is(quietGet.stderr, '', 'quiet without a terminal')
 })

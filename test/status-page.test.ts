@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { startNode, waitFor, clientOf, randomSource } from './helpers.js'
+import { bytes } from './replication-helpers.js'
 import { Readable } from 'node:stream'
 
 /** Debian's chromium (`.ci/run` installs it); playwright-core drives it, downloading no browser. */
@@ -127,4 +128,45 @@ test('the status page needs the token: without it, 401 and no page', async t => 
   t.is((await page.goto(`${a.apiUrl!}/`))?.status(), 401)
   t.is((await page.goto(`${a.apiUrl!}/?token=wrong`))?.status(), 401)
   t.deepEqual(await page.context().cookies(), [], 'no cookie for a wrong token')
+})
+
+test('the status page lists a conflict with links that read both versions (with the page\'s cookie)', async t => {
+  t.timeout(120_000)
+  if (!existsSync(CHROMIUM)) { t.fail(`no chromium at ${CHROMIUM}`); return }
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'cv', replicas: [b.peerId] })
+  await waitFor(async () => (await b.store.getVolume('cv')) !== undefined ? true : undefined)
+  const browser = await launch()
+  t.teardown(async () => { await browser.close() })
+  const page = await (await browser.newContext()).newPage()
+  const problems: string[] = []
+  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
+  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  try {
+    await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
+    await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5_000 })
+    // a and b write the same path apart, then meet: the page learns of it from the events.
+    await a.peers.block([b.peerId])
+    await b.peers.block([a.peerId])
+    await a.volumes.putFile('cv', '/doc.txt', bytes(Buffer.from('a wrote this')), { mtime: 1_000 })
+    await b.volumes.putFile('cv', '/doc.txt', bytes(Buffer.from('b wrote this one')), { mtime: 2_000 })
+    a.peers.unblock()
+    b.peers.unblock()
+    const row = page.locator('#conflicts tr[data-conflict="/doc.txt"]')
+    await row.waitFor({ timeout: 30_000 })
+    const links = row.locator('a')
+    t.is(await links.count(), 2, 'a link to each version')
+    const texts: string[] = []
+    for (const href of [await links.nth(0).getAttribute('href'), await links.nth(1).getAttribute('href')]) {
+      // The link as the browser follows it: same origin, the HttpOnly cookie, no bearer token.
+      texts.push(await page.evaluate(async (h: string) => { const r = await fetch(h); return `${r.status} ${await r.text()}` }, href!))
+    }
+    t.deepEqual(texts.sort(), ['200 a wrote this', '200 b wrote this one'], 'both versions read through the links')
+    t.deepEqual(problems, [], 'no console error')
+  } catch (err) {
+    await mkdir(SHOTS, { recursive: true })
+    await page.screenshot({ path: join(SHOTS, 'status-page-conflict-failure.png'), fullPage: true })
+    throw err
+  }
 })

@@ -9,6 +9,9 @@ import { InvalidInputError, Codes } from '../../core/errors.js'
 import { normalizePath } from '../../core/paths.js'
 import { isFolderMarker } from '../../core/records.js'
 import { DEFAULT_PARALLEL, putTree, getTree, treeSummary } from './tree.js'
+import { Progress, counted } from '../progress.js'
+import { Readable } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
 
 function parallelOf (v: string | undefined): number {
   const n = v === undefined ? DEFAULT_PARALLEL : Number(v)
@@ -45,6 +48,20 @@ async function directoryFiles (c: Awaited<ReturnType<Cli['client']>>, vol: strin
   return under.length > 0 || files.some(f => f.path === p) ? { base, files: under } : undefined
 }
 
+/** A file's answer written to `out` under one progress line: bytes of its content-length (bin/progress.ts). */
+async function receive (res: IncomingMessage, out: NodeJS.WritableStream, label: string, allowed = true): Promise<void> {
+  const length = Number(res.headers['content-length'])
+  let got = 0
+  const progress = new Progress(() => ({ label, bytesDone: got, ...(Number.isSafeInteger(length) ? { bytesTotal: length } : {}) }), allowed ? {} : { shown: false })
+  try {
+    await pipeline(counted(res as AsyncIterable<Buffer>, (n) => { got += n; progress.update() }), out)
+  } catch (err) {
+    progress.stop(false)
+    throw err
+  }
+  progress.stop()
+}
+
 export function registerFileCommands (cli: Cli): void {
   const { program } = cli
   program.command('put <volume> <localfile> <path>')
@@ -60,15 +77,21 @@ export function registerFileCommands (cli: Cli): void {
         if (r.failed > 0) process.exitCode = 1
         return
       }
-      if (local === '-') {
-        rec = await c.put(vol, path, process.stdin, { mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : undefined })
-      } else {
-        const st = await stat(local)
-        if (!st.isFile()) throw new Error(`${local} is not a regular file`)
-        rec = await c.put(vol, path, createReadStream(local), {
-          size: st.size, mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : st.mode & 0o7777, mtime: st.mtimeMs
-        })
+      // One progress line on stderr (bin/progress.ts): bytes sent of the file's size (stdin: of no known total).
+      let sent = 0
+      const st = local === '-' ? undefined : await stat(local)
+      if (st !== undefined && !st.isFile()) throw new Error(`${local} is not a regular file`)
+      const progress = new Progress(() => ({ label: `put ${vol}:${path}`, bytesDone: sent, ...(st !== undefined ? { bytesTotal: st.size } : {}) }))
+      const body = Readable.from(counted(st === undefined ? process.stdin : createReadStream(local), (n) => { sent += n; progress.update() }), { objectMode: false })
+      try {
+        rec = st === undefined
+          ? await c.put(vol, path, body, { mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : undefined })
+          : await c.put(vol, path, body, { size: st.size, mode: opts.mode !== undefined ? parseInt(opts.mode, 8) : st.mode & 0o7777, mtime: st.mtimeMs })
+      } catch (err) {
+        progress.stop(false)
+        throw err
       }
+      progress.stop()
       out(`stored ${vol}:${rec.path} (${rec.size} bytes, ${rec.chunks} chunks, seq ${rec.seq})`)
     })
 
@@ -90,7 +113,9 @@ export function registerFileCommands (cli: Cli): void {
         return
       }
       if (opts.output === undefined) {
-        await c.get(vol, path, process.stdout, { range: opts.range, snapshot: opts.snapshot })
+        const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
+        // To stdout: a bar only when stdout is not the terminal the bar would be drawn over.
+        await receive(res, process.stdout, `get ${vol}:${path}`, process.stdout.isTTY !== true)
         return
       }
       const tmp = `${opts.output}.replicant-part`
@@ -98,7 +123,7 @@ export function registerFileCommands (cli: Cli): void {
       // or from opening the file) then leaves nothing behind and is reported, not thrown unhandled.
       const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
       try {
-        await pipeline(res, createWriteStream(tmp))
+        await receive(res, createWriteStream(tmp), `get ${vol}:${path}`)
         await renameDurably(tmp, opts.output)
       } catch (err) {
         res.destroy()
