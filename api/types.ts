@@ -159,7 +159,7 @@ export interface MoveProgress {
 }
 
 /** The last NDJSON line of a move that finished. */
-export type MoveResult = VolumeRecord & { phase: 'done' | 'abandoned' }
+export type MoveResult = VolumeRecord & { phase: 'done' | 'abandoned', announce?: { added: AnnounceResult[], removed: AnnounceResult[] } }
 
 /** POST /v1/gc: chunk GC (scanned/deleted/kept), the repack after it, the time taken and the disk after. */
 export type GcResult = StoreGcResult & { ms: number, disk: DiskUsage }

@@ -1,4 +1,5 @@
 import type { MoveProgress, MoveResult } from '../api/types.js'
+import type { AnnounceResult } from '../replication/sync-engine.js'
 import type { SyncEngine } from '../replication/sync-engine.js'
 import { notTakenEffect } from '../replication/sync-engine.js'
 import type { VolumeService } from '../replication/volume-service.js'
@@ -50,9 +51,12 @@ async function move (d: MoveDeps, volume: string, from: unknown, to: unknown, op
     const already = vol.members.includes(to) ? ` (${to} is a member: if this move already completed, there is nothing left to do)` : ''
     throw new NotFoundError(Codes.MEMBER_NOT_FOUND, `${from} is not a member of '${volume}' (members: ${vol.members.join(', ')})${already}`, { volume, peerId: from })
   }
+  let added: AnnounceResult[] = []
   if (!vol.members.includes(to)) {
     report('adding')
-    vol = (await d.sync.addReplica(volume, to, { force: opts.force === true })).volume
+    const made = await d.sync.addReplica(volume, to, { force: opts.force === true })
+    vol = made.volume
+    added = made.announce
   }
   report('copying')
   // `to` reports bytes and files done; the rate and ETA are measured here, across its answers.
@@ -72,5 +76,6 @@ async function move (d: MoveDeps, volume: string, from: unknown, to: unknown, op
   const failed = notTakenEffect(removed.announce)
   if (failed !== undefined) throw new ReplicantError(Codes.MOVE_INTERRUPTED, `move of '${volume}': ${to} is steady but the removal of ${from} did not take effect: ${failed}; run the move again`)
   report('done')
-  return { ...removed.volume, phase: 'done' }
+  // Each member's answer to both changes, as add-replica and remove-replica print them.
+  return { ...removed.volume, phase: 'done', announce: { added, removed: removed.announce } }
 }

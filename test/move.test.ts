@@ -69,5 +69,7 @@ test('an interrupted move can be abandoned (volume intact on the source) or resu
   const mv = await runCli(['volume', 'move', 'mi', '--from', a.peerId, '--to', d.peerId], { dataDir: a.dataDir })
   t.is(mv.code, 0, mv.stderr)
   t.regex(mv.stdout, /move done; members /)
+  // Each member's answer to the removal, as remove-replica prints it.
+  t.true(mv.stdout.includes(`member ${d.peerId}: `), mv.stdout)
   t.is((await read(d, 'mi', '/f')).byteLength, 300_000)
 })

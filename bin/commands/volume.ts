@@ -173,6 +173,11 @@ export function registerVolumeCommands (cli: Cli): void {
       })).finally(() => { progress.stop() })
       if (opts.json === true) return print(r)
       out(`volume ${name}: move ${r.phase}; members ${r.members.join(', ')}, generation ${r.generation}`)
+      if (r.announce !== undefined) {
+        if (r.announce.added.length > 0) { out(`  adding ${opts.to}:`); announced(r.announce.added, 'not reachable now; will learn it when next seen', '    member ') }
+        out(`  removing ${opts.from}:`)
+        announced(r.announce.removed, 'not reachable now; will learn it when next seen', '    member ')
+      }
     })
 
   volume.command('wait <name>')
