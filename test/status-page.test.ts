@@ -1,5 +1,6 @@
 import '../core/polyfill.js'
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -19,6 +20,25 @@ async function launch (): Promise<Browser> {
   return await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
 }
 
+/** A page in a fresh browser (closed at teardown) that collects console errors and warnings and page errors. */
+async function watchedPage (t: ExecutionContext): Promise<{ page: Page, problems: string[] }> {
+  const browser = await launch()
+  t.teardown(async () => { await browser.close() })
+  const page = await (await browser.newContext()).newPage()
+  const problems: string[] = []
+  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
+  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  return { page, problems }
+}
+
+/** Saves a full-page screenshot under SHOTS (a failing test's evidence) and returns its path. */
+async function shot (page: Page, name: string): Promise<string> {
+  await mkdir(SHOTS, { recursive: true })
+  const path = join(SHOTS, name)
+  await page.screenshot({ path, fullPage: true })
+  return path
+}
+
 test('the status page shows a two-node volume live: a write and a member going down show within 2 s, with no console error', async t => {
   t.timeout(120_000)
   if (!existsSync(CHROMIUM)) { t.fail(`no chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`); return }
@@ -27,20 +47,9 @@ test('the status page shows a two-node volume live: a write and a member going d
   await a.createVolume({ name: 'pg', replicas: [b.peerId] })
   await waitFor(async () => (await b.store.getVolume('pg')) !== undefined ? true : undefined)
 
-  const browser = await launch()
-  t.teardown(async () => { await browser.close() })
-  const page: Page = await (await browser.newContext()).newPage()
-  const problems: string[] = []
-  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
-  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  const { page, problems } = await watchedPage(t)
   page.on('requestfailed', r => { if (!r.url().includes('/v1/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`) })
 
-  const shot = async (name: string): Promise<string> => {
-    await mkdir(SHOTS, { recursive: true })
-    const path = join(SHOTS, name)
-    await page.screenshot({ path, fullPage: true })
-    return path
-  }
   try {
     // The token goes in once; the page then lives on the HttpOnly cookie.
     const res = await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
@@ -76,7 +85,7 @@ test('the status page shows a two-node volume live: a write and a member going d
     if (process.env.REPLICANT_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.REPLICANT_SCREENSHOT.replace(/\.png$/, '-down.png'), fullPage: true })
     t.deepEqual(problems, [], 'no console error')
   } catch (err) {
-    t.log(`screenshot: ${await shot('status-page-failure.png')}`)
+    t.log(`screenshot: ${await shot(page, 'status-page-failure.png')}`)
     throw err
   }
 })
@@ -91,12 +100,7 @@ test('the status page shows a move run from this node live: the new member\'s co
   for (let i = 0; i < 6; i++) await a.volumes.putFile('mp', `/f${i}`, randomSource(1024 * 1024).source)
   // a's replies to c at 1 MiB/s: the copy of 6 MiB takes seconds, long enough to be watched.
   a.links.set([c.peerId], { bytesPerSecond: 1024 * 1024 })
-  const browser = await launch()
-  t.teardown(async () => { await browser.close() })
-  const page = await (await browser.newContext()).newPage()
-  const problems: string[] = []
-  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
-  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  const { page, problems } = await watchedPage(t)
   try {
     await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
     await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5_000 })
@@ -113,8 +117,7 @@ test('the status page shows a move run from this node live: the new member\'s co
     await page.locator('#events li[data-kind="move"]', { hasText: 'done' }).first().waitFor({ timeout: 2_000 })
     t.deepEqual(problems, [], 'no console error')
   } catch (err) {
-    await mkdir(SHOTS, { recursive: true })
-    await page.screenshot({ path: join(SHOTS, 'status-page-move-failure.png'), fullPage: true })
+    t.log(`screenshot: ${await shot(page, 'status-page-move-failure.png')}`)
     throw err
   }
 })
@@ -137,12 +140,7 @@ test('the status page lists a conflict with links that read both versions (with 
   const b = await startNode(t, { join: [a.multiaddrs()[0]] })
   await a.createVolume({ name: 'cv', replicas: [b.peerId] })
   await waitFor(async () => (await b.store.getVolume('cv')) !== undefined ? true : undefined)
-  const browser = await launch()
-  t.teardown(async () => { await browser.close() })
-  const page = await (await browser.newContext()).newPage()
-  const problems: string[] = []
-  page.on('console', msg => { if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`) })
-  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  const { page, problems } = await watchedPage(t)
   try {
     await page.goto(`${a.apiUrl!}/?token=${a.apiToken!}`)
     await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5_000 })
@@ -165,8 +163,7 @@ test('the status page lists a conflict with links that read both versions (with 
     t.deepEqual(texts.sort(), ['200 a wrote this', '200 b wrote this one'], 'both versions read through the links')
     t.deepEqual(problems, [], 'no console error')
   } catch (err) {
-    await mkdir(SHOTS, { recursive: true })
-    await page.screenshot({ path: join(SHOTS, 'status-page-conflict-failure.png'), fullPage: true })
+    t.log(`screenshot: ${await shot(page, 'status-page-conflict-failure.png')}`)
     throw err
   }
 })
