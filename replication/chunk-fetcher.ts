@@ -79,8 +79,9 @@ export class ChunkFetcher {
     const have = await this.store.chunks.hasMany(hashes)
     let missing = dedupe(hashes.filter((_, i) => !have[i]))
     const tried: string[] = []
-    // Peers whose want-list failed (reset, dropped reply, error answer) rather than answered
-    // that they lack a chunk: what they did not send may still be there (on-demand.ts retries).
+    // Peers whose want-list failed (reset, dropped reply, an error other than a refusal) rather
+    // than answered that they lack a chunk: what they did not send may still be there
+    // (on-demand.ts retries).
     const failed = new Set<string>()
     for (const peer of peers) {
       if (missing.length === 0) return
@@ -126,8 +127,8 @@ export class ChunkFetcher {
           if (next >= batches.length) break
         }
         const batch = batches[next++]
-        const { got, ok } = await this.fetchBatch(vol, peerId, batch, opts)
-        if (ok === false) failed.add(peer)
+        const { got, failed: batchFailed } = await this.fetchBatch(vol, peerId, batch, opts)
+        if (batchFailed) failed.add(peer)
         for (const h of batch) if (!got.has(hashHex(h))) left.push(h)
       }
     }
@@ -136,13 +137,13 @@ export class ChunkFetcher {
   }
 
   /**
-   * The chunks one want-list brought, and how it ended: as the protocol says (ok), failed
-   * (reset, lost reply: worth asking again), or refused by the peer with a typed answer
-   * (no longer a member, volume gone: asking again gets the same answer).
+   * The chunks one want-list brought, and whether it failed (reset, lost reply: worth asking
+   * again). Ending as the protocol says, or refused by the peer with a typed answer (no longer
+   * a member, volume gone: asking again gets the same answer), is no failure.
    */
-  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, ok: boolean | 'refused' }> {
+  private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, failed: boolean }> {
     const got = new Set<string>()
-    let ok: boolean | 'refused' = true
+    let failed = false
     const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
     const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
     for (const c of all) c.requests++
@@ -159,7 +160,7 @@ export class ChunkFetcher {
         if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {
-      ok = err instanceof ReplicantError && REFUSALS.has(err.code) ? 'refused' : false
+      failed = !(err instanceof ReplicantError && REFUSALS.has(err.code))
       if (err instanceof BadChunkError) {
         for (const c of all) c.badChunks++
         this.penalise(peer.toString(), err)
@@ -168,7 +169,7 @@ export class ChunkFetcher {
     } finally {
       if (pending.length > 0) await this.store.chunks.putMany(pending)
     }
-    return { got, ok }
+    return { got, failed }
   }
 
   private penalise (peer: string, err: BadChunkError): void {

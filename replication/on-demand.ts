@@ -115,6 +115,7 @@ export class OnDemandReader {
  */
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 1000
+
 async function abortable<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal === undefined) return await promise
   signal.throwIfAborted()
