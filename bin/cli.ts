@@ -39,6 +39,15 @@ export function print (value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')
 }
 
+/** The help of every command's `--json`: stdout gets the result as one JSON value; bars and warnings stay on stderr. */
+export const JSON_HELP = 'print the result as JSON (progress and warnings stay on stderr)'
+
+/** A command's result: the JSON value with --json, else the sentence(s) `text` writes. */
+export function report (json: boolean | undefined, value: unknown, text: () => void): void {
+  if (json === true) print(value)
+  else text()
+}
+
 export function out (line: string): void {
   process.stdout.write(line + '\n')
 }

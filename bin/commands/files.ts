@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { stat, rm } from 'node:fs/promises'
 import { renameDurably } from '../../core/durable.js'
 import { pipeline } from 'node:stream/promises'
-import { type Cli, print, out } from '../cli.js'
+import { type Cli, print, out, report, JSON_HELP } from '../cli.js'
 import type { FileView } from '../../api/types.js'
 import { InvalidInputError, Codes } from '../../core/errors.js'
 import { normalizePath } from '../../core/paths.js'
@@ -68,12 +68,13 @@ export function registerFileCommands (cli: Cli): void {
     .description('store LOCALFILE (or - for stdin) at PATH in VOLUME; a directory is stored whole, LOCALFILE/a/b at PATH/a/b')
     .option('--mode <octal>', 'file mode (default: the local file\'s)')
     .option('--parallel <n>', `files sent at once for a directory (default ${DEFAULT_PARALLEL})`)
-    .action(async (vol: string, local: string, path: string, opts: { mode?: string, parallel?: string }) => {
+    .option('--json', JSON_HELP)
+    .action(async (vol: string, local: string, path: string, opts: { mode?: string, parallel?: string, json?: boolean }) => {
       const c = await cli.client()
       let rec: FileView
       if (local !== '-' && (await stat(local)).isDirectory()) {
         const r = await putTree(c, vol, local, path, parallelOf(opts.parallel))
-        out(treeSummary(`stored in ${vol}:${path}`, r))
+        report(opts.json, r, () => { out(treeSummary(`stored in ${vol}:${path}`, r)) })
         if (r.failed > 0) process.exitCode = 1
         return
       }
@@ -92,7 +93,7 @@ export function registerFileCommands (cli: Cli): void {
         throw err
       }
       progress.stop()
-      out(`stored ${vol}:${rec.path} (${rec.size} bytes, ${rec.chunks} chunks, seq ${rec.seq})`)
+      report(opts.json, rec, () => { out(`stored ${vol}:${rec.path} (${rec.size} bytes, ${rec.chunks} chunks, seq ${rec.seq})`) })
     })
 
   program.command('get <volume> <path>')
@@ -101,18 +102,21 @@ export function registerFileCommands (cli: Cli): void {
     .option('--range <range>', 'HTTP byte range, e.g. bytes=0-1023')
     .option('--snapshot <name>', 'read the file as the snapshot NAME shows it')
     .option('--parallel <n>', `files fetched at once for a directory (default ${DEFAULT_PARALLEL})`)
-    .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string, parallel?: string }) => {
+    .option('--json', 'with -o: print what was written as JSON (the file\'s bytes never go to stdout then)')
+    .action(async (vol: string, path: string, opts: { output?: string, range?: string, snapshot?: string, parallel?: string, json?: boolean }) => {
       opts.range = checkRange(opts.range)
       const c = await cli.client()
       const tree = opts.range === undefined && opts.snapshot === undefined ? await directoryFiles(c, vol, path) : undefined
       if (tree !== undefined) {
         if (opts.output === undefined) throw new InvalidInputError(Codes.BAD_REQUEST, `${vol}:${path} is a directory: give -o LOCALDIR`)
         const r = await getTree(c, vol, tree.base, opts.output, tree.files, parallelOf(opts.parallel))
-        out(treeSummary(`wrote ${vol}:${path} to ${opts.output}:`, r))
+        report(opts.json, r, () => { out(treeSummary(`wrote ${vol}:${path} to ${opts.output}:`, r)) })
         if (r.failed > 0) process.exitCode = 1
         return
       }
       if (opts.output === undefined) {
+        // stdout carries the file's bytes: a JSON summary after them would corrupt it.
+        if (opts.json === true) throw new InvalidInputError(Codes.BAD_REQUEST, '--json needs -o FILE (without it the file is written to stdout)')
         const res = await c.open(vol, path, { range: opts.range, snapshot: opts.snapshot })
         // To stdout: a bar only when stdout is not the terminal the bar would be drawn over.
         await receive(res, process.stdout, `get ${vol}:${path}`, process.stdout.isTTY !== true)
@@ -130,6 +134,7 @@ export function registerFileCommands (cli: Cli): void {
         await rm(tmp, { force: true })
         throw err
       }
+      if (opts.json === true) print({ volume: vol, path, output: opts.output, bytes: (await stat(opts.output)).size, status: res.statusCode, range: res.headers['content-range'] ?? null })
     })
 
   program.command('ls <volume> [prefix]')
@@ -146,8 +151,9 @@ export function registerFileCommands (cli: Cli): void {
 
   program.command('rm <volume> <path>')
     .description('delete the file at PATH (a tombstone that replicates)')
-    .action(async (vol: string, path: string) => {
+    .option('--json', JSON_HELP)
+    .action(async (vol: string, path: string, opts: { json?: boolean }) => {
       const r = await (await cli.client()).remove(vol, path)
-      out(`removed ${vol}:${r.path} (seq ${r.seq})`)
+      report(opts.json, r, () => { out(`removed ${vol}:${r.path} (seq ${r.seq})`) })
     })
 }

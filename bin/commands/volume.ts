@@ -1,6 +1,6 @@
 /** `replicant volume ...`: create, inspect, change and move volumes and their members. */
 import { Option } from 'commander'
-import { type Cli, print, out, fmtBytes, forcedOnYes } from '../cli.js'
+import { type Cli, print, out, fmtBytes, forcedOnYes, report, JSON_HELP } from '../cli.js'
 import { Progress, type ProgressView } from '../progress.js'
 import type { AnnounceResult, AnnouncedVolume, MemberAnswer, MoveProgress, VolumeInfo, WriteMode } from '../../api/types.js'
 import { notTakenEffect } from '../../replication/membership-host.js'
@@ -85,74 +85,94 @@ export function registerVolumeCommands (cli: Cli): void {
     .option('--replicas <peerids>', 'comma-separated peer ids of the other members (`self` allowed)')
     .addOption(new Option('--write-mode <mode>', 'write mode').choices(['all', 'active']).default('active'))
     .option('--chunk-size <bytes>', 'chunk size, a power of two from 4096 to 1048576', (v) => Number(v))
-    .action(async (name: string, opts: { writeMode: WriteMode, chunkSize?: number, replicas?: string }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { writeMode: WriteMode, chunkSize?: number, replicas?: string, json?: boolean }) => {
       const vol = await (await cli.client()).createVolume({
         name,
         writeMode: opts.writeMode,
         ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.replicas !== undefined ? { replicas: opts.replicas.split(',').map(s => s.trim()).filter(s => s !== '') } : {})
       })
-      out(`created volume ${vol.name} (id ${vol.id}, generation ${vol.generation}, write mode ${vol.writeMode})`)
-      announced(vol.announce ?? [], 'not reachable now; will be created when it is next seen')
+      report(opts.json, vol, () => {
+        out(`created volume ${vol.name} (id ${vol.id}, generation ${vol.generation}, write mode ${vol.writeMode})`)
+        announced(vol.announce ?? [], 'not reachable now; will be created when it is next seen')
+      })
     })
   volume.command('add-replica <name> <peerid>')
     .description('add a member online; it serves reads at once (a wannabe) while a background copy fills it')
     .option('--force', 'add the peer even if this node has never seen it, or without a majority of the members (on a terminal you are asked instead)')
-    .action(async (name: string, peer: string, opts: { force?: boolean }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, peer: string, opts: { force?: boolean, json?: boolean }) => {
       const c = await cli.client()
       const v = await change(peer, async force => await c.addReplica(name, peer, { force: force || opts.force === true }))
-      out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      report(opts.json, v, () => {
+        out(`volume ${v.name}: added ${peer}; generation ${v.generation}, ${v.members.length} members`)
+        announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      })
       tookEffect(v)
     })
 
   volume.command('remove-replica <name> <peerid>')
     .description('remove a member online; the others go on at a new generation, the removed node stops serving the volume')
     .option('--force', 'remove it without a majority of the members (on a terminal you are asked instead)')
-    .action(async (name: string, peer: string, opts: { force?: boolean }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, peer: string, opts: { force?: boolean, json?: boolean }) => {
       const c = await cli.client()
       const v = await change(undefined, async force => await c.removeReplica(name, peer, { force: force || opts.force === true }))
-      out(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      report(opts.json, v, () => {
+        out(`volume ${v.name}: removed ${peer}; generation ${v.generation}, ${v.members.length} members`)
+        announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      })
       tookEffect(v)
     })
 
   volume.command('grant <name> <peerid>')
     .description('let a peer that is not a member read the volume (index and chunks: a lazy replica); its writes are refused')
     .option('--read', 'read access (the only level, and the default)')
-    .action(async (name: string, peer: string) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, peer: string, opts: { json?: boolean }) => {
       const v = await (await cli.client()).grantReader(name, peer, 'read')
-      out(`volume ${v.name}: ${peer} may read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      report(opts.json, v, () => {
+        out(`volume ${v.name}: ${peer} may read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
+        announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      })
     })
 
   volume.command('revoke <name> <peerid>')
     .description("take a reader's access away; its open streams for the volume are closed at once")
-    .action(async (name: string, peer: string) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, peer: string, opts: { json?: boolean }) => {
       const v = await (await cli.client()).revokeReader(name, peer)
-      out(`volume ${v.name}: ${peer} may no longer read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      report(opts.json, v, () => {
+        out(`volume ${v.name}: ${peer} may no longer read; generation ${v.generation}, ${v.readers?.length ?? 0} reader(s)`)
+        announced(v.announce ?? [], 'not reachable now; will learn it when next seen', '')
+      })
     })
 
   volume.command('set <name>')
     .description('change a volume setting on every member (a new generation)')
     .addOption(new Option('--write-mode <mode>', 'all: acknowledged once every member stored it; active: once this member did').choices(['all', 'active']))
     .option('--force', 'change it without a majority of the members (on a terminal you are asked instead)')
-    .action(async (name: string, opts: { writeMode?: string, force?: boolean }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { writeMode?: string, force?: boolean, json?: boolean }) => {
       const writeMode = opts.writeMode
       if (writeMode === undefined) throw new Error('nothing to set: give --write-mode all|active')
       const c = await cli.client()
       const v = await change(undefined, async force => await c.setWriteMode(name, writeMode, { force: force || opts.force === true }))
-      out(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}`)
-      announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      report(opts.json, v, () => {
+        out(`volume ${v.name}: write mode ${v.writeMode}, generation ${v.generation}`)
+        announced(v.announce ?? [], 'not reachable now; will learn it when next seen')
+      })
       tookEffect(v)
     })
 
   volume.command('compact-log <name>')
     .description('purge tombstones every other member has applied (or up to --upto SEQ); members further behind then get a full copy')
     .option('--upto <seq>', 'purge up to this sequence number, even if a member has not applied it', (v) => Number(v))
-    .action(async (name: string, opts: { upto?: number }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { upto?: number, json?: boolean }) => {
       const r = await (await cli.client()).compactLog(name, opts.upto)
+      if (opts.json === true) return print({ volume: name, ...r })
       out(`volume ${name}: purged ${r.purged} tombstone(s); change log complete from seq ${r.floor} (safe point ${r.safeUpto})`)
       if (r.neverSeen.length > 0) out(`  not waited for (never seen; a full copy if they ever come): ${r.neverSeen.join(', ')}`)
     })
@@ -213,15 +233,19 @@ export function registerVolumeCommands (cli: Cli): void {
   volume.command('accept <name>')
     .description('let a peer create this volume on this node once (a node started with --accept-volumes known or none refused it); the proposer then retries')
     .requiredOption('--from <peerid>', 'the peer that proposes the volume')
-    .action(async (name: string, opts: { from: string }) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { from: string, json?: boolean }) => {
       const r = await (await cli.client()).acceptVolume(name, opts.from)
+      if (opts.json === true) return print(r)
       out(`volume ${r.volume}: accepted once from ${r.from}; retry the change (add-replica) on that peer`)
     })
 
   volume.command('drop <name>')
     .description('delete this node\'s replica of a volume it is no longer a member of (state removed); `gc` then gives the space back')
-    .action(async (name: string) => {
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { json?: boolean }) => {
       const r = await (await cli.client()).dropVolume(name)
+      if (opts.json === true) return print(r)
       out(`volume ${r.name} (id ${r.id}) dropped from this node: ${r.files} files, ${fmtBytes(r.bytes)}, ${r.snapshots} snapshot(s), ${r.prepared} prepared write(s); run gc to reclaim the space (gc keeps chunks written in the last 10 minutes: gc --young 0 frees them now, when nothing else is being written)`)
     })
 
