@@ -41,7 +41,10 @@ export type VolumeInfo = Omit<VolumeRecord, 'state' | 'readers'> & {
   files: number
   bytes: number
   progress: CopyProgress | null
+  /** Chunks the last merge found missing or corrupt (dropped, to fetch again). */
   damagedChunks: number
+  /** Live files that referenced one of them. */
+  damagedFiles: number
   repairing: boolean
   /** Present while repairing. */
   repair?: CopyProgress | null

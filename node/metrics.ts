@@ -108,6 +108,7 @@ export class NodeMetrics implements TransferSink {
       g('replicant_volume_lacking_files', { volume }, v.lacking.files)
       g('replicant_volume_lacking_bytes', { volume }, v.lacking.bytes)
       g('replicant_volume_damaged_chunks', { volume }, v.damagedChunks)
+      g('replicant_volume_damaged_files', { volume }, v.damagedFiles)
       g('replicant_volume_repairing', { volume }, v.repairing ? 1 : 0)
       g('replicant_all_mode_in_doubt', { volume }, v.inDoubt.count)
       const p = v.progress ?? (v.repairing ? v.repair ?? null : null)
@@ -226,6 +227,7 @@ const GAUGES: Spec[] = [
   ['replicant_volume_lacking_files', 'Files whose chunks this node still lacks', ['volume']],
   ['replicant_volume_lacking_bytes', 'Bytes this node still lacks', ['volume']],
   ['replicant_volume_damaged_chunks', 'Chunks found missing or corrupt by the last merge', ['volume']],
+  ['replicant_volume_damaged_files', 'Live files that referenced a chunk the last merge found missing or corrupt', ['volume']],
   ['replicant_volume_repairing', '1 while an update that could not be applied is being repaired', ['volume']],
   ['replicant_all_mode_in_doubt', 'Prepared all-mode writes past expiry whose decision nobody reachable knows', ['volume']],
   ['replicant_copy_done_bytes', 'Bytes of a copy, merge or repair done (present while one runs)', ['volume']],

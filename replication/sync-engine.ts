@@ -98,8 +98,8 @@ export class SyncEngine {
   readonly readerStreams = new ReaderStreams()
   /** Chunk bytes served here per volume, and whom this node fetched from (holder-choice.ts). */
   readonly served = new ServedBytes(); readonly holders = new HolderChoice()
-  /** Chunks found missing or corrupt by the last verification, per volume. */
-  readonly damaged = new Map<string, number>()
+  /** Per volume, what the last merge found damaged (chunks dropped, and the live files they belong to). */
+  readonly damaged = new Map<string, { chunks: number, files: number }>()
   private readonly remotes = new RemoteViews()
   private readonly decisions = new Decisions()
   /** When each (volume, member) was last seen in sync both ways (status computes it). */
@@ -205,12 +205,12 @@ export class SyncEngine {
     if ((await this.store.getVolume(volume))?.state === 'removed') return
     await this.states.enterMerge(volume)
     await this.store.clearWatermarks(volume)
-    const { checked, dropped } = await verifyChunks(this.store, volume, this.controller.signal)
-    this.damaged.set(volume, dropped)
+    const { checked, dropped, damagedFiles } = await verifyChunks(this.store, volume, this.controller.signal)
+    this.damaged.set(volume, { chunks: dropped, files: damagedFiles })
     this.states.markVerified(volume)
     const vol = await this.store.requireVolume(volume)
     if (!vol.members.some(m => m !== this.selfId)) this.states.markCaughtUp(volume)
-    log('merge of %s: verified %d chunks, %d dropped', volume, checked, dropped)
+    log('merge of %s: verified %d chunks, %d dropped (%d files damaged)', volume, checked, dropped, damagedFiles)
     for (const m of vol.members) if (m !== this.selfId && this.peers.isConnected(m)) this.schedulePull(volume, m, 'merge')
     this.copy.kick(volume)
   }

@@ -196,3 +196,28 @@ test('libp2p\'s ping times, in milliseconds, are given in seconds: promtool pass
   t.true(s >= 0 && s <= ms / 1000 + 1, `a ping time in seconds: ${s} (${ms} ms before)`)
   t.true(/libp2p_connection_monitor_ping_time_seconds="successVariance"\} /.test(text), 'the variance too (in s²)')
 })
+
+test('replicant_member_sequence_lag: a member behind a slow link shows the changes it has not applied yet, and 0 once it has', async t => {
+  t.timeout(120_000)
+  const a = await startNode(t)
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.createVolume({ name: 'lag', replicas: [b.peerId], chunkSize: 4096 })
+  await waitFor(async () => (await b.store.getVolume('lag')) !== undefined ? true : undefined)
+  await a.volumes.putFile('lag', '/first.bin', bytes(randomBytes(1000)))
+  await waitFor(async () => (await b.volumeInfo('lag')).files === 1 ? true : undefined)
+  t.is(sample(await scrape(b), 'replicant_member_sequence_lag', { volume: 'lag', member: a.peerId }), 0, 'caught up: no lag')
+  // 12 writes of 64 KiB to a behind a 64 KiB/s link: b hears of a's head long before it has pulled them.
+  a.links.set([b.peerId], { bytesPerSecond: 64 * 1024 })
+  for (let i = 0; i < 12; i++) await a.volumes.putFile('lag', `/w${i}.bin`, bytes(randomBytes(64 * 1024)))
+  const behind = await waitFor(async () => {
+    const n = sample(await scrape(b), 'replicant_member_sequence_lag', { volume: 'lag', member: a.peerId })
+    return n > 0 ? n : undefined
+  }, 50)
+  t.true(behind > 0 && behind <= 12, `lag while behind: ${behind}`)
+  a.links.clear()
+  await waitFor(async () => (await b.volumeInfo('lag')).files === 13 ? true : undefined, 100)
+  await waitFor(async () => sample(await scrape(b), 'replicant_member_sequence_lag', { volume: 'lag', member: a.peerId }) === 0 ? true : undefined, 100)
+  const text = await scrape(b)
+  t.true(text.includes(`replicant_member_sequence_lag{volume="lag",member="${a.peerId}"} 0`) || text.includes(`replicant_member_sequence_lag{member="${a.peerId}",volume="lag"} 0`), 'the series is there, at 0')
+  t.false(text.includes(`replicant_member_sequence_lag{volume="lag",member="${b.peerId}"}`), 'no lag series for the node itself')
+})
