@@ -99,7 +99,7 @@ export class SyncEngine {
   /** Chunk bytes served here per volume, and whom this node fetched from (holder-choice.ts). */
   readonly served = new ServedBytes(); readonly holders = new HolderChoice()
   /** Per volume, what the last merge found damaged (chunks dropped, and the live files they belong to). */
-  readonly damaged = new Map<string, { chunks: number, files: number }>()
+  readonly damaged = new Map<string, { damagedChunks: number, damagedFiles: number }>()
   private readonly remotes = new RemoteViews()
   private readonly decisions = new Decisions()
   /** When each (volume, member) was last seen in sync both ways (status computes it). */
@@ -206,7 +206,7 @@ export class SyncEngine {
     await this.states.enterMerge(volume)
     await this.store.clearWatermarks(volume)
     const { checked, dropped, damagedFiles } = await verifyChunks(this.store, volume, this.controller.signal)
-    this.damaged.set(volume, { chunks: dropped, files: damagedFiles })
+    this.damaged.set(volume, { damagedChunks: dropped, damagedFiles })
     this.states.markVerified(volume)
     const vol = await this.store.requireVolume(volume)
     if (!vol.members.some(m => m !== this.selfId)) this.states.markCaughtUp(volume)
