@@ -174,3 +174,32 @@ test('put and get of one file with REPLICANT_PROGRESS=always: a bar with a perce
   t.is(quietGet.code, 0, quietGet.stderr)
   t.is(quietGet.stderr, '', 'quiet without a terminal')
 })
+
+test('volume move with REPLICANT_PROGRESS=always: the new member\'s copy as a bar with rate, then the result; quiet without a terminal', async t => {
+  t.timeout(180_000)
+  const a = await startNode(t)
+  await a.createVolume({ name: 'mv', chunkSize: 4096 })
+  for (let i = 0; i < 6; i++) await a.volumes.putFile('mv', `/f${i}`, bytes(randomBytes(MiB)))
+  const b = await startNode(t, { join: [a.multiaddrs()[0]] })
+  const c = await startNode(t, { join: [a.multiaddrs()[0]] })
+  await a.sync.addReplica('mv', b.peerId)
+  const caughtUp = async (): Promise<void> => {
+    while ((await b.volumeInfo('mv')).state !== 'steady') await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  await caughtUp()
+  // c's copy from a and b capped at 1.5 MB/s each: the 6 MiB take seconds, several redraws.
+  await clientOf(a).slowLink([c.peerId], { bytesPerSecond: 1_500_000 })
+  await clientOf(b).slowLink([c.peerId], { bytesPerSecond: 1_500_000 })
+  const m = await runCli(['volume', 'move', 'mv', '--from', b.peerId, '--to', c.peerId], { dataDir: a.dataDir, env: { REPLICANT_PROGRESS: 'always' } })
+  t.is(m.code, 0, m.stderr)
+  t.regex(m.stderr, /\rmove mv: copying to \S{8} \[#+\.*\] +\d+\.\d% [\d.]+ [KM]iB\/6\.0 MiB files \d\/6 [\d.]+ [KM]iB\/s/, 'the copy under way, at the rate the node measures')
+  t.regex(m.stdout, /volume mv: move done; members /)
+  t.deepEqual([...(await a.volumeInfo('mv')).members].sort(), [a.peerId, c.peerId].sort())
+  // Moved back without a terminal: no bar, only the result.
+  await clientOf(a).fixLinks()
+  await clientOf(b).fixLinks()
+  const back = await runCli(['volume', 'move', 'mv', '--from', c.peerId, '--to', b.peerId], { dataDir: a.dataDir })
+  t.is(back.code, 0, back.stderr)
+  t.notRegex(back.stderr, /\[[#.]{24}\]/, 'no bar when stderr is not a terminal')
+  t.regex(back.stdout, /volume mv: move done/)
+})
