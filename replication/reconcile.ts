@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { compare, merge } from '../core/version-vector.js'
 import type { NewFileRecord } from '../store/store.js'
-import { chunkHashes, type FileRecord } from '../core/records.js'
+import { chunkHashes, isFolderMarker, type FileRecord } from '../core/records.js'
 
 /**
  * What to do with a file record that arrives from a peer, given the local one. Pure, so
@@ -38,8 +38,13 @@ export function strip (rec: FileRecord): NewFileRecord {
   return rest
 }
 
+/**
+ * Whether the loser leaves nothing to keep: the same bytes, and the same kind. An empty file
+ * and an empty folder (a marker) have the same bytes, none; without the kind, one concurrent
+ * with the other would vanish without a copy (a PUT of an empty file lost to a MKCOL).
+ */
 function sameContent (a: FileRecord, b: FileRecord): boolean {
-  return a.deleted === b.deleted && a.size === b.size && Buffer.compare(a.chunks, b.chunks) === 0
+  return a.deleted === b.deleted && a.size === b.size && isFolderMarker(a) === isFolderMarker(b) && Buffer.compare(a.chunks, b.chunks) === 0
 }
 
 /**

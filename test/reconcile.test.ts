@@ -200,3 +200,24 @@ test('same content or two deletes: the kept metadata does not depend on which me
   const dr = rec('/m', { B: 2 }, { deleted: true, mtime: 4000 })
   t.deepEqual(decide(dl, dr), decide(dr, dl))
 })
+
+// An empty file and an empty folder hold the same bytes (none): the kind is content too, or a
+// PUT of an empty file concurrent with a MKCOL of the same path (WebDAV) is lost with no copy.
+test('an empty file concurrent with a folder marker at the same path: the loser is kept as a copy, whichever side decides', t => {
+  const empty = new Uint8Array(0)
+  const file = rec('/x', { A: 1 }, { size: 0, chunks: empty, mode: 0o644, mtime: 1000 })
+  for (const folderMtime of [999, 1001]) {
+    const folder = rec('/x', { B: 1 }, { size: 0, chunks: empty, mode: 0o040755, mtime: folderMtime })
+    const here = decide(file, folder)
+    const there = decide(folder, file)
+    for (const d of [here, there]) {
+      t.is(d.kind, 'conflict')
+      if (d.kind !== 'conflict') continue
+      t.is(d.records.length, 2, `mtime ${folderMtime}: the winner and a copy of the loser`)
+      const modes = d.records.map(r => r.mode).sort((x, y) => x - y)
+      t.deepEqual(modes, [0o644, 0o040755], 'both kinds survive')
+      t.truthy(d.copyPath)
+    }
+    if (here.kind === 'conflict' && there.kind === 'conflict') t.is(here.copyPath, there.copyPath, 'both sides name the same copy')
+  }
+})
