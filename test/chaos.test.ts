@@ -106,6 +106,16 @@ test('history: a node that lost what it acknowledged before a kill is caught by 
   t.deepEqual(h.checkNodeDurability('v', 'b', []), [], 'only what that node acknowledged')
 })
 
+test('history: checkNodeDurability lets a concurrent update beat a delete the node acknowledged, not an older version come back (w9long/102)', t => {
+  const h = new History()
+  const del = h.begin('delete', 'v', '/c.md', 'a')
+  h.ack(del, { [A]: 1, [B]: 1 })
+  t.deepEqual(h.checkNodeDurability('v', 'a', []), [], 'gone')
+  t.deepEqual(h.checkNodeDurability('v', 'a', [entry('/c.md', 'later', { [A]: 2, [B]: 1 })]), [], 'newer')
+  t.deepEqual(h.checkNodeDurability('v', 'a', [entry('/c.md', 'theirs', { [B]: 2, peerC: 1 })]), [], 'a concurrent update, met without the delete')
+  t.is(h.checkNodeDurability('v', 'a', [entry('/c.md', 'removed', { [B]: 1 })])[0]?.kind, 'LOST', 'the version the delete removed is back')
+})
+
 test('history: checkNodeDurability accepts a write the node moved to a conflict copy, not a copy of other bytes (w5long/61)', t => {
   // n4's acknowledged {n4:1} lost a conflict against {n1:1,n3:1}: the path holds the winner and
   // the node's own write lives on as a conflict copy under its own vector. Not lost.

@@ -239,6 +239,12 @@ export class History {
       // A write that lost a conflict lives on as a copy under its own vector (reconcile.ts):
       // still held. Only this node's tree is known here (no hashes), so match by vector.
       const copied = (): boolean => tree.some(c => c.path !== op.path && conflictBase(c.path) === op.path && ['equal', 'greater'].includes(compare(c.version, op.version!)))
+      // A delete held when the path is gone or newer, or holds a version concurrent with the
+      // tombstone: a concurrent update beats a tombstone, and a node that lacked the bytes of
+      // the record that beat it takes the next winner under that winner's vector (reconcile.ts
+      // `loserHeld`), which need not know the delete (w9long/102). Only the version the
+      // delete removed, or an older one, coming back is a loss.
+      if (op.kind === 'delete' && order === 'concurrent') continue
       if ((order === 'lesser' || order === 'concurrent') && !copied()) {
         out.push({ kind: 'LOST', path: op.path, op: op.id, message: `${node} acknowledged ${this.describe(op)} but now holds version ${this.v(e.version)} (${order})` })
       }
