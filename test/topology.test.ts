@@ -210,6 +210,28 @@ test.serial('stop is clean; a stopped node restarted without --join finds the ot
   t.is((await topo.read('n2', 'v', '/after')).toString(), 'after')
 })
 
+// The swarm's --timeout gave up only between files: a read stalled on a slow holder held the run.
+test.serial('read with a signal gives up mid-file when it is aborted, and the node still serves the next read', async t => {
+  const topo = await topology(t, { nodes: 2, kind: 'in-process' })
+  await topo.createVolume('v', { members: ['n1'] })
+  const data = randomBytes(2 * 1024 * 1024)
+  await topo.write('n1', 'v', '/big', data)
+  // Slowed before n2 is granted, so that its background copy cannot have fetched the file
+  // first: each reply from n1 shares 64 KiB/s, so the 2 MiB read would take 30 s or more.
+  await topo.slowLink('n1', 'n2', { bytesPerSecond: 64 * 1024 })
+  await topo.client('n1').grantReaders('v', [topo.node('n2').peerId])
+  await waitFor(async () => (await topo.list('n2', 'v').catch(() => [])).length === 1 ? true : undefined)
+  const ac = new AbortController()
+  setTimeout(() => { ac.abort(new Error('given up')) }, 500)
+  const started = Date.now()
+  await t.throwsAsync(topo.read('n2', 'v', '/big', ac.signal), { message: 'given up' })
+  t.true(Date.now() - started < 5_000, `gave up after ${Date.now() - started} ms`)
+  await t.throwsAsync(topo.read('n2', 'v', '/big', ac.signal), { message: 'given up' }, 'an aborted signal reads nothing')
+  await topo.fixLinks()
+  // Replies already queued behind the cap still drain at its pace, so the read is retried.
+  t.deepEqual(await waitFor(async () => await topo.read('n2', 'v', '/big').catch(() => undefined), 500), data)
+})
+
 test('topology configs: the examples validate; errors name the field', async t => {
   const three = await loadTopologyConfig(join(CONFIG, 'three-nodes.json'))
   t.deepEqual(three.nodes.map(n => n.name), ['a', 'b', 'c'])

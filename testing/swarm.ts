@@ -13,6 +13,7 @@
  */
 import '../core/polyfill.js'
 import { randomBytes } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { Topology } from './topology.js'
 import { sha256Hex } from './history.js'
 import type { NodeOptions } from '../node/replicant-node.js'
@@ -88,6 +89,11 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
   const files = o.files ?? 64
   const fileBytes = o.fileBytes ?? MiB
   const deadline = Date.now() + (o.timeoutMs ?? 9 * 60_000)
+  // At the deadline every read in flight is given up, not only the next one (a stalled
+  // whole-file read would otherwise hold the run for its own read timeout, file after file).
+  const overtime = new AbortController()
+  setMaxListeners(0, overtime.signal) // one listener per read in flight, across all readers
+  const overtimeTimer = setTimeout(() => { overtime.abort(new Error('swarm timeout')) }, deadline - Date.now())
   const rss0 = process.memoryUsage().rss
   const cpu0 = process.cpuUsage()
   let rssPeak = rss0
@@ -144,15 +150,19 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
       const order = shuffle([...sums.keys()])
       let next = 0
       const worker = async (): Promise<void> => {
-        while (next < order.length && Date.now() < deadline) {
+        while (next < order.length && !overtime.signal.aborted) {
           const path = order[next++]
-          const bytes = await topo.read(r, VOLUME, path)
+          const bytes = await topo.read(r, VOLUME, path, overtime.signal).catch((err: unknown) => {
+            if (overtime.signal.aborted) return undefined
+            throw err
+          })
+          if (bytes === undefined) return
           if (sha256Hex(bytes) !== sums.get(path)) throw new Error(`${r} read ${path} with the wrong sha256`)
           readBytes += bytes.byteLength
         }
       }
       await Promise.all(Array.from({ length: o.readConcurrency ?? 2 }, worker))
-      return next >= order.length && Date.now() < deadline
+      return next >= order.length && !overtime.signal.aborted
     }
 
     t = Date.now()
@@ -230,6 +240,7 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     return result
   } finally {
     clearInterval(sampler)
+    clearTimeout(overtimeTimer)
     await topo.close()
   }
 }

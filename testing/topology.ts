@@ -210,11 +210,33 @@ export class Topology {
     }
   }
 
-  async read (node: string, volume: string, path: string): Promise<Buffer> {
-    const res = await this.client(node).open(volume, path)
-    const parts: Buffer[] = []
-    for await (const p of res) parts.push(p as Buffer)
-    return Buffer.concat(parts)
+  /** A whole file's bytes; `signal` gives up (rejects at once, the answer's socket destroyed) even mid-file. */
+  async read (node: string, volume: string, path: string, signal?: AbortSignal): Promise<Buffer> {
+    signal?.throwIfAborted()
+    const why = (): Error => signal?.reason instanceof Error ? signal.reason : new Error(`read of ${path} on ${node} aborted`)
+    const opening = this.client(node).open(volume, path)
+    let stop: () => void = () => {}
+    const aborted = new Promise<never>((resolve, reject) => {
+      stop = () => { reject(why()) }
+      signal?.addEventListener('abort', stop, { once: true })
+    })
+    aborted.catch(() => {})
+    try {
+      // A read that stalls before its answer starts is given up too (the request ends with the node).
+      const res = await Promise.race([opening, aborted])
+      const onAbort = (): void => { res.destroy(why()) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      try {
+        const parts: Buffer[] = []
+        for await (const p of res) parts.push(p as Buffer)
+        return Buffer.concat(parts)
+      } finally {
+        signal?.removeEventListener('abort', onAbort)
+      }
+    } finally {
+      signal?.removeEventListener('abort', stop)
+      opening.then(res => { if (signal?.aborted === true) res.destroy() }, () => {})
+    }
   }
 
   async list (node: string, volume: string, prefix?: string): Promise<FileView[]> {
