@@ -6,6 +6,7 @@
 import '../core/polyfill.js'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
+import { mkdir, access, constants } from 'node:fs/promises'
 import { runChaos, formatSummary } from '../testing/chaos.js'
 
 const USAGE = `usage: npm run chaos -- [--seed S] [--schedules N] [--from I | --only I] [--nodes MIN-MAX] [--steps MIN-MAX] [--kills MIN-MAX]
@@ -69,6 +70,16 @@ const maxRss = Number(values['max-rss'] ?? 512)
 if (modes.some(m => m !== 'active' && m !== 'all') || !(maxRss > 0) || !Number.isInteger(schedules) || schedules < 1 || !Number.isInteger(from) || from < 0 || minNodes < 2 || maxNodes < minNodes || minSteps < 2 || maxSteps < minSteps || maxKills < minKills || !Number.isInteger(parallel) || parallel < 1) {
   process.stderr.write(USAGE + '\n')
   process.exit(2)
+}
+if (values.dir !== undefined) {
+  // Made if missing (a run's dirs go under it); one line, not a stack, when it cannot be used.
+  try {
+    await mkdir(values.dir, { recursive: true })
+    await access(values.dir, constants.W_OK)
+  } catch (err) {
+    process.stderr.write(`chaos: --dir ${values.dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`)
+    process.exit(2)
+  }
 }
 // Interrupted: exiting runs the topology's exit hook, which kills every node still running.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { process.stdout.write(`${sig}: stopping\n`); process.exit(130) })

@@ -1,7 +1,9 @@
 import '../core/polyfill.js'
 import test from 'ava'
 import { join } from 'node:path'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, stat, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import { PackChunkStore } from '../store/pack-chunk-store.js'
@@ -78,4 +80,15 @@ test('crash points: POST /v1/faults/crash validates its body, and an armed point
   t.is(gc.status, 200)
   t.is((await httpRequest(again.url, { path: '/v1/volumes/v/files/f' })).status, 200)
   await again.kill()
+})
+
+test('chaos CLI: a --dir that cannot be made is one line on stderr and exit 2, before any schedule runs', async t => {
+  const dir = await tmpDir(t)
+  const file = join(dir, 'a-file')
+  await writeFile(file, 'not a directory')
+  const cli = fileURLToPath(new URL('../bench/chaos.js', import.meta.url))
+  const r = spawnSync(process.execPath, [cli, '--seed', 'dir', '--schedules', '1', '--dir', join(file, 'runs')], { encoding: 'utf8', timeout: 60_000 })
+  t.is(r.status, 2, r.stderr)
+  t.regex(r.stderr, /^chaos: --dir .*a-file\/runs: (ENOTDIR|EEXIST)\n$/)
+  t.false(r.stdout.includes('passed'), 'no schedule ran')
 })
