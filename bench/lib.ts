@@ -129,6 +129,17 @@ export async function procCpuSeconds (pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS
 }
 
+/** CPU seconds of `pid` and every process below it (Syncthing runs its work in a child of its monitor). */
+export async function procTreeCpuSeconds (pid: number): Promise<number> {
+  let total = await procCpuSeconds(pid).catch(() => 0)
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
+  for (const t of tasks) {
+    const kids = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(k => k !== '')
+    for (const k of kids) total += await procTreeCpuSeconds(Number(k))
+  }
+  return total
+}
+
 /** USER_HZ: Linux reports /proc times in 1/100 s on every mainstream architecture. */
 const CLOCK_TICKS = 100
 

@@ -20,6 +20,7 @@ import { dumps } from './dumps.js'
 import { ingest } from './ingest.js'
 import { webdav } from './webdav.js'
 import { swarm } from './swarm.js'
+import { wire } from './wire.js'
 
 /** Every suite, in the order a full run takes them. */
 const SUITES: Suite[] = [
@@ -33,11 +34,15 @@ const SUITES: Suite[] = [
   dumps,
   ingest,
   webdav,
+  wire,
   swarm
 ]
 
-/** Run only when named (`npm run bench -- swarm`): 100 in-process nodes take minutes. */
-const OPT_IN = new Set(['swarm'])
+/**
+ * Run only when named: `npm run bench -- swarm` (100 in-process nodes take minutes) and
+ * `npm run bench -- wire` (three peers per repetition, Syncthing installed if missing).
+ */
+const OPT_IN = new Set(['swarm', 'wire'])
 
 /** Flags that take no value (so a suite name after them is not read as their value). */
 const BOOLEAN_FLAGS = new Set(['quick', 'full', 'list', 'help', 'profile'])
@@ -46,7 +51,7 @@ function usage (): string {
   return [
     'usage: node dist/bench/run.js [suite ...] [options]',
     '',
-    'suites (default: all but swarm, in this order):',
+    'suites (default: all but swarm and wire, in this order):',
     ...SUITES.map(s => `  ${s.name.padEnd(16)} ${s.description}`),
     '',
     'options:',
@@ -72,6 +77,8 @@ function usage (): string {
     '                   nodes under --cpu-prof, window add-replica -> steady)',
     '  ingest:          --workload small|large (one of the two; default both), --profile (every',
     '                   node under --cpu-prof: top self-time functions per phase; use --reps 1)',
+    '  wire:            --workload large|small (one of the two; default both); installs syncthing and',
+    '                   rsync (Debian packages) when missing and root, else says which baseline is left out',
     '  swarm:           --nodes LIST (default 10,50,100; --quick 10), --mib N (volume, default 64),',
     '                   --files N (default 64), --readers N (default 80% of the nodes)',
     '  dumps:           --profile (one repetition, A and C under --cpu-prof: where the dump and the',
