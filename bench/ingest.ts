@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { NodeProcess } from './node-proc.js'
+import { ensureTool } from './tools.js'
 import { monotonicMicros, readProfile, summarise } from './profile.js'
 import { KiB, MiB, Samples, fmt, fmtBytes, mbps, pool, procCpuSeconds, range, ratio, resetPeakRss, timed, type Suite, type SuiteContext } from './lib.js'
 
@@ -125,12 +126,14 @@ const record = (s: Samples, key: string, p: Phase): void => {
   if (p.peak !== undefined) s.add(`${key} peak`, p.peak)
 }
 
-async function smallReps (ctx: SuiteContext, s: Samples, src: string, rels: string[]): Promise<void> {
+async function smallReps (ctx: SuiteContext, s: Samples, src: string, rels: string[], haveRsync: boolean): Promise<void> {
   const work = await ctx.tempDir('ingest-dest')
   for (const rep of range(ctx.flags.reps)) {
     const dest = join(work, `rsync-${rep}`)
-    record(s, 'rsync', await measure(undefined, async () => { await run('rsync', ['-a', '--fsync', `${src}/`, `${dest}/`]) }))
-    await rm(dest, { recursive: true, force: true })
+    if (haveRsync) {
+      record(s, 'rsync', await measure(undefined, async () => { await run('rsync', ['-a', '--fsync', `${src}/`, `${dest}/`]) }))
+      await rm(dest, { recursive: true, force: true })
+    }
     const cpDest = join(work, `cp-${rep}`)
     record(s, 'cp', await measure(undefined, async () => { await run('cp', ['-r', src, cpDest]); await run('sync', []) }))
     await rm(cpDest, { recursive: true, force: true })
@@ -155,7 +158,7 @@ async function smallReps (ctx: SuiteContext, s: Samples, src: string, rels: stri
     }, 'http put'))
     await check(node, '/t/', rels.length)
     await stopNode(ctx, node)
-    ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} small: rsync ${fmt(s.all('rsync s').at(-1)!)} s, cp+sync ${fmt(s.all('cp s').at(-1)!)} s, tree put ${fmt(s.all('tree put s').at(-1)!)} s, tar import ${fmt(s.all('tar import s').at(-1)!)} s, http put ${fmt(s.all('http put s').at(-1)!)} s (load ${loadavg()[0].toFixed(1)})`)
+    ctx.log(`  rep ${rep + 1}/${ctx.flags.reps} small: rsync ${haveRsync ? `${fmt(s.all('rsync s').at(-1)!)} s` : 'missing'}, cp+sync ${fmt(s.all('cp s').at(-1)!)} s, tree put ${fmt(s.all('tree put s').at(-1)!)} s, tar import ${fmt(s.all('tar import s').at(-1)!)} s, http put ${fmt(s.all('http put s').at(-1)!)} s (load ${loadavg()[0].toFixed(1)})`)
   }
 }
 
@@ -215,7 +218,7 @@ async function runIngest (ctx: SuiteContext): Promise<void> {
     const src = await ctx.tempDir('ingest-src')
     ctx.log(`making ${count} files of 16 KiB...`)
     const rels = await makeSmallTree(src, count)
-    await smallReps(ctx, s, src, rels)
+    await smallReps(ctx, s, src, rels, await ensureTool(ctx, 'rsync', 'rsync'))
     const rate = (sec: number): string => `${fmt(sec)} s (${fmt(count / sec, 0)} files/s)`
     ctx.table({
       title: `ingest: ${count} files of 16 KiB (median of ${ctx.flags.reps}; speed-up over rsync --fsync: >1 is faster)`,
