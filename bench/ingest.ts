@@ -69,7 +69,8 @@ async function makeBigFiles (dir: string, total: number): Promise<Array<{ path: 
   return out
 }
 
-async function hashOf (source: AsyncIterable<Uint8Array>): Promise<string> {
+/** sha256 (hex) of a stream of bytes; the wire suite checks what B holds with it too. */
+export async function hashOf (source: AsyncIterable<Uint8Array>): Promise<string> {
   const h = createHash('sha256')
   for await (const b of source) h.update(b)
   return h.digest('hex')

@@ -26,17 +26,12 @@ import { VOLUME, dataSet, libp2pBaseline, waitConnected, waitConverged } from '.
 import { NodeProcess } from './node-proc.js'
 import { ensureTool, freePort } from './tools.js'
 import * as st from './syncthing.js'
+import { hashOf } from './ingest.js'
 
 interface SrcFile { rel: string, size: number, hex: string }
 interface Run { s: number, cpu?: number, peak?: number }
 
 const SMALL = 16 * KiB
-
-async function hashOf (stream: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
-  const h = createHash('sha256')
-  for await (const b of stream) h.update(b)
-  return h.digest('hex')
-}
 
 /** Random files under `dir`: `count` of `size` bytes, 100 to a folder when `foldered`. */
 async function makeTree (dir: string, count: number, size: number, foldered: boolean): Promise<SrcFile[]> {

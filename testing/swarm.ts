@@ -91,9 +91,8 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
   const deadline = Date.now() + (o.timeoutMs ?? 9 * 60_000)
   // At the deadline every read in flight is given up, not only the next one (a stalled
   // whole-file read would otherwise hold the run for its own read timeout, file after file).
-  const overtime = new AbortController()
-  setMaxListeners(0, overtime.signal) // one listener per read in flight, across all readers
-  const overtimeTimer = setTimeout(() => { overtime.abort(new Error('swarm timeout')) }, deadline - Date.now())
+  const overtime = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
+  setMaxListeners(0, overtime) // one listener per read in flight, across all readers
   const rss0 = process.memoryUsage().rss
   const cpu0 = process.cpuUsage()
   let rssPeak = rss0
@@ -150,10 +149,10 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
       const order = shuffle([...sums.keys()])
       let next = 0
       const worker = async (): Promise<void> => {
-        while (next < order.length && !overtime.signal.aborted) {
+        while (next < order.length && !overtime.aborted) {
           const path = order[next++]
-          const bytes = await topo.read(r, VOLUME, path, overtime.signal).catch((err: unknown) => {
-            if (overtime.signal.aborted) return undefined
+          const bytes = await topo.read(r, VOLUME, path, overtime).catch((err: unknown) => {
+            if (overtime.aborted) return undefined
             throw err
           })
           if (bytes === undefined) return
@@ -162,7 +161,7 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
         }
       }
       await Promise.all(Array.from({ length: o.readConcurrency ?? 2 }, worker))
-      return next >= order.length && !overtime.signal.aborted
+      return next >= order.length && !overtime.aborted
     }
 
     t = Date.now()
@@ -240,7 +239,6 @@ export async function runSwarm (o: SwarmOptions): Promise<SwarmResult> {
     return result
   } finally {
     clearInterval(sampler)
-    clearTimeout(overtimeTimer)
     await topo.close()
   }
 }
