@@ -10,16 +10,20 @@ import { normalizePath } from '../core/paths.js'
 import type { FileRecord } from '../core/records.js'
 import type { PutOptions, ReadRange } from '../replication/volume-service.js'
 
-/** Files up to this size are read whole from the archive and written in parallel. */
+/** Files up to this size are read whole from the archive and written in batches. */
 const BUFFERED_FILE_BYTES = 1024 * 1024
-/** Bytes of buffered files waiting or being written at once. */
+/** Buffered files written as one batch (VolumeService.putFiles: one chunk write, one commit). */
+const BATCH_FILES = 256
+const BATCH_BYTES = 8 * 1024 * 1024
+/** Bytes of buffered files being written at once (the batch being filled comes on top). */
 const BUFFER_BUDGET_BYTES = 32 * 1024 * 1024
-/** Files being written at once. */
-const PARALLEL_FILES = 32
+/** Writes (batches, or one streamed file) in flight at once: one hashes while another commits. */
+const PARALLEL_WRITES = 4
 
 export interface ImportResult { files: number, bytes: number, directories: number }
 
 export interface ArchiveVolumes {
+  putFiles: (vol: string, files: Array<{ path: string, parts: Uint8Array[] } & PutOptions>, signal?: AbortSignal) => Promise<FileRecord[]>
   putFile: (vol: string, path: string, source: AsyncIterable<Uint8Array>, opts?: PutOptions) => Promise<FileRecord>
   listFiles: (vol: string, prefix?: string, signal?: AbortSignal) => AsyncGenerator<FileRecord>
   readFile: (vol: string, rec: FileRecord, range?: ReadRange, signal?: AbortSignal) => AsyncGenerator<Uint8Array>
@@ -54,16 +58,22 @@ async function writable (w: NodeJS.EventEmitter): Promise<void> {
   })
 }
 
-/** A buffered file as the source putFile takes. */
-async function * once (parts: Buffer[]): AsyncGenerator<Uint8Array> {
-  for (const p of parts) yield await Promise.resolve(p)
+/**
+ * An entry's mtime in ms: the pax `mtime` (seconds with a fraction, as GNU tar --format=posix
+ * and `replicant put` write it) when there is one, else the ustar header's whole seconds.
+ */
+function entryMtime (h: Header): number {
+  const pax = h.pax as Record<string, string> | null | undefined
+  const precise = pax?.mtime !== undefined ? Number(pax.mtime) * 1000 : NaN
+  return Math.max(0, Math.floor(Number.isFinite(precise) ? precise : h.mtime.getTime()))
 }
 
 /**
  * Writes every regular file of the tar stream `body` under `prefix`. Directories are skipped
  * (a volume's directories are implied by its paths); links, devices and fifos are refused
  * (UNSUPPORTED_ENTRY) and a bad name fails the import (BAD_PATH): the files before the bad
- * entry stay written, each durable as it was answered, and nothing after it is.
+ * entry stay written, each durable as it was answered, and nothing after it is. Small files
+ * go in batches, several batches at once; a failed write fails its whole batch.
  */
 export async function importTar (volumes: ArchiveVolumes, vol: string, prefix: string, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<ImportResult> {
   const result: ImportResult = { files: 0, bytes: 0, directories: 0 }
@@ -82,15 +92,27 @@ export async function importTar (volumes: ArchiveVolumes, vol: string, prefix: s
   })()
   const inflight = new Set<Promise<void>>()
   let buffered = 0
-  let failure: unknown
+  let failure: unknown // of a write: nothing more is started
+  let stop: unknown // of the archive itself: what came before it is still written
   const slot = async (bytes: number): Promise<void> => {
-    while (inflight.size >= PARALLEL_FILES || (buffered + bytes > BUFFER_BUDGET_BYTES && inflight.size > 0)) await Promise.race(inflight)
+    while (inflight.size >= PARALLEL_WRITES || (buffered + bytes > BUFFER_BUDGET_BYTES && inflight.size > 0)) await Promise.race(inflight)
   }
-  const start = (put: Promise<FileRecord>, bytes: number): void => {
+  const start = (put: Promise<FileRecord[]>, bytes: number): void => {
     buffered += bytes
-    const p: Promise<void> = put.then(rec => { result.files++; result.bytes += rec.size }, err => { failure ??= err })
+    const p: Promise<void> = put.then(recs => { for (const rec of recs) { result.files++; result.bytes += rec.size } }, err => { failure ??= err })
       .finally(() => { buffered -= bytes; inflight.delete(p) })
     inflight.add(p)
+  }
+  let batch: Array<{ path: string, parts: Uint8Array[] } & PutOptions> = []
+  let batchBytes = 0
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0 || failure !== undefined) return
+    const files = batch
+    const bytes = batchBytes
+    batch = []
+    batchBytes = 0
+    await slot(bytes)
+    start(volumes.putFiles(vol, files, signal), bytes)
   }
   try {
     for await (const entry of ex) {
@@ -108,28 +130,34 @@ export async function importTar (volumes: ArchiveVolumes, vol: string, prefix: s
       }
       const path = entryPath(prefix, h.name)
       if (path === undefined) throw new InvalidInputError(Codes.BAD_PATH, `archive entry '${h.name}' names no file`, { entry: h.name })
-      const opts: PutOptions = { mode: h.mode & 0o7777, mtime: Math.max(0, Math.floor(h.mtime.getTime())), signal }
+      const opts: PutOptions = { mode: h.mode & 0o7777, mtime: entryMtime(h), signal }
       if (h.size <= BUFFERED_FILE_BYTES) {
         const parts: Buffer[] = []
         for await (const p of entry as AsyncIterable<Buffer>) parts.push(p)
-        await slot(h.size)
-        start(volumes.putFile(vol, path, once(parts), opts), h.size)
+        if (batchBytes + h.size > BATCH_BYTES) await flush()
+        batch.push({ ...opts, path, parts })
+        batchBytes += h.size
+        if (batch.length >= BATCH_FILES) await flush()
       } else {
         // Streamed: the archive waits on this file (the parser gives the next entry after it).
+        await flush()
         await slot(0)
-        const put = volumes.putFile(vol, path, entry as AsyncIterable<Uint8Array>, opts)
+        const put = volumes.putFile(vol, path, entry as AsyncIterable<Uint8Array>, opts).then(rec => [rec])
         start(put, 0)
         await put.catch(() => {})
       }
     }
   } catch (err) {
     // Thrown by the parser (or the body): anything untyped is a broken archive.
-    failure ??= err instanceof ReplicantError || signal.aborted ? err : new InvalidInputError(Codes.BAD_ARCHIVE, `not a valid tar stream: ${(err as Error).message}`)
+    stop = err instanceof ReplicantError || signal.aborted ? err : new InvalidInputError(Codes.BAD_ARCHIVE, `not a valid tar stream: ${(err as Error).message}`)
   } finally {
-    if (failure !== undefined && !ex.destroyed) ex.destroy()
+    // The files before a bad entry are written (not after a write failed, or when cancelled).
+    if (!signal.aborted) await flush()
+    if ((failure !== undefined || stop !== undefined) && !ex.destroyed) ex.destroy()
     await Promise.allSettled([...inflight])
     await feeding
   }
+  failure ??= stop
   if (failure !== undefined) throw asArchiveError(failure, result)
   return result
 }

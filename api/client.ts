@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable, type Writable } from 'node:stream'
 import { ReplicantError, Codes, toErrorCode } from '../core/errors.js'
 import { normalizePath } from '../core/paths.js'
+import type { ImportResult } from './archive.js'
 import type {
   AddReplicaResult, AnnouncedVolume, BlockedList, CrashList, CompactResult, CreateVolumeRequest, FaultsResponse, FileList,
   FileRemoved, FileView, GcResult, LinkList, LinkShape, MoveProgress, MoveResult, PeerList, RemoveReplicaResult,
@@ -229,6 +230,12 @@ export class ReplicantClient {
     if (opts.mode !== undefined) headers['x-replicant-mode'] = opts.mode.toString(8)
     if (opts.mtime !== undefined) headers['x-replicant-mtime'] = Math.floor(opts.mtime)
     return await this.body(await this.send('PUT', ReplicantClient.filePath(volume, path), { body, headers }))
+  }
+
+  /** Writes the regular files of the tar stream `body` under `prefix` (the import route); the node's counts. */
+  async importTar (volume: string, prefix: string, body: Readable): Promise<ImportResult> {
+    const q = new URLSearchParams({ prefix })
+    return await this.body(await this.send('POST', ReplicantClient.volumePath(volume, `/import?${q.toString()}`), { body, headers: { 'content-type': 'application/x-tar' } }))
   }
 
   /** Streams a file (or a byte range of it, `range` as in HTTP: "bytes=0-99") into `out`. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { ConflictError, InvalidInputError, NotFoundError, ReplicantError, Codes } from '../core/errors.js'
-import { DEFAULT_CHUNK_SIZE, isValidChunkSize } from '../core/chunker.js'
+import { DEFAULT_CHUNK_SIZE, isValidChunkSize, joinAdjacent } from '../core/chunker.js'
 import { normalizePath, normalizePrefix, validateVolumeName } from '../core/paths.js'
 import { increment } from '../core/version-vector.js'
 import { hashHex } from '../store/chunk-store.js'
@@ -8,6 +8,7 @@ import { FOLDER_MODE, RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkL
 import type { Store, NewFileRecord, SnapshotRecord, ReplicaDeleted } from '../store/store.js'
 import { PathLocks } from './path-locks.js'
 import { PutChunks } from './put-chunks.js'
+import { putBufferedFiles, bufferedSource, type BufferedFile } from './put-files.js'
 
 /** Bytes of one read batch on a get: its chunks' locations in one look-up, adjacent ones in one read. */
 const READ_BATCH_BYTES = 2 * 1024 * 1024
@@ -77,21 +78,13 @@ export interface VolumeCollaborators {
   offlineReason?: (volume: string) => string | undefined
 }
 
-/**
- * Views that lie back to back in one buffer (chunks of one coalesced pack read) as one view:
- * a 2 MiB batch goes to the socket in one write instead of 32.
- */
-function * joinAdjacent (views: Uint8Array[]): Generator<Uint8Array> {
-  let run: Uint8Array | undefined
-  for (const v of views) {
-    if (run !== undefined && run.buffer === v.buffer && run.byteOffset + run.byteLength === v.byteOffset) {
-      run = new Uint8Array(run.buffer, run.byteOffset, run.byteLength + v.byteLength)
-      continue
-    }
-    if (run !== undefined && run.byteLength > 0) yield run
-    run = v
-  }
-  if (run !== undefined && run.byteLength > 0) yield run
+/** A put's path, mode and mtime, validated (defaults: 0644, now). */
+function putMeta (path: string, opts: PutOptions): { path: string, mode: number, mtime: number } {
+  const mode = opts.mode ?? 0o644
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
+  const mtime = opts.mtime ?? Date.now()
+  if (!Number.isSafeInteger(mtime) || mtime < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'mtime must be a non-negative integer (ms)', { mtime })
+  return { path: normalizePath(path), mode, mtime }
 }
 
 /** Local volume and file operations of one node: what the HTTP API and the TS API call. */
@@ -186,11 +179,7 @@ export class VolumeService {
   async putFile (volName: string, path: string, source: AsyncIterable<Uint8Array>, opts: PutOptions = {}): Promise<FileRecord> {
     const vol = await this.volume(volName)
     this.writable(vol)
-    const p = normalizePath(path)
-    const mode = opts.mode ?? 0o644
-    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
-    const mtime = opts.mtime ?? Date.now()
-    if (!Number.isSafeInteger(mtime) || mtime < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'mtime must be a non-negative integer (ms)', { mtime })
+    const { path: p, mode, mtime } = putMeta(path, opts)
     const { hashes, size } = await this.putChunks.write(source, vol.chunkSize, p, opts.signal)
     opts.signal?.throwIfAborted()
     const chunks = Buffer.concat(hashes)
@@ -212,6 +201,24 @@ export class VolumeService {
       }]
     }, 'write', [p])
     return rec
+  }
+
+  /**
+   * Small files whose bytes are in memory, in one write (put-files.ts): durable together on
+   * return, records in the order given. An `all`-mode volume with other members commits each
+   * with them as putFile does, all at once; the first failure is thrown once all have settled.
+   */
+  async putFiles (volName: string, files: Array<{ path: string, parts: Uint8Array[] } & PutOptions>, signal?: AbortSignal): Promise<FileRecord[]> {
+    const vol = await this.volume(volName)
+    this.writable(vol)
+    const batch: BufferedFile[] = files.map(f => ({ ...putMeta(f.path, f), parts: f.parts }))
+    if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) {
+      const settled = await Promise.allSettled(batch.map(async f => await this.putFile(vol.name, f.path, bufferedSource(f.parts), { ...f, signal })))
+      const failed = settled.find(s => s.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+      return settled.map(s => (s as PromiseFulfilledResult<FileRecord>).value)
+    }
+    return await putBufferedFiles(this.store, this.selfId, vol, batch, signal)
   }
 
   async stat (volName: string, path: string): Promise<FileRecord> {
