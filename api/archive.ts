@@ -14,11 +14,11 @@ import type { PutOptions, ReadRange } from '../replication/volume-service.js'
 const BUFFERED_FILE_BYTES = 1024 * 1024
 /** Buffered files written as one batch (VolumeService.putFiles: one chunk write, one commit). */
 const BATCH_FILES = 256
-const BATCH_BYTES = 8 * 1024 * 1024
+const BATCH_BYTES = 4 * 1024 * 1024
 /** Bytes of buffered files being written at once (the batch being filled comes on top). */
-const BUFFER_BUDGET_BYTES = 32 * 1024 * 1024
+const BUFFER_BUDGET_BYTES = 8 * 1024 * 1024
 /** Writes (batches, or one streamed file) in flight at once: one hashes while another commits. */
-const PARALLEL_WRITES = 4
+const PARALLEL_WRITES = 2
 
 export interface ImportResult { files: number, bytes: number, directories: number }
 

@@ -4,8 +4,8 @@
  * a file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
  * One progress line (files, bytes, rate, ETA; bin/progress.ts) on stderr only when it is a terminal.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { opendir, lstat, mkdir, rm, chmod, utimes, readFile } from 'node:fs/promises'
+import { createReadStream, createWriteStream, lstatSync, readFileSync } from 'node:fs'
+import { opendir, mkdir, rm, chmod, utimes } from 'node:fs/promises'
 import { join, relative, resolve, sep, dirname } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -44,7 +44,8 @@ async function walk (root: string, skipped: (rel: string, why: string) => void):
       const p = join(dir, e.name)
       if (e.isDirectory()) { await visit(p); continue }
       if (!e.isFile()) { skipped(relative(root, p), 'not a regular file'); continue }
-      const st = await lstat(p)
+      // Synchronous: a stat is microseconds, a thread-pool round trip each costs more CPU than that.
+      const st = lstatSync(p)
       items.push({ rel: relative(root, p).split(sep).join('/'), size: st.size, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) })
     }
   }
@@ -103,8 +104,6 @@ const BATCH_FILES = 256
 const BATCH_BYTES = 8 * 1024 * 1024
 /** Batches sent at once (each is one import request, up to BATCH_BYTES in memory on both ends). */
 const PARALLEL_BATCHES = 2
-/** Local files read ahead of the archive being written. */
-const READ_AHEAD_FILES = 16
 
 interface Batch { items: Item[], size: number, files: number }
 
@@ -167,19 +166,11 @@ function tarOf (localDir: string, items: Item[]): Readable {
   const out = pack()
   void (async () => {
     try {
-      // Reads run a few files ahead of the archive (each is a thread-pool round trip).
-      const reads: Array<Promise<Buffer>> = []
-      const readAhead = (k: number): void => {
-        while (reads.length < k + READ_AHEAD_FILES && reads.length < items.length) {
-          const r = readFile(join(localDir, items[reads.length].rel))
-          r.catch(() => {}) // surfaced when awaited below
-          reads.push(r)
-        }
-      }
-      for (const [k, item] of items.entries()) {
-        readAhead(k)
-        const bytes = await reads[k]
-        delete reads[k] // eslint-disable-line @typescript-eslint/no-array-delete
+      for (const item of items) {
+        // Synchronous, as the files are small: one read in this thread costs far less CPU
+        // than readFile's thread-pool round trips (open, stat, read, close), and this process
+        // has nothing else to do meanwhile but send what is already packed.
+        const bytes = readFileSync(join(localDir, item.rel))
         await new Promise<void>((resolve, reject) => {
           out.entry({ name: item.rel, size: bytes.byteLength, mode: item.mode, mtime: new Date(item.mtime), type: 'file', pax: { mtime: (item.mtime / 1000).toFixed(3) } }, bytes, err => { if (err != null) reject(err); else resolve() })
         })
