@@ -8,6 +8,7 @@
 import { InvalidInputError, ReplicantError, Codes } from '../core/errors.js'
 import { sha256, hashHex } from '../core/hash.js'
 import { increment } from '../core/version-vector.js'
+import { normalizePath } from '../core/paths.js'
 import { RECORD_VERSION, type FileRecord, type VolumeRecord } from '../core/records.js'
 import type { Store, NewFileRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
@@ -28,6 +29,15 @@ export interface BufferedFile {
 /** Buffered bytes as the source a streaming put takes. */
 export async function * bufferedSource (parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const p of parts) yield await Promise.resolve(p)
+}
+
+/** A put's path, mode and mtime, validated (defaults: 0644, now). */
+export function putMeta (path: string, opts: { mode?: number, mtime?: number }): { path: string, mode: number, mtime: number } {
+  const mode = opts.mode ?? 0o644
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
+  const mtime = opts.mtime ?? Date.now()
+  if (!Number.isSafeInteger(mtime) || mtime < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'mtime must be a non-negative integer (ms)', { mtime })
+  return { path: normalizePath(path), mode, mtime }
 }
 
 /** The chunk list of `parts` at `chunkSize`: subarrays of the parts where a chunk lies in one part. */

@@ -8,7 +8,8 @@ import { FOLDER_MODE, RECORD_VERSION, WRITE_MODES, chunkCount, chunkHash, chunkL
 import type { Store, NewFileRecord, SnapshotRecord, ReplicaDeleted } from '../store/store.js'
 import { PathLocks } from './path-locks.js'
 import { PutChunks } from './put-chunks.js'
-import { putBufferedFiles, bufferedSource, type BufferedFile } from './put-files.js'
+import { putBufferedFiles, bufferedSource, putMeta, type BufferedFile } from './put-files.js'
+import { PutBatcher } from './put-batcher.js'
 
 /** Bytes of one read batch on a get: its chunks' locations in one look-up, adjacent ones in one read. */
 const READ_BATCH_BYTES = 2 * 1024 * 1024
@@ -78,15 +79,6 @@ export interface VolumeCollaborators {
   offlineReason?: (volume: string) => string | undefined
 }
 
-/** A put's path, mode and mtime, validated (defaults: 0644, now). */
-function putMeta (path: string, opts: PutOptions): { path: string, mode: number, mtime: number } {
-  const mode = opts.mode ?? 0o644
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidInputError(Codes.BAD_REQUEST, 'mode must be an integer from 0 to 0o7777', { mode })
-  const mtime = opts.mtime ?? Date.now()
-  if (!Number.isSafeInteger(mtime) || mtime < 0) throw new InvalidInputError(Codes.BAD_REQUEST, 'mtime must be a non-negative integer (ms)', { mtime })
-  return { path: normalizePath(path), mode, mtime }
-}
-
 /** Local volume and file operations of one node: what the HTTP API and the TS API call. */
 export class VolumeService {
   private readonly chunkSource: ChunkSource
@@ -95,6 +87,8 @@ export class VolumeService {
   /** All-mode writes per path, from reading the current record through commit (see PathLocks). */
   private readonly pathLocks = new PathLocks()
   private readonly putChunks: PutChunks
+  /** Small buffered puts, written together (put-batcher.ts). */
+  readonly batcher: PutBatcher
 
   constructor (private readonly store: Store, private readonly selfId: string, collaborators: VolumeCollaborators = {}) {
     this.chunkSource = collaborators.chunkSource ?? (async (volume, hash) => {
@@ -105,6 +99,11 @@ export class VolumeService {
       return bytes
     })
     this.putChunks = new PutChunks(store)
+    this.batcher = new PutBatcher(async (volName, files) => {
+      const vol = await this.volume(volName)
+      this.writable(vol)
+      return await putBufferedFiles(this.store, this.selfId, vol, files)
+    })
     this.allModeWriter = collaborators.allModeWriter
     this.offlineReason = collaborators.offlineReason ?? (() => undefined)
   }
@@ -219,6 +218,20 @@ export class VolumeService {
       return settled.map(s => (s as PromiseFulfilledResult<FileRecord>).value)
     }
     return await putBufferedFiles(this.store, this.selfId, vol, batch, signal)
+  }
+
+  /**
+   * A small file whose bytes are in memory (an HTTP PUT's body), written with the others that
+   * arrive meanwhile as one batch (PutBatcher); durable on return. An `all`-mode volume with
+   * other members commits it with them, as putFile does.
+   */
+  async putBuffered (volName: string, path: string, parts: Uint8Array[], opts: PutOptions = {}): Promise<FileRecord> {
+    const vol = await this.volume(volName)
+    this.writable(vol)
+    const meta = putMeta(path, opts)
+    opts.signal?.throwIfAborted()
+    if (this.allModeWriter !== undefined && vol.writeMode === 'all' && vol.members.length > 1) return await this.putFile(vol.name, meta.path, bufferedSource(parts), opts)
+    return await this.batcher.put(vol.name, { ...meta, parts })
   }
 
   async stat (volName: string, path: string): Promise<FileRecord> {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { pack } from 'tar-stream'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { importTar } from '../api/archive.js'
-import { startNode, waitFor } from './helpers.js'
+import { startNode, waitFor, httpRequest } from './helpers.js'
 import type { FileRecord } from '../core/records.js'
 
 async function all (it: AsyncIterable<FileRecord>): Promise<FileRecord[]> {
@@ -89,4 +89,22 @@ test('putFiles on an all-mode volume with other members: each file is committed 
   t.deepEqual(recs.map(r => r.path), files.map(f => f.path))
   // No waiting: acknowledged in all mode means stored on every member.
   for (const f of files) t.deepEqual(await read(b, 'acid', f.path), f.parts[0])
+})
+
+test('small HTTP PUTs arriving together are written in shared batches; each is answered with its own record and is there after a restart', async t => {
+  const node = await startNode(t)
+  await node.createVolume({ name: 'v' })
+  const bodies = Array.from({ length: 64 }, (_, i) => randomBytes(1000 + i * 100))
+  const before = { ...node.volumes.batcher.counters }
+  const answers = await Promise.all(bodies.map(async (body, i) => await httpRequest(node.apiUrl!, { method: 'PUT', path: `/v1/volumes/v/files/small/f${i}`, body })))
+  t.true(answers.every(a => a.status === 201))
+  t.is(new Set(answers.map(a => a.json().seq)).size, 64, 'one seq each')
+  const puts = node.volumes.batcher.counters.puts - before.puts
+  const batches = node.volumes.batcher.counters.batches - before.batches
+  t.is(puts, 64)
+  t.true(batches < 32, `${batches} batches for 64 puts`)
+  const dir = node.dataDir
+  await node.stop()
+  const again = await startNode(t, { api: false, dataDir: dir })
+  for (const [i, body] of bodies.entries()) t.deepEqual(await read(again, 'v', `/small/f${i}`), body)
 })
