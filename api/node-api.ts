@@ -50,7 +50,7 @@ export interface MembershipAdmin {
 }
 
 export interface FileAccess {
-  readonly volumes: Pick<VolumeService, 'volume' | 'stat' | 'statAt' | 'readFile' | 'putFile' | 'putFiles' | 'putBuffered' | 'removeFile' | 'listFiles' | 'listFilesAt'>
+  readonly volumes: Pick<VolumeService, 'volume' | 'stat' | 'statAt' | 'readFile' | 'putFile' | 'putFiles' | 'putBuffered' | 'batcher' | 'removeFile' | 'listFiles' | 'listFilesAt'>
   readonly store: Pick<Store, 'getSnapshot'>
 }
 

@@ -19,6 +19,9 @@ const BATCHES_IN_FLIGHT = 1
 const BATCH_FILES = Math.min(256, MAX_BATCH_FILES)
 const BATCH_BYTES = Math.min(4 * 1024 * 1024, MAX_BATCH_BYTES)
 
+/** Bytes of small puts held in memory at once (read, queued or being written); past it, puts stream. */
+const HELD_BYTES = 32 * 1024 * 1024
+
 interface Waiting {
   file: BufferedFile
   bytes: number
@@ -35,7 +38,25 @@ export class PutBatcher {
   /** Puts answered, and the batches they went in (a put alone is a batch of one). */
   readonly counters = { puts: 0, batches: 0 }
 
-  constructor (private readonly write: BatchWriter) {}
+  /** Bytes admitted (admit) and not yet released. */
+  private held = 0
+
+  constructor (private readonly write: BatchWriter, private readonly heldLimit = HELD_BYTES) {}
+
+  /**
+   * Whether a small put of `bytes` may be held in memory now: the sum over every put being
+   * read, queued or written stays under the limit (HELD_BYTES), however many clients send at once. A put
+   * admitted is released (release) once answered; one refused takes the streamed path.
+   */
+  admit (bytes: number): boolean {
+    if (this.held + bytes > this.heldLimit) return false
+    this.held += bytes
+    return true
+  }
+
+  release (bytes: number): void { this.held -= bytes }
+
+  get heldBytes (): number { return this.held }
 
   /** Queues a put of `file` (validated by the caller) to `volume`; resolves when it is durable. */
   async put (volume: string, file: BufferedFile): Promise<FileRecord> {

@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { pack } from 'tar-stream'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { importTar } from '../api/archive.js'
+import { PutBatcher } from '../replication/put-batcher.js'
+import type { BufferedFile } from '../replication/put-files.js'
 import { startNode, waitFor, httpRequest } from './helpers.js'
 import type { FileRecord } from '../core/records.js'
 
@@ -107,4 +109,39 @@ test('small HTTP PUTs arriving together are written in shared batches; each is a
   await node.stop()
   const again = await startNode(t, { api: false, dataDir: dir })
   for (const [i, body] of bodies.entries()) t.deepEqual(await read(again, 'v', `/small/f${i}`), body)
+})
+
+test('PutBatcher: puts queued while a batch is written go together in the next; bytes held are bounded and given back; a failed batch fails each of its puts', async t => {
+  const written: string[][] = []
+  let release: () => void = () => {}
+  let fail = false
+  const batcher = new PutBatcher(async (_vol, files) => {
+    written.push(files.map(f => f.path))
+    await new Promise<void>(resolve => { release = resolve })
+    if (fail) throw new ReplicantError(Codes.STORE_CLOSED, 'store is closed')
+    return files.map((f, i) => ({ path: f.path, seq: i }) as unknown as FileRecord)
+  }, 1000)
+  const file = (path: string): BufferedFile => ({ path, parts: [Buffer.alloc(100)], mode: 0o644, mtime: 0 })
+  t.true(batcher.admit(600))
+  t.true(batcher.admit(400))
+  t.false(batcher.admit(1), 'over the limit: the caller streams instead')
+  const first = batcher.put('v', file('/a'))
+  const more = ['/b', '/c', '/b', '/d'].map(p => batcher.put('v', file(p)))
+  await waitFor(() => written.length === 1 ? true : undefined)
+  release()
+  await first
+  await waitFor(() => written.length === 2 ? true : undefined)
+  t.deepEqual(written[1], ['/b', '/c'], 'the second put of /b waits for the batch after')
+  release()
+  await waitFor(() => written.length === 3 ? true : undefined)
+  t.deepEqual(written[2], ['/b', '/d'])
+  fail = true
+  release()
+  for (const p of more.slice(2)) t.is((await t.throwsAsync<ReplicantError>(p))?.code, Codes.STORE_CLOSED)
+  t.deepEqual((await Promise.all(more.slice(0, 2))).map(r => r.path), ['/b', '/c'])
+  batcher.release(600)
+  batcher.release(400)
+  t.is(batcher.heldBytes, 0)
+  t.true(batcher.admit(1000))
+  t.deepEqual(batcher.counters, { puts: 3, batches: 2 })
 })

@@ -30,18 +30,22 @@ export function fileRoutes (router: Router, node: FileAccess): void {
   router.add('PUT', FILE_ROUTE, async (req, res, [vol, path]) => {
     const declared = declaredLength(req)
     const opts = { mode: intHeader(req, 'x-replicant-mode', 8), mtime: intHeader(req, 'x-replicant-mtime') }
-    if (declared !== undefined && declared <= BUFFERED_PUT_BYTES) {
-      // Small: read whole (its length is known and bounded), then written with the small PUTs
-      // that arrive meanwhile (VolumeService.putBuffered).
-      const parts: Buffer[] = []
-      let received = 0
-      for await (const part of req as AsyncIterable<Buffer>) {
-        received += part.byteLength
-        if (received > declared) break
-        parts.push(part)
+    if (declared !== undefined && declared <= BUFFERED_PUT_BYTES && node.volumes.batcher.admit(declared)) {
+      // Small: read whole (its length is known and bounded, and so is the sum of such bodies
+      // held), then written with the small PUTs that arrive meanwhile (VolumeService.putBuffered).
+      try {
+        const parts: Buffer[] = []
+        let received = 0
+        for await (const part of req as AsyncIterable<Buffer>) {
+          received += part.byteLength
+          if (received > declared) break
+          parts.push(part)
+        }
+        if (received !== declared) throw new InvalidInputError(Codes.BAD_REQUEST, `body of ${received} bytes where content-length said ${declared}`)
+        sendJson(res, 201, fileView(await node.volumes.putBuffered(decodeSegment(vol), decodePath(path), parts, opts)))
+      } finally {
+        node.volumes.batcher.release(declared)
       }
-      if (received !== declared) throw new InvalidInputError(Codes.BAD_REQUEST, `body of ${received} bytes where content-length said ${declared}`)
-      sendJson(res, 201, fileView(await node.volumes.putBuffered(decodeSegment(vol), decodePath(path), parts, opts)))
       return
     }
     let received = 0
