@@ -18,6 +18,8 @@ import type { LocalChanges } from '../store/change-counts.js'
 export interface ScrapeExtras {
   localChanges: (volume: string) => LocalChanges
   limits: { refused: number, bans: number }
+  /** Commit groups and the commits in them (store/group-commit.ts); small-PUT batches and their puts (put-batcher.ts). */
+  writes: { groups: number, groupedCommits: number, putBatches: number, batchedPuts: number }
 }
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -139,6 +141,10 @@ export class NodeMetrics implements TransferSink {
     }
     this.catchUp('replicant_peer_requests_throttled_total', {}, extras.limits.refused)
     this.catchUp('replicant_peer_bans_total', {}, extras.limits.bans)
+    this.catchUp('replicant_commit_groups_total', {}, extras.writes.groups)
+    this.catchUp('replicant_grouped_commits_total', {}, extras.writes.groupedCommits)
+    this.catchUp('replicant_put_batches_total', {}, extras.writes.putBatches)
+    this.catchUp('replicant_batched_puts_total', {}, extras.writes.batchedPuts)
     return await this.exposition()
   }
 
@@ -248,5 +254,9 @@ const SCRAPED_COUNTERS: Spec[] = [
   ['replicant_conflicts_total', 'Conflict copies this node made (the loser of concurrent writes kept under a .conflict- path)', ['volume']],
   ['replicant_local_changes_total', 'Changes this node committed, by cause (write, delete, remoteApply, resolution, conflictCopy, restore)', ['volume', 'cause']],
   ['replicant_peer_requests_throttled_total', 'Peer requests refused with THROTTLED', []],
+  ['replicant_commit_groups_total', 'Synced index batches written by group commit (each holds one or more commits)', []],
+  ['replicant_grouped_commits_total', 'Commits written in those batches (divided by the groups: commits per fsync)', []],
+  ['replicant_put_batches_total', 'Batches of small HTTP PUTs written together (one chunk write and one commit each)', []],
+  ['replicant_batched_puts_total', 'Small HTTP PUTs written in those batches', []],
   ['replicant_peer_bans_total', 'Bans imposed on peers for going past their limits', []]
 ]

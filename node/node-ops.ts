@@ -66,7 +66,11 @@ export class NodeOps {
 
   async metrics (): Promise<{ contentType: string, body: string }> {
     const h = this.host()
-    const body = await this.registry.scrape(await h.status(), { localChanges: v => h.store.localChanges(v), limits: h.limits.totals })
+    const body = await this.registry.scrape(await h.status(), {
+      localChanges: v => h.store.localChanges(v),
+      limits: h.limits.totals,
+      writes: { ...h.store.counters, putBatches: h.volumes.batcher.counters.batches, batchedPuts: h.volumes.batcher.counters.puts }
+    })
     return { contentType: this.registry.contentType, body }
   }
 

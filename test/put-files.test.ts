@@ -105,6 +105,12 @@ test('small HTTP PUTs arriving together are written in shared batches; each is a
   const batches = node.volumes.batcher.counters.batches - before.batches
   t.is(puts, 64)
   t.true(batches < 32, `${batches} batches for 64 puts`)
+  // The operator sees the same on /metrics.
+  const metrics = (await httpRequest(node.apiUrl!, { path: '/metrics' })).body.toString()
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1])
+  t.is(value('replicant_batched_puts_total'), node.volumes.batcher.counters.puts)
+  t.is(value('replicant_put_batches_total'), node.volumes.batcher.counters.batches)
+  t.is(value('replicant_grouped_commits_total'), node.store.counters.groupedCommits)
   const dir = node.dataDir
   await node.stop()
   const again = await startNode(t, { api: false, dataDir: dir })
