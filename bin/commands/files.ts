@@ -67,7 +67,7 @@ export function registerFileCommands (cli: Cli): void {
   program.command('put <volume> <localfile> <path>')
     .description('store LOCALFILE (or - for stdin) at PATH in VOLUME; a directory is stored whole, LOCALFILE/a/b at PATH/a/b')
     .option('--mode <octal>', 'file mode (default: the local file\'s)')
-    .option('--parallel <n>', `files sent at once for a directory (default ${DEFAULT_PARALLEL})`)
+    .option('--parallel <n>', `files over 1 MiB sent at once for a directory (default ${DEFAULT_PARALLEL}; smaller ones go in tar batches)`)
     .option('--json', JSON_HELP)
     .action(async (vol: string, local: string, path: string, opts: { mode?: string, parallel?: string, json?: boolean }) => {
       const c = await cli.client()

@@ -1,7 +1,7 @@
 /**
  * Directory trees in one command: `replicant put VOL LOCALDIR PATH` and `replicant get VOL PATH
- * -o LOCALDIR`. Files go over N parallel HTTP requests of one process; mode and mtime are kept;
- * a file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
+ * -o LOCALDIR`, in one process. A put sends small files as tar batches to the import route and
+ * bigger ones as N parallel PUTs; a get fetches N files at once. Mode and mtime are kept; a file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
  * One progress line (files, bytes, rate, ETA; bin/progress.ts) on stderr only when it is a terminal.
  */
 import { createReadStream, createWriteStream, lstatSync, readFileSync } from 'node:fs'
@@ -18,7 +18,7 @@ import { isFolderMarker } from '../../core/records.js'
 import { fmtBytes } from '../cli.js'
 import { Progress, counted } from '../progress.js'
 
-/** Files in flight: more of them share each group commit on the node (docs/ARCHITECTURE.md). */
+/** Files over 1 MiB in flight (smaller ones go in tar batches; docs/ARCHITECTURE.md "Trees"). */
 export const DEFAULT_PARALLEL = 16
 
 export interface TreeResult { files: number, bytes: number, failed: number, skipped: number, seconds: number }
