@@ -6,6 +6,8 @@ import { mkdir, writeFile, utimes, chmod, readdir, stat, readFile, access } from
 import { join, relative } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { pack } from 'tar-stream'
+import { Readable } from 'node:stream'
+import type { ReplicantError } from '../core/errors.js'
 import { tmpDir, startNode, clientOf, httpRequest, sha256Hex } from './helpers.js'
 
 const exec = promisify(execFile)
@@ -108,4 +110,31 @@ test('archive entries are validated like any path: traversal, absolute names, li
   t.is((await httpRequest(node.apiUrl!, { method: 'PUT', path: '/v1/volumes/v/import?prefix=/../up', body: await archive([{ name: 'f', body: 'x' }]) })).json().error.code, 'BAD_PATH')
   // The node is fine afterwards.
   t.is((await httpRequest(node.apiUrl!, { method: 'PUT', path: '/v1/volumes/v/import?prefix=/good', body: await archive([{ name: 'f', body: 'x' }]) })).status, 200)
+})
+
+test('a refused import closes its connection: the client\'s next request on the same agent is answered at once, not reset after the idle timeout', async t => {
+  const node = await startNode(t)
+  const c = clientOf(node)
+  await c.createVolume({ name: 'v' })
+  const res = await httpRequest(node.apiUrl!, { method: 'PUT', path: '/v1/volumes/v/import', body: await archive([{ name: 'bad\\name', body: 'x' }, { name: 'ok', body: 'fine' }]) })
+  t.is(res.json().error.code, 'BAD_PATH')
+  t.is(res.headers.connection, 'close')
+  // The CLI's case: an import refused, then PUTs on the same keep-alive agent.
+  for (let i = 0; i < 3; i++) {
+    // Streamed as the CLI streams its batches: a tar-stream pack, entry by entry.
+    const p = pack()
+    const refused = t.throwsAsync(c.importTar('v', '/t', p as unknown as Readable))
+    p.entry({ name: 'bad\\name' }, 'refused')
+    // The rest comes after the node has refused the first entry (the connection may be gone).
+    for (let k = 0; k < 10 && !p.destroyed; k++) {
+      await new Promise(resolve => setTimeout(resolve, 5))
+      if (!p.destroyed) p.entry({ name: `ok-${k}` }, `file ${k}`)
+    }
+    if (!p.destroyed) p.finalize()
+    const err = await refused
+    t.is((err as ReplicantError).code, 'BAD_PATH')
+    const started = Date.now()
+    await c.put('v', `/after-${i}`, Readable.from([Buffer.from('x')]), { size: 1 })
+    t.true(Date.now() - started < 2000, `the PUT after took ${Date.now() - started} ms`)
+  }
 })

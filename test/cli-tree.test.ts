@@ -71,7 +71,7 @@ test('replicant put of a tree: a file the node refuses is reported, the rest is 
   const put = await runCli(['put', 'v', src, '/t'], { dataDir: node.dataDir })
   t.is(put.code, 1)
   t.regex(put.stderr, /failed bad\\name: .*backslash/)
-  t.regex(put.stdout, /stored in v:\/t 10 files, .*; 1 failed/)
+  t.regex(put.stdout, /stored in v:\/t 10 files, .*; 1 failed/, put.stderr)
   t.is((await clientOf(node).list('v', '/t/')).files.length, 10)
 })
 

@@ -23,7 +23,17 @@ export function archiveRoutes (router: Router, node: FileAccess): void {
     const controller = new AbortController()
     req.once('aborted', () => controller.abort())
     res.once('close', () => { if (!res.writableFinished) controller.abort() })
-    const result = await importTar(node.volumes, name, prefix, req, controller.signal)
+    let result
+    try {
+      result = await importTar(node.volumes, name, prefix, req, controller.signal)
+    } catch (err) {
+      // The import stopped reading the body where it failed, and Node cannot take the next
+      // request off a connection whose body was left unread: it would sit until the idle
+      // timeout reset it. Closed after the answer instead, so a client's next request goes
+      // on a new connection.
+      if (!res.headersSent) res.setHeader('connection', 'close')
+      throw err
+    }
     sendJson(res, 200, result)
   }
   router.add('PUT', importRoute, async (req, res, [vol], url) => { await doImport(req, res, vol, url) })
