@@ -4,8 +4,8 @@
  * bigger ones as N parallel PUTs; a get fetches N files at once. Mode and mtime are kept; a file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
  * One progress line (files, bytes, rate, ETA; bin/progress.ts) on stderr only when it is a terminal.
  */
-import { createReadStream, createWriteStream, lstatSync, readFileSync } from 'node:fs'
-import { opendir, mkdir, rm, chmod, utimes } from 'node:fs/promises'
+import { createReadStream, createWriteStream, lstatSync } from 'node:fs'
+import { opendir, mkdir, rm, chmod, utimes, readFile } from 'node:fs/promises'
 import { join, relative, resolve, sep, dirname } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -104,6 +104,8 @@ const BATCH_FILES = 256
 const BATCH_BYTES = 8 * 1024 * 1024
 /** Batches sent at once (each is one import request, up to BATCH_BYTES in memory on both ends). */
 const PARALLEL_BATCHES = 2
+/** Local files read ahead of the archive being written. */
+const READ_AHEAD_FILES = 16
 
 interface Batch { items: Item[], size: number, files: number }
 
@@ -166,11 +168,21 @@ function tarOf (localDir: string, items: Item[]): Readable {
   const out = pack()
   void (async () => {
     try {
-      for (const item of items) {
-        // Synchronous, as the files are small: one read in this thread costs far less CPU
-        // than readFile's thread-pool round trips (open, stat, read, close), and this process
-        // has nothing else to do meanwhile but send what is already packed.
-        const bytes = readFileSync(join(localDir, item.rel))
+      // Reads run a few files ahead of the archive, in the thread pool: a synchronous read
+      // costs less CPU when the file is cached, but waits on the disk one file at a time when
+      // it is not (a profile showed 2.4 s of the CLI's 5.8 s blocked in read).
+      const reads: Array<Promise<Buffer> | undefined> = []
+      const readAhead = (k: number): void => {
+        while (reads.length < Math.min(items.length, k + READ_AHEAD_FILES)) {
+          const r = readFile(join(localDir, items[reads.length].rel))
+          r.catch(() => {}) // surfaced when awaited below
+          reads.push(r)
+        }
+      }
+      for (const [k, item] of items.entries()) {
+        readAhead(k)
+        const bytes = await reads[k]!
+        reads[k] = undefined
         await new Promise<void>((resolve, reject) => {
           out.entry({ name: item.rel, size: bytes.byteLength, mode: item.mode, mtime: new Date(item.mtime), type: 'file', pax: { mtime: (item.mtime / 1000).toFixed(3) } }, bytes, err => { if (err != null) reject(err); else resolve() })
         })
