@@ -13,7 +13,10 @@
 import type { FileRecord } from '../core/records.js'
 import { MAX_BATCH_BYTES, MAX_BATCH_FILES, type BufferedFile } from './put-files.js'
 
-/** Batches being written at once: one, so that the puts arriving meanwhile make the next one big (two measured no faster, with smaller batches). */
+/**
+ * Batches being written at once: one, so that the puts arriving meanwhile make the next one
+ * big (two measured no faster, with smaller batches).
+ */
 const BATCHES_IN_FLIGHT = 1
 /** A batch's share of put-files' limits: small enough that a put never waits long behind one. */
 const BATCH_FILES = Math.min(256, MAX_BATCH_FILES)
@@ -45,8 +48,8 @@ export class PutBatcher {
 
   /**
    * Whether a small put of `bytes` may be held in memory now: the sum over every put being
-   * read, queued or written stays under the limit (HELD_BYTES), however many clients send at once. A put
-   * admitted is released (release) once answered; one refused takes the streamed path.
+   * read, queued or written stays under the limit (HELD_BYTES), however many clients send at
+   * once. A put admitted is released (release) once answered; one refused takes the streamed path.
    */
   admit (bytes: number): boolean {
     if (this.held + bytes > this.heldLimit) return false

@@ -17,6 +17,17 @@ const KEPT_CHUNK_BYTES = 16 * 1024 * 1024
 
 type Chunk = { hash: Uint8Array, bytes: Uint8Array }
 
+/**
+ * Writes the chunks the store does not hold yet (unsynced: durable with the commit after).
+ * Chunks already stored are not rewritten: they are kept from garbage collection until that
+ * commit, marked before the look (a GC sweeping meanwhile then skips them).
+ */
+export async function storeChunks (store: Store, chunks: Chunk[]): Promise<void> {
+  store.touchChunks(chunks.map(c => c.hash))
+  const have = await store.chunks.hasMany(chunks.map(c => c.hash))
+  await store.chunks.putMany(chunks.filter((_, i) => !have[i]))
+}
+
 export class PutChunks {
   /** Written chunks' buffers, reused by the next puts (one pool per chunk size). */
   private readonly buffers = new Map<number, ChunkBuffers>()
@@ -60,11 +71,7 @@ export class PutChunks {
   }
 
   private async writeBatch (chunks: Chunk[], buffers: ChunkBuffers): Promise<void> {
-    // Chunks already stored are not rewritten: keep them from garbage collection until we
-    // commit, marked before we look (a GC sweeping meanwhile then skips them).
-    this.store.touchChunks(chunks.map(c => c.hash))
-    const have = await this.store.chunks.hasMany(chunks.map(c => c.hash))
-    await this.store.chunks.putMany(chunks.filter((_, i) => !have[i]))
+    await storeChunks(this.store, chunks)
     // Written (or already held): the store keeps no reference to the bytes any more.
     for (const c of chunks) buffers.give(c.bytes)
   }

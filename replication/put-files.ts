@@ -12,6 +12,7 @@ import { normalizePath } from '../core/paths.js'
 import { RECORD_VERSION, type FileRecord, type VolumeRecord } from '../core/records.js'
 import type { Store, NewFileRecord } from '../store/store.js'
 import { MAX_CHUNK_LIST_BYTES } from '../protocols/constants.js'
+import { storeChunks } from './put-chunks.js'
 
 /** Most files in one batch. */
 export const MAX_BATCH_FILES = 1024
@@ -77,11 +78,7 @@ export async function putBufferedFiles (store: Store, selfId: string, vol: Volum
     lists.push({ hashes, size: chunks.reduce((n, c) => n + c.byteLength, 0) })
   }
   signal?.throwIfAborted()
-  const all = [...distinct.values()]
-  // As PutChunks: held chunks are kept from GC (marked before the look) and not rewritten.
-  store.touchChunks(all.map(c => c.hash))
-  const have = await store.chunks.hasMany(all.map(c => c.hash))
-  await store.chunks.putMany(all.filter((_, i) => !have[i]))
+  await storeChunks(store, [...distinct.values()])
   signal?.throwIfAborted()
   const paths = files.map(f => f.path)
   const records = await store.commitFiles(vol.name, async ({ get }) => {

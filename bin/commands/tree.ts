@@ -1,7 +1,8 @@
 /**
  * Directory trees in one command: `replicant put VOL LOCALDIR PATH` and `replicant get VOL PATH
  * -o LOCALDIR`, in one process. A put sends small files as tar batches to the import route and
- * bigger ones as N parallel PUTs; a get fetches N files at once. Mode and mtime are kept; a file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
+ * bigger ones as N parallel PUTs; a get fetches N files at once. Mode and mtime are kept; a
+ * file that fails is reported on stderr and the rest goes on (the caller exits non-zero).
  * One progress line (files, bytes, rate, ETA; bin/progress.ts) on stderr only when it is a terminal.
  */
 import { createReadStream, createWriteStream, lstatSync } from 'node:fs'
