@@ -38,6 +38,21 @@ export class LinkFaults {
     else for (const p of peers) this.links.delete(p)
   }
 
+  private announcesToLose = 0
+
+  /**
+   * The next `n` announces of a volume this node receives (ensure-volume requests, not the
+   * probes of a change) are lost: answered as a request that got no answer in time.
+   */
+  loseAnnounces (n: number): void { this.announcesToLose = n }
+
+  /** Throws TIMEOUT for an announce to lose (the control handler asks on every one). */
+  announceReceived (probe: boolean): void {
+    if (probe || this.announcesToLose <= 0) return
+    this.announcesToLose--
+    throw new ProtocolError(Codes.TIMEOUT, 'announce lost (simulated: links.loseAnnounces)')
+  }
+
   list (): Record<string, LinkShape> {
     const out: Record<string, LinkShape> = {}
     for (const [p, { delayMs, bytesPerSecond, dropRate }] of [...this.links].sort(([a], [b]) => a.localeCompare(b))) out[p] = { delayMs, bytesPerSecond, dropRate }

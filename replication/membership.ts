@@ -1,9 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { requestEnsureVolume, requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult, type PrepareReply, type ProposalQuery, type ProposalOutcome } from '../protocols/control-protocol.js'
+import { requestMemberState, requestLocate, descriptorOf, type VolumeDescriptor, type MemberState, type EnsureResult, type PrepareReply, type ProposalQuery, type ProposalOutcome } from '../protocols/control-protocol.js'
 import { noVolumeFor } from './member-authorizer.js'
 import { memberStateReply } from './member-state-reply.js'
-import { decideRejoin, type VolumeHistory } from './rejoin-rules.js'
 import { ConflictError, NotMemberError, Codes } from '../core/errors.js'
 import { genIdOf, mergeHistory, holds, readersOf, withReaders, type VolumeRecord } from '../core/records.js'
 import { logger } from '../core/log.js'
@@ -11,11 +10,12 @@ import type { Store } from '../store/store.js'
 import type { PeerManager } from './peer-manager.js'
 import type { AnnounceResult, MembershipHost } from './membership-host.js'
 import { adopted, initialState, type MemberStates } from './member-state.js'
-import { later, historyOf, candidateOf } from './generations.js'
+import { later, candidateOf } from './generations.js'
 import { Decisions, type DecisionView, type ChangeView } from './decisions.js'
 import { ReplicaSetChanges, type ChangeOpts, type ChangeResult } from './replica-set.js'
 import { Grants } from './grants.js'
 import { GraceWatch } from './grace.js'
+import { Greetings } from './greetings.js'
 import { GenerationPromises } from './promises.js'
 import { PromiseVotes, type PromiseView } from './promise-votes.js'
 import { VolumeAcceptance } from './volume-acceptance.js'
@@ -51,6 +51,8 @@ export class Membership {
   private readonly changes: ReplicaSetChanges
   private readonly grace: GraceWatch
   private readonly votes: PromiseVotes
+  /** The greeting between members, retried while a failed one's peer stays connected (greetings.ts). */
+  private readonly greetings: Greetings
 
   constructor (
     private readonly libp2p: Libp2p,
@@ -70,8 +72,14 @@ export class Membership {
       outcomeOf: async (volume, generation, attempt) => await this.changes.outcomeOf(volume, generation, attempt)
     })
     this.acceptance = new VolumeAcceptance(libp2p, store, peers, opts)
-    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions, afterCommit: opts.afterCommit })
+    this.changes = new ReplicaSetChanges({ libp2p, store, peers, host: engine, adopt: async (desc, from) => await this.adopt(desc, from), promises: this.promises, report: this.opts.report, decisions, afterCommit: opts.afterCommit, missed: (v, p) => { this.greetings.failed(v, p) } })
     this.grants = new Grants({ libp2p, store, changes: this.changes, host: engine })
+    this.greetings = new Greetings({
+      libp2p, store, peers, engine, states, opts, refusals: this.refusals,
+      adopt: async (desc, from) => await this.adopt(desc, from),
+      record: (v, p, d, w) => { this.record(v, p, d, w) },
+      seen: p => { this.grace.seen(p) }
+    })
     this.grace = new GraceWatch({ libp2p, store, peers, graceMs: this.graceMs, bump: async (vol, why) => await this.changes.newGeneration(vol, why), record: (v, p, d, w) => { this.record(v, p, d, w) }, report: opts.report })
   }
 
@@ -85,11 +93,13 @@ export class Membership {
     await this.promises.load()
     this.grace.start()
     this.votes.start()
+    this.greetings.start()
   }
 
   stop (): void {
     this.grace.stop()
     this.votes.stop()
+    this.greetings.stop()
   }
 
   private discardAllowed (volume: string): boolean {
@@ -228,7 +238,7 @@ export class Membership {
         const size = await requestMemberState(this.libp2p, peerIdFromString(peer), candidate.name, candidate.id, this.engine.signal, true)
           .then(s => s.size, () => undefined)
         const offer: CopyOffer = { volume: candidate.name, volumeId: candidate.id, peer, files: size?.files ?? null, bytes: size?.bytes ?? null, why: 'new member: full copy of the volume' }
-        if (!await this.approve(offer, peer)) return
+        if (!await this.greetings.approve(offer, peer)) return
         if (await this.store.getVolume(candidate.name) !== undefined) return
         await this.createLocal(candidate)
         await this.acceptance.consume(candidate.name, peer)
@@ -310,79 +320,11 @@ export class Membership {
     return await this.changes.removeReplica(volume, peer, opts)
   }
 
-  // ---- meeting a member ----
-
   /**
-   * The greeting when a member connects (or is added): make sure it holds the volume, learn
-   * its state, generation history and log, and decide how this node catches up from it.
+   * The greeting when a member connects (or is added, or an announce missed it): greetings.ts.
    */
   async greet (peer: string, only?: string): Promise<void> {
-    if (!this.store.isOpen) return
-    this.grace.seen(peer)
-    for (const vol of await this.store.listVolumes()) {
-      if (only !== undefined && vol.name !== only) continue
-      if (!vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') continue
-      try {
-        await this.greetAbout(vol, peer)
-      } catch (err) {
-        log('greeting %s about %s failed: %s', peer, vol.name, (err as Error).message)
-        if ((err as { code?: string }).code === Codes.VOLUME_ID_MISMATCH) {
-          const why = (err as Error).message
-          this.refusals.set(vol.name, why)
-          this.record(vol.name, peer, 'refused', why)
-        }
-      }
-    }
-  }
-
-  private async greetAbout (vol: VolumeRecord, peer: string): Promise<void> {
-    const signal = AbortSignal.any([this.engine.signal, AbortSignal.timeout(10_000)])
-    const id = peerIdFromString(peer)
-    const reply = await requestEnsureVolume(this.libp2p, id, descriptorOf(vol), signal)
-    const local = (reply.volume !== undefined ? await this.adopt(reply.volume, peer) : undefined) ?? await this.store.requireVolume(vol.name)
-    if (!local.members.includes(this.selfId) || local.state === 'removed') return
-    this.refusals.delete(vol.name)
-    const st = await requestMemberState(this.libp2p, id, vol.name, vol.id, signal)
-    this.engine.setRemote(vol.name, peer, st.state, st.generation, st.seq)
-    for (const [m, addrs] of Object.entries(st.addrs ?? {})) {
-      if (local.members.includes(m) && Array.isArray(addrs)) await this.peers.learn(m, addrs.filter(a => typeof a === 'string'))
-    }
-    if (local.state === 'copy') {
-      this.record(vol.name, peer, 'copy', 'new member (wannabe): full copy, index first')
-      this.engine.schedulePull(vol.name, peer, 'copy')
-      return
-    }
-    if (local.state === 'merge') {
-      this.record(vol.name, peer, 'merge', 'not shut down cleanly: full index reconciliation and local verification')
-      this.engine.schedulePull(vol.name, peer, 'merge')
-      return
-    }
-    const watermark = await this.store.getWatermark(vol.name, peer)
-    const remote: VolumeHistory = { volumeId: st.volumeId, generation: st.generation, genId: st.genId ?? `${st.volumeId.slice(0, 16)}-${st.generation}`, history: st.history ?? [] }
-    const d = decideRejoin(historyOf(local), remote, watermark, { head: st.seq, floor: st.logFloor ?? 0 })
-    if (d.decision === 'copy') {
-      const size = await requestMemberState(this.libp2p, id, vol.name, vol.id, signal, true).then(s => s.size, () => undefined)
-      const offer: CopyOffer = { volume: vol.name, volumeId: vol.id, peer, files: size?.files ?? null, bytes: size?.bytes ?? null, why: d.why }
-      if (!await this.approve(offer, peer)) return
-    }
-    this.record(vol.name, peer, d.decision, d.why)
-    if (d.decision === 'refused') { this.refusals.set(vol.name, d.why); return }
-    if (d.decision === 'nothing') return
-    this.engine.schedulePull(vol.name, peer, d.decision)
-  }
-
-  private async approve (offer: CopyOffer, peer: string): Promise<boolean> {
-    if (this.opts.approveCopy === undefined) return true
-    const ok = await this.opts.approveCopy(offer)
-    if (!ok) {
-      const why = `full copy from ${peer} refused by the operator (${offer.why})`
-      this.states.holdOffline(offer.volume, why)
-      this.record(offer.volume, peer, 'refused', why)
-      log('%s: %s', offer.volume, why)
-    } else {
-      this.states.bringOnline(offer.volume)
-    }
-    return ok
+    await this.greetings.greet(peer, only)
   }
 
   private record (volume: string, peer: string, decision: string, why: string): void {

@@ -8,6 +8,8 @@ import type { PeerManager } from './peer-manager.js'
 /** How long a peer that is not known at once is looked for before it counts as never seen. */
 export const SIGHTING_WAIT_MS = 2_000
 const POLL_MS = 250
+/** Looks made before giving up, however long they took: a stalled event loop must not eat the whole wait in one look. */
+const MIN_LOOKS = SIGHTING_WAIT_MS / POLL_MS
 const LOCATE_TIMEOUT_MS = 1_000
 
 export interface SightingDeps {
@@ -21,11 +23,12 @@ export interface SightingDeps {
  * joined peer that identified, or whose addresses a member told us), a stranger that
  * identified within the last hour (memory only, peer-manager.ts), or located by asking the
  * connected peers. A peer that was started a moment ago may still be connecting (the join
- * races of tests and scripts), so one not known at once is looked for up to `waitMs`.
+ * races of tests and scripts), so one not known at once is looked for up to `waitMs`, and
+ * at least every POLL_MS of it (a loaded process may stall longer than the wait between looks).
  */
 export async function hasBeenSeen (d: SightingDeps, peer: string, waitMs = SIGHTING_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + waitMs
-  while (true) {
+  for (let looks = 1; ; looks++) {
     if (d.peers.isConnected(peer) || d.peers.recentlySeen(peer)) return true
     const rec = await d.store.getPeer(peer)
     if (rec !== undefined && (rec.lastSeen > 0 || rec.addrs.length > 0)) return true
@@ -37,7 +40,7 @@ export async function hasBeenSeen (d: SightingDeps, peer: string, waitMs = SIGHT
         return true
       }
     }
-    if (Date.now() >= deadline || signal?.aborted === true) return false
+    if ((Date.now() >= deadline && looks >= Math.min(MIN_LOOKS, waitMs / POLL_MS)) || signal?.aborted === true) return false
     await new Promise(resolve => setTimeout(resolve, POLL_MS))
   }
 }

@@ -32,6 +32,8 @@ export interface ReplicaSetDeps {
   report?: (line: string) => void
   /** Testing only (MembershipOptions.afterCommit). */
   afterCommit?: (vol: VolumeRecord) => Promise<void>
+  /** An announce did not reach `peer`, a member: greet it again soon (greetings.ts). */
+  missed?: (volume: string, peer: string) => void
 }
 
 // A member that answers with one of these has refused the change; any other failure (no
@@ -75,8 +77,11 @@ export class ReplicaSetChanges {
     // Readers are told every change too (grants.ts): they learn the configuration from members.
     const targets = [...new Set([...vol.members, ...readersOf(vol), ...alsoTell])].filter(m => m !== this.selfId)
     await Promise.all(targets.map(async (member) => {
+      // A member the announce misses is greeted again while connected; one not connected, when it connects.
+      const missed = (): void => { if (vol.members.includes(member)) this.d.missed?.(vol.name, member) }
       if (!await peers.reach(member, async (via, ps) => await requestLocate(libp2p, peerIdFromString(via), ps, AbortSignal.timeout(5_000)))) {
         results.push({ peerId: member, status: 'pending' })
+        missed()
         return
       }
       try {
@@ -86,6 +91,7 @@ export class ReplicaSetChanges {
         if (vol.members.includes(member)) this.d.host.schedulePull(vol.name, member)
       } catch (err) {
         results.push({ peerId: member, status: 'refused', error: (err as Error).message })
+        missed()
       }
     }))
     return results

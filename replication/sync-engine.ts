@@ -249,7 +249,7 @@ export class SyncEngine {
     await registerControlHandler(this.libp2p, {
       // Peer exchange is for members: a stranger learns no address (peer-manager.ts).
       locate: async (peer, peers) => await this.peers.locate(peers, peer),
-      ensureVolume: async (peer, desc, probe) => await this.membership.ensureVolume(peer, desc, probe),
+      ensureVolume: async (peer, desc, probe) => { this.faults.links?.announceReceived(probe); return await this.membership.ensureVolume(peer, desc, probe) },
       prepareGeneration: async (peer, desc, release, attempt) => await this.membership.prepareGeneration(peer, desc, release, attempt),
       memberState: async (peer, volume, volumeId, withSize) => await this.membership.memberState(peer, volume, volumeId, withSize),
       proposalOutcome: async (peer, q) => await this.membership.proposalOutcome(peer, q),

@@ -176,6 +176,8 @@ test('writes on any member during the copy reach the wannabe, and it ends steady
   for (let i = 0; i < 3; i++) await a.volumes.putFile('w', `/old${i}`, randomSource(16 * MiB).source)
   const b = await startNode(t, { api: false, join: [a.multiaddrs()[0]], copyConcurrency: 1 })
   watchdog(t, 150_000, [a, b], 'w')
+  // The heavy tests of this file share one process: seen from a, b's connection may lag its start.
+  await waitFor(() => a.peers.isConnected(b.peerId) ? true : undefined)
   await a.sync.addReplica('w', b.peerId)
   await waitFor(async () => await hasFile(b, 'w', '/old2'))
   await a.volumes.putFile('w', '/new-on-a', bytes(Buffer.from('written on a during the copy')))
