@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import type { Libp2p, PeerId } from '@libp2p/interface'
-import { Framed, answerError, expect, noteBroken, type Message } from './framing.js'
+import { Framed, answerError, expect, noteBroken, type FramePieces, type Message } from './framing.js'
 import type { ChunkSource, Authorizer, ReplyShaper, RequestGate } from './sources.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_FRAME_BYTES, MAX_SMALL_FRAME_BYTES, CHUNK_WANT_MAX, CHUNK_FRAME_BYTES, MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { ProtocolError, Codes } from '../core/errors.js'
 import { encode, decode } from '../core/codec.js'
 import { HASH_BYTES } from '../core/records.js'
 import { logger } from '../core/log.js'
-import { sha256, hashHex } from '../core/hash.js'
+import { sha256, hashHex, byteLengthOf, type ChunkBytes } from '../core/hash.js'
 import { ServeLanes } from './serve-lanes.js'
 
 const log = logger('proto:chunk')
@@ -26,7 +26,8 @@ export interface WantRequest {
   reader?: boolean
 }
 
-export interface ChunkItem { hash: Uint8Array, bytes?: Uint8Array }
+/** A chunk received: its bytes in the pieces they arrived in (core/hash.ts ChunkBytes). */
+export interface ChunkItem { hash: Uint8Array, bytes?: ChunkBytes }
 
 /** Serves the chunks of `source` to the peers `auth` lets read the volume that references them. */
 export async function registerChunkHandler (libp2p: Libp2p, source: ChunkSource, auth: Authorizer, onServed?: (peer: string, bytes: number, volume: string, chunks: number, reader: boolean) => void, faults?: ServeFaults, gate?: RequestGate): Promise<void> {
@@ -53,10 +54,14 @@ export function encodeChunksFrame (items: Array<{ h: Uint8Array, d?: Uint8Array 
   return [head, ...items.flatMap(i => i.d === undefined ? [] : [i.d])]
 }
 
-/** Items of a binary chunks frame; the bytes are views into `frame` (no copy). */
-export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: unknown }> {
+/**
+ * Items of a binary chunks frame; the bytes are views into `frame` (no copy): of one buffer, or
+ * for a frame in pieces, the views of the pieces each chunk lies in.
+ */
+export function decodeChunksFrame (frame: Uint8Array | FramePieces): Array<{ h?: unknown, d?: ChunkBytes }> {
   if (frame.byteLength < 5) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame too short')
-  const headerLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1)
+  const head = frame.subarray(0, 5)
+  const headerLength = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(1)
   if (5 + headerLength > frame.byteLength) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame header runs past the frame')
   const header = decode(frame.subarray(5, 5 + headerLength)) as { v?: unknown, t?: unknown, items?: unknown }
   if (header === null || typeof header !== 'object' || typeof header.v !== 'number' || header.t !== 'chunks') throw new ProtocolError(Codes.BAD_MESSAGE, 'bad chunks frame header')
@@ -69,7 +74,7 @@ export function decodeChunksFrame (frame: Uint8Array): Array<{ h?: unknown, d?: 
     if (typeof item.n !== 'number' || !Number.isSafeInteger(item.n) || item.n < 0 || off + item.n > frame.byteLength) {
       throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk length runs past the frame')
     }
-    const d = frame.subarray(off, off + item.n)
+    const d = frame instanceof Uint8Array ? frame.subarray(off, off + item.n) : [...frame.sublist(off, off + item.n)]
     off += item.n
     return { h: item.h, d }
   })
@@ -205,26 +210,33 @@ export async function * wantChunks (libp2p: Libp2p, peer: PeerId, req: WantReque
     await framed.write({ v: WIRE_VERSION, t: 'want', volume: req.volume, volumeId: req.volumeId, hashes: req.hashes, ...(req.reader === true ? { p: 1 } : {}) }, { signal })
     while (true) {
       let items: Array<{ h?: unknown, d?: unknown }>
-      const raw = await framed.readFrameOrEnd({ signal })
-      if (raw !== undefined && raw.byteLength > 0 && raw[0] === BINARY_CHUNKS) {
+      // Taken in the pieces it arrived in: the chunks are hashed and written from those pieces.
+      const raw = await framed.readPiecesOrEnd({ signal })
+      const first = raw === undefined || raw.byteLength === 0 ? undefined : raw instanceof Uint8Array ? raw[0] : raw.get(0)
+      if (raw !== undefined && first === BINARY_CHUNKS) {
         items = decodeChunksFrame(raw)
       } else {
         // 'end', 'error', or a CBOR-wrapped chunks frame (chunk/1.0.0).
-        const msg = framed.decodeMessage(raw)
+        const msg = framed.decodeMessage(raw === undefined || raw instanceof Uint8Array ? raw : raw.subarray())
         if (msg.t === 'end') break
         const frame = expect<Message & { items: unknown }>(msg, 'chunks')
         if (!Array.isArray(frame.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')
         items = frame.items as Array<{ h?: unknown, d?: unknown }>
+        // Only a binary frame gives bytes in pieces; here every chunk is one CBOR byte string.
+        if (items.some(i => i?.d !== undefined && !(i.d instanceof Uint8Array))) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk bytes are not a byte string')
       }
       for (const item of items) {
         if (!(item.h instanceof Uint8Array) || !wanted.delete(hashHex(item.h))) {
           throw new ProtocolError(Codes.BAD_MESSAGE, 'peer sent a chunk that was not asked for')
         }
         if (item.d === undefined) { yield { hash: item.h }; continue }
-        if (!(item.d instanceof Uint8Array)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk bytes are not a byte string')
-        if (item.d.byteLength > maxChunk) throw new BadChunkError(item.h, `${item.d.byteLength} bytes is over the volume's chunk size`)
-        if (Buffer.compare(sha256(item.d), item.h) !== 0) throw new BadChunkError(item.h, 'bytes do not match the hash')
-        yield { hash: item.h, bytes: item.d }
+        const d = item.d
+        if (!(d instanceof Uint8Array) && !(Array.isArray(d) && d.every(p => p instanceof Uint8Array))) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunk bytes are not a byte string')
+        const bytes = d as ChunkBytes
+        const n = byteLengthOf(bytes)
+        if (n > maxChunk) throw new BadChunkError(item.h, `${n} bytes is over the volume's chunk size`)
+        if (Buffer.compare(sha256(bytes), item.h) !== 0) throw new BadChunkError(item.h, 'bytes do not match the hash')
+        yield { hash: item.h, bytes }
       }
     }
     if (wanted.size > 0) throw new ProtocolError(Codes.TRUNCATED, `peer ended without answering ${wanted.size} hash(es)`)

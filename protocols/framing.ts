@@ -9,6 +9,19 @@ import { WIRE_VERSION, REQUEST_TIMEOUT_MS, MAX_MESSAGE_ITEMS } from './constants
 /** Every message on the wire: a version and a type tag, then fields of that type. */
 export interface Message { v: number, t: string, [key: string]: unknown }
 
+/**
+ * A frame as it arrived: the transport's buffers (decrypted noise messages of up to 65,519
+ * bytes), not joined. it-length-prefixed yields its Uint8ArrayList; this is the part of it used.
+ */
+export interface FramePieces extends Iterable<Uint8Array> {
+  readonly byteLength: number
+  get: (index: number) => number
+  /** The bytes in one buffer: a view if they lie in one piece, else a copy. */
+  subarray: (begin?: number, end?: number) => Uint8Array
+  /** Views of the pieces that hold the range (no copy). */
+  sublist: (begin?: number, end?: number) => FramePieces
+}
+
 /** An error answer any protocol may send instead of its normal reply. */
 export interface ErrorMessage extends Message { t: 'error', code: string, message: string }
 
@@ -23,7 +36,7 @@ export function errorMessage (err: unknown): ErrorMessage {
  * buffer is full (stream.onDrain() is unreliable in @libp2p/utils 7.4.1).
  */
 export class Framed {
-  private readonly frames: AsyncIterator<{ subarray: () => Uint8Array } | Uint8Array>
+  private readonly frames: AsyncIterator<FramePieces | Uint8Array>
   /** Bytes taken from the stream so far (frames, length prefixes, and what arrived with them). */
   bytesRead = 0
   private cap: number
@@ -69,6 +82,15 @@ export class Framed {
    * at a clean end of stream. A frame that arrived in one piece is returned without a copy.
    */
   async readFrameOrEnd (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Uint8Array | undefined> {
+    const frame = await this.readPiecesOrEnd(options)
+    return frame === undefined || frame instanceof Uint8Array ? frame : frame.subarray()
+  }
+
+  /**
+   * The next frame in the pieces it arrived in (no join: a 1 MiB chunks frame is ~17 pieces),
+   * or undefined at a clean end of stream.
+   */
+  async readPiecesOrEnd (options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Uint8Array | FramePieces | undefined> {
     const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
@@ -81,7 +103,7 @@ export class Framed {
     try {
       const next = await Promise.race([this.frames.next(), guard])
       if (next.done === true) return undefined
-      return next.value instanceof Uint8Array ? next.value : next.value.subarray()
+      return next.value
     } catch (err) {
       const e = toProtocolError(err, this.maxFrame)
       this.stream.abort(e)

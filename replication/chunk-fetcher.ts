@@ -4,6 +4,7 @@ import { wantChunks, BadChunkError } from '../protocols/chunk-protocol.js'
 import { CHUNK_WANT_MAX, CHUNK_REQUESTS_IN_FLIGHT, MAX_BAD_CHUNKS } from '../protocols/constants.js'
 import { ReplicantError, Codes } from '../core/errors.js'
 import { hashHex } from '../store/chunk-store.js'
+import { byteLengthOf, type ChunkBytes } from '../core/hash.js'
 import { logger } from '../core/log.js'
 import type { Store } from '../store/store.js'
 import type { VolumeRecord } from '../core/records.js'
@@ -144,7 +145,7 @@ export class ChunkFetcher {
   private async fetchBatch (vol: VolumeRecord, peer: PeerId, batch: Uint8Array[], opts: FetchOptions): Promise<{ got: Set<string>, failed: boolean }> {
     const got = new Set<string>()
     let failed = false
-    const pending: Array<{ hash: Uint8Array, bytes: Uint8Array }> = []
+    const pending: Array<{ hash: Uint8Array, bytes: ChunkBytes }> = []
     const all = opts.counters !== undefined ? [this.counters, opts.counters] : [this.counters]
     for (const c of all) c.requests++
     try {
@@ -152,11 +153,12 @@ export class ChunkFetcher {
         if (item.bytes === undefined) continue
         pending.push({ hash: item.hash, bytes: item.bytes })
         got.add(hashHex(item.hash))
+        const n = byteLengthOf(item.bytes)
         for (const c of all) {
           c.chunksReceived++
-          c.bytesReceived += item.bytes.byteLength
+          c.bytesReceived += n
         }
-        this.sink?.received(vol.name, opts.source ?? 'pull', item.bytes.byteLength)
+        this.sink?.received(vol.name, opts.source ?? 'pull', n)
         if (pending.length >= PUT_BATCH) await this.store.chunks.putMany(pending.splice(0))
       }
     } catch (err) {

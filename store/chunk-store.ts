@@ -1,8 +1,10 @@
 import type { AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
 
+import { joined, type ChunkBytes } from '../core/hash.js'
+
 // The hash helpers live in core (every layer names chunks); re-exported for existing callers.
-export { sha256, hashHex } from '../core/hash.js'
+export { sha256, hashHex, type ChunkBytes } from '../core/hash.js'
 
 /**
  * Immutable content-addressed chunk bytes. The one interface behind which the storage choice
@@ -16,7 +18,8 @@ export interface ChunkStore {
   hasMany: (hashes: Uint8Array[]) => Promise<boolean[]>
   get: (hash: Uint8Array) => Promise<Uint8Array | undefined>
   getMany: (hashes: Uint8Array[]) => Promise<Array<Uint8Array | undefined>>
-  putMany: (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>) => Promise<void>
+  /** Bytes in pieces (as they came off the wire) are written as they are where the backend can (packs). */
+  putMany: (chunks: Array<{ hash: Uint8Array, bytes: ChunkBytes }>) => Promise<void>
   sync: () => Promise<void>
   /**
    * sync() without its own level write: the locations come back as batch operations (on a
@@ -79,10 +82,10 @@ export class LevelChunkStore implements ChunkStore {
     return await this.db.getMany(hashes.map(h => Buffer.from(h)))
   }
 
-  async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
+  async putMany (chunks: Array<{ hash: Uint8Array, bytes: ChunkBytes }>): Promise<void> {
     this.onPut?.(chunks)
     if (chunks.length === 0) return
-    await this.db.batch(chunks.map(c => ({ type: 'put' as const, key: Buffer.from(c.hash), value: c.bytes })))
+    await this.db.batch(chunks.map(c => ({ type: 'put' as const, key: Buffer.from(c.hash), value: joined(c.bytes) })))
   }
 
   async sync (): Promise<void> {}

@@ -2,6 +2,7 @@ import { open, readdir, writeFile, mkdir, unlink, type FileHandle } from 'node:f
 import { join } from 'node:path'
 import { Mutex } from '../core/mutex.js'
 import { noRepack, type ChunkLocationOp, type ChunkStore, type ChunkSublevel, type RepackOptions, type RepackResult } from './chunk-store.js'
+import { byteLengthOf, piecesOf, type ChunkBytes } from '../core/hash.js'
 import { PackTruncatedError } from '../core/errors.js'
 import { logger } from '../core/log.js'
 import { syncDir } from '../core/durable.js'
@@ -155,7 +156,7 @@ export class PackChunkStore implements ChunkStore {
     }
   }
 
-  async putMany (chunks: Array<{ hash: Uint8Array, bytes: Uint8Array }>): Promise<void> {
+  async putMany (chunks: Array<{ hash: Uint8Array, bytes: ChunkBytes }>): Promise<void> {
     this.opts.onPut?.(chunks)
     if (chunks.length === 0) return
     // Bounds the memory of locations waiting for their fsync (fetches may not commit for long).
@@ -172,21 +173,24 @@ export class PackChunkStore implements ChunkStore {
    * The handle is marked dirty again after the write: a sync that cleared it during the write
    * may not have covered these bytes.
    */
-  private async append (chunks: Uint8Array[]): Promise<{ pack: number, locs: Buffer[] }> {
+  private async append (chunks: ChunkBytes[]): Promise<{ pack: number, locs: Buffer[] }> {
     while (this.rolling !== undefined) await this.rolling
     const active = this.active!
     // Reserve the region synchronously: concurrent appends get disjoint offsets.
     const start = active.size
-    const total = chunks.reduce((n, c) => n + c.byteLength, 0)
-    active.size += total
-    this.inflight.set(active.id, (this.inflight.get(active.id) ?? 0) + 1)
     const locs: Buffer[] = []
+    const pieces: Uint8Array[] = []
     let off = start
     for (const c of chunks) {
-      locs.push(encodeLoc(active.id, off, c.byteLength))
-      off += c.byteLength
+      const n = byteLengthOf(c)
+      locs.push(encodeLoc(active.id, off, n))
+      off += n
+      for (const piece of piecesOf(c)) pieces.push(piece)
     }
-    const write = writeAt(active.fh, chunks, start, total)
+    const total = off - start
+    active.size += total
+    this.inflight.set(active.id, (this.inflight.get(active.id) ?? 0) + 1)
+    const write = writeAt(active.fh, pieces, start, total)
     this.writes.add(write)
     this.dirty.set(active.fh, active.id)
     try {

@@ -12,6 +12,8 @@ import { wantChunks, encodeChunksFrame, decodeChunksFrame } from '../protocols/c
 import { Framed } from '../protocols/framing.js'
 import { CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1_0, WIRE_VERSION, MAX_SMALL_FRAME_BYTES } from '../protocols/constants.js'
 import { encode } from '../core/codec.js'
+import { sha256 } from '../core/hash.js'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { chunkHashes } from '../core/records.js'
 import { cluster, converged, bytes, read } from './replication-helpers.js'
 
@@ -35,6 +37,25 @@ test('binary chunks frames round-trip; bytes come back as views of the frame', t
   t.is(items[1].d, undefined)
   t.deepEqual(Buffer.from(items[2].d as Uint8Array), b)
   t.is((items[2].d as Uint8Array).buffer, frame.buffer)
+})
+
+test('a chunks frame in pieces (as the transport delivers it) decodes to views of the pieces, without a join', t => {
+  const a = randomBytes(1000)
+  const b = randomBytes(65536)
+  const frame = concat(encodeChunksFrame([{ h: sha(a), d: a }, { h: sha(randomBytes(4)) }, { h: sha(b), d: b }]))
+  // Pieces of a decrypted noise message's size, cut anywhere (here inside the header and inside b).
+  const list = new Uint8ArrayList()
+  for (let off = 0; off < frame.byteLength; off += 65519) list.append(Uint8Array.prototype.slice.call(frame, off, off + 65519))
+  const pieces = [...list]
+  const items = decodeChunksFrame(list)
+  t.is(items.length, 3)
+  t.deepEqual(Buffer.concat(items[0].d as Uint8Array[]), a)
+  t.is(items[1].d, undefined)
+  const bParts = items[2].d as Uint8Array[]
+  t.is(bParts.length, 2, 'b lies across two pieces')
+  t.deepEqual(Buffer.concat(bParts), b)
+  t.deepEqual(Buffer.from(sha256(bParts)), Buffer.from(sha(b)), 'hashed from its pieces')
+  t.true(bParts.every(p => pieces.some(q => q.buffer === p.buffer)), 'views of the pieces, not a copy')
 })
 
 test('malformed binary chunks frames are rejected', t => {

@@ -1,7 +1,7 @@
 import '../core/polyfill.js'
 import test, { type ExecutionContext } from 'ava'
 import { join } from 'node:path'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import * as cborg from 'cborg'
 import { Store, type NewFileRecord } from '../store/store.js'
@@ -72,6 +72,21 @@ function storeCompliance (label: string, factory: StoreFactory): void {
       }
     }
   }
+
+  test(`${label}: chunks given in pieces (as they come off the wire) read back whole, after a reopen too`, async t => {
+    const { store, reopen } = await open(t)
+    const whole = randomBytes(65536)
+    const pieces = [whole.subarray(0, 1000), whole.subarray(1000, 65519), whole.subarray(65519)]
+    const one = randomBytes(300)
+    const hash = createHash('sha256').update(whole).digest()
+    const oneHash = createHash('sha256').update(one).digest()
+    await store.chunks.putMany([{ hash, bytes: pieces }, { hash: oneHash, bytes: one }])
+    await store.chunks.sync()
+    t.deepEqual(Buffer.from((await store.chunks.get(hash))!), whole)
+    t.deepEqual(Buffer.from((await store.chunks.get(oneHash))!), one)
+    const again = await reopen()
+    t.deepEqual((await again.chunks.getMany([hash, oneHash])).map(b => Buffer.from(b!)), [whole, one])
+  })
 
   test(`${label}: volumeSize follows every change (cached per seq), and a deleted and recreated volume starts over`, async t => {
     const { store } = await open(t)

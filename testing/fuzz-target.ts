@@ -18,7 +18,7 @@ import { createReplicantLibp2p } from '../node/libp2p.js'
 import { Store } from '../store/store.js'
 import { fetchIndexPage } from '../protocols/index-protocol.js'
 import { wantChunks } from '../protocols/chunk-protocol.js'
-import { sha256 } from '../core/hash.js'
+import { sha256, joined } from '../core/hash.js'
 import { HASH_BYTES } from '../core/records.js'
 import type { FuzzContext } from './fuzz-messages.js'
 import type { Identity } from './fuzz-mutate.js'
@@ -102,7 +102,7 @@ export async function startFuzzTarget (opts: { api?: boolean, limits?: Partial<L
       const parts = new Map<string, Uint8Array>()
       for await (const item of wantChunks(member.libp2p, targetId, { volume: VOLUME, volumeId: vol.id, hashes: want }, vol.chunkSize, sig)) {
         if (item.bytes === undefined) throw new Error('the target no longer holds a chunk of the health file')
-        parts.set(Buffer.from(item.hash).toString('hex'), item.bytes)
+        parts.set(Buffer.from(item.hash).toString('hex'), joined(item.bytes))
       }
       const got = Buffer.concat(want.map(h => parts.get(Buffer.from(h).toString('hex')) ?? new Uint8Array(0)))
       if (!got.equals(files.get(HEALTH_FILE)!)) throw new Error('the health file read back differs')
