@@ -217,7 +217,7 @@ export async function * wantChunks (libp2p: Libp2p, peer: PeerId, req: WantReque
         items = decodeChunksFrame(raw)
       } else {
         // 'end', 'error', or a CBOR-wrapped chunks frame (chunk/1.0.0).
-        const msg = framed.decodeMessage(raw === undefined || raw instanceof Uint8Array ? raw : raw.subarray())
+        const msg = framed.decodeMessage(raw)
         if (msg.t === 'end') break
         const frame = expect<Message & { items: unknown }>(msg, 'chunks')
         if (!Array.isArray(frame.items)) throw new ProtocolError(Codes.BAD_MESSAGE, 'chunks frame without items')

@@ -118,10 +118,11 @@ export class Framed {
     return this.decodeMessage(await this.readFrameOrEnd(options))
   }
 
-  /** What read() makes of a frame from readFrameOrEnd(): a message, or a typed error (end of stream, error reply, bad CBOR). */
-  decodeMessage (bytes: Uint8Array | undefined): Message {
+  /** What read() makes of a frame from readFrameOrEnd() or readPiecesOrEnd(): a message, or a typed error (end of stream, error reply, bad CBOR). */
+  decodeMessage (frame: Uint8Array | FramePieces | undefined): Message {
     let msg: Message | undefined
     try {
+      const bytes = frame === undefined || frame instanceof Uint8Array ? frame : frame.subarray()
       msg = bytes === undefined ? undefined : asMessage(decode(bytes, { maxItems: MAX_MESSAGE_ITEMS }))
     } catch (err) {
       const e = toProtocolError(err, this.maxFrame)

@@ -15,7 +15,7 @@ import type { CopyOffer, MembershipOptions } from './membership-options.js'
 const log = logger('members')
 
 /** The first retry of a failed greeting comes this long after it; each next one twice as late, up to RETRY_MAX_MS. */
-export const RETRY_MIN_MS = 1_000
+const RETRY_MIN_MS = 1_000
 const RETRY_MAX_MS = 30_000
 const RETRY_TICK_MS = 500
 /** Pairs (volume, peer) waiting for a retry: past this, the one failed longest ago is given up (its peer's next connection greets it). */
@@ -69,16 +69,15 @@ export class Greetings {
     this.retries.clear()
   }
 
-  /** Pairs waiting for a retry (for tests and status). */
-  get waiting (): number { return this.retries.size }
-
   /** Greets `peer` about every volume both hold as members (only `only`, if given). */
   async greet (peer: string, only?: string): Promise<void> {
     const { store } = this.d
     if (!store.isOpen) return
     this.d.seen(peer)
-    for (const vol of await store.listVolumes()) {
-      if (only !== undefined && vol.name !== only) continue
+    const volumes = (await store.listVolumes()).filter(v => only === undefined || v.name === only)
+    // A retry for a volume no longer held here ends with it.
+    if (only !== undefined && volumes.length === 0) this.retries.delete(keyOf(only, peer))
+    for (const vol of volumes) {
       if (!vol.members.includes(peer) || !vol.members.includes(this.selfId) || vol.state === 'removed') { this.retries.delete(keyOf(vol.name, peer)); continue }
       try {
         await this.greetAbout(vol, peer)
